@@ -1,0 +1,119 @@
+# Postfach build.  `make` builds release binaries into build/release/;
+# `make test` builds with ASan/UBSan into build/asan/ and runs every suite.
+# Sources are found by wildcard: a new lib/<area>/<module>.c, cmd/<prog>/,
+# tests/unit/test_<module>.c or tests/e2e/test_<name>.c needs no edit here.
+
+MODE    ?= release
+BUILD   := build/$(MODE)
+CC      ?= cc
+
+WARN    := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
+           -Wno-unused-parameter -Wvla
+CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -pthread -Iinclude -Ilib $(WARN) -MMD -MP \
+           $(shell pkg-config --cflags libzmq jansson libmicrohttpd 2>/dev/null) -I/usr/include/postgresql
+
+ifeq ($(MODE),asan)
+CFLAGS_MODE := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+LDFLAGS_MODE := -fsanitize=address,undefined
+else ifeq ($(MODE),fuzz)
+CC := clang
+CFLAGS_MODE := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -DPF_FUZZING
+LDFLAGS_MODE := -fsanitize=fuzzer,address,undefined
+else
+CFLAGS_MODE := -O2 -g -fstack-protector-strong -D_FORTIFY_SOURCE=2
+LDFLAGS_MODE := -Wl,-z,relro,-z,now
+endif
+
+CFLAGS  += $(CFLAGS_COMMON) $(CFLAGS_MODE)
+LDFLAGS += $(LDFLAGS_MODE) -pthread
+LIBS    := -lzmq -lpq -lssl -lcrypto -luuid -ljansson -lmicrohttpd -lm
+
+LIB_SRCS  := $(sort $(wildcard lib/*/*.c))
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+CORE_LIB  := $(BUILD)/libpfcore.a
+
+PROGS     := $(notdir $(wildcard cmd/*))
+PROG_BINS := $(PROGS:%=$(BUILD)/bin/%)
+
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
+E2E_SUPPORT_SRCS := $(filter-out tests/e2e/test_%.c,$(wildcard tests/e2e/*.c))
+E2E_SUPPORT_OBJS := $(E2E_SUPPORT_SRCS:%.c=$(BUILD)/obj/%.o)
+E2E_SRCS  := $(sort $(wildcard tests/e2e/test_*.c))
+E2E_BINS  := $(E2E_SRCS:tests/e2e/%.c=$(BUILD)/tests/e2e/%)
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/tests/fuzz/%)
+
+.PHONY: all programs tests deps run test unit e2e interop check-layout fuzz bench clean format
+
+all: programs
+
+programs: $(PROG_BINS)
+
+tests: $(UNIT_BINS) $(E2E_BINS) $(PROG_BINS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(CORE_LIB): $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+.SECONDEXPANSION:
+$(BUILD)/bin/%: $$(patsubst %.c,$(BUILD)/obj/%.o,$$(wildcard cmd/%/*.c)) $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(CORE_LIB) $(LIBS)
+
+$(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(CORE_LIB) $(LIBS) -lcmocka
+
+$(BUILD)/tests/e2e/%: $(BUILD)/obj/tests/e2e/%.o $(E2E_SUPPORT_OBJS) $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(E2E_SUPPORT_OBJS) $(CORE_LIB) $(LIBS) -lcmocka
+
+build/fuzz/tests/fuzz/%: tests/fuzz/%.c
+	$(MAKE) MODE=fuzz build/fuzz/libpfcore.a
+	@mkdir -p $(dir $@)
+	clang $(CFLAGS_COMMON) -O1 -g -fsanitize=fuzzer,address,undefined -DPF_FUZZING $< -o $@ build/fuzz/libpfcore.a $(LIBS)
+
+deps:
+	@scripts/deps.sh
+
+# Everything a user needs for a local instance: install, build, start.
+run: deps
+	$(MAKE) programs
+	scripts/run.sh
+
+# The README's test command: install, build with sanitizers, run all suites.
+test: deps
+	$(MAKE) MODE=asan tests
+	scripts/test.sh build/asan
+
+unit:
+	$(MAKE) MODE=asan tests
+	scripts/test.sh build/asan unit
+
+e2e:
+	$(MAKE) MODE=asan tests
+	scripts/test.sh build/asan e2e
+
+check-layout:
+	@scripts/check-layout.sh
+
+fuzz: deps
+	$(MAKE) $(FUZZ_BINS)
+	scripts/fuzz.sh $${FUZZ_SECONDS:-60}
+
+bench: deps
+	$(MAKE) programs
+	scripts/bench.sh
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJS:.o=.d)

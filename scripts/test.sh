@@ -1,0 +1,113 @@
+#!/bin/bash
+# Runs the test suites against a build directory and prints one summary
+# line over all of them: "N passed, N failed".
+#   scripts/test.sh BUILD_DIR [unit|e2e|interop|fuzz|all]
+# Each cmocka binary's "[  PASSED  ] n test(s)" / "[  FAILED  ] n test(s)"
+# lines are summed; a binary that crashes or exits non-zero without a
+# FAILED line counts as one failure.  Other suites (layout check, interop
+# scripts, fuzz corpus replay) report "N passed, N failed" lines of their own.
+set -u
+BUILD=${1:?build dir}
+WHAT=${2:-all}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+LOGDIR=$BUILD/test-logs
+mkdir -p "$LOGDIR"
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:halt_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$ROOT/tests/lsan.supp}
+export PF_BIN_DIR=$ROOT/$BUILD/bin
+export PF_ROOT=$ROOT
+
+passed=0
+failed=0
+
+# count_cmocka LOG RC NAME
+count_cmocka() {
+    local log=$1 rc=$2 name=$3 p f
+    p=$(grep -aoE '^\[  PASSED  \] [0-9]+' "$log" | awk '{s+=$4} END {print s+0}')
+    f=$(grep -aoE '^\[  FAILED  \] [0-9]+' "$log" | awk '{s+=$4} END {print s+0}')
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+        f=1
+        echo "FAIL: $name exited with status $rc" >&2
+        tail -n 40 "$log" >&2
+    elif [ "$f" -ne 0 ]; then
+        echo "FAIL: $name" >&2
+        grep -a -B2 -A8 -E '^\[  (FAILED|  ERROR)' "$log" | head -n 80 >&2
+    fi
+    if grep -aqE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$log"; then
+        echo "FAIL: $name: sanitizer report" >&2
+        grep -a -A20 -E 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$log" | head -n 60 >&2
+        [ "$f" -eq 0 ] && f=1
+    fi
+    passed=$((passed + p))
+    failed=$((failed + f))
+    printf '%-40s %4d passed, %d failed\n' "$name" "$p" "$f"
+}
+
+# count_plain LOG RC NAME: suites that print "N passed, N failed"
+count_plain() {
+    local log=$1 rc=$2 name=$3 line p f
+    line=$(grep -aE '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+    p=$(echo "$line" | awk '{print $1+0}')
+    f=$(echo "$line" | awk '{print $3+0}')
+    if [ -z "$line" ] || { [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; }; then
+        f=$((f + 1))
+        echo "FAIL: $name exited with status $rc" >&2
+        tail -n 40 "$log" >&2
+    elif [ "$f" -ne 0 ]; then
+        echo "FAIL: $name" >&2
+        grep -a 'FAIL' "$log" | head -n 40 >&2
+    fi
+    passed=$((passed + p))
+    failed=$((failed + f))
+    printf '%-40s %4d passed, %d failed\n' "$name" "$p" "$f"
+}
+
+run_cmocka_dir() {
+    local dir=$1 t name rc
+    [ -d "$dir" ] || return 0
+    for t in "$dir"/test_*; do
+        [ -x "$t" ] || continue
+        name=$(basename "$t")
+        "$t" >"$LOGDIR/$name.log" 2>&1
+        rc=$?
+        count_cmocka "$LOGDIR/$name.log" "$rc" "$name"
+    done
+}
+
+if [ "$WHAT" = all ] || [ "$WHAT" = unit ]; then
+    scripts/check-layout.sh >"$LOGDIR/layout.log" 2>&1
+    count_plain "$LOGDIR/layout.log" $? layout
+    run_cmocka_dir "$BUILD/tests/unit"
+fi
+
+if [ "$WHAT" = all ] || [ "$WHAT" = fuzz ]; then
+    if [ -x scripts/fuzz-replay.sh ]; then
+        scripts/fuzz-replay.sh "$BUILD" >"$LOGDIR/fuzz-replay.log" 2>&1
+        count_plain "$LOGDIR/fuzz-replay.log" $? fuzz-replay
+    fi
+fi
+
+if [ "$WHAT" = all ] || [ "$WHAT" = e2e ] || [ "$WHAT" = interop ]; then
+    # One PostgreSQL cluster for the e2e suites; each test makes its own database.
+    PGDIR=$ROOT/var/test-pg
+    scripts/pg.sh start "$PGDIR" >"$LOGDIR/pg.log" 2>&1 || { cat "$LOGDIR/pg.log" >&2; echo "0 passed, 1 failed"; exit 1; }
+    export PF_TEST_PGHOST=$PGDIR/sock
+    export PF_TEST_PGPORT=$(cat "$PGDIR/port")
+    trap 'scripts/pg.sh stop "$PGDIR" >/dev/null 2>&1' EXIT
+    if [ "$WHAT" != interop ]; then
+        run_cmocka_dir "$BUILD/tests/e2e"
+    fi
+    if [ "$WHAT" = all ] || [ "$WHAT" = interop ]; then
+        for s in tests/interop/run_*.sh; do
+            [ -x "$s" ] || continue
+            name=interop/$(basename "$s" .sh)
+            "$s" "$BUILD" >"$LOGDIR/$(basename "$s").log" 2>&1
+            count_plain "$LOGDIR/$(basename "$s").log" $? "$name"
+        done
+    fi
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
