@@ -1,0 +1,46 @@
+#ifndef PF_STORE_ADMIN_H
+#define PF_STORE_ADMIN_H
+/* Senders and mailboxes with their keys: written by postfach-ctl, read by
+ * the broker (sender lookup for ZAP, recipient public keys) and the reader
+ * (wrapped private keys).  All functions: 0 ok / -1 error with *error_r;
+ * lookups return 1 found, 0 not found, -1 error. */
+#include "store/store.h"
+
+typedef struct {
+    int64_t id;
+    char *name;
+    char *curve_key; /* Z85 */
+    char *status;    /* "active" | "revoked" */
+    char *created_at;
+} pf_sender_row_t;
+
+int pf_store_sender_add(pf_store_t *st, const char *name, const char *curve_key, int64_t *id_r,
+                        const char **error_r);
+/* Active sender by CURVE public key (Z85). */
+int pf_store_sender_by_key(pf_store_t *st, const char *curve_key, int64_t *id_r, char **name_r,
+                           const char **error_r);
+int pf_store_sender_by_name(pf_store_t *st, const char *name, pf_sender_row_t *row_r,
+                            const char **error_r);
+int pf_store_sender_list(pf_store_t *st, pf_sender_row_t **rows_r, size_t *n_r,
+                         const char **error_r);
+int pf_store_sender_revoke(pf_store_t *st, const char *name, const char **error_r);
+/* Replaces the CURVE key of a sender (rotation). */
+int pf_store_sender_set_key(pf_store_t *st, const char *name, const char *curve_key,
+                            const char **error_r);
+void pf_sender_row_clear(pf_sender_row_t *row);
+
+/* Creates mailbox id with key version 1 (or adds the next version when the
+ * mailbox exists and add_version is true).  wrapped may be NULL for a
+ * citizen who keeps the private key.  *version_r gets the new version. */
+int pf_store_mailbox_add_key(pf_store_t *st, const char *mailbox_id, bool add_version,
+                             const char *kid, const char *alg, const char *public_jwk,
+                             const char *kek_id, const unsigned char *wrapped, size_t wrapped_len,
+                             int *version_r, const char **error_r);
+/* Current (highest) public key of an open mailbox. */
+int pf_store_mailbox_public_key(pf_store_t *st, const char *mailbox_id, int *version_r,
+                                char **public_jwk_r, const char **error_r);
+/* Wrapped private key of a mailbox key version (found = 1). */
+int pf_store_mailbox_secret(pf_store_t *st, const char *mailbox_id, int version, char **kek_id_r,
+                            unsigned char **wrapped_r, size_t *len_r, const char **error_r);
+
+#endif

@@ -1,0 +1,284 @@
+/* PostgreSQL connection handling and migrations.
+ *
+ * Callers: every daemon thread and postfach-ctl own one pf_store_t each
+ * (libpq connections are not shared between threads).
+ * Invariants: every PGresult is cleared on every path; SQL uses parameters
+ * only; error text never contains parameter values (they may be personal
+ * data), only libpq's message about the statement. */
+#include "store/store_private.h"
+#include "util/xalloc.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/fileio.h"
+
+const char *pf_store_fail(pf_store_t *st, const char *what, const PGresult *res)
+{
+    const char *msg = res ? PQresultErrorMessage(res) : NULL;
+    if (msg == NULL || *msg == '\0')
+        msg = PQerrorMessage(st->conn);
+    if (msg == NULL || *msg == '\0')
+        msg = "unknown error";
+    snprintf(st->err, sizeof(st->err), "%s: %s", what, msg);
+    /* one line: libpq messages end in a newline and may hold DETAIL lines */
+    for (char *p = st->err; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = (p[1] == '\0') ? '\0' : ' ';
+    size_t n = strlen(st->err);
+    while (n > 0 && st->err[n - 1] == ' ')
+        st->err[--n] = '\0';
+    return st->err;
+}
+
+const char *pf_store_sqlstate(const PGresult *res)
+{
+    const char *s = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    return s ? s : "";
+}
+
+PGresult *pf_store_query_bin(pf_store_t *st, const char *what, const char *sql, int nparams,
+                             const char *const *values, const int *lengths, const int *formats,
+                             const char **error_r)
+{
+    PGresult *res = PQexecParams(st->conn, sql, nparams, NULL, values, lengths, formats, 0);
+    ExecStatusType s = PQresultStatus(res);
+    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
+        *error_r = pf_store_fail(st, what, res);
+        /* keep the SQLSTATE reachable for callers that look for 23505 etc. */
+        PQclear(res);
+        return NULL;
+    }
+    return res;
+}
+
+PGresult *pf_store_query(pf_store_t *st, const char *what, const char *sql, int nparams,
+                         const char *const *values, const char **error_r)
+{
+    return pf_store_query_bin(st, what, sql, nparams, values, NULL, NULL, error_r);
+}
+
+int pf_store_open(const char *conninfo, pf_store_t **st_r, const char **error_r)
+{
+    static __thread char errbuf[512];
+    PGconn *conn = PQconnectdb(conninfo);
+    if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
+        snprintf(errbuf, sizeof(errbuf), "cannot connect to the database: %s",
+                 conn ? PQerrorMessage(conn) : "out of memory");
+        pf_str_rtrim(errbuf);
+        PQfinish(conn);
+        *error_r = errbuf;
+        return -1;
+    }
+    pf_store_t *st = xcalloc(1, sizeof(*st));
+    st->conn = conn;
+    st->conninfo = xstrdup(conninfo);
+    PGresult *res = PQexec(conn, "SET application_name = 'postfach'; SET TIME ZONE 'UTC'");
+    PQclear(res);
+    *st_r = st;
+    return 0;
+}
+
+void pf_store_destroy(pf_store_t **stp)
+{
+    pf_store_t *st = *stp;
+    if (st == NULL)
+        return;
+    PQfinish(st->conn);
+    free(st->conninfo);
+    free(st);
+    *stp = NULL;
+}
+
+bool pf_store_broken(pf_store_t *st)
+{
+    return PQstatus(st->conn) != CONNECTION_OK;
+}
+
+int pf_store_reconnect(pf_store_t *st, const char **error_r)
+{
+    PQreset(st->conn);
+    if (PQstatus(st->conn) != CONNECTION_OK) {
+        *error_r = pf_store_fail(st, "cannot reconnect to the database", NULL);
+        return -1;
+    }
+    PGresult *res = PQexec(st->conn, "SET application_name = 'postfach'; SET TIME ZONE 'UTC'");
+    PQclear(res);
+    return 0;
+}
+
+int pf_store_socket(pf_store_t *st)
+{
+    return PQsocket(st->conn);
+}
+
+int pf_store_exec(pf_store_t *st, const char *sql, const char **error_r)
+{
+    PGresult *res = PQexec(st->conn, sql);
+    ExecStatusType s = PQresultStatus(res);
+    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
+        *error_r = pf_store_fail(st, "statement failed", res);
+        PQclear(res);
+        return -1;
+    }
+    PQclear(res);
+    return 0;
+}
+
+static int s_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Migration files are named NNNN_what.sql; returns NNNN or -1. */
+static int s_migration_version(const char *name)
+{
+    size_t n = strlen(name);
+    if (n < 10 || strcmp(name + n - 4, ".sql") != 0 || name[4] != '_')
+        return -1;
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        if (name[i] < '0' || name[i] > '9')
+            return -1;
+        v = v * 10 + (name[i] - '0');
+    }
+    return v > 0 ? v : -1;
+}
+
+static int s_apply(pf_store_t *st, const char *path, int version, const char *name,
+                   int *applied, const char **error_r)
+{
+    char *sql = NULL;
+    const char *ferr;
+    if (pf_file_read(path, 16 * 1024 * 1024, &sql, NULL, &ferr) != 0) {
+        snprintf(st->err, sizeof(st->err), "cannot read migration \"%s\": %s", path, ferr);
+        *error_r = st->err;
+        return -1;
+    }
+    if (pf_store_exec(st, "BEGIN", error_r) != 0) {
+        free(sql);
+        return -1;
+    }
+    char vbuf[16];
+    snprintf(vbuf, sizeof(vbuf), "%d", version);
+    const char *params[2] = {vbuf, name};
+    /* serialise concurrent migrators; re-check under the lock */
+    PGresult *res = pf_store_query(st, "cannot lock migrations",
+                                   "SELECT pg_advisory_xact_lock(7041), "
+                                   "EXISTS (SELECT 1 FROM schema_migration WHERE version = $1)",
+                                   1, params, error_r);
+    if (res == NULL)
+        goto fail;
+    bool done = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+    PQclear(res);
+    if (!done) {
+        res = PQexec(st->conn, sql);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
+            char what[300];
+            snprintf(what, sizeof(what), "migration \"%s\" failed", name);
+            *error_r = pf_store_fail(st, what, res);
+            PQclear(res);
+            goto fail;
+        }
+        PQclear(res);
+        res = pf_store_query(st, "cannot record migration",
+                             "INSERT INTO schema_migration (version, name) VALUES ($1, $2)", 2,
+                             params, error_r);
+        if (res == NULL)
+            goto fail;
+        PQclear(res);
+    }
+    if (pf_store_exec(st, "COMMIT", error_r) != 0)
+        goto fail;
+    if (!done)
+        (*applied)++;
+    free(sql);
+    return 0;
+fail:
+    free(sql);
+    PQclear(PQexec(st->conn, "ROLLBACK"));
+    return -1;
+}
+
+int pf_store_migrate(pf_store_t *st, const char *sql_dir, int *applied_r, const char **error_r)
+{
+    *applied_r = 0;
+    if (pf_store_exec(st,
+                      "SET client_min_messages = warning;"
+                      "CREATE TABLE IF NOT EXISTS schema_migration ("
+                      " version integer PRIMARY KEY, name text NOT NULL,"
+                      " applied_at timestamptz NOT NULL DEFAULT now())",
+                      error_r) != 0)
+        return -1;
+    DIR *d = opendir(sql_dir);
+    if (d == NULL) {
+        snprintf(st->err, sizeof(st->err), "cannot open migration directory \"%s\"", sql_dir);
+        *error_r = st->err;
+        return -1;
+    }
+    char **names = NULL;
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (s_migration_version(e->d_name) < 0)
+            continue;
+        names = xrealloc(names, (n + 1) * sizeof(*names));
+        names[n++] = xstrdup(e->d_name);
+    }
+    closedir(d);
+    qsort(names, n, sizeof(*names), s_cmp);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        char *path = xasprintf("%s/%s", sql_dir, names[i]);
+        rc = s_apply(st, path, s_migration_version(names[i]), names[i], applied_r, error_r);
+        free(path);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    return rc;
+}
+
+int pf_store_schema_version(pf_store_t *st, int *version_r, const char **error_r)
+{
+    PGresult *res = pf_store_query(st, "cannot read schema version",
+                                   "SELECT coalesce(max(version), 0) FROM schema_migration", 0,
+                                   NULL, error_r);
+    if (res == NULL)
+        return -1;
+    *version_r = atoi(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return 0;
+}
+
+int pf_store_check_durability(pf_store_t *st, const char **error_r)
+{
+    PGresult *res = pf_store_query(
+        st, "cannot read server settings",
+        "SELECT name, setting FROM pg_settings WHERE name IN "
+        "('fsync', 'synchronous_commit', 'full_page_writes') ORDER BY name",
+        0, NULL, error_r);
+    if (res == NULL)
+        return -1;
+    int bad = 0;
+    for (int i = 0; i < PQntuples(res); i++) {
+        const char *name = PQgetvalue(res, i, 0), *val = PQgetvalue(res, i, 1);
+        /* synchronous_commit "local" or stronger still flushes the local WAL */
+        bool ok = strcmp(name, "synchronous_commit") == 0 ? strcmp(val, "off") != 0
+                                                         : strcmp(val, "on") == 0;
+        if (!ok && !bad) {
+            snprintf(st->err, sizeof(st->err),
+                     "unsafe database setting %s = \"%s\": an acknowledged notice could be lost",
+                     name, val);
+            bad = 1;
+        }
+    }
+    PQclear(res);
+    if (bad) {
+        *error_r = st->err;
+        return -1;
+    }
+    return 0;
+}
