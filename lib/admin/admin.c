@@ -1,0 +1,606 @@
+/* postfach-ctl's commands.
+ *
+ * Callers: cmd/postfach-ctl only.  Secrets (KEK, private keys) are read
+ * from and written to files in the key directory with mode 0600, never
+ * taken from argv; unwrapped private key material is wiped after use.
+ * Input from files (JWKs, receipts) is untrusted and parsed by lib/crypto. */
+#include "admin/admin.h"
+#include "auth/token.h"
+#include "crypto/jose.h"
+#include "proto/curve.h"
+#include "receipt/receipt.h"
+#include "store/admin.h"
+#include "util/fileio.h"
+#include "util/xalloc.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *s_fail(pf_admin_ctx_t *ctx, const char **error_r, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static const char *s_fail(pf_admin_ctx_t *ctx, const char **error_r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx->err, sizeof(ctx->err), fmt, ap);
+    va_end(ap);
+    *error_r = ctx->err;
+    return ctx->err;
+}
+
+static char *s_path(const pf_admin_ctx_t *ctx, const char *name)
+{
+    return xasprintf("%s/%s", ctx->keys, name);
+}
+
+static int s_open(pf_admin_ctx_t *ctx, pf_store_t **st_r, const char **error_r)
+{
+    return pf_store_open(ctx->db, st_r, error_r);
+}
+
+int pf_admin_migrate(pf_admin_ctx_t *ctx, const char *sql_dir, const char **error_r)
+{
+    pf_store_t *st;
+    if (s_open(ctx, &st, error_r) != 0)
+        return -1;
+    int applied = 0, version = 0;
+    int rc = pf_store_migrate(st, sql_dir, &applied, error_r);
+    if (rc == 0)
+        rc = pf_store_schema_version(st, &version, error_r);
+    if (rc == 0)
+        fprintf(ctx->out, "schema version %d (%d migration%s applied)\n", version, applied,
+                applied == 1 ? "" : "s");
+    if (rc != 0)
+        s_fail(ctx, error_r, "%s", *error_r);
+    pf_store_destroy(&st);
+    return rc;
+}
+
+/* Loads a JWK file (private or public). */
+static int s_load_jwk(pf_admin_ctx_t *ctx, const char *path, pf_key_t **key_r,
+                      const char **error_r)
+{
+    char *data;
+    size_t len;
+    const char *err;
+    if (pf_file_read(path, 64 * 1024, &data, &len, &err) != 0) {
+        s_fail(ctx, error_r, "cannot read key file \"%s\": %s", path, err);
+        return -1;
+    }
+    int rc = pf_key_from_jwk(data, len, key_r, &err);
+    pf_wipe(data, len);
+    free(data);
+    if (rc != 0)
+        s_fail(ctx, error_r, "cannot parse key file \"%s\": %s", path, err);
+    return rc;
+}
+
+/* Writes key as private JWK to name and its public JWKS to name_pub. */
+static int s_write_signing_key(pf_admin_ctx_t *ctx, const char *name, const char *name_pub,
+                               const char **error_r)
+{
+    char *path = s_path(ctx, name), *pub_path = s_path(ctx, name_pub);
+    pf_key_t *key = NULL;
+    const char *err;
+    int rc = -1;
+    if (access(path, F_OK) == 0) {
+        fprintf(ctx->out, "kept %s\n", path);
+        rc = 0;
+        goto out;
+    }
+    if (pf_key_generate(PF_KEY_P256, &key, &err) != 0) {
+        s_fail(ctx, error_r, "cannot generate key: %s", err);
+        goto out;
+    }
+    char *jwk = pf_key_to_jwk(key, true);
+    rc = pf_file_write(path, jwk, strlen(jwk), 0600, &err);
+    pf_wipe(jwk, strlen(jwk));
+    free(jwk);
+    if (rc != 0) {
+        s_fail(ctx, error_r, "cannot write \"%s\": %s", path, err);
+        goto out;
+    }
+    pf_keyset_t *set = pf_keyset_new();
+    pf_keyset_add(set, key, NULL);
+    char *jwks = pf_keyset_to_jwks(set);
+    pf_keyset_destroy(&set);
+    rc = pf_file_write(pub_path, jwks, strlen(jwks), 0644, &err);
+    free(jwks);
+    if (rc != 0) {
+        s_fail(ctx, error_r, "cannot write \"%s\": %s", pub_path, err);
+        goto out;
+    }
+    fprintf(ctx->out, "created %s and %s\n", path, pub_path);
+out:
+    pf_key_destroy(&key);
+    free(path);
+    free(pub_path);
+    return rc;
+}
+
+int pf_admin_keys_init(pf_admin_ctx_t *ctx, const char **error_r)
+{
+    const char *err;
+    if (mkdir(ctx->keys, 0700) != 0 && errno != EEXIST)
+        return s_fail(ctx, error_r, "cannot create key directory \"%s\"", ctx->keys), -1;
+    char *senders = s_path(ctx, "senders");
+    if (mkdir(senders, 0700) != 0 && errno != EEXIST) {
+        s_fail(ctx, error_r, "cannot create \"%s\"", senders);
+        free(senders);
+        return -1;
+    }
+    free(senders);
+
+    char *curve = s_path(ctx, "broker.curve"), *curve_pub = s_path(ctx, "broker.curve.pub");
+    int rc = 0;
+    if (access(curve, F_OK) == 0) {
+        fprintf(ctx->out, "kept %s\n", curve);
+    } else {
+        char pub[41];
+        rc = pf_curve_generate_files(curve, curve_pub, pub, &err);
+        if (rc != 0)
+            s_fail(ctx, error_r, "cannot create broker key: %s", err);
+        else
+            fprintf(ctx->out, "created %s (public key %s)\n", curve, pub);
+    }
+    free(curve);
+    free(curve_pub);
+    if (rc != 0)
+        return -1;
+
+    char *kek = s_path(ctx, "kek");
+    if (access(kek, F_OK) == 0) {
+        fprintf(ctx->out, "kept %s\n", kek);
+    } else {
+        /* the KEK id names the key generation; rotation adds a new one */
+        char kek_id[32];
+        snprintf(kek_id, sizeof(kek_id), "kek-%ld", (long)time(NULL));
+        rc = pf_kek_generate_file(kek, kek_id, &err);
+        if (rc != 0)
+            s_fail(ctx, error_r, "cannot create KEK: %s", err);
+        else
+            fprintf(ctx->out, "created %s\n", kek);
+    }
+    free(kek);
+    if (rc != 0)
+        return -1;
+    if (s_write_signing_key(ctx, "receipt.jwk", "receipt.jwks", error_r) != 0)
+        return -1;
+    return s_write_signing_key(ctx, "idp.jwk", "idp.jwks", error_r);
+}
+
+static int s_valid_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        int ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                 (i > 0 && (c == '.' || c == '_' || c == '-'));
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+int pf_admin_sender_add(pf_admin_ctx_t *ctx, const char *name, const char **error_r)
+{
+    if (!s_valid_name(name))
+        return s_fail(ctx, error_r,
+                      "invalid sender name \"%.64s\": use 1-64 of a-z 0-9 . _ - (starting with "
+                      "a letter or digit)",
+                      name),
+               -1;
+    char *dir = s_path(ctx, "senders");
+    mkdir(dir, 0700);
+    char *path = xasprintf("%s/%s.curve", dir, name), *pub_path = xasprintf("%s/%s.curve.pub", dir, name);
+    free(dir);
+    const char *err;
+    pf_store_t *st = NULL;
+    char pub[41];
+    int rc = -1;
+    if (access(path, F_OK) == 0) {
+        s_fail(ctx, error_r, "key file \"%s\" exists already", path);
+        goto out;
+    }
+    if (s_open(ctx, &st, error_r) != 0)
+        goto out;
+    if (pf_curve_generate_files(path, pub_path, pub, &err) != 0) {
+        s_fail(ctx, error_r, "cannot create sender key: %s", err);
+        goto out;
+    }
+    int64_t id;
+    if (pf_store_sender_add(st, name, pub, &id, &err) != 0) {
+        unlink(path);
+        unlink(pub_path);
+        s_fail(ctx, error_r, "%s", err);
+        goto out;
+    }
+    fprintf(ctx->out, "sender %s added (id %lld), key %s, public key %s\n", name, (long long)id,
+            path, pub);
+    rc = 0;
+out:
+    pf_store_destroy(&st);
+    free(path);
+    free(pub_path);
+    return rc;
+}
+
+int pf_admin_sender_list(pf_admin_ctx_t *ctx, const char **error_r)
+{
+    pf_store_t *st;
+    if (s_open(ctx, &st, error_r) != 0)
+        return -1;
+    pf_sender_row_t *rows;
+    size_t n;
+    int rc = pf_store_sender_list(st, &rows, &n, error_r);
+    if (rc == 0) {
+        fprintf(ctx->out, "%-6s %-24s %-8s %-20s %s\n", "id", "name", "status", "created",
+                "curve public key");
+        for (size_t i = 0; i < n; i++) {
+            fprintf(ctx->out, "%-6lld %-24s %-8s %-20s %s\n", (long long)rows[i].id, rows[i].name,
+                    rows[i].status, rows[i].created_at, rows[i].curve_key);
+            pf_sender_row_clear(&rows[i]);
+        }
+        free(rows);
+    } else {
+        s_fail(ctx, error_r, "%s", *error_r);
+    }
+    pf_store_destroy(&st);
+    return rc;
+}
+
+int pf_admin_sender_revoke(pf_admin_ctx_t *ctx, const char *name, const char **error_r)
+{
+    pf_store_t *st;
+    if (s_open(ctx, &st, error_r) != 0)
+        return -1;
+    int rc = pf_store_sender_revoke(st, name, error_r);
+    if (rc == 0)
+        fprintf(ctx->out, "sender %s revoked\n", name);
+    else
+        s_fail(ctx, error_r, "%s", *error_r);
+    pf_store_destroy(&st);
+    return rc;
+}
+
+int pf_admin_sender_rotate_key(pf_admin_ctx_t *ctx, const char *name, const char **error_r)
+{
+    if (!s_valid_name(name))
+        return s_fail(ctx, error_r, "invalid sender name"), -1;
+    char *path = xasprintf("%s/senders/%s.curve", ctx->keys, name);
+    char *pub_path = xasprintf("%s/senders/%s.curve.pub", ctx->keys, name);
+    char *tmp = xasprintf("%s.new", path), *tmp_pub = xasprintf("%s.new", pub_path);
+    pf_store_t *st = NULL;
+    const char *err;
+    char pub[41];
+    int rc = -1;
+    if (s_open(ctx, &st, error_r) != 0)
+        goto out;
+    if (pf_curve_generate_files(tmp, tmp_pub, pub, &err) != 0) {
+        s_fail(ctx, error_r, "cannot create sender key: %s", err);
+        goto out;
+    }
+    if (pf_store_sender_set_key(st, name, pub, &err) != 0) {
+        unlink(tmp);
+        unlink(tmp_pub);
+        s_fail(ctx, error_r, "%s", err);
+        goto out;
+    }
+    if (rename(tmp, path) != 0 || rename(tmp_pub, pub_path) != 0) {
+        s_fail(ctx, error_r, "key changed in the database, but cannot move \"%s\" into place", tmp);
+        goto out;
+    }
+    fprintf(ctx->out, "sender %s has a new key %s (public key %s); the old key is refused now\n",
+            name, path, pub);
+    rc = 0;
+out:
+    pf_store_destroy(&st);
+    free(path);
+    free(pub_path);
+    free(tmp);
+    free(tmp_pub);
+    return rc;
+}
+
+static int s_key_kind(const char *type, pf_key_kind_t *kind_r)
+{
+    if (type == NULL || strcmp(type, "p256") == 0)
+        *kind_r = PF_KEY_P256;
+    else if (strcmp(type, "rsa3072") == 0)
+        *kind_r = PF_KEY_RSA3072;
+    else if (strcmp(type, "rsa4096") == 0)
+        *kind_r = PF_KEY_RSA4096;
+    else
+        return -1;
+    return 0;
+}
+
+/* Generates (or imports) a key for mailbox id and stores it as a new
+ * mailbox (add_version false) or the next key version. */
+static int s_citizen_key(pf_admin_ctx_t *ctx, const char *id, const char *key_type,
+                         const char *public_jwk_file, bool add_version, const char **error_r)
+{
+    pf_key_kind_t kind;
+    if (public_jwk_file == NULL && s_key_kind(key_type, &kind) != 0)
+        return s_fail(ctx, error_r, "unknown key type \"%.32s\" (use p256, rsa3072 or rsa4096)",
+                      key_type),
+               -1;
+    pf_key_t *key = NULL, *pub = NULL;
+    pf_kek_t *kek = NULL;
+    pf_store_t *st = NULL;
+    unsigned char *der = NULL, *wrapped = NULL;
+    size_t der_len = 0, wrapped_len = 0;
+    char *jwk = NULL, *kek_path = NULL, *context = NULL;
+    const char *err;
+    int rc = -1, version = 0;
+
+    if (public_jwk_file != NULL) {
+        if (s_load_jwk(ctx, public_jwk_file, &key, error_r) != 0)
+            goto out;
+        if (pf_key_is_private(key)) {
+            s_fail(ctx, error_r, "\"%s\" holds a private key: import the public key only",
+                   public_jwk_file);
+            goto out;
+        }
+        if (pf_key_is_rsa(key) && pf_key_bits(key) < 3072) {
+            s_fail(ctx, error_r, "RSA keys for mailboxes need at least 3072 bits");
+            goto out;
+        }
+    } else if (pf_key_generate(kind, &key, &err) != 0) {
+        s_fail(ctx, error_r, "cannot generate key: %s", err);
+        goto out;
+    }
+    pub = pf_key_public(key);
+    jwk = pf_key_to_jwk(pub, false);
+    if (s_open(ctx, &st, error_r) != 0)
+        goto out;
+    const char *alg = pf_key_is_rsa(key) ? "RSA-OAEP-256" : "ECDH-ES+A256KW";
+    if (public_jwk_file == NULL) {
+        kek_path = s_path(ctx, "kek");
+        if (pf_kek_load(kek_path, &kek, &err) != 0) {
+            s_fail(ctx, error_r, "cannot load KEK \"%s\": %s", kek_path, err);
+            goto out;
+        }
+        if (pf_key_to_der(key, &der, &der_len, &err) != 0) {
+            s_fail(ctx, error_r, "cannot encode key: %s", err);
+            goto out;
+        }
+    }
+    /* The wrap context names mailbox and version, so the version must be
+     * known first: store, then read back the version we got.  Within the
+     * transaction of pf_store_mailbox_add_key the version is the next one;
+     * we predict it by reading the current one and let the insert confirm. */
+    int current = 0;
+    char *cur_jwk = NULL;
+    if (add_version) {
+        int found = pf_store_mailbox_public_key(st, id, &current, &cur_jwk, &err);
+        free(cur_jwk);
+        if (found <= 0) {
+            s_fail(ctx, error_r, "no open mailbox \"%.128s\"", id);
+            goto out;
+        }
+    }
+    context = xasprintf("%s:%d", id, current + 1);
+    if (kek != NULL &&
+        pf_kek_wrap(kek, context, der, der_len, &wrapped, &wrapped_len, &err) != 0) {
+        s_fail(ctx, error_r, "cannot wrap key: %s", err);
+        goto out;
+    }
+    if (pf_store_mailbox_add_key(st, id, add_version, pf_key_kid(pub), alg, jwk,
+                                 kek ? pf_kek_id(kek) : NULL, wrapped, wrapped_len, &version,
+                                 &err) != 0) {
+        s_fail(ctx, error_r, "%s", err);
+        goto out;
+    }
+    if (version != current + 1) {
+        s_fail(ctx, error_r, "key version raced with another change; run the command again");
+        goto out;
+    }
+    fprintf(ctx->out, "mailbox %s key version %d (%s, kid %s)%s\n", id, version, alg,
+            pf_key_kid(pub), kek ? "" : ", private key held by the citizen");
+    rc = 0;
+out:
+    if (der) {
+        pf_wipe(der, der_len);
+        free(der);
+    }
+    free(wrapped);
+    free(jwk);
+    free(kek_path);
+    free(context);
+    pf_key_destroy(&key);
+    pf_key_destroy(&pub);
+    pf_kek_destroy(&kek);
+    pf_store_destroy(&st);
+    return rc;
+}
+
+int pf_admin_citizen_add(pf_admin_ctx_t *ctx, const char *id, const char *key_type,
+                         const char *public_jwk_file, const char **error_r)
+{
+    return s_citizen_key(ctx, id, key_type, public_jwk_file, false, error_r);
+}
+
+int pf_admin_citizen_rotate_key(pf_admin_ctx_t *ctx, const char *id, const char *key_type,
+                                const char **error_r)
+{
+    return s_citizen_key(ctx, id, key_type, NULL, true, error_r);
+}
+
+int pf_admin_citizen_public_key(pf_admin_ctx_t *ctx, const char *id, const char **error_r)
+{
+    pf_store_t *st;
+    if (s_open(ctx, &st, error_r) != 0)
+        return -1;
+    int version;
+    char *jwk = NULL;
+    int found = pf_store_mailbox_public_key(st, id, &version, &jwk, error_r);
+    pf_store_destroy(&st);
+    if (found < 0)
+        return s_fail(ctx, error_r, "%s", *error_r), -1;
+    if (found == 0)
+        return s_fail(ctx, error_r, "no open mailbox \"%.128s\"", id), -1;
+    fprintf(ctx->out, "%s\n", jwk);
+    free(jwk);
+    return 0;
+}
+
+int pf_admin_citizen_export_key(pf_admin_ctx_t *ctx, const char *id, int version,
+                                const char **error_r)
+{
+    pf_store_t *st = NULL;
+    pf_kek_t *kek = NULL;
+    pf_key_t *key = NULL;
+    unsigned char *wrapped = NULL, *der = NULL;
+    size_t wrapped_len = 0, der_len = 0;
+    char *kek_id = NULL, *kek_path = s_path(ctx, "kek"), *context = NULL;
+    const char *err;
+    int rc = -1;
+    if (s_open(ctx, &st, error_r) != 0)
+        goto out;
+    if (version == 0) {
+        char *jwk = NULL;
+        int found = pf_store_mailbox_public_key(st, id, &version, &jwk, &err);
+        free(jwk);
+        if (found <= 0) {
+            s_fail(ctx, error_r, "no open mailbox \"%.128s\"", id);
+            goto out;
+        }
+    }
+    int found = pf_store_mailbox_secret(st, id, version, &kek_id, &wrapped, &wrapped_len, &err);
+    if (found <= 0) {
+        s_fail(ctx, error_r, "no stored private key for mailbox \"%.128s\" version %d", id,
+               version);
+        goto out;
+    }
+    if (pf_kek_load(kek_path, &kek, &err) != 0) {
+        s_fail(ctx, error_r, "cannot load KEK \"%s\": %s", kek_path, err);
+        goto out;
+    }
+    if (strcmp(kek_id, pf_kek_id(kek)) != 0) {
+        s_fail(ctx, error_r, "key is wrapped under KEK \"%s\", the key file holds \"%s\"", kek_id,
+               pf_kek_id(kek));
+        goto out;
+    }
+    context = xasprintf("%s:%d", id, version);
+    if (pf_kek_unwrap(kek, context, wrapped, wrapped_len, &der, &der_len, &err) != 0 ||
+        pf_key_from_der(der, der_len, &key, &err) != 0) {
+        s_fail(ctx, error_r, "cannot unwrap key: %s", err);
+        goto out;
+    }
+    char *jwk = pf_key_to_jwk(key, true);
+    fprintf(ctx->out, "%s\n", jwk);
+    pf_wipe(jwk, strlen(jwk));
+    free(jwk);
+    rc = 0;
+out:
+    if (der) {
+        pf_wipe(der, der_len);
+        free(der);
+    }
+    free(wrapped);
+    free(kek_id);
+    free(kek_path);
+    free(context);
+    pf_key_destroy(&key);
+    pf_kek_destroy(&kek);
+    pf_store_destroy(&st);
+    return rc;
+}
+
+int pf_admin_token(pf_admin_ctx_t *ctx, const char *subject, const char *level, int ttl,
+                   const char **error_r)
+{
+    pf_level_t lv = PF_LEVEL_NORMAL;
+    if (level != NULL && pf_level_parse(level, &lv) != 0)
+        return s_fail(ctx, error_r,
+                      "unknown assurance level \"%.32s\" (use normal, substantiell or hoch)",
+                      level),
+               -1;
+    char *path = s_path(ctx, "idp.jwk");
+    pf_key_t *key = NULL;
+    int rc = s_load_jwk(ctx, path, &key, error_r);
+    free(path);
+    if (rc != 0)
+        return -1;
+    const char *err;
+    char *tok = pf_token_mint(key, PF_DEV_IDP_ISSUER, PF_DEV_IDP_AUDIENCE, subject, lv,
+                              (int64_t)time(NULL), ttl, &err);
+    pf_key_destroy(&key);
+    if (tok == NULL)
+        return s_fail(ctx, error_r, "cannot mint token: %s", err), -1;
+    fprintf(ctx->out, "%s\n", tok);
+    free(tok);
+    return 0;
+}
+
+int pf_admin_receipt_verify(pf_admin_ctx_t *ctx, const char *file, const char *jwks_file,
+                            const char **error_r)
+{
+    char *tok = NULL, *jwks = NULL, *jwks_path = jwks_file ? xstrdup(jwks_file) : s_path(ctx, "receipt.jwks");
+    size_t tok_len = 0, jwks_len = 0;
+    const char *err;
+    int rc = -1;
+    pf_keyset_t *set = pf_keyset_new();
+    pf_receipt_t r;
+    memset(&r, 0, sizeof(r));
+
+    if (file == NULL || strcmp(file, "-") == 0) {
+        size_t cap = 4096;
+        tok = xmalloc(cap);
+        size_t n;
+        while ((n = fread(tok + tok_len, 1, cap - tok_len - 1, stdin)) > 0) {
+            tok_len += n;
+            if (tok_len + 1 == cap) {
+                if (cap >= 1024 * 1024)
+                    break;
+                cap *= 2;
+                tok = xrealloc(tok, cap);
+            }
+        }
+        tok[tok_len] = '\0';
+    } else if (pf_file_read(file, 1024 * 1024, &tok, &tok_len, &err) != 0) {
+        s_fail(ctx, error_r, "cannot read \"%s\": %s", file, err);
+        goto out;
+    }
+    pf_str_rtrim(tok);
+    tok_len = strlen(tok);
+    if (pf_file_read(jwks_path, 1024 * 1024, &jwks, &jwks_len, &err) != 0) {
+        s_fail(ctx, error_r, "cannot read \"%s\": %s", jwks_path, err);
+        goto out;
+    }
+    if (pf_keyset_add_jwks(set, jwks, jwks_len, true, &err) < 0) {
+        s_fail(ctx, error_r, "cannot parse \"%s\": %s", jwks_path, err);
+        goto out;
+    }
+    if (pf_receipt_verify(tok, tok_len, set, NULL, &r, &err) != 0) {
+        s_fail(ctx, error_r, "receipt not valid: %s", err);
+        goto out;
+    }
+    json_t *o = json_pack("{s:b, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s}", "valid", 1, "jti",
+                          r.jti, "event", pf_event_name(r.event), "message_id", r.message_id,
+                          "request_id", r.txn ? r.txn : "", "sender", r.sender ? r.sender : "",
+                          "mailbox", r.mailbox ? r.mailbox : "", "time_ms",
+                          (json_int_t)r.event_time_ms, "jwe_tag", r.jwe_tag ? r.jwe_tag : "");
+    char *s = json_dumps(o, JSON_COMPACT);
+    fprintf(ctx->out, "%s\n", s);
+    free(s);
+    json_decref(o);
+    rc = 0;
+out:
+    pf_receipt_clear(&r);
+    pf_keyset_destroy(&set);
+    free(tok);
+    free(jwks);
+    free(jwks_path);
+    return rc;
+}

@@ -1,0 +1,43 @@
+#ifndef PF_ADMIN_ADMIN_H
+#define PF_ADMIN_ADMIN_H
+/* The administration commands behind postfach-ctl: migrations, service
+ * keys, senders, mailboxes and their keys, development tokens, receipt
+ * verification.  Each writes its result to ctx->out and returns 0, or -1
+ * with *error_r (static or ctx-owned text). */
+#include <stdio.h>
+
+typedef struct {
+    const char *db;   /* libpq connection string */
+    const char *keys; /* key directory (see docs/conventions-dev.md) */
+    FILE *out;
+    char err[512];
+} pf_admin_ctx_t;
+
+#define PF_DEV_IDP_ISSUER "https://idp.postfach.local"
+#define PF_DEV_IDP_AUDIENCE "postfach-reader"
+
+int pf_admin_migrate(pf_admin_ctx_t *ctx, const char *sql_dir, const char **error_r);
+int pf_admin_keys_init(pf_admin_ctx_t *ctx, const char **error_r);
+int pf_admin_sender_add(pf_admin_ctx_t *ctx, const char *name, const char **error_r);
+int pf_admin_sender_list(pf_admin_ctx_t *ctx, const char **error_r);
+int pf_admin_sender_revoke(pf_admin_ctx_t *ctx, const char *name, const char **error_r);
+int pf_admin_sender_rotate_key(pf_admin_ctx_t *ctx, const char *name, const char **error_r);
+/* key_type "p256", "rsa3072", "rsa4096"; public_jwk_file imports a
+ * citizen-held key instead (no private key stored). */
+int pf_admin_citizen_add(pf_admin_ctx_t *ctx, const char *id, const char *key_type,
+                         const char *public_jwk_file, const char **error_r);
+int pf_admin_citizen_rotate_key(pf_admin_ctx_t *ctx, const char *id, const char *key_type,
+                                const char **error_r);
+int pf_admin_citizen_public_key(pf_admin_ctx_t *ctx, const char *id, const char **error_r);
+/* Prints the unwrapped private JWK (needs the KEK): for development and
+ * for handing a citizen its own key. version 0 = current. */
+int pf_admin_citizen_export_key(pf_admin_ctx_t *ctx, const char *id, int version,
+                                const char **error_r);
+int pf_admin_token(pf_admin_ctx_t *ctx, const char *subject, const char *level, int ttl,
+                   const char **error_r);
+/* Verifies a receipt token (file path or "-" for stdin) against
+ * keys/receipt.jwks or jwks_file; prints its claims as JSON. */
+int pf_admin_receipt_verify(pf_admin_ctx_t *ctx, const char *file, const char *jwks_file,
+                            const char **error_r);
+
+#endif
