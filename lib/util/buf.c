@@ -4,6 +4,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void pf_buf_init(pf_buf_t *b)
@@ -68,8 +69,10 @@ void pf_buf_reset(pf_buf_t *b)
 
 char *pf_buf_steal(pf_buf_t *b, size_t *len_r)
 {
-    if (b->data == NULL)
-        s_reserve(b, 0), b->data[0] = '\0';
+    if (b->data == NULL) {
+        s_reserve(b, 0);
+        b->data[0] = '\0';
+    }
     char *p = b->data;
     if (len_r)
         *len_r = b->len;

@@ -1,0 +1,172 @@
+/* Unit tests for lib/util: base64url, UUIDv7 ordering, buffers. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/b64url.h"
+#include "util/buf.h"
+#include "util/log.h"
+#include "util/uuid7.h"
+
+static void test_b64url_rfc4648_vectors(void **state)
+{
+    (void)state;
+    /* RFC 4648 section 10 vectors, without padding and in the URL alphabet */
+    const char *in[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+    const char *out[] = {"", "Zg", "Zm8", "Zm9v", "Zm9vYg", "Zm9vYmE", "Zm9vYmFy"};
+    for (size_t i = 0; i < 7; i++) {
+        char *e = pf_b64url_encode(in[i], strlen(in[i]));
+        assert_string_equal(e, out[i]);
+        unsigned char *d;
+        size_t dlen;
+        assert_int_equal(pf_b64url_decode(e, strlen(e), &d, &dlen), 0);
+        assert_int_equal(dlen, strlen(in[i]));
+        assert_memory_equal(d, in[i], dlen);
+        free(d);
+        free(e);
+    }
+    char *p = pf_b64_encode("foob", 4);
+    assert_string_equal(p, "Zm9vYg==");
+    free(p);
+}
+
+static void test_b64url_url_alphabet(void **state)
+{
+    (void)state;
+    const unsigned char bytes[] = {0xfb, 0xff, 0xbf};
+    char *e = pf_b64url_encode(bytes, 3);
+    assert_string_equal(e, "-_-_");
+    free(e);
+}
+
+static void test_b64url_rejects_noncanonical(void **state)
+{
+    (void)state;
+    unsigned char *d;
+    size_t n;
+    assert_int_equal(pf_b64url_decode("Zg==", 4, &d, &n), -1); /* padding */
+    assert_int_equal(pf_b64url_decode("Zh", 2, &d, &n), -1);   /* non-zero trailing bits */
+    assert_int_equal(pf_b64url_decode("Z", 1, &d, &n), -1);    /* impossible length */
+    assert_int_equal(pf_b64url_decode("Zm9v+", 5, &d, &n), -1); /* std alphabet */
+    assert_int_equal(pf_b64url_decode("Zm 9", 4, &d, &n), -1);   /* whitespace */
+    assert_int_equal(pf_b64_decode("Zm9vYg=", 7, &d, &n), -1);   /* bad padding */
+    assert_int_equal(pf_b64_decode("Zm9vYg==", 8, &d, &n), 0);
+    assert_int_equal(n, 4);
+    free(d);
+}
+
+static void test_uuid7_format_and_version(void **state)
+{
+    (void)state;
+    char id[PF_UUID_STRLEN + 1];
+    pf_uuid7_generate(id);
+    assert_int_equal(strlen(id), 36);
+    assert_int_equal(pf_uuid_valid(id), 0);
+    assert_int_equal(id[14], '7');
+    assert_true(strchr("89ab", id[19]) != NULL);
+    int64_t ms = pf_uuid7_millis(id);
+    assert_true(ms > 1700000000000LL);
+    assert_int_equal(pf_uuid_valid("not-a-uuid"), -1);
+    assert_int_equal(pf_uuid7_millis("00000000-0000-4000-8000-000000000000"), -1);
+}
+
+static void test_uuid7_strictly_increasing(void **state)
+{
+    (void)state;
+    /* many ids within the same millisecond must still sort in creation order */
+    char prev[PF_UUID_STRLEN + 1], cur[PF_UUID_STRLEN + 1];
+    pf_uuid7_generate(prev);
+    for (int i = 0; i < 100000; i++) {
+        pf_uuid7_generate(cur);
+        assert_true(strcmp(prev, cur) < 0);
+        memcpy(prev, cur, sizeof(cur));
+    }
+}
+
+#define THREADS 4
+#define PER_THREAD 20000
+static char s_ids[THREADS * PER_THREAD][PF_UUID_STRLEN + 1];
+
+static void *s_gen(void *arg)
+{
+    size_t base = (size_t)(uintptr_t)arg * PER_THREAD;
+    for (size_t i = 0; i < PER_THREAD; i++)
+        pf_uuid7_generate(s_ids[base + i]);
+    return NULL;
+}
+
+static int s_cmp(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+static void test_uuid7_unique_across_threads(void **state)
+{
+    (void)state;
+    pthread_t t[THREADS];
+    for (uintptr_t i = 0; i < THREADS; i++)
+        pthread_create(&t[i], NULL, s_gen, (void *)i);
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(t[i], NULL);
+    qsort(s_ids, THREADS * PER_THREAD, sizeof(s_ids[0]), s_cmp);
+    for (size_t i = 1; i < THREADS * PER_THREAD; i++)
+        assert_true(strcmp(s_ids[i - 1], s_ids[i]) < 0);
+}
+
+static void test_buf(void **state)
+{
+    (void)state;
+    pf_buf_t b;
+    pf_buf_init(&b);
+    for (int i = 0; i < 1000; i++)
+        pf_buf_printf(&b, "%d,", i);
+    assert_int_equal(b.len, strlen(b.data));
+    assert_memory_equal(b.data, "0,1,2,", 6);
+    char big[1000];
+    memset(big, 'x', sizeof(big) - 1);
+    big[999] = '\0';
+    pf_buf_reset(&b);
+    pf_buf_printf(&b, "<%s>", big);
+    assert_int_equal(b.len, 1001);
+    size_t n;
+    char *s = pf_buf_steal(&b, &n);
+    assert_int_equal(n, 1001);
+    assert_null(b.data);
+    free(s);
+    pf_buf_free(&b, 1);
+}
+
+static void test_log_escape(void **state)
+{
+    (void)state;
+    char out[64];
+    pf_log_escape("a\"b\nc\\", out, sizeof(out));
+    assert_string_equal(out, "a\\x22b\\x0ac\\x5c");
+    pf_log_escape("0123456789012345678901234567890123456789", out, 16);
+    assert_true(strlen(out) < 16);
+    pf_log_level_t lv;
+    assert_int_equal(pf_log_level_parse("warn", &lv), 0);
+    assert_int_equal(lv, PF_LOG_WARN);
+    assert_int_equal(pf_log_level_parse("loud", &lv), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_b64url_rfc4648_vectors),
+        cmocka_unit_test(test_b64url_url_alphabet),
+        cmocka_unit_test(test_b64url_rejects_noncanonical),
+        cmocka_unit_test(test_uuid7_format_and_version),
+        cmocka_unit_test(test_uuid7_strictly_increasing),
+        cmocka_unit_test(test_uuid7_unique_across_threads),
+        cmocka_unit_test(test_buf),
+        cmocka_unit_test(test_log_escape),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
