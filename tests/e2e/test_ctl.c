@@ -1,0 +1,175 @@
+/* postfach-ctl against a real database: migrations are idempotent, names
+ * are checked, keys are stored the way the broker and reader expect them
+ * (public JWK in mailbox_key, wrapped private key in mailbox_secret), a
+ * citizen-held key has no secret row, and the errors are clear. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+static int setup(void **state)
+{
+    static const char *const citizens[] = {"citizen-a", NULL};
+    *state = pf_env_new("ctl", citizens);
+    return *state ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    pf_env_t *env = *state;
+    pf_env_destroy(&env);
+    return 0;
+}
+
+static void test_migrate_is_idempotent(void **state)
+{
+    pf_env_t *env = *state;
+    char *out = NULL, *dir = NULL;
+    if (asprintf(&dir, "%s/sql", getenv("PF_ROOT") ? getenv("PF_ROOT") : ".") < 0)
+        abort();
+    assert_int_equal(pf_env_ctl(env, &out, "migrate", "--sql-dir", dir, NULL), 0);
+    assert_non_null(strstr(out, "(0 migrations applied)"));
+    free(out);
+    free(dir);
+    assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM schema_migration WHERE version = 1"),
+                     1);
+}
+
+static void test_sender_names_and_duplicates(void **state)
+{
+    pf_env_t *env = *state;
+    char *out = NULL;
+    assert_int_equal(pf_env_ctl(env, &out, "sender", "add", "Bad Name", NULL), 1);
+    free(out);
+    assert_int_equal(pf_env_ctl(env, &out, "sender", "add", "tax-office", NULL), 1);
+    free(out);
+    assert_int_equal(pf_env_ctl(env, &out, "sender", "add", "dog-registry", NULL), 0);
+    assert_non_null(strstr(out, "sender dog-registry added"));
+    free(out);
+    assert_int_equal(pf_env_ctl(env, &out, "sender", "list", NULL), 0);
+    assert_non_null(strstr(out, "dog-registry"));
+    assert_non_null(strstr(out, "tax-office"));
+    free(out);
+    /* rotation changes the stored key; revocation marks the sender */
+    char *before = pf_env_sql(env, "SELECT curve_key FROM sender WHERE name = 'dog-registry'");
+    assert_int_equal(pf_env_ctl(env, &out, "sender", "rotate-key", "dog-registry", NULL), 0);
+    free(out);
+    char *after = pf_env_sql(env, "SELECT curve_key FROM sender WHERE name = 'dog-registry'");
+    assert_string_not_equal(before, after);
+    free(before);
+    free(after);
+    assert_int_equal(pf_env_ctl(env, &out, "sender", "revoke", "dog-registry", NULL), 0);
+    free(out);
+    assert_int_equal(
+        pf_env_sql_int(env, "SELECT count(*) FROM sender WHERE name = 'dog-registry' AND "
+                            "status = 'revoked' AND revoked_at IS NOT NULL"),
+        1);
+    assert_int_equal(pf_env_ctl(env, &out, "sender", "revoke", "nobody", NULL), 1);
+    free(out);
+}
+
+static void test_citizen_keys(void **state)
+{
+    pf_env_t *env = *state;
+    char *out = NULL;
+    /* the harness made citizen-a with P-256; its secret is wrapped */
+    assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM mailbox_key k JOIN "
+                                         "mailbox_secret s USING (mailbox_id, version) WHERE "
+                                         "mailbox_id = 'citizen-a' AND k.alg = 'ECDH-ES+A256KW'"),
+                     1);
+    /* the wrapped key is not the DER key in clear: no PKCS#8 header */
+    assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM mailbox_secret WHERE "
+                                         "position('\\x308187020100'::bytea in wrapped_key) > 0"),
+                     0);
+    assert_int_equal(pf_env_ctl(env, &out, "citizen", "add", "citizen-a", NULL), 1);
+    free(out);
+    assert_int_equal(pf_env_ctl(env, &out, "citizen", "add", "bad id!", NULL), 1);
+    free(out);
+    assert_int_equal(pf_env_ctl(env, &out, "citizen", "add", "c-x", "--key-type", "dsa", NULL), 1);
+    free(out);
+    assert_int_equal(
+        pf_env_ctl(env, &out, "citizen", "add", "citizen-r", "--key-type", "rsa3072", NULL), 0);
+    assert_non_null(strstr(out, "RSA-OAEP-256"));
+    free(out);
+
+    /* export-key gives the private JWK matching the stored public key */
+    char *priv = NULL, *pub = NULL;
+    assert_int_equal(pf_env_ctl(env, &priv, "citizen", "export-key", "citizen-r", NULL), 0);
+    assert_int_equal(pf_env_ctl(env, &pub, "citizen", "public-key", "citizen-r", NULL), 0);
+    json_error_t e;
+    json_t *jp = json_loads(priv, 0, &e), *ju = json_loads(pub, 0, &e);
+    assert_non_null(jp);
+    assert_non_null(ju);
+    assert_string_equal(json_string_value(json_object_get(jp, "n")),
+                        json_string_value(json_object_get(ju, "n")));
+    assert_non_null(json_object_get(jp, "d"));
+    assert_null(json_object_get(ju, "d"));
+
+    /* a citizen who keeps the private key: import the public JWK only */
+    char *path = NULL;
+    if (asprintf(&path, "%s/own.jwk", pf_env_dir(env)) < 0)
+        abort();
+    FILE *fp = fopen(path, "w");
+    fputs(pub, fp);
+    fclose(fp);
+    assert_int_equal(
+        pf_env_ctl(env, &out, "citizen", "add", "citizen-own", "--public-jwk", path, NULL), 0);
+    free(out);
+    assert_int_equal(
+        pf_env_sql_int(env, "SELECT count(*) FROM mailbox_secret WHERE mailbox_id = 'citizen-own'"),
+        0);
+    /* importing a private key as "public" is refused */
+    fp = fopen(path, "w");
+    fputs(priv, fp);
+    fclose(fp);
+    assert_int_equal(
+        pf_env_ctl(env, &out, "citizen", "add", "citizen-own2", "--public-jwk", path, NULL), 1);
+    free(out);
+    json_decref(jp);
+    json_decref(ju);
+    free(priv);
+    free(pub);
+    free(path);
+
+    /* rotation adds version 2; version 1 stays */
+    assert_int_equal(pf_env_ctl(env, &out, "citizen", "rotate-key", "citizen-a", NULL), 0);
+    free(out);
+    assert_int_equal(
+        pf_env_sql_int(env, "SELECT max(version) FROM mailbox_secret WHERE mailbox_id = 'citizen-a'"),
+        2);
+    assert_int_equal(
+        pf_env_ctl(env, &out, "citizen", "export-key", "citizen-a", "--version", "1", NULL), 0);
+    free(out);
+}
+
+static void test_token_levels(void **state)
+{
+    pf_env_t *env = *state;
+    char *out = NULL;
+    assert_int_equal(pf_env_ctl(env, &out, "token", "citizen-a", "--level", "hoch", NULL), 0);
+    assert_int_equal((int)(strchr(out, '.') != NULL), 1);
+    free(out);
+    assert_int_equal(pf_env_ctl(env, &out, "token", "citizen-a", "--level", "max", NULL), 1);
+    free(out);
+    assert_int_equal(pf_env_ctl(env, &out, "bogus", NULL), 2);
+    free(out);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_migrate_is_idempotent),
+        cmocka_unit_test(test_sender_names_and_duplicates),
+        cmocka_unit_test(test_citizen_keys),
+        cmocka_unit_test(test_token_levels),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
