@@ -117,6 +117,16 @@ char *pf_jws_sign(const pf_key_t *key, const char *typ, const void *payload, siz
 int pf_jws_verify(const char *compact, size_t len, const pf_keyset_t *set,
                   const char *const *allowed, char **payload_r, size_t *payload_len_r,
                   char **header_r, const char **error_r);
+/* The errors of pf_jws_verify are exactly these static strings, so that
+ * callers (token, receipt) can pass them on without revealing more:
+ *   "malformed token"       not a compact JWS, bad base64url/JSON, "crit"
+ *   "unsupported algorithm" alg not allowed, none/HMAC, or alg that does
+ *                           not fit the key's type
+ *   "unknown key"           kid not in set (or no kid and not exactly one key)
+ *   "bad signature"         the signature does not verify */
+/* True when a "typ" header value names the media type expected (compared
+ * case-insensitively, with or without "application/"; RFC 7515 4.1.9). */
+bool pf_jws_typ_is(const char *typ, const char *expected);
 
 /* --- KEK: wrapping private keys at rest ----------------------------------- */
 /* The key-encryption key lives in a file readable only by the reader (and
