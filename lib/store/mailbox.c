@@ -1,0 +1,257 @@
+/* The reader's queries (see mailbox.h).
+ *
+ * Callers: lib/reader, one pf_store_t per worker thread.
+ * Invariants: every statement carries the mailbox id of the verified token
+ * in its WHERE clause; parameters only; every PGresult cleared on every
+ * path.  Message rows are fetched in binary result format so the bytea
+ * JWE parts arrive as raw bytes (no hex round trip for ciphertexts of
+ * several MiB); every other column is cast to text in SQL, whose binary
+ * form is its plain bytes.  Row values are database content and are still
+ * checked (lengths, NULLs) rather than asserted. */
+#include "store/mailbox.h"
+#include "store/store_private.h"
+#include "util/xalloc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* RFC 3339 in UTC with milliseconds; the session time zone is UTC anyway,
+ * AT TIME ZONE makes the text independent of it. */
+#define S_TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+#define S_META_COLS                                                                               \
+    "m.id::text, s.name, m.title, m.reference, " S_TS("m.created_at") ", " S_TS("m.read_at")     \
+    ", m.size::text, m.attachment_count::text, m.required_level::text"
+#define S_META_N 9
+
+static char *s_val(const PGresult *res, int row, int col)
+{
+    if (PQgetisnull(res, row, col))
+        return NULL;
+    return xstrndup(PQgetvalue(res, row, col), (size_t)PQgetlength(res, row, col));
+}
+
+static int64_t s_int(const PGresult *res, int row, int col)
+{
+    char buf[32];
+    int len = PQgetlength(res, row, col);
+    if (PQgetisnull(res, row, col) || len <= 0 || len >= (int)sizeof(buf))
+        return 0;
+    memcpy(buf, PQgetvalue(res, row, col), (size_t)len);
+    buf[len] = '\0';
+    return strtoll(buf, NULL, 10);
+}
+
+static unsigned char *s_bytes(const PGresult *res, int row, int col, size_t *len_r)
+{
+    *len_r = (size_t)PQgetlength(res, row, col);
+    return xmemdup(PQgetvalue(res, row, col), *len_r ? *len_r : 1);
+}
+
+static void s_meta(const PGresult *res, int row, pf_mailbox_entry_t *e)
+{
+    char *id = s_val(res, row, 0);
+    snprintf(e->id, sizeof(e->id), "%s", id ? id : "");
+    free(id);
+    e->sender = s_val(res, row, 1);
+    e->title = s_val(res, row, 2);
+    e->reference = s_val(res, row, 3);
+    e->created_at = s_val(res, row, 4);
+    e->read_at = s_val(res, row, 5);
+    e->size = s_int(res, row, 6);
+    e->attachment_count = (int)s_int(res, row, 7);
+    e->required_level = (int)s_int(res, row, 8);
+    if (e->sender == NULL)
+        e->sender = xstrdup("");
+    if (e->title == NULL)
+        e->title = xstrdup("");
+    if (e->reference == NULL)
+        e->reference = xstrdup("");
+    if (e->created_at == NULL)
+        e->created_at = xstrdup("");
+}
+
+static void s_entry_clear(pf_mailbox_entry_t *e)
+{
+    free(e->sender);
+    free(e->title);
+    free(e->reference);
+    free(e->created_at);
+    free(e->read_at);
+    memset(e, 0, sizeof(*e));
+}
+
+/* Parameterised statement with text parameters and binary results. */
+static PGresult *s_query(pf_store_t *st, const char *what, const char *sql, int n,
+                         const char *const *values, const char **error_r)
+{
+    PGresult *res = PQexecParams(st->conn, sql, n, NULL, values, NULL, NULL, 1);
+    ExecStatusType s = PQresultStatus(res);
+    if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK) {
+        *error_r = pf_store_fail(st, what, res);
+        PQclear(res);
+        return NULL;
+    }
+    return res;
+}
+
+int pf_store_mailbox_list(pf_store_t *st, const char *mailbox_id, const char *before_id,
+                          int limit, pf_mailbox_entry_t **rows_r, size_t *n_r,
+                          const char **error_r)
+{
+    char lim[16];
+    snprintf(lim, sizeof(lim), "%d", limit);
+    const char *p[3] = {mailbox_id, before_id, lim};
+    /* (mailbox_id, id) is the primary key: a backward index range scan,
+     * whatever the page, because ids are time-ordered UUIDv7 */
+    PGresult *res = s_query(st, "cannot list mailbox",
+                            "SELECT " S_META_COLS " FROM message m "
+                            "JOIN sender s ON s.id = m.sender_id "
+                            "WHERE m.mailbox_id = $1 AND ($2::uuid IS NULL OR m.id < $2::uuid) "
+                            "ORDER BY m.id DESC LIMIT $3::integer",
+                            3, p, error_r);
+    if (res == NULL)
+        return -1;
+    size_t n = (size_t)PQntuples(res);
+    pf_mailbox_entry_t *rows = xcalloc(n ? n : 1, sizeof(*rows));
+    for (size_t i = 0; i < n; i++)
+        s_meta(res, (int)i, &rows[i]);
+    PQclear(res);
+    *rows_r = rows;
+    *n_r = n;
+    return 0;
+}
+
+void pf_mailbox_entries_free(pf_mailbox_entry_t **rows, size_t n)
+{
+    if (*rows == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        s_entry_clear(&(*rows)[i]);
+    free(*rows);
+    *rows = NULL;
+}
+
+int pf_store_message_get(pf_store_t *st, const char *mailbox_id, const char *message_id,
+                         bool with_jwe, pf_mailbox_message_t *m_r, const char **error_r)
+{
+    memset(m_r, 0, sizeof(*m_r));
+    const char *p[2] = {mailbox_id, message_id};
+    const char *sql =
+        with_jwe ? "SELECT " S_META_COLS ", m.sender_id::text, m.request_id, "
+                   "m.read_receipt::text, m.key_version::text, m.jwe_protected, "
+                   "m.jwe_encrypted_key, m.jwe_iv, m.jwe_ciphertext, m.jwe_tag "
+                   "FROM message m JOIN sender s ON s.id = m.sender_id "
+                   "WHERE m.mailbox_id = $1 AND m.id = $2::uuid"
+                 : "SELECT " S_META_COLS ", m.sender_id::text, m.request_id, "
+                   "m.read_receipt::text, m.key_version::text "
+                   "FROM message m JOIN sender s ON s.id = m.sender_id "
+                   "WHERE m.mailbox_id = $1 AND m.id = $2::uuid";
+    PGresult *res = s_query(st, "cannot read message", sql, 2, p, error_r);
+    if (res == NULL)
+        return -1;
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        return 0;
+    }
+    int c = S_META_N;
+    s_meta(res, 0, &m_r->meta);
+    m_r->sender_id = s_int(res, 0, c);
+    m_r->request_id = s_val(res, 0, c + 1);
+    if (m_r->request_id == NULL)
+        m_r->request_id = xstrdup("");
+    char *rr = s_val(res, 0, c + 2);
+    m_r->read_receipt = rr != NULL && strcmp(rr, "true") == 0;
+    free(rr);
+    m_r->key_version = (int)s_int(res, 0, c + 3);
+    if (with_jwe) {
+        m_r->jwe_protected = s_val(res, 0, c + 4);
+        if (m_r->jwe_protected == NULL)
+            m_r->jwe_protected = xstrdup("");
+        m_r->encrypted_key = s_bytes(res, 0, c + 5, &m_r->encrypted_key_len);
+        m_r->iv = s_bytes(res, 0, c + 6, &m_r->iv_len);
+        m_r->ciphertext = s_bytes(res, 0, c + 7, &m_r->ciphertext_len);
+        m_r->tag = s_bytes(res, 0, c + 8, &m_r->tag_len);
+    }
+    PQclear(res);
+    return 1;
+}
+
+void pf_mailbox_message_clear(pf_mailbox_message_t *m)
+{
+    if (m == NULL)
+        return;
+    s_entry_clear(&m->meta);
+    free(m->request_id);
+    free(m->jwe_protected);
+    free(m->encrypted_key);
+    free(m->iv);
+    free(m->ciphertext);
+    free(m->tag);
+    memset(m, 0, sizeof(*m));
+}
+
+int pf_store_message_mark_read(pf_store_t *st, const char *mailbox_id, const char *message_id,
+                               char **read_at_r, int64_t *read_ms_r, const char **error_r)
+{
+    *read_at_r = NULL;
+    *read_ms_r = 0;
+    const char *p[2] = {mailbox_id, message_id};
+    /* read_at IS NULL makes the first retrieval win exactly once, also
+     * against a concurrent request for the same copy: the second UPDATE
+     * waits for the row lock and then finds read_at set */
+    PGresult *res = s_query(st, "cannot record retrieval",
+                            "UPDATE message SET read_at = now() "
+                            "WHERE mailbox_id = $1 AND id = $2::uuid AND read_at IS NULL "
+                            "RETURNING " S_TS("read_at") ", "
+                            "floor(extract(epoch FROM read_at) * 1000)::bigint::text",
+                            2, p, error_r);
+    if (res == NULL)
+        return -1;
+    int updated = PQntuples(res) == 1;
+    if (!updated) {
+        /* already retrieved (or gone): report the time that stands */
+        PQclear(res);
+        res = s_query(st, "cannot read retrieval time",
+                      "SELECT " S_TS("read_at") ", "
+                      "floor(extract(epoch FROM read_at) * 1000)::bigint::text "
+                      "FROM message WHERE mailbox_id = $1 AND id = $2::uuid",
+                      2, p, error_r);
+        if (res == NULL)
+            return -1;
+    }
+    if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
+        *read_at_r = s_val(res, 0, 0);
+        *read_ms_r = s_int(res, 0, 1);
+    }
+    PQclear(res);
+    return updated;
+}
+
+int pf_store_receipt_add(pf_store_t *st, const char *jti, int64_t sender_id,
+                         const char *mailbox_id, const char *message_id, const char *event,
+                         const char *token, const char **error_r)
+{
+    char sid[32];
+    snprintf(sid, sizeof(sid), "%lld", (long long)sender_id);
+    const char *p[6] = {jti, sid, mailbox_id, message_id, event, token};
+    PGresult *res = pf_store_query(st, "cannot add receipt",
+                                   "INSERT INTO receipt (jti, sender_id, mailbox_id, message_id, "
+                                   "event, token) VALUES ($1::uuid, $2::bigint, $3, $4::uuid, $5, "
+                                   "$6) ON CONFLICT (mailbox_id, message_id, event) DO NOTHING",
+                                   6, p, error_r);
+    if (res == NULL)
+        return -1;
+    int inserted = strcmp(PQcmdTuples(res), "1") == 0;
+    PQclear(res);
+    return inserted;
+}
+
+int pf_store_ping(pf_store_t *st, const char **error_r)
+{
+    PGresult *res = pf_store_query(st, "database does not answer", "SELECT 1", 0, NULL, error_r);
+    if (res == NULL)
+        return -1;
+    PQclear(res);
+    return 0;
+}
