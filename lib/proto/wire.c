@@ -1,0 +1,790 @@
+/* Wire protocol codec (format in wire.h and docs/protocol.md).
+ *
+ * Callers: the broker (decodes what procedures send, encodes answers and
+ * receipts), the client library (the reverse) and the fuzz target.
+ * Untrusted input: every frame handed to pf_wire_decode.  The order of the
+ * checks is the point of this file: first frame count and frame sizes
+ * (integers only, nothing allocated), then UTF-8 and JSON syntax, then
+ * fields one by one; any allocation is bounded by a limit checked before
+ * it.  All failures leave through s_fail and the single "fail:" exit of
+ * pf_wire_decode, which clears the half-built message.
+ *
+ * Decoded strings are borrowed from the parsed JSON (kept in the message)
+ * and attachment bytes from the caller's frames: a 25 MiB submission is not
+ * copied by the codec. */
+#include "proto/wire.h"
+#include "util/uuid7.h"
+#include "util/xalloc.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const s_cmd_names[] = {
+    [PF_WIRE_SEND] = "SEND",       [PF_WIRE_ACK] = "ACK",   [PF_WIRE_NACK] = "NACK",
+    [PF_WIRE_HELLO] = "HELLO",     [PF_WIRE_RECEIPT] = "RECEIPT",
+    [PF_WIRE_RACK] = "RACK",       [PF_WIRE_PING] = "PING", [PF_WIRE_PONG] = "PONG",
+};
+#define S_CMD_MAX PF_WIRE_PONG
+
+static const char *const s_levels[] = {NULL, "normal", "substantiell", "hoch"};
+
+void pf_wire_limits_default(pf_wire_limits_t *lim)
+{
+    lim->max_header = 1024 * 1024;
+    lim->max_attachment = 20 * 1024 * 1024;
+    lim->max_total = 25 * 1024 * 1024;
+    lim->max_attachments = 32;
+    lim->max_recipients = 100;
+    lim->max_body = 512 * 1024;
+}
+
+const char *pf_wire_cmd_name(pf_wire_cmd_t cmd)
+{
+    if ((int)cmd < 1 || cmd > S_CMD_MAX)
+        return "?";
+    return s_cmd_names[cmd];
+}
+
+int pf_wire_level_parse(const char *s)
+{
+    for (int i = 1; i <= 3; i++)
+        if (strcmp(s, s_levels[i]) == 0)
+            return i;
+    return -1;
+}
+
+const char *pf_wire_level_name(int level)
+{
+    return level >= 1 && level <= 3 ? s_levels[level] : "normal";
+}
+
+bool pf_wire_utf8_valid(const void *data, size_t len)
+{
+    const unsigned char *s = data;
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t n;
+        uint32_t cp, min;
+        if ((c & 0xe0) == 0xc0) {
+            n = 1, cp = c & 0x1f, min = 0x80;
+        } else if ((c & 0xf0) == 0xe0) {
+            n = 2, cp = c & 0x0f, min = 0x800;
+        } else if ((c & 0xf8) == 0xf0) {
+            n = 3, cp = c & 0x07, min = 0x10000;
+        } else {
+            return false;
+        }
+        if (len - i - 1 < n)
+            return false;
+        for (size_t k = 1; k <= n; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        /* overlong forms and surrogates would let two byte strings mean the
+         * same text, which the idempotency hash and the reader must not see */
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += n + 1;
+    }
+    return true;
+}
+
+bool pf_wire_mailbox_id_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > PF_WIRE_MAX_RECIPIENT_ID)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if (i == 0 ? !alnum : !(alnum || strchr("._:@-", c) != NULL))
+            return false;
+    }
+    return true;
+}
+
+/* Request ids appear in logs and NACKs: visible ASCII only. */
+static bool s_request_id_valid(const char *s, bool allow_empty)
+{
+    size_t n = strlen(s);
+    if (n > PF_WIRE_MAX_REQUEST_ID || (n == 0 && !allow_empty))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
+            return false;
+    return true;
+}
+
+/* Text shown to a citizen: valid UTF-8 (checked by the caller), length in
+ * bytes, no control characters except line breaks and tabs where a
+ * multi-line text is expected. */
+static bool s_text_ok(const char *s, size_t min, size_t max, bool multiline)
+{
+    size_t n = strlen(s);
+    if (n < min || n > max)
+        return false;
+    if (!pf_wire_utf8_valid(s, n))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == 0x7f || (c < 0x20 && !(multiline && (c == '\n' || c == '\r' || c == '\t'))))
+            return false;
+    }
+    return true;
+}
+
+/* type "/" subtype with RFC 6838 restricted-name characters; parameters
+ * are not accepted (a charset belongs inside the document). */
+static bool s_media_type_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 3 || n > PF_WIRE_MAX_MEDIA_TYPE)
+        return false;
+    int slashes = 0;
+    size_t seg = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '/') {
+            if (seg == 0 || ++slashes > 1)
+                return false;
+            seg = 0;
+            continue;
+        }
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if (!alnum && (seg == 0 || strchr("!#$&-^_.+", c) == NULL))
+            return false;
+        seg++;
+    }
+    return slashes == 1 && seg > 0;
+}
+
+static bool s_file_name_ok(const char *s)
+{
+    if (!s_text_ok(s, 1, PF_WIRE_MAX_NAME, false))
+        return false;
+    if (strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+        return false;
+    return strpbrk(s, "/\\") == NULL;
+}
+
+static int s_fail(pf_wire_error_t *err, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int s_fail(pf_wire_error_t *err, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    err->code = code;
+    va_start(ap, fmt);
+    vsnprintf(err->reason, sizeof(err->reason), fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int s_cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The rules a submission must meet, shared by decoder and encoder so a
+ * client never sends what the broker would refuse.  Frame-size limits are
+ * checked separately (before parsing, in the decoder). */
+static int s_check_send(const pf_wire_send_t *s, const pf_wire_limits_t *lim,
+                        pf_wire_error_t *err)
+{
+    if (s->request_id == NULL || !s_request_id_valid(s->request_id, false))
+        return s_fail(err, PF_WIRE_E_MALFORMED,
+                      "request_id must be 1-%d visible ASCII characters", PF_WIRE_MAX_REQUEST_ID);
+    if (s->recipient_count < 1)
+        return s_fail(err, PF_WIRE_E_MALFORMED, "no recipients");
+    if (s->recipient_count > lim->max_recipients)
+        return s_fail(err, PF_WIRE_E_TOO_LARGE, "more than %zu recipients", lim->max_recipients);
+    for (size_t i = 0; i < s->recipient_count; i++)
+        if (s->recipients[i] == NULL || !pf_wire_mailbox_id_valid(s->recipients[i]))
+            return s_fail(err, PF_WIRE_E_MALFORMED, "recipient %zu is not a valid mailbox id",
+                          i + 1);
+    /* duplicates would make two copies of one notice in one mailbox */
+    const char **sorted = xmemdup(s->recipients, s->recipient_count * sizeof(*sorted));
+    qsort(sorted, s->recipient_count, sizeof(*sorted), s_cmp_str);
+    bool dup = false;
+    for (size_t i = 1; i < s->recipient_count && !dup; i++)
+        dup = strcmp(sorted[i - 1], sorted[i]) == 0;
+    free(sorted);
+    if (dup)
+        return s_fail(err, PF_WIRE_E_MALFORMED, "a recipient is listed twice");
+    if (s->title == NULL || !s_text_ok(s->title, 1, PF_WIRE_MAX_TITLE, false))
+        return s_fail(err, PF_WIRE_E_MALFORMED,
+                      "title must be 1-%d bytes of UTF-8 text without control characters",
+                      PF_WIRE_MAX_TITLE);
+    if (s->subject == NULL || !s_text_ok(s->subject, 1, PF_WIRE_MAX_SUBJECT, false))
+        return s_fail(err, PF_WIRE_E_MALFORMED,
+                      "subject must be 1-%d bytes of UTF-8 text without control characters",
+                      PF_WIRE_MAX_SUBJECT);
+    if (s->body == NULL)
+        return s_fail(err, PF_WIRE_E_MALFORMED, "body missing");
+    if (strlen(s->body) > lim->max_body)
+        return s_fail(err, PF_WIRE_E_TOO_LARGE, "body larger than %zu bytes", lim->max_body);
+    if (!s_text_ok(s->body, 0, lim->max_body, true))
+        return s_fail(err, PF_WIRE_E_MALFORMED,
+                      "body must be UTF-8 text without control characters other than line breaks "
+                      "and tabs");
+    if (s->reference != NULL && !s_text_ok(s->reference, 0, PF_WIRE_MAX_REFERENCE, false))
+        return s_fail(err, PF_WIRE_E_MALFORMED,
+                      "reference must be at most %d bytes of UTF-8 text without control characters",
+                      PF_WIRE_MAX_REFERENCE);
+    if (s->level < 1 || s->level > 3)
+        return s_fail(err, PF_WIRE_E_MALFORMED, "unknown required_level");
+    if (s->attachment_count > lim->max_attachments)
+        return s_fail(err, PF_WIRE_E_TOO_LARGE, "more than %zu attachments",
+                      lim->max_attachments);
+    for (size_t i = 0; i < s->attachment_count; i++) {
+        const pf_wire_attachment_t *a = &s->attachments[i];
+        if (a->name == NULL || !s_file_name_ok(a->name))
+            return s_fail(err, PF_WIRE_E_MALFORMED,
+                          "attachment %zu: name must be 1-%d bytes of text without control "
+                          "characters or slashes",
+                          i + 1, PF_WIRE_MAX_NAME);
+        if (a->media_type != NULL && !s_media_type_ok(a->media_type))
+            return s_fail(err, PF_WIRE_E_MALFORMED,
+                          "attachment %zu: media_type must look like \"type/subtype\"", i + 1);
+        if (a->size > lim->max_attachment)
+            return s_fail(err, PF_WIRE_E_TOO_LARGE, "attachment %zu is larger than %zu bytes",
+                          i + 1, lim->max_attachment);
+        if (a->size > 0 && a->data == NULL)
+            return s_fail(err, PF_WIRE_E_MALFORMED, "attachment %zu has no data", i + 1);
+    }
+    return 0;
+}
+
+/* ---- decoding ------------------------------------------------------------ */
+
+static bool s_frame_is(const pf_wire_frame_t *f, const char *s)
+{
+    size_t n = strlen(s);
+    return f->size == n && memcmp(f->data, s, n) == 0;
+}
+
+/* A string member: NULL when absent or not a string (the caller decides). */
+static const char *s_json_str(json_t *o, const char *key, bool *present_r)
+{
+    json_t *v = json_object_get(o, key);
+    if (present_r)
+        *present_r = v != NULL;
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/* Refuses members other than the allowed ones: a misspelt field must not
+ * be silently ignored (e.g. "read_reciept": true). */
+static bool s_only_keys(json_t *o, const char *const *allowed, const char **bad_r)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(o, key, v)
+    {
+        bool ok = false;
+        for (size_t i = 0; allowed[i] && !ok; i++)
+            ok = strcmp(key, allowed[i]) == 0;
+        if (!ok) {
+            *bad_r = key;
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A key from untrusted JSON, made safe for a reason text. */
+static const char *s_safe_key(const char *key, char *out, size_t outlen)
+{
+    size_t j = 0;
+    for (size_t i = 0; key[i] && j + 1 < outlen && i < 32; i++) {
+        unsigned char c = (unsigned char)key[i];
+        out[j++] = (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') ? (char)c : '?';
+    }
+    out[j] = '\0';
+    return out;
+}
+
+static int s_decode_send(const pf_wire_frame_t *frames, size_t count, const pf_wire_limits_t *lim,
+                         pf_wire_msg_t *m, pf_wire_error_t *err)
+{
+    if (count < 3)
+        return s_fail(err, PF_WIRE_E_MALFORMED, "SEND needs a header frame");
+    size_t natt = count - 3;
+    if (natt > lim->max_attachments || natt > PF_WIRE_ABS_MAX_ATTACHMENTS)
+        return s_fail(err, PF_WIRE_E_TOO_LARGE, "more than %zu attachments",
+                      lim->max_attachments);
+    const pf_wire_frame_t *hf = &frames[2];
+    if (hf->size == 0)
+        return s_fail(err, PF_WIRE_E_MALFORMED, "empty header frame");
+    if (hf->size > lim->max_header)
+        return s_fail(err, PF_WIRE_E_TOO_LARGE, "header larger than %zu bytes", lim->max_header);
+    size_t total = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (i >= 3 && frames[i].size > lim->max_attachment)
+            return s_fail(err, PF_WIRE_E_TOO_LARGE, "attachment %zu is larger than %zu bytes",
+                          i - 2, lim->max_attachment);
+        total += frames[i].size; /* each term is bounded above, no overflow */
+    }
+    if (total > lim->max_total)
+        return s_fail(err, PF_WIRE_E_TOO_LARGE, "submission larger than %zu bytes",
+                      lim->max_total);
+    if (!pf_wire_utf8_valid(hf->data, hf->size))
+        return s_fail(err, PF_WIRE_E_MALFORMED, "header is not valid UTF-8");
+
+    json_error_t jerr;
+    json_t *h = json_loadb(hf->data, hf->size, JSON_REJECT_DUPLICATES, &jerr);
+    if (h == NULL)
+        return s_fail(err, PF_WIRE_E_MALFORMED, "header is not valid JSON (line %d, column %d)",
+                      jerr.line, jerr.column);
+    m->json_ = h;
+    if (!json_is_object(h))
+        return s_fail(err, PF_WIRE_E_MALFORMED, "header is not a JSON object");
+    static const char *const keys[] = {"request_id", "recipients",     "title",
+                                       "subject",    "body",           "reference",
+                                       "read_receipt", "required_level", "attachments",
+                                       NULL};
+    const char *bad;
+    char kbuf[40];
+    if (!s_only_keys(h, keys, &bad))
+        return s_fail(err, PF_WIRE_E_MALFORMED, "unknown header field \"%s\"",
+                      s_safe_key(bad, kbuf, sizeof(kbuf)));
+
+    pf_wire_send_t *s = &m->send;
+    s->request_id = s_json_str(h, "request_id", NULL);
+    if (s->request_id != NULL && s_request_id_valid(s->request_id, false))
+        snprintf(err->request_id, sizeof(err->request_id), "%s", s->request_id);
+
+    json_t *rcpt = json_object_get(h, "recipients");
+    if (!json_is_array(rcpt))
+        return s_fail(err, PF_WIRE_E_MALFORMED, "recipients must be an array of mailbox ids");
+    size_t nr = json_array_size(rcpt);
+    if (nr > lim->max_recipients || nr > PF_WIRE_ABS_MAX_RECIPIENTS)
+        return s_fail(err, PF_WIRE_E_TOO_LARGE, "more than %zu recipients", lim->max_recipients);
+    s->recipients = xcalloc(nr ? nr : 1, sizeof(*s->recipients));
+    s->recipient_count = nr;
+    for (size_t i = 0; i < nr; i++) {
+        json_t *v = json_array_get(rcpt, i);
+        if (!json_is_string(v))
+            return s_fail(err, PF_WIRE_E_MALFORMED, "recipient %zu is not a string", i + 1);
+        s->recipients[i] = json_string_value(v);
+    }
+
+    bool present;
+    s->title = s_json_str(h, "title", NULL);
+    s->subject = s_json_str(h, "subject", NULL);
+    s->body = s_json_str(h, "body", NULL);
+    s->reference = s_json_str(h, "reference", &present);
+    if (present && s->reference == NULL)
+        return s_fail(err, PF_WIRE_E_MALFORMED, "reference must be a string");
+    if (s->reference == NULL)
+        s->reference = "";
+    json_t *rr = json_object_get(h, "read_receipt");
+    if (rr != NULL && !json_is_boolean(rr))
+        return s_fail(err, PF_WIRE_E_MALFORMED, "read_receipt must be true or false");
+    s->read_receipt = json_is_true(rr);
+    const char *level = s_json_str(h, "required_level", &present);
+    if (present && level == NULL)
+        return s_fail(err, PF_WIRE_E_MALFORMED, "required_level must be a string");
+    s->level = level ? pf_wire_level_parse(level) : 1;
+    if (s->level < 0)
+        return s_fail(err, PF_WIRE_E_MALFORMED,
+                      "required_level must be \"normal\", \"substantiell\" or \"hoch\"");
+
+    json_t *atts = json_object_get(h, "attachments");
+    if (atts != NULL && !json_is_array(atts))
+        return s_fail(err, PF_WIRE_E_MALFORMED, "attachments must be an array");
+    size_t listed = atts ? json_array_size(atts) : 0;
+    if (listed != natt)
+        return s_fail(err, PF_WIRE_E_MALFORMED,
+                      "header lists %zu attachments but %zu attachment frames follow", listed,
+                      natt);
+    s->attachments = xcalloc(natt ? natt : 1, sizeof(*s->attachments));
+    s->attachment_count = natt;
+    static const char *const akeys[] = {"name", "media_type", "size", NULL};
+    for (size_t i = 0; i < natt; i++) {
+        json_t *a = json_array_get(atts, i);
+        pf_wire_attachment_t *wa = &s->attachments[i];
+        if (!json_is_object(a))
+            return s_fail(err, PF_WIRE_E_MALFORMED, "attachment %zu is not an object", i + 1);
+        if (!s_only_keys(a, akeys, &bad))
+            return s_fail(err, PF_WIRE_E_MALFORMED, "attachment %zu: unknown field \"%s\"",
+                          i + 1, s_safe_key(bad, kbuf, sizeof(kbuf)));
+        wa->name = s_json_str(a, "name", NULL);
+        wa->media_type = s_json_str(a, "media_type", NULL);
+        if (wa->media_type == NULL)
+            return s_fail(err, PF_WIRE_E_MALFORMED, "attachment %zu: media_type missing", i + 1);
+        json_t *sz = json_object_get(a, "size");
+        if (!json_is_integer(sz) || json_integer_value(sz) < 0 ||
+            (uint64_t)json_integer_value(sz) != (uint64_t)frames[3 + i].size)
+            return s_fail(err, PF_WIRE_E_MALFORMED,
+                          "attachment %zu: size does not match its frame (%zu bytes)", i + 1,
+                          frames[3 + i].size);
+        wa->data = frames[3 + i].data;
+        wa->size = frames[3 + i].size;
+    }
+    return s_check_send(s, lim, err);
+}
+
+static int s_decode_ack(const pf_wire_frame_t *frames, size_t count, const pf_wire_limits_t *lim,
+                        pf_wire_msg_t *m, pf_wire_error_t *err)
+{
+    if (count != 3)
+        return s_fail(err, PF_WIRE_E_MALFORMED, "ACK has %zu frames, expected 3", count);
+    size_t max = 256 + lim->max_recipients * (PF_WIRE_MAX_RECIPIENT_ID + 96);
+    if (frames[2].size > max)
+        return s_fail(err, PF_WIRE_E_TOO_LARGE, "ACK frame larger than %zu bytes", max);
+    if (!pf_wire_utf8_valid(frames[2].data, frames[2].size))
+        return s_fail(err, PF_WIRE_E_MALFORMED, "ACK is not valid UTF-8");
+    json_error_t jerr;
+    json_t *j = json_loadb(frames[2].data, frames[2].size, JSON_REJECT_DUPLICATES, &jerr);
+    if (j == NULL)
+        return s_fail(err, PF_WIRE_E_MALFORMED, "ACK is not valid JSON");
+    m->json_ = j;
+    static const char *const keys[] = {"request_id", "copies", NULL};
+    static const char *const ckeys[] = {"recipient", "message_id", NULL};
+    const char *bad;
+    json_t *copies = json_object_get(j, "copies");
+    m->request_id = s_json_str(j, "request_id", NULL);
+    if (!json_is_object(j) || !s_only_keys(j, keys, &bad) || m->request_id == NULL ||
+        !s_request_id_valid(m->request_id, false) || !json_is_array(copies) ||
+        json_array_size(copies) < 1 || json_array_size(copies) > lim->max_recipients)
+        return s_fail(err, PF_WIRE_E_MALFORMED, "ACK lacks request_id or copies");
+    size_t n = json_array_size(copies);
+    m->copies = xcalloc(n, sizeof(*m->copies));
+    m->copy_count = n;
+    for (size_t i = 0; i < n; i++) {
+        json_t *c = json_array_get(copies, i);
+        if (!json_is_object(c) || !s_only_keys(c, ckeys, &bad))
+            return s_fail(err, PF_WIRE_E_MALFORMED, "ACK copy %zu is not valid", i + 1);
+        m->copies[i].recipient = s_json_str(c, "recipient", NULL);
+        m->copies[i].message_id = s_json_str(c, "message_id", NULL);
+        if (m->copies[i].recipient == NULL || !pf_wire_mailbox_id_valid(m->copies[i].recipient) ||
+            m->copies[i].message_id == NULL || pf_uuid_valid(m->copies[i].message_id) != 0)
+            return s_fail(err, PF_WIRE_E_MALFORMED, "ACK copy %zu is not valid", i + 1);
+    }
+    return 0;
+}
+
+static int s_decode_nack(const pf_wire_frame_t *frames, size_t count, pf_wire_msg_t *m,
+                         pf_wire_error_t *err)
+{
+    if (count != 3)
+        return s_fail(err, PF_WIRE_E_MALFORMED, "NACK has %zu frames, expected 3", count);
+    if (frames[2].size > PF_WIRE_MAX_SMALL_FRAME)
+        return s_fail(err, PF_WIRE_E_TOO_LARGE, "NACK frame too large");
+    if (!pf_wire_utf8_valid(frames[2].data, frames[2].size))
+        return s_fail(err, PF_WIRE_E_MALFORMED, "NACK is not valid UTF-8");
+    json_error_t jerr;
+    json_t *j = json_loadb(frames[2].data, frames[2].size, JSON_REJECT_DUPLICATES, &jerr);
+    if (j == NULL)
+        return s_fail(err, PF_WIRE_E_MALFORMED, "NACK is not valid JSON");
+    m->json_ = j;
+    static const char *const keys[] = {"request_id", "code", "reason", NULL};
+    const char *bad;
+    if (!json_is_object(j) || !s_only_keys(j, keys, &bad))
+        return s_fail(err, PF_WIRE_E_MALFORMED, "NACK is not a valid object");
+    m->request_id = s_json_str(j, "request_id", NULL);
+    m->code = s_json_str(j, "code", NULL);
+    m->reason = s_json_str(j, "reason", NULL);
+    if (m->request_id == NULL || !s_request_id_valid(m->request_id, true))
+        return s_fail(err, PF_WIRE_E_MALFORMED, "NACK request_id is not valid");
+    bool code_ok = m->code != NULL && strlen(m->code) >= 1 && strlen(m->code) <= PF_WIRE_MAX_CODE;
+    for (const char *p = code_ok ? m->code : ""; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || *p == '_'))
+            code_ok = false;
+    if (!code_ok)
+        return s_fail(err, PF_WIRE_E_MALFORMED, "NACK code is not valid");
+    if (m->reason == NULL || !s_text_ok(m->reason, 0, PF_WIRE_MAX_REASON, false))
+        return s_fail(err, PF_WIRE_E_MALFORMED, "NACK reason is not valid");
+    return 0;
+}
+
+/* A UUID text frame copied into dst (37 bytes). */
+static bool s_uuid_frame(const pf_wire_frame_t *f, char *dst)
+{
+    if (f->size != PF_UUID_STRLEN)
+        return false;
+    memcpy(dst, f->data, PF_UUID_STRLEN);
+    dst[PF_UUID_STRLEN] = '\0';
+    return pf_uuid_valid(dst) == 0;
+}
+
+static int s_decode_receipt(const pf_wire_frame_t *frames, size_t count, pf_wire_msg_t *m,
+                            pf_wire_error_t *err)
+{
+    if (count != 4)
+        return s_fail(err, PF_WIRE_E_MALFORMED, "RECEIPT has %zu frames, expected 4", count);
+    m->text_[0] = xmalloc(PF_UUID_STRLEN + 1);
+    if (!s_uuid_frame(&frames[2], m->text_[0]))
+        return s_fail(err, PF_WIRE_E_MALFORMED, "RECEIPT jti is not a UUID");
+    const pf_wire_frame_t *t = &frames[3];
+    if (t->size < 5 || t->size > PF_WIRE_MAX_TOKEN)
+        return s_fail(err, PF_WIRE_E_MALFORMED, "RECEIPT token has a bad length");
+    /* a compact JWS: three base64url parts */
+    const unsigned char *p = t->data;
+    int dots = 0;
+    for (size_t i = 0; i < t->size; i++) {
+        unsigned char c = p[i];
+        if (c == '.')
+            dots++;
+        else if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                   c == '-' || c == '_'))
+            return s_fail(err, PF_WIRE_E_MALFORMED, "RECEIPT token is not a compact JWS");
+    }
+    if (dots != 2)
+        return s_fail(err, PF_WIRE_E_MALFORMED, "RECEIPT token is not a compact JWS");
+    m->text_[1] = xstrndup(t->data, t->size);
+    m->jti = m->text_[0];
+    m->token = m->text_[1];
+    return 0;
+}
+
+static int s_decode_rack(const pf_wire_frame_t *frames, size_t count, pf_wire_msg_t *m,
+                         pf_wire_error_t *err)
+{
+    if (count < 3)
+        return s_fail(err, PF_WIRE_E_MALFORMED, "RACK without a jti");
+    size_t n = count - 2;
+    if (n > PF_WIRE_MAX_RACK)
+        return s_fail(err, PF_WIRE_E_TOO_LARGE, "more than %d jtis in one RACK",
+                      PF_WIRE_MAX_RACK);
+    m->text_[0] = xmalloc(n * (PF_UUID_STRLEN + 1));
+    m->jtis = xcalloc(n, sizeof(*m->jtis));
+    for (size_t i = 0; i < n; i++) {
+        char *dst = m->text_[0] + i * (PF_UUID_STRLEN + 1);
+        if (!s_uuid_frame(&frames[2 + i], dst))
+            return s_fail(err, PF_WIRE_E_MALFORMED, "RACK jti %zu is not a UUID", i + 1);
+        m->jtis[i] = dst;
+    }
+    m->jti_count = n;
+    return 0;
+}
+
+void pf_wire_msg_clear(pf_wire_msg_t *m)
+{
+    if (m == NULL)
+        return;
+    json_decref(m->json_);
+    free(m->send.recipients);
+    free(m->send.attachments);
+    free(m->copies);
+    free(m->jtis);
+    free(m->text_[0]);
+    free(m->text_[1]);
+    memset(m, 0, sizeof(*m));
+}
+
+int pf_wire_decode(const pf_wire_frame_t *frames, size_t count, const pf_wire_limits_t *lim,
+                   unsigned accept, pf_wire_msg_t *m_r, pf_wire_error_t *err_r)
+{
+    memset(m_r, 0, sizeof(*m_r));
+    err_r->code = NULL;
+    err_r->reason[0] = '\0';
+    err_r->request_id[0] = '\0';
+    int rc = -1;
+    if (count < 2) {
+        s_fail(err_r, PF_WIRE_E_MALFORMED, "message has %zu frames, at least 2 expected", count);
+        goto fail;
+    }
+    if (!s_frame_is(&frames[0], PF_WIRE_SIGNATURE)) {
+        /* "PF" and a few more bytes: a version we do not speak, so the peer
+         * learns to downgrade instead of guessing at "malformed" */
+        const char *p = frames[0].data;
+        if (frames[0].size >= 3 && frames[0].size <= 8 && p[0] == 'P' && p[1] == 'F')
+            s_fail(err_r, PF_WIRE_E_UNSUPPORTED_VERSION, "only protocol %s is supported",
+                   PF_WIRE_SIGNATURE);
+        else
+            s_fail(err_r, PF_WIRE_E_MALFORMED, "first frame is not the protocol signature");
+        goto fail;
+    }
+    pf_wire_cmd_t cmd = 0;
+    for (int i = 1; i <= S_CMD_MAX && cmd == 0; i++)
+        if (s_frame_is(&frames[1], s_cmd_names[i]))
+            cmd = (pf_wire_cmd_t)i;
+    if (cmd == 0 || !(accept & PF_WIRE_BIT(cmd))) {
+        s_fail(err_r, PF_WIRE_E_UNSUPPORTED_COMMAND, "command not supported here");
+        goto fail;
+    }
+    m_r->cmd = cmd;
+    switch (cmd) {
+    case PF_WIRE_SEND:
+        rc = s_decode_send(frames, count, lim, m_r, err_r);
+        break;
+    case PF_WIRE_ACK:
+        rc = s_decode_ack(frames, count, lim, m_r, err_r);
+        break;
+    case PF_WIRE_NACK:
+        rc = s_decode_nack(frames, count, m_r, err_r);
+        break;
+    case PF_WIRE_RECEIPT:
+        rc = s_decode_receipt(frames, count, m_r, err_r);
+        break;
+    case PF_WIRE_RACK:
+        rc = s_decode_rack(frames, count, m_r, err_r);
+        break;
+    case PF_WIRE_HELLO:
+    case PF_WIRE_PING:
+    case PF_WIRE_PONG:
+        rc = count == 2 ? 0
+                        : s_fail(err_r, PF_WIRE_E_MALFORMED, "%s takes no frames after the command",
+                                 s_cmd_names[cmd]);
+        break;
+    }
+    if (rc == 0)
+        return 0;
+fail:
+    pf_wire_msg_clear(m_r);
+    return -1;
+}
+
+/* ---- encoding ------------------------------------------------------------ */
+
+static void s_add(pf_wire_out_t *out, const void *data, size_t size, void *owned)
+{
+    out->frames = xrealloc(out->frames, (out->count + 1) * sizeof(*out->frames));
+    out->frames[out->count++] = (pf_wire_frame_t){.data = data, .size = size, .owned = owned};
+}
+
+static void s_add_start(pf_wire_out_t *out, pf_wire_cmd_t cmd)
+{
+    s_add(out, PF_WIRE_SIGNATURE, strlen(PF_WIRE_SIGNATURE), NULL);
+    s_add(out, s_cmd_names[cmd], strlen(s_cmd_names[cmd]), NULL);
+}
+
+static void s_add_json(pf_wire_out_t *out, json_t *j)
+{
+    char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(j);
+    if (s == NULL)
+        abort(); /* out of memory: all strings were checked to be valid UTF-8 */
+    s_add(out, s, strlen(s), s);
+}
+
+void pf_wire_out_clear(pf_wire_out_t *out)
+{
+    for (size_t i = 0; i < out->count; i++)
+        free(out->frames[i].owned);
+    free(out->frames);
+    out->frames = NULL;
+    out->count = 0;
+}
+
+int pf_wire_encode_send(const pf_wire_send_t *s, const pf_wire_limits_t *lim, pf_wire_out_t *out,
+                        pf_wire_error_t *err_r)
+{
+    err_r->code = NULL;
+    err_r->reason[0] = '\0';
+    err_r->request_id[0] = '\0';
+    if (s_check_send(s, lim, err_r) != 0)
+        return -1;
+    snprintf(err_r->request_id, sizeof(err_r->request_id), "%s", s->request_id);
+    json_t *rcpt = json_array();
+    for (size_t i = 0; i < s->recipient_count; i++)
+        json_array_append_new(rcpt, json_string(s->recipients[i]));
+    json_t *h = json_pack("{s:s, s:o, s:s, s:s, s:s, s:s, s:b, s:s}", "request_id",
+                          s->request_id, "recipients", rcpt, "title", s->title, "subject",
+                          s->subject, "body", s->body, "reference",
+                          s->reference ? s->reference : "", "read_receipt", s->read_receipt,
+                          "required_level", pf_wire_level_name(s->level));
+    if (s->attachment_count > 0) {
+        json_t *atts = json_array();
+        for (size_t i = 0; i < s->attachment_count; i++) {
+            const pf_wire_attachment_t *a = &s->attachments[i];
+            json_array_append_new(
+                atts, json_pack("{s:s, s:s, s:I}", "name", a->name, "media_type",
+                                a->media_type ? a->media_type : "application/octet-stream",
+                                "size", (json_int_t)a->size));
+        }
+        json_object_set_new(h, "attachments", atts);
+    }
+    pf_wire_out_t tmp = {0};
+    s_add_start(&tmp, PF_WIRE_SEND);
+    s_add_json(&tmp, h);
+    size_t total = tmp.frames[0].size + tmp.frames[1].size + tmp.frames[2].size;
+    if (tmp.frames[2].size > lim->max_header) {
+        pf_wire_out_clear(&tmp);
+        return s_fail(err_r, PF_WIRE_E_TOO_LARGE, "header larger than %zu bytes",
+                      lim->max_header);
+    }
+    for (size_t i = 0; i < s->attachment_count; i++) {
+        s_add(&tmp, s->attachments[i].data, s->attachments[i].size, NULL);
+        total += s->attachments[i].size;
+    }
+    if (total > lim->max_total) {
+        pf_wire_out_clear(&tmp);
+        return s_fail(err_r, PF_WIRE_E_TOO_LARGE, "submission larger than %zu bytes",
+                      lim->max_total);
+    }
+    for (size_t i = 0; i < tmp.count; i++)
+        s_add(out, tmp.frames[i].data, tmp.frames[i].size, tmp.frames[i].owned);
+    free(tmp.frames);
+    return 0;
+}
+
+char *pf_wire_ack_json(const char *request_id, const pf_wire_copy_t *copies, size_t n)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, json_pack("{s:s, s:s}", "recipient", copies[i].recipient,
+                                             "message_id", copies[i].message_id));
+    json_t *j = json_pack("{s:s, s:o}", "request_id", request_id, "copies", arr);
+    char *s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(j);
+    if (s == NULL)
+        abort(); /* inputs come from a decoded SEND: valid UTF-8 */
+    return s;
+}
+
+void pf_wire_encode_ack_json(const char *ack_json, pf_wire_out_t *out)
+{
+    s_add_start(out, PF_WIRE_ACK);
+    char *copy = xstrdup(ack_json);
+    s_add(out, copy, strlen(copy), copy);
+}
+
+void pf_wire_encode_nack(const char *request_id, const char *code, const char *reason,
+                         pf_wire_out_t *out)
+{
+    /* reasons may quote configuration or peer data: keep what is valid
+     * UTF-8 text, so the NACK itself always decodes */
+    char r[PF_WIRE_MAX_REASON + 1];
+    snprintf(r, sizeof(r), "%s", reason ? reason : "");
+    for (char *p = r; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = ' ';
+    if (!pf_wire_utf8_valid(r, strlen(r)))
+        snprintf(r, sizeof(r), "%s", code);
+    s_add_start(out, PF_WIRE_NACK);
+    const char *rid = request_id && s_request_id_valid(request_id, true) ? request_id : "";
+    s_add_json(out, json_pack("{s:s, s:s, s:s}", "request_id", rid, "code", code, "reason", r));
+}
+
+void pf_wire_encode_simple(pf_wire_cmd_t cmd, pf_wire_out_t *out)
+{
+    s_add_start(out, cmd);
+}
+
+void pf_wire_encode_receipt(const char *jti, const char *token, pf_wire_out_t *out)
+{
+    s_add_start(out, PF_WIRE_RECEIPT);
+    char *j = xstrdup(jti), *t = xstrdup(token);
+    s_add(out, j, strlen(j), j);
+    s_add(out, t, strlen(t), t);
+}
+
+void pf_wire_encode_rack(const char *const *jtis, size_t n, pf_wire_out_t *out)
+{
+    s_add_start(out, PF_WIRE_RACK);
+    for (size_t i = 0; i < n; i++) {
+        char *j = xstrdup(jtis[i]);
+        s_add(out, j, strlen(j), j);
+    }
+}

@@ -1,0 +1,571 @@
+/* Unit tests for lib/proto/wire: round trips of every command, every
+ * limit, malformed and trailing frames, bad UTF-8.  Also the usage
+ * example of the codec: encode into a pf_wire_out_t, hand its frames to
+ * the decoder, read the borrowed fields, clear. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto/wire.h"
+
+#define JTI1 "01890a5d-ac96-774b-bcce-b302099a8057"
+#define JTI2 "01890a5d-ac96-774b-bcce-b302099a8058"
+
+static pf_wire_limits_t s_lim;
+
+static int s_setup(void **state)
+{
+    (void)state;
+    pf_wire_limits_default(&s_lim);
+    return 0;
+}
+
+/* Frames from NUL-terminated strings (NULL-terminated list). */
+static size_t s_frames(pf_wire_frame_t *f, size_t max, ...)
+{
+    va_list ap;
+    va_start(ap, max);
+    size_t n = 0;
+    const char *s;
+    while ((s = va_arg(ap, const char *)) != NULL && n < max) {
+        f[n].data = s;
+        f[n].size = strlen(s);
+        f[n].owned = NULL;
+        n++;
+    }
+    va_end(ap);
+    return n;
+}
+
+/* Decodes and expects failure with code; returns the reason for checks. */
+static void s_expect_fail(const pf_wire_frame_t *f, size_t n, unsigned accept, const char *code)
+{
+    pf_wire_msg_t m;
+    pf_wire_error_t err;
+    int rc = pf_wire_decode(f, n, &s_lim, accept, &m, &err);
+    if (rc == 0)
+        fail_msg("decoded, expected %s", code);
+    assert_non_null(err.code);
+    if (strcmp(err.code, code) != 0)
+        fail_msg("got %s (%s), expected %s", err.code, err.reason, code);
+    assert_true(strlen(err.reason) > 0);
+}
+
+static void s_expect_send_fail(const char *header, const char *code)
+{
+    pf_wire_frame_t f[4];
+    size_t n = s_frames(f, 4, "PF1", "SEND", header, NULL);
+    s_expect_fail(f, n, PF_WIRE_TO_BROKER, code);
+}
+
+static const char *s_recipients[] = {"citizen-a", "citizen-b"};
+
+static pf_wire_send_t s_sample(pf_wire_attachment_t *atts)
+{
+    atts[0] = (pf_wire_attachment_t){"bescheid.pdf", "application/pdf",
+                                     (const unsigned char *)"%PDF-1.7 ...", 12};
+    atts[1] = (pf_wire_attachment_t){"leer.txt", NULL, NULL, 0};
+    return (pf_wire_send_t){
+        .request_id = "req-1",
+        .recipients = s_recipients,
+        .recipient_count = 2,
+        .title = "Grundsteuerbescheid 2025",
+        .subject = "Ihr Bescheid über die Grundsteuer",
+        .body = "Sehr geehrte Damen und Herren,\n\nanbei Ihr Bescheid.\tMfG",
+        .reference = "AZ 12/345-Ü",
+        .read_receipt = true,
+        .level = 2,
+        .attachments = atts,
+        .attachment_count = 2,
+    };
+}
+
+static void test_send_round_trip(void **state)
+{
+    (void)state;
+    pf_wire_attachment_t atts[2];
+    pf_wire_send_t s = s_sample(atts);
+    pf_wire_out_t out = {0};
+    pf_wire_error_t err;
+    assert_int_equal(pf_wire_encode_send(&s, &s_lim, &out, &err), 0);
+    assert_int_equal(out.count, 5);
+    assert_memory_equal(out.frames[0].data, "PF1", 3);
+    assert_memory_equal(out.frames[1].data, "SEND", 4);
+
+    pf_wire_msg_t m;
+    assert_int_equal(pf_wire_decode(out.frames, out.count, &s_lim, PF_WIRE_TO_BROKER, &m, &err),
+                     0);
+    assert_int_equal(m.cmd, PF_WIRE_SEND);
+    assert_string_equal(m.send.request_id, "req-1");
+    assert_int_equal(m.send.recipient_count, 2);
+    assert_string_equal(m.send.recipients[1], "citizen-b");
+    assert_string_equal(m.send.title, s.title);
+    assert_string_equal(m.send.subject, s.subject);
+    assert_string_equal(m.send.body, s.body);
+    assert_string_equal(m.send.reference, s.reference);
+    assert_true(m.send.read_receipt);
+    assert_int_equal(m.send.level, 2);
+    assert_int_equal(m.send.attachment_count, 2);
+    assert_string_equal(m.send.attachments[0].name, "bescheid.pdf");
+    assert_string_equal(m.send.attachments[0].media_type, "application/pdf");
+    assert_int_equal(m.send.attachments[0].size, 12);
+    assert_memory_equal(m.send.attachments[0].data, "%PDF-1.7 ...", 12);
+    assert_string_equal(m.send.attachments[1].media_type, "application/octet-stream");
+    assert_int_equal(m.send.attachments[1].size, 0);
+    pf_wire_msg_clear(&m);
+    pf_wire_out_clear(&out);
+}
+
+static void test_send_defaults(void **state)
+{
+    (void)state;
+    pf_wire_frame_t f[3];
+    size_t n = s_frames(f, 3, "PF1", "SEND",
+                        "{\"request_id\":\"r\",\"recipients\":[\"x\"],\"title\":\"t\","
+                        "\"subject\":\"s\",\"body\":\"\"}",
+                        NULL);
+    pf_wire_msg_t m;
+    pf_wire_error_t err;
+    assert_int_equal(pf_wire_decode(f, n, &s_lim, PF_WIRE_TO_BROKER, &m, &err), 0);
+    assert_string_equal(m.send.reference, "");
+    assert_false(m.send.read_receipt);
+    assert_int_equal(m.send.level, 1);
+    assert_int_equal(m.send.attachment_count, 0);
+    pf_wire_msg_clear(&m);
+}
+
+#define HDR(extra)                                                                                 \
+    "{\"request_id\":\"r-9\",\"recipients\":[\"x\"],\"title\":\"t\",\"subject\":\"s\","           \
+    "\"body\":\"b\"" extra "}"
+
+static void test_send_malformed_headers(void **state)
+{
+    (void)state;
+    s_expect_send_fail("", PF_WIRE_E_MALFORMED);
+    s_expect_send_fail("{", PF_WIRE_E_MALFORMED);
+    s_expect_send_fail("[1,2]", PF_WIRE_E_MALFORMED);
+    s_expect_send_fail(HDR("") "{}", PF_WIRE_E_MALFORMED); /* trailing bytes */
+    s_expect_send_fail(HDR(",\"title\":\"u\""), PF_WIRE_E_MALFORMED); /* duplicate key */
+    s_expect_send_fail(HDR(",\"read_reciept\":true"), PF_WIRE_E_MALFORMED);
+    s_expect_send_fail(HDR(",\"read_receipt\":\"yes\""), PF_WIRE_E_MALFORMED);
+    s_expect_send_fail(HDR(",\"required_level\":\"high\""), PF_WIRE_E_MALFORMED);
+    s_expect_send_fail(HDR(",\"reference\":5"), PF_WIRE_E_MALFORMED);
+    s_expect_send_fail(HDR(",\"attachments\":{}"), PF_WIRE_E_MALFORMED);
+    s_expect_send_fail("{\"request_id\":\"r\",\"recipients\":[],\"title\":\"t\",\"subject\":\"s\","
+                       "\"body\":\"b\"}",
+                       PF_WIRE_E_MALFORMED);
+    s_expect_send_fail("{\"request_id\":\"r\",\"recipients\":\"x\",\"title\":\"t\","
+                       "\"subject\":\"s\",\"body\":\"b\"}",
+                       PF_WIRE_E_MALFORMED);
+    s_expect_send_fail("{\"request_id\":\"r\",\"recipients\":[\"x\",\"x\"],\"title\":\"t\","
+                       "\"subject\":\"s\",\"body\":\"b\"}",
+                       PF_WIRE_E_MALFORMED); /* duplicate recipient */
+    s_expect_send_fail("{\"request_id\":\"r\",\"recipients\":[\"../x\"],\"title\":\"t\","
+                       "\"subject\":\"s\",\"body\":\"b\"}",
+                       PF_WIRE_E_MALFORMED);
+    s_expect_send_fail("{\"request_id\":\"r r\",\"recipients\":[\"x\"],\"title\":\"t\","
+                       "\"subject\":\"s\",\"body\":\"b\"}",
+                       PF_WIRE_E_MALFORMED);
+    s_expect_send_fail("{\"recipients\":[\"x\"],\"title\":\"t\",\"subject\":\"s\",\"body\":\"b\"}",
+                       PF_WIRE_E_MALFORMED);
+    s_expect_send_fail("{\"request_id\":\"r\",\"recipients\":[\"x\"],\"title\":\"a\\nb\","
+                       "\"subject\":\"s\",\"body\":\"b\"}",
+                       PF_WIRE_E_MALFORMED); /* control character in the title */
+    s_expect_send_fail("{\"request_id\":\"r\",\"recipients\":[\"x\"],\"title\":\"\","
+                       "\"subject\":\"s\",\"body\":\"b\"}",
+                       PF_WIRE_E_MALFORMED);
+    s_expect_send_fail("{\"request_id\":\"r\",\"recipients\":[\"x\"],\"title\":\"t\","
+                       "\"subject\":\"s\",\"body\":\"a\\u0000b\"}",
+                       PF_WIRE_E_MALFORMED); /* NUL inside a string */
+    s_expect_send_fail("{\"request_id\":\"r\",\"recipients\":[\"x\"],\"title\":\"t\","
+                       "\"subject\":\"s\",\"body\":\"\\ud800\"}",
+                       PF_WIRE_E_MALFORMED); /* lone surrogate escape */
+}
+
+static void test_send_request_id_echoed(void **state)
+{
+    (void)state;
+    pf_wire_frame_t f[3];
+    size_t n = s_frames(f, 3, "PF1", "SEND", HDR(",\"required_level\":\"ultra\""), NULL);
+    pf_wire_msg_t m;
+    pf_wire_error_t err;
+    assert_int_equal(pf_wire_decode(f, n, &s_lim, PF_WIRE_TO_BROKER, &m, &err), -1);
+    assert_string_equal(err.request_id, "r-9");
+}
+
+static void test_bad_utf8(void **state)
+{
+    (void)state;
+    /* invalid bytes inside a JSON string, overlong '/', a CESU surrogate */
+    const char *bad[] = {
+        HDR(",\"reference\":\"\xff\""),
+        HDR(",\"reference\":\"\xc0\xaf\""),
+        HDR(",\"reference\":\"\xed\xa0\x80\""),
+        HDR(",\"reference\":\"\xf4\x90\x80\x80\""), /* above U+10FFFF */
+        HDR(",\"reference\":\"\xe2\x82\""),         /* truncated */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        s_expect_send_fail(bad[i], PF_WIRE_E_MALFORMED);
+    assert_true(pf_wire_utf8_valid("\xc3\xbc\xe2\x82\xac\xf0\x9f\x93\xac", 9));
+    assert_false(pf_wire_utf8_valid("\x80", 1));
+    assert_false(pf_wire_utf8_valid("\xe0\x80\x80", 3));
+}
+
+static void test_frames_signature_command(void **state)
+{
+    (void)state;
+    pf_wire_frame_t f[4];
+    size_t n = s_frames(f, 4, "PF1", NULL);
+    s_expect_fail(f, n, PF_WIRE_TO_BROKER, PF_WIRE_E_MALFORMED);
+    s_expect_fail(f, 0, PF_WIRE_TO_BROKER, PF_WIRE_E_MALFORMED);
+    n = s_frames(f, 4, "XYZ", "HELLO", NULL);
+    s_expect_fail(f, n, PF_WIRE_TO_BROKER, PF_WIRE_E_MALFORMED);
+    n = s_frames(f, 4, "PF2", "HELLO", NULL);
+    s_expect_fail(f, n, PF_WIRE_TO_BROKER, PF_WIRE_E_UNSUPPORTED_VERSION);
+    n = s_frames(f, 4, "PF1", "FETCH", NULL);
+    s_expect_fail(f, n, PF_WIRE_TO_BROKER, PF_WIRE_E_UNSUPPORTED_COMMAND);
+    n = s_frames(f, 4, "PF1", "hello", NULL);
+    s_expect_fail(f, n, PF_WIRE_TO_BROKER, PF_WIRE_E_UNSUPPORTED_COMMAND);
+    /* an ACK is not something a broker accepts */
+    n = s_frames(f, 4, "PF1", "ACK", "{}", NULL);
+    s_expect_fail(f, n, PF_WIRE_TO_BROKER, PF_WIRE_E_UNSUPPORTED_COMMAND);
+    /* trailing frames */
+    n = s_frames(f, 4, "PF1", "HELLO", "x", NULL);
+    s_expect_fail(f, n, PF_WIRE_TO_BROKER, PF_WIRE_E_MALFORMED);
+    n = s_frames(f, 4, "PF1", "PING", "", NULL);
+    s_expect_fail(f, n, PF_WIRE_TO_BROKER, PF_WIRE_E_MALFORMED);
+    n = s_frames(f, 4, "PF1", "SEND", NULL);
+    s_expect_fail(f, n, PF_WIRE_TO_BROKER, PF_WIRE_E_MALFORMED);
+
+    pf_wire_msg_t m;
+    pf_wire_error_t err;
+    n = s_frames(f, 4, "PF1", "HELLO", NULL);
+    assert_int_equal(pf_wire_decode(f, n, &s_lim, PF_WIRE_TO_BROKER, &m, &err), 0);
+    assert_int_equal(m.cmd, PF_WIRE_HELLO);
+    pf_wire_msg_clear(&m);
+}
+
+static void test_send_trailing_attachment_frame(void **state)
+{
+    (void)state;
+    pf_wire_frame_t f[5];
+    /* one attachment announced, two frames follow */
+    size_t n = s_frames(f, 5, "PF1", "SEND",
+                        HDR(",\"attachments\":[{\"name\":\"a\",\"media_type\":\"text/plain\","
+                            "\"size\":1}]"),
+                        "A", "B", NULL);
+    s_expect_fail(f, n, PF_WIRE_TO_BROKER, PF_WIRE_E_MALFORMED);
+    /* frames without an announcement */
+    n = s_frames(f, 5, "PF1", "SEND", HDR(""), "A", NULL);
+    s_expect_fail(f, n, PF_WIRE_TO_BROKER, PF_WIRE_E_MALFORMED);
+    /* announced size differs from the frame */
+    n = s_frames(f, 5, "PF1", "SEND",
+                 HDR(",\"attachments\":[{\"name\":\"a\",\"media_type\":\"text/plain\","
+                     "\"size\":2}]"),
+                 "A", NULL);
+    s_expect_fail(f, n, PF_WIRE_TO_BROKER, PF_WIRE_E_MALFORMED);
+    /* bad names and media types */
+    const char *bad[] = {
+        HDR(",\"attachments\":[{\"name\":\"../etc/passwd\",\"media_type\":\"text/plain\","
+            "\"size\":1}]"),
+        HDR(",\"attachments\":[{\"name\":\"..\",\"media_type\":\"text/plain\",\"size\":1}]"),
+        HDR(",\"attachments\":[{\"name\":\"a\",\"media_type\":\"text\",\"size\":1}]"),
+        HDR(",\"attachments\":[{\"name\":\"a\",\"media_type\":\"text/plain; charset=x\","
+            "\"size\":1}]"),
+        HDR(",\"attachments\":[{\"name\":\"a\",\"size\":1}]"),
+        HDR(",\"attachments\":[{\"name\":\"a\",\"media_type\":\"text/plain\",\"size\":1,"
+            "\"x\":1}]"),
+        HDR(",\"attachments\":[{\"name\":\"a\",\"media_type\":\"text/plain\",\"size\":-1}]"),
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        n = s_frames(f, 5, "PF1", "SEND", bad[i], "A", NULL);
+        s_expect_fail(f, n, PF_WIRE_TO_BROKER, PF_WIRE_E_MALFORMED);
+    }
+    n = s_frames(f, 5, "PF1", "SEND",
+                 HDR(",\"attachments\":[{\"name\":\"a b.txt\",\"media_type\":"
+                     "\"application/vnd.x+json\",\"size\":1}]"),
+                 "A", NULL);
+    pf_wire_msg_t m;
+    pf_wire_error_t err;
+    assert_int_equal(pf_wire_decode(f, n, &s_lim, PF_WIRE_TO_BROKER, &m, &err), 0);
+    pf_wire_msg_clear(&m);
+}
+
+static char *s_header_with(size_t recipients, size_t body_len, size_t title_len,
+                           size_t natt, size_t att_size)
+{
+    size_t cap = 4096 + recipients * 32 + body_len + title_len + natt * 96;
+    char *h = malloc(cap);
+    size_t o = (size_t)snprintf(h, cap, "{\"request_id\":\"r\",\"recipients\":[");
+    for (size_t i = 0; i < recipients; i++)
+        o += (size_t)snprintf(h + o, cap - o, "%s\"c%zu\"", i ? "," : "", i);
+    o += (size_t)snprintf(h + o, cap - o, "],\"title\":\"");
+    memset(h + o, 'T', title_len);
+    o += title_len;
+    o += (size_t)snprintf(h + o, cap - o, "\",\"subject\":\"s\",\"body\":\"");
+    memset(h + o, 'B', body_len);
+    o += body_len;
+    o += (size_t)snprintf(h + o, cap - o, "\"");
+    if (natt > 0) {
+        o += (size_t)snprintf(h + o, cap - o, ",\"attachments\":[");
+        for (size_t i = 0; i < natt; i++)
+            o += (size_t)snprintf(h + o, cap - o,
+                                  "%s{\"name\":\"a%zu\",\"media_type\":\"text/plain\","
+                                  "\"size\":%zu}",
+                                  i ? "," : "", i, att_size);
+        o += (size_t)snprintf(h + o, cap - o, "]");
+    }
+    snprintf(h + o, cap - o, "}");
+    return h;
+}
+
+static void test_limit_each(void **state)
+{
+    (void)state;
+    pf_wire_limits_t saved = s_lim;
+    s_lim.max_recipients = 3;
+    s_lim.max_body = 100;
+    s_lim.max_attachments = 2;
+    s_lim.max_attachment = 10;
+    s_lim.max_total = 1000;
+    s_lim.max_header = 800;
+    pf_wire_msg_t m;
+    pf_wire_error_t err;
+    char att[64];
+    memset(att, 'A', sizeof(att));
+
+    /* at every limit: accepted */
+    char *h = s_header_with(3, 100, PF_WIRE_MAX_TITLE, 2, 10);
+    pf_wire_frame_t f[8] = {{"PF1", 3, NULL}, {"SEND", 4, NULL}, {h, strlen(h), NULL},
+                            {att, 10, NULL},  {att, 10, NULL}};
+    assert_int_equal(pf_wire_decode(f, 5, &s_lim, PF_WIRE_TO_BROKER, &m, &err), 0);
+    pf_wire_msg_clear(&m);
+    free(h);
+
+    /* one past each */
+    h = s_header_with(4, 1, 1, 0, 0);
+    s_expect_send_fail(h, PF_WIRE_E_TOO_LARGE);
+    free(h);
+    h = s_header_with(1, 101, 1, 0, 0);
+    s_expect_send_fail(h, PF_WIRE_E_TOO_LARGE);
+    free(h);
+    h = s_header_with(1, 1, PF_WIRE_MAX_TITLE + 1, 0, 0);
+    s_expect_send_fail(h, PF_WIRE_E_MALFORMED);
+    free(h);
+    h = s_header_with(1, 1, 1, 3, 1);
+    f[2] = (pf_wire_frame_t){h, strlen(h), NULL};
+    f[3] = f[4] = f[5] = (pf_wire_frame_t){att, 1, NULL};
+    s_expect_fail(f, 6, PF_WIRE_TO_BROKER, PF_WIRE_E_TOO_LARGE); /* attachment count */
+    free(h);
+    h = s_header_with(1, 1, 1, 1, 11);
+    f[2] = (pf_wire_frame_t){h, strlen(h), NULL};
+    f[3] = (pf_wire_frame_t){att, 11, NULL};
+    s_expect_fail(f, 4, PF_WIRE_TO_BROKER, PF_WIRE_E_TOO_LARGE); /* attachment size */
+    free(h);
+    s_lim.max_total = 400;
+    h = s_header_with(1, 100, 200, 2, 10);
+    f[2] = (pf_wire_frame_t){h, strlen(h), NULL};
+    f[3] = f[4] = (pf_wire_frame_t){att, 10, NULL};
+    s_expect_fail(f, 5, PF_WIRE_TO_BROKER, PF_WIRE_E_TOO_LARGE); /* total */
+    free(h);
+    s_lim.max_total = 100000;
+    h = s_header_with(3, 100, 256, 2, 10);
+    f[2] = (pf_wire_frame_t){h, strlen(h), NULL};
+    s_lim.max_header = strlen(h);
+    assert_int_equal(pf_wire_decode(f, 5, &s_lim, PF_WIRE_TO_BROKER, &m, &err), 0);
+    pf_wire_msg_clear(&m);
+    s_lim.max_header = strlen(h) - 1; /* header one byte over */
+    s_expect_fail(f, 5, PF_WIRE_TO_BROKER, PF_WIRE_E_TOO_LARGE);
+    free(h);
+
+    /* request id: 128 ok, 129 not */
+    char rid[PF_WIRE_MAX_REQUEST_ID + 2];
+    memset(rid, 'r', sizeof(rid) - 1);
+    rid[sizeof(rid) - 1] = '\0';
+    const char *one = "x";
+    pf_wire_send_t s = {.request_id = rid, .recipients = &one, .recipient_count = 1,
+                        .title = "t", .subject = "s", .body = "", .level = 1};
+    pf_wire_out_t out = {0};
+    assert_int_equal(pf_wire_encode_send(&s, &s_lim, &out, &err), -1);
+    rid[PF_WIRE_MAX_REQUEST_ID] = '\0';
+    assert_int_equal(pf_wire_encode_send(&s, &s_lim, &out, &err), 0);
+    pf_wire_out_clear(&out);
+    s_lim = saved;
+}
+
+static void test_encoder_refuses(void **state)
+{
+    (void)state;
+    const char *two[] = {"a", "a"};
+    pf_wire_send_t s = {.request_id = "r", .recipients = two, .recipient_count = 2,
+                        .title = "t", .subject = "s", .body = "b", .level = 1};
+    pf_wire_out_t out = {0};
+    pf_wire_error_t err;
+    assert_int_equal(pf_wire_encode_send(&s, &s_lim, &out, &err), -1);
+    assert_string_equal(err.code, PF_WIRE_E_MALFORMED);
+    assert_int_equal(out.count, 0);
+    s.recipient_count = 1;
+    s.subject = "\xff";
+    assert_int_equal(pf_wire_encode_send(&s, &s_lim, &out, &err), -1);
+    s.subject = "s";
+    s.level = 4;
+    assert_int_equal(pf_wire_encode_send(&s, &s_lim, &out, &err), -1);
+    s.level = 3;
+    pf_wire_attachment_t big = {"big.bin", NULL, NULL, s_lim.max_attachment + 1};
+    s.attachments = &big;
+    s.attachment_count = 1;
+    assert_int_equal(pf_wire_encode_send(&s, &s_lim, &out, &err), -1);
+    assert_string_equal(err.code, PF_WIRE_E_TOO_LARGE);
+    assert_int_equal(out.count, 0);
+}
+
+static void test_ack_round_trip(void **state)
+{
+    (void)state;
+    pf_wire_copy_t copies[2] = {{"citizen-a", JTI1}, {"citizen-b", JTI2}};
+    char *j = pf_wire_ack_json("req-1", copies, 2);
+    pf_wire_out_t out = {0};
+    pf_wire_encode_ack_json(j, &out);
+    free(j);
+    pf_wire_msg_t m;
+    pf_wire_error_t err;
+    assert_int_equal(pf_wire_decode(out.frames, out.count, &s_lim, PF_WIRE_TO_CLIENT, &m, &err),
+                     0);
+    assert_int_equal(m.cmd, PF_WIRE_ACK);
+    assert_string_equal(m.request_id, "req-1");
+    assert_int_equal(m.copy_count, 2);
+    assert_string_equal(m.copies[1].recipient, "citizen-b");
+    assert_string_equal(m.copies[1].message_id, JTI2);
+    pf_wire_msg_clear(&m);
+    pf_wire_out_clear(&out);
+
+    pf_wire_frame_t f[4];
+    size_t n = s_frames(f, 4, "PF1", "ACK", "{\"request_id\":\"r\",\"copies\":[]}", NULL);
+    s_expect_fail(f, n, PF_WIRE_TO_CLIENT, PF_WIRE_E_MALFORMED);
+    n = s_frames(f, 4, "PF1", "ACK",
+                 "{\"request_id\":\"r\",\"copies\":[{\"recipient\":\"a\",\"message_id\":\"x\"}]}",
+                 NULL);
+    s_expect_fail(f, n, PF_WIRE_TO_CLIENT, PF_WIRE_E_MALFORMED);
+}
+
+static void test_nack_round_trip(void **state)
+{
+    (void)state;
+    pf_wire_out_t out = {0};
+    pf_wire_encode_nack("req-2", PF_WIRE_E_CONFLICT, "request id \"req-2\"\nused before", &out);
+    pf_wire_msg_t m;
+    pf_wire_error_t err;
+    assert_int_equal(pf_wire_decode(out.frames, out.count, &s_lim, PF_WIRE_TO_CLIENT, &m, &err),
+                     0);
+    assert_int_equal(m.cmd, PF_WIRE_NACK);
+    assert_string_equal(m.request_id, "req-2");
+    assert_string_equal(m.code, "conflict");
+    assert_string_equal(m.reason, "request id \"req-2\" used before");
+    pf_wire_msg_clear(&m);
+    pf_wire_out_clear(&out);
+
+    /* an unreadable request id becomes "" rather than breaking the NACK */
+    pf_wire_encode_nack("bad id", PF_WIRE_E_MALFORMED, "\xff\xfe", &out);
+    assert_int_equal(pf_wire_decode(out.frames, out.count, &s_lim, PF_WIRE_TO_CLIENT, &m, &err),
+                     0);
+    assert_string_equal(m.request_id, "");
+    assert_string_equal(m.reason, "malformed");
+    pf_wire_msg_clear(&m);
+    pf_wire_out_clear(&out);
+
+    pf_wire_frame_t f[4];
+    size_t n = s_frames(f, 4, "PF1", "NACK",
+                        "{\"request_id\":\"r\",\"code\":\"Bad Code\",\"reason\":\"\"}", NULL);
+    s_expect_fail(f, n, PF_WIRE_TO_CLIENT, PF_WIRE_E_MALFORMED);
+}
+
+static void test_receipt_and_rack(void **state)
+{
+    (void)state;
+    pf_wire_out_t out = {0};
+    pf_wire_encode_receipt(JTI1, "eyJhbGciOiJFUzI1NiJ9.eyJ4IjoxfQ.c2ln", &out);
+    pf_wire_msg_t m;
+    pf_wire_error_t err;
+    assert_int_equal(pf_wire_decode(out.frames, out.count, &s_lim, PF_WIRE_TO_CLIENT, &m, &err),
+                     0);
+    assert_string_equal(m.jti, JTI1);
+    assert_string_equal(m.token, "eyJhbGciOiJFUzI1NiJ9.eyJ4IjoxfQ.c2ln");
+    pf_wire_msg_clear(&m);
+    pf_wire_out_clear(&out);
+
+    const char *jtis[] = {JTI1, JTI2};
+    pf_wire_encode_rack(jtis, 2, &out);
+    assert_int_equal(pf_wire_decode(out.frames, out.count, &s_lim, PF_WIRE_TO_BROKER, &m, &err),
+                     0);
+    assert_int_equal(m.jti_count, 2);
+    assert_string_equal(m.jtis[1], JTI2);
+    pf_wire_msg_clear(&m);
+    pf_wire_out_clear(&out);
+
+    pf_wire_frame_t f[5];
+    size_t n = s_frames(f, 5, "PF1", "RECEIPT", JTI1, "a.b", NULL);
+    s_expect_fail(f, n, PF_WIRE_TO_CLIENT, PF_WIRE_E_MALFORMED);
+    n = s_frames(f, 5, "PF1", "RECEIPT", JTI1, "a.b.c", "extra", NULL);
+    s_expect_fail(f, n, PF_WIRE_TO_CLIENT, PF_WIRE_E_MALFORMED);
+    n = s_frames(f, 5, "PF1", "RECEIPT", "not-a-uuid", "a.b.c", NULL);
+    s_expect_fail(f, n, PF_WIRE_TO_CLIENT, PF_WIRE_E_MALFORMED);
+    n = s_frames(f, 5, "PF1", "RECEIPT", JTI1, "a.b.c d", NULL);
+    s_expect_fail(f, n, PF_WIRE_TO_CLIENT, PF_WIRE_E_MALFORMED);
+    n = s_frames(f, 5, "PF1", "RACK", NULL);
+    s_expect_fail(f, n, PF_WIRE_TO_BROKER, PF_WIRE_E_MALFORMED);
+    n = s_frames(f, 5, "PF1", "RACK", JTI1, "01890a5d-ac96-774b-bcce-b302099a805", NULL);
+    s_expect_fail(f, n, PF_WIRE_TO_BROKER, PF_WIRE_E_MALFORMED);
+
+    pf_wire_frame_t many[PF_WIRE_MAX_RACK + 3];
+    many[0] = (pf_wire_frame_t){"PF1", 3, NULL};
+    many[1] = (pf_wire_frame_t){"RACK", 4, NULL};
+    for (size_t i = 2; i < PF_WIRE_MAX_RACK + 3; i++)
+        many[i] = (pf_wire_frame_t){JTI1, 36, NULL};
+    s_expect_fail(many, PF_WIRE_MAX_RACK + 3, PF_WIRE_TO_BROKER, PF_WIRE_E_TOO_LARGE);
+    assert_int_equal(
+        pf_wire_decode(many, PF_WIRE_MAX_RACK + 2, &s_lim, PF_WIRE_TO_BROKER, &m, &err), 0);
+    assert_int_equal(m.jti_count, PF_WIRE_MAX_RACK);
+    pf_wire_msg_clear(&m);
+}
+
+static void test_levels_and_ids(void **state)
+{
+    (void)state;
+    assert_int_equal(pf_wire_level_parse("normal"), 1);
+    assert_int_equal(pf_wire_level_parse("substantiell"), 2);
+    assert_int_equal(pf_wire_level_parse("hoch"), 3);
+    assert_int_equal(pf_wire_level_parse("Hoch"), -1);
+    assert_string_equal(pf_wire_level_name(3), "hoch");
+    assert_true(pf_wire_mailbox_id_valid("citizen-a"));
+    assert_true(pf_wire_mailbox_id_valid("a.b_c:d@e-f"));
+    assert_false(pf_wire_mailbox_id_valid("-a"));
+    assert_false(pf_wire_mailbox_id_valid(""));
+    assert_false(pf_wire_mailbox_id_valid("a/b"));
+    assert_string_equal(pf_wire_cmd_name(PF_WIRE_RECEIPT), "RECEIPT");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_send_round_trip),
+        cmocka_unit_test(test_send_defaults),
+        cmocka_unit_test(test_send_malformed_headers),
+        cmocka_unit_test(test_send_request_id_echoed),
+        cmocka_unit_test(test_bad_utf8),
+        cmocka_unit_test(test_frames_signature_command),
+        cmocka_unit_test(test_send_trailing_attachment_frame),
+        cmocka_unit_test(test_limit_each),
+        cmocka_unit_test(test_encoder_refuses),
+        cmocka_unit_test(test_ack_round_trip),
+        cmocka_unit_test(test_nack_round_trip),
+        cmocka_unit_test(test_receipt_and_rack),
+        cmocka_unit_test(test_levels_and_ids),
+    };
+    return cmocka_run_group_tests(tests, s_setup, NULL);
+}
