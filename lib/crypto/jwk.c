@@ -629,6 +629,11 @@ const pf_key_t *pf_keyset_find(const pf_keyset_t *set, const char *kid)
     return found;
 }
 
+const pf_key_t *pf_jwk_keyset_only(const pf_keyset_t *set)
+{
+    return set != NULL && set->n == 1 ? set->v[0].key : NULL;
+}
+
 size_t pf_keyset_count(const pf_keyset_t *set)
 {
     return set ? set->n : 0;

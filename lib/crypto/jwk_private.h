@@ -23,5 +23,8 @@ struct pf_key {
 EVP_PKEY *pf_jwk_ec_public(const unsigned char x[32], const unsigned char y[32]);
 /* The affine coordinates of an EC P-256 key.  Returns 0 or -1. */
 int pf_jwk_ec_xy(const EVP_PKEY *pkey, unsigned char x[32], unsigned char y[32]);
+/* The key of a set that holds exactly one key, else NULL (for JWS headers
+ * without "kid"). */
+const pf_key_t *pf_jwk_keyset_only(const pf_keyset_t *set);
 
 #endif

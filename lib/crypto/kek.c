@@ -1,0 +1,247 @@
+/* The key-encryption key (KEK) that wraps mailbox private keys at rest.
+ *
+ * Callers: the reader (unwraps a mailbox key per request) and postfach-ctl
+ * (generates the KEK file, wraps new mailbox keys, exports keys).
+ *
+ * File format: one line "<kek-id> <64 hex digits>\n", mode 0600.  The id
+ * names the key generation so a database row says which KEK wrapped it.
+ * The file is trusted only as far as its permissions go: a KEK readable by
+ * group or others is refused, like ssh refuses such private keys.
+ *
+ * Blob format (version 1):
+ *   0x01 | IV (12 random bytes) | AES-256-GCM ciphertext | tag (16 bytes)
+ * AAD = 0x01 | kek id | 0x00 | context.  The version byte is authenticated
+ * so it cannot be swapped; the id binds the blob to this KEK generation;
+ * the context (mailbox id and key version) binds it to one mailbox, so a
+ * database writer cannot move a wrapped key to another mailbox.  The NUL
+ * separates id from context (ids cannot contain one), keeping the encoding
+ * unambiguous.  Random 96-bit IVs are safe here: a KEK wraps at most a few
+ * million keys, far below the 2^32 messages NIST SP 800-38D allows.
+ *
+ * Untrusted input: the blob (from the database).  All unwrap failures give
+ * one message. */
+#include "crypto/jose.h"
+#include "util/fileio.h"
+#include "util/xalloc.h"
+
+#include <openssl/evp.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define S_VERSION 1
+#define S_ID_MAX 64
+#define S_HDR (1 + 12)
+#define S_OVERHEAD (S_HDR + 16)
+/* PKCS#8 keys are a few KiB; the bound keeps lengths far inside int */
+#define S_DATA_MAX (1024 * 1024)
+
+struct pf_kek {
+    char id[S_ID_MAX + 1];
+    unsigned char key[32];
+};
+
+static bool s_valid_id(const char *id, size_t len)
+{
+    if (len == 0 || len > S_ID_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = id[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+static int s_hex(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int pf_kek_generate_file(const char *path, const char *kek_id, const char **error_r)
+{
+    if (kek_id == NULL || !s_valid_id(kek_id, strlen(kek_id))) {
+        *error_r = "invalid KEK id (1-64 of A-Z a-z 0-9 . _ -)";
+        return -1;
+    }
+    /* never replace a KEK: every key wrapped under it would be lost */
+    struct stat st;
+    if (lstat(path, &st) == 0 || errno != ENOENT) {
+        *error_r = "KEK file exists already";
+        return -1;
+    }
+    unsigned char key[32];
+    pf_random_bytes(key, sizeof(key));
+    static const char hex[] = "0123456789abcdef";
+    size_t idlen = strlen(kek_id);
+    size_t len = idlen + 1 + 64 + 1;
+    char *line = xmalloc(len + 1);
+    memcpy(line, kek_id, idlen);
+    line[idlen] = ' ';
+    for (size_t i = 0; i < 32; i++) {
+        line[idlen + 1 + 2 * i] = hex[key[i] >> 4];
+        line[idlen + 2 + 2 * i] = hex[key[i] & 15];
+    }
+    line[len - 1] = '\n';
+    line[len] = '\0';
+    int rc = pf_file_write(path, line, len, 0600, error_r);
+    pf_wipe(key, sizeof(key));
+    pf_wipe(line, len);
+    free(line);
+    return rc;
+}
+
+int pf_kek_load(const char *path, pf_kek_t **kek_r, const char **error_r)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        *error_r = errno == ENOENT ? "KEK file does not exist" : "cannot access KEK file";
+        return -1;
+    }
+    if ((st.st_mode & 077) != 0) {
+        *error_r = "KEK file is accessible by group or others (use mode 0600)";
+        return -1;
+    }
+    char *data = NULL;
+    size_t len = 0;
+    if (pf_file_read(path, 256, &data, &len, error_r) != 0)
+        return -1;
+    int rc = -1;
+    /* one line: id, one space, 64 hex digits, optional newline */
+    size_t n = len;
+    if (n > 0 && data[n - 1] == '\n')
+        n--;
+    const char *sp = memchr(data, ' ', n);
+    pf_kek_t *kek = xcalloc(1, sizeof(*kek));
+    if (sp != NULL && s_valid_id(data, (size_t)(sp - data)) &&
+        n - (size_t)(sp - data) - 1 == 64) {
+        const char *h = sp + 1;
+        rc = 0;
+        for (size_t i = 0; i < 32 && rc == 0; i++) {
+            int hi = s_hex(h[2 * i]), lo = s_hex(h[2 * i + 1]);
+            if (hi < 0 || lo < 0)
+                rc = -1;
+            else
+                kek->key[i] = (unsigned char)(hi << 4 | lo);
+        }
+        memcpy(kek->id, data, (size_t)(sp - data));
+    }
+    pf_wipe(data, len);
+    free(data);
+    if (rc != 0) {
+        pf_kek_destroy(&kek);
+        *error_r = "malformed KEK file (want one line \"<id> <64 hex digits>\")";
+        return -1;
+    }
+    *kek_r = kek;
+    return 0;
+}
+
+const char *pf_kek_id(const pf_kek_t *kek)
+{
+    return kek->id;
+}
+
+static unsigned char *s_aad(const pf_kek_t *kek, const char *context, size_t *len_r)
+{
+    size_t idlen = strlen(kek->id), clen = strlen(context);
+    size_t len = 1 + idlen + 1 + clen;
+    unsigned char *aad = xmalloc(len);
+    aad[0] = S_VERSION;
+    memcpy(aad + 1, kek->id, idlen);
+    aad[1 + idlen] = 0;
+    memcpy(aad + 2 + idlen, context, clen);
+    *len_r = len;
+    return aad;
+}
+
+/* AES-256-GCM; on decryption the tag at tag is checked. */
+static int s_gcm(int enc, const pf_kek_t *kek, const unsigned char iv[12], const unsigned char *aad,
+                 size_t aadlen, const unsigned char *in, size_t len, unsigned char *out,
+                 unsigned char tag[16])
+{
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    int n = 0;
+    int ok = c != NULL && aadlen <= INT_MAX && len <= S_DATA_MAX &&
+             EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) == 1 &&
+             EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, 12, NULL) == 1 &&
+             EVP_CipherInit_ex(c, NULL, NULL, kek->key, iv, enc) == 1 &&
+             EVP_CipherUpdate(c, NULL, &n, aad, (int)aadlen) == 1 &&
+             EVP_CipherUpdate(c, out, &n, in, (int)len) == 1 && (size_t)n == len;
+    if (ok && !enc)
+        ok = EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, 16, tag) == 1;
+    ok = ok && EVP_CipherFinal_ex(c, out + len, &n) == 1 && n == 0;
+    if (ok && enc)
+        ok = EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, 16, tag) == 1;
+    EVP_CIPHER_CTX_free(c); /* clears the key schedule */
+    return ok ? 0 : -1;
+}
+
+int pf_kek_wrap(const pf_kek_t *kek, const char *context, const void *data, size_t len,
+                unsigned char **out_r, size_t *outlen_r, const char **error_r)
+{
+    if (kek == NULL || context == NULL || data == NULL || len == 0 || len > S_DATA_MAX) {
+        *error_r = "nothing to wrap, or too large";
+        return -1;
+    }
+    size_t aadlen;
+    unsigned char *aad = s_aad(kek, context, &aadlen);
+    unsigned char *out = xmalloc(S_OVERHEAD + len);
+    out[0] = S_VERSION;
+    pf_random_bytes(out + 1, 12);
+    int rc = s_gcm(1, kek, out + 1, aad, aadlen, data, len, out + S_HDR, out + S_HDR + len);
+    free(aad);
+    if (rc != 0) {
+        free(out);
+        *error_r = "cannot wrap key";
+        return -1;
+    }
+    *out_r = out;
+    *outlen_r = S_OVERHEAD + len;
+    return 0;
+}
+
+int pf_kek_unwrap(const pf_kek_t *kek, const char *context, const unsigned char *blob,
+                  size_t len, unsigned char **out_r, size_t *outlen_r, const char **error_r)
+{
+    *error_r = "cannot unwrap key";
+    if (kek == NULL || context == NULL || blob == NULL || len <= S_OVERHEAD ||
+        len - S_OVERHEAD > S_DATA_MAX || blob[0] != S_VERSION)
+        return -1;
+    size_t n = len - S_OVERHEAD;
+    size_t aadlen;
+    unsigned char *aad = s_aad(kek, context, &aadlen);
+    unsigned char tag[16];
+    memcpy(tag, blob + S_HDR + n, 16);
+    unsigned char *out = xmalloc(n + 1);
+    int rc = s_gcm(0, kek, blob + 1, aad, aadlen, blob + S_HDR, n, out, tag);
+    free(aad);
+    if (rc != 0) {
+        pf_wipe(out, n);
+        free(out);
+        return -1;
+    }
+    out[n] = 0;
+    *out_r = out;
+    *outlen_r = n;
+    return 0;
+}
+
+void pf_kek_destroy(pf_kek_t **kek)
+{
+    if (kek == NULL || *kek == NULL)
+        return;
+    pf_wipe(*kek, sizeof(**kek));
+    free(*kek);
+    *kek = NULL;
+}
