@@ -1,0 +1,72 @@
+#ifndef PF_STORE_SUBMIT_H
+#define PF_STORE_SUBMIT_H
+/* The broker's write path: a batch of accepted submissions (each with one
+ * encrypted copy and one "delivered" receipt per recipient) stored in ONE
+ * transaction (group commit), and the idempotency lookups around it.
+ *
+ * All inputs are borrowed.  Returns 0 / -1 for actions, 1 found / 0 not
+ * found / -1 for lookups; -1 sets *error_r (the store's buffer).  After -1
+ * check pf_store_broken(): a lost connection during COMMIT leaves the
+ * outcome unknown, and the caller settles it with pf_store_submission_get
+ * after reconnecting (never by guessing). */
+#include "store/store.h"
+
+typedef struct {
+    const char *mailbox_id;
+    char message_id[37]; /* UUIDv7 */
+    int key_version;
+    int64_t size; /* plaintext size of the notice document */
+    /* JWE parts */
+    const char *jwe_protected;
+    const unsigned char *encrypted_key;
+    size_t encrypted_key_len;
+    const unsigned char *iv;
+    size_t iv_len;
+    const unsigned char *ciphertext;
+    size_t ciphertext_len;
+    const unsigned char *tag;
+    size_t tag_len;
+    /* the "delivered" receipt of this copy */
+    char receipt_jti[37];
+    const char *receipt_token;
+} pf_submit_copy_t;
+
+typedef enum {
+    PF_SUBMIT_STORED = 1, /* inserted by this batch */
+    PF_SUBMIT_EXISTS,     /* (sender, request id) was there already: see existing_* */
+} pf_submit_outcome_t;
+
+typedef struct {
+    int64_t sender_id;
+    const char *request_id;
+    const unsigned char *payload_hash; /* 32 bytes */
+    const char *ack_json;              /* stored, resent verbatim for repeats */
+    const char *title;
+    const char *reference;
+    int level; /* 1..3 */
+    bool read_receipt;
+    int attachment_count;
+    int64_t created_ms; /* message created_at; also the delivered receipt's time */
+    pf_submit_copy_t *copies;
+    size_t copy_count;
+    /* out */
+    pf_submit_outcome_t outcome;
+    char *existing_ack; /* PF_SUBMIT_EXISTS: the stored ACK (caller frees) */
+    bool existing_same; /* PF_SUBMIT_EXISTS: stored payload hash equals ours */
+} pf_submit_t;
+
+/* Stores the batch in one transaction: submission rows (ON CONFLICT DO
+ * NOTHING, so a concurrent broker's insert of the same request id turns
+ * into PF_SUBMIT_EXISTS), then the message and receipt rows of the
+ * submissions actually inserted, then COMMIT.  The request ids within one
+ * batch must be unique per sender (the caller deduplicates).  On -1
+ * nothing is stored (or, when the connection broke during COMMIT, the
+ * outcome is unknown). */
+int pf_store_submit_batch(pf_store_t *st, pf_submit_t *subs, size_t n, const char **error_r);
+
+/* The stored submission of (sender, request id): its payload hash (32
+ * bytes) and ACK (caller frees). */
+int pf_store_submission_get(pf_store_t *st, int64_t sender_id, const char *request_id,
+                            unsigned char hash_r[32], char **ack_r, const char **error_r);
+
+#endif
