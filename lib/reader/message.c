@@ -1,0 +1,296 @@
+/* GET /v1/messages/{id}: open one notice, and the opening shared with the
+ * attachment download (pf_reader_open).
+ *
+ * Callers: server.c (after the token was verified), attachment.c.
+ * Steps: load the copy scoped by the token's mailbox -> check the token's
+ * assurance level against the notice's -> fetch the wrapped private key of
+ * the copy's key version -> unwrap it under the KEK (context
+ * "<mailbox>:<version>", so a wrapped key moved to another mailbox does not
+ * open) -> decrypt the JWE -> decode the notice -> on the first retrieval,
+ * record it (read_at and the read receipt in one transaction) -> answer.
+ *
+ * Decisions:
+ * - The unwrapped key is not cached.  Opening a notice is a human action
+ *   (a few per session), and unwrapping costs one indexed query, one
+ *   AES-GCM and a DER parse, well under a millisecond for P-256; a cache
+ *   would keep private keys of many citizens in memory for no noticeable
+ *   gain, against the rule that key material is not kept in long-lived
+ *   structures.  The key lives for one request and is destroyed at its end.
+ * - The retrieval is recorded only after the content was decrypted and
+ *   decoded, and the content is sent only after the record is committed.
+ *   A copy that cannot be decrypted is not marked read (the citizen has
+ *   not received anything; a read receipt would be false proof); it is
+ *   reported in the log for the operator and answers 500.  A failed COMMIT
+ *   answers 503 without content: the retry either finds the record (it
+ *   landed) or makes it.
+ * - The read time is set once (read_at IS NULL in the UPDATE); later
+ *   retrievals report the stored time.  The receipt row is written only by
+ *   the request whose UPDATE set read_at, and the UNIQUE (mailbox,
+ *   message, event) constraint is the last guard against a second one.
+ * Untrusted input: the id (already syntax-checked), and the stored copy
+ * itself (a broken row must not crash the reader). */
+#include "reader/reader_private.h"
+
+#include "receipt/receipt.h"
+#include "store/admin.h"
+#include "util/b64url.h"
+#include "util/log.h"
+#include "util/uuid7.h"
+#include "util/xalloc.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* The copy exists but cannot be opened: report it for the operator (the
+ * row stays as it is) and tell the citizen without details. */
+static int s_cannot_open(const pf_request_t *rq, pf_reply_t *rep, const char *why,
+                         const char *error)
+{
+    char esc[256];
+    pf_error("event=cannot_open message=%s reason=%s error=\"%s\"",
+             rq->route->message_id, why, pf_log_escape(error ? error : "-", esc, sizeof(esc)));
+    pf_reply_error(rep, 500, "cannot_open", "this notice cannot be opened; the operator has been notified");
+    return -1;
+}
+
+/* Unwraps the private key of the copy's key version.  Returns 0 with
+ * *key_r, or -1 with rep filled. */
+static int s_private_key(const pf_request_t *rq, const pf_mailbox_message_t *m, pf_key_t **key_r,
+                         pf_reply_t *rep)
+{
+    char *kek_id = NULL;
+    unsigned char *wrapped = NULL;
+    size_t wrapped_len = 0;
+    const char *err = NULL;
+    int found = pf_store_mailbox_secret(rq->st, rq->mailbox, m->key_version, &kek_id, &wrapped,
+                                        &wrapped_len, &err);
+    if (found < 0) {
+        pf_reply_unavailable(rep, "mailbox_secret", err);
+        return -1;
+    }
+    if (found == 0) {
+        /* the citizen keeps this key (imported public key): only the
+         * citizen's own client can open the copy, from the /jwe route */
+        pf_reply_error(rep, 409, "client_key",
+                       "this mailbox's private key is held by its owner; fetch the /jwe copy "
+                       "and decrypt it locally");
+        return -1;
+    }
+    int rc = -1;
+    unsigned char *der = NULL;
+    size_t der_len = 0;
+    char *context = xasprintf("%s:%d", rq->mailbox, m->key_version);
+    if (strcmp(kek_id, pf_kek_id(rq->sh->kek)) != 0)
+        s_cannot_open(rq, rep, "kek_mismatch", "wrapped under another key-encryption key");
+    else if (pf_kek_unwrap(rq->sh->kek, context, wrapped, wrapped_len, &der, &der_len, &err) != 0)
+        s_cannot_open(rq, rep, "unwrap", err);
+    else if (pf_key_from_der(der, der_len, key_r, &err) != 0)
+        s_cannot_open(rq, rep, "key_parse", err);
+    else
+        rc = 0;
+    if (der != NULL) {
+        pf_wipe(der, der_len);
+        free(der);
+    }
+    free(context);
+    free(kek_id);
+    free(wrapped);
+    return rc;
+}
+
+/* Decrypts and decodes the copy.  Returns 0 with *n_r, or -1 with rep. */
+static int s_decrypt(const pf_request_t *rq, const pf_mailbox_message_t *m, bool want_data,
+                     pf_notice_t *n_r, pf_reply_t *rep)
+{
+    if (m->iv_len != 12 || m->tag_len != 16)
+        return s_cannot_open(rq, rep, "jwe_parts", "stored iv or tag has the wrong length");
+    pf_key_t *key = NULL;
+    if (s_private_key(rq, m, &key, rep) != 0)
+        return -1;
+    pf_jwe_t jwe;
+    memset(&jwe, 0, sizeof(jwe));
+    /* borrowed views of the row; not released through pf_jwe_destroy */
+    jwe.protected_b64 = m->jwe_protected;
+    jwe.encrypted_key = m->encrypted_key;
+    jwe.encrypted_key_len = m->encrypted_key_len;
+    memcpy(jwe.iv, m->iv, 12);
+    jwe.ciphertext = m->ciphertext;
+    jwe.ciphertext_len = m->ciphertext_len;
+    memcpy(jwe.tag, m->tag, 16);
+    unsigned char *plain = NULL;
+    size_t plain_len = 0;
+    const char *err = NULL;
+    int rc = pf_jwe_open(key, &jwe, &plain, &plain_len, &err);
+    pf_key_destroy(&key);
+    if (rc != 0)
+        return s_cannot_open(rq, rep, "decrypt", err);
+    rc = pf_notice_decode((const char *)plain, plain_len, want_data ? 1 : 0, n_r, &err);
+    pf_wipe(plain, plain_len);
+    free(plain);
+    if (rc != 0)
+        return s_cannot_open(rq, rep, "notice_decode", err);
+    return 0;
+}
+
+/* The read receipt (a SET signed with the service key). Caller frees. */
+static char *s_receipt(const pf_request_t *rq, const pf_mailbox_message_t *m, const char *jti,
+                       int64_t read_ms, const char **error_r)
+{
+    pf_receipt_t r;
+    memset(&r, 0, sizeof(r));
+    snprintf(r.jti, sizeof(r.jti), "%s", jti);
+    snprintf(r.message_id, sizeof(r.message_id), "%s", m->meta.id);
+    r.txn = m->request_id;
+    r.sender = m->meta.sender;
+    r.mailbox = (char *)rq->mailbox;
+    r.event = PF_EVENT_READ;
+    r.event_time_ms = read_ms;
+    r.iat = (int64_t)time(NULL);
+    /* binds the receipt to this very copy: the JWE tag authenticates its
+     * ciphertext and header */
+    r.jwe_tag = pf_b64url_encode(m->tag, m->tag_len);
+    char *token = pf_receipt_sign(rq->sh->receipt_key, rq->sh->receipt_issuer, &r, error_r);
+    free(r.jwe_tag);
+    return token;
+}
+
+/* First retrieval: read_at and the receipt in one transaction.  Returns 0
+ * with *read_at_r (the stored time, whoever set it), or -1 with rep. */
+static int s_record_read(const pf_request_t *rq, const pf_mailbox_message_t *m, char **read_at_r,
+                         pf_reply_t *rep)
+{
+    const char *err = NULL;
+    const char *op = "begin";
+    char *token = NULL;
+    int64_t read_ms = 0;
+    if (pf_store_exec(rq->st, "BEGIN", &err) != 0)
+        goto db_fail;
+    op = "mark_read";
+    int updated = pf_store_message_mark_read(rq->st, rq->mailbox, m->meta.id, read_at_r, &read_ms,
+                                             &err);
+    if (updated < 0)
+        goto db_fail;
+    if (*read_at_r == NULL) {
+        /* gone between the SELECT and now (deleted by retention) */
+        pf_store_exec(rq->st, "ROLLBACK", &err);
+        pf_reply_no_message(rep);
+        return -1;
+    }
+    if (updated == 1 && m->read_receipt) {
+        char jti[PF_UUID_STRLEN + 1];
+        pf_uuid7_generate(jti);
+        token = s_receipt(rq, m, jti, read_ms, &err);
+        if (token == NULL) {
+            char esc[256];
+            pf_error("event=receipt_sign_failed message=%s error=\"%s\"", m->meta.id,
+                     pf_log_escape(err, esc, sizeof(esc)));
+            pf_store_exec(rq->st, "ROLLBACK", &err);
+            free(*read_at_r);
+            *read_at_r = NULL;
+            pf_reply_error(rep, 500, "internal", "the retrieval could not be recorded");
+            return -1;
+        }
+        op = "receipt";
+        if (pf_store_receipt_add(rq->st, jti, m->sender_id, rq->mailbox, m->meta.id, "read", token,
+                                 &err) < 0)
+            goto db_fail;
+    }
+    op = "commit";
+    if (pf_store_exec(rq->st, "COMMIT", &err) != 0)
+        goto db_fail;
+    if (updated == 1)
+        pf_info("event=first_retrieval message=%s receipt=%s", m->meta.id,
+                token != NULL ? "yes" : "no");
+    free(token);
+    return 0;
+db_fail:
+    pf_reply_unavailable(rep, op, err);
+    {
+        const char *ignored;
+        if (!pf_store_broken(rq->st))
+            pf_store_exec(rq->st, "ROLLBACK", &ignored);
+    }
+    free(token);
+    free(*read_at_r);
+    *read_at_r = NULL;
+    return -1;
+}
+
+int pf_reader_open(const pf_request_t *rq, bool want_data, pf_mailbox_message_t *m_r,
+                   pf_notice_t *n_r, char **read_at_r, pf_reply_t *rep)
+{
+    memset(n_r, 0, sizeof(*n_r));
+    *read_at_r = NULL;
+    const char *err = NULL;
+    int found = pf_store_message_get(rq->st, rq->mailbox, rq->route->message_id, true, m_r, &err);
+    if (found < 0) {
+        pf_reply_unavailable(rep, "message", err);
+        return -1;
+    }
+    if (found == 0) {
+        pf_reply_no_message(rep);
+        return -1;
+    }
+    if ((int)rq->level < m_r->meta.required_level) {
+        pf_reply_error(rep, 403, "insufficient_level",
+                       "this notice requires a higher assurance level of your login");
+        goto fail;
+    }
+    if (s_decrypt(rq, m_r, want_data, n_r, rep) != 0)
+        goto fail;
+    if (m_r->meta.read_at != NULL)
+        *read_at_r = xstrdup(m_r->meta.read_at);
+    else if (s_record_read(rq, m_r, read_at_r, rep) != 0)
+        goto fail;
+    return 0;
+fail:
+    pf_notice_clear(n_r);
+    pf_mailbox_message_clear(m_r);
+    return -1;
+}
+
+/* The notice for the citizen.  Caller frees (wipes: it is plaintext). */
+static char *s_render(const pf_mailbox_message_t *m, const pf_notice_t *n, const char *read_at)
+{
+    json_t *atts = json_array();
+    for (size_t i = 0; i < n->attachment_count; i++) {
+        const pf_attachment_t *a = &n->attachments[i];
+        json_t *e = json_pack("{s:I, s:s, s:s, s:I}", "index", (json_int_t)i, "name",
+                              a->name ? a->name : "", "media_type",
+                              pf_reader_media_type(a->media_type), "size", (json_int_t)a->size);
+        if (e != NULL)
+            json_array_append_new(atts, e);
+    }
+    json_t *o = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:o}", "id", m->meta.id, "sender",
+        m->meta.sender, "title", n->title ? n->title : m->meta.title, "reference",
+        n->reference ? n->reference : m->meta.reference, "subject", n->subject ? n->subject : "",
+        "body", n->body ? n->body : "", "sent_at", n->sent_at ? n->sent_at : "", "created_at",
+        m->meta.created_at, "read_at", read_at, "required_level",
+        pf_reader_level_name(m->meta.required_level), "size", (json_int_t)m->meta.size, "attachments",
+        atts);
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return text;
+}
+
+void pf_reader_message(const pf_request_t *rq, pf_reply_t *rep)
+{
+    pf_mailbox_message_t m;
+    pf_notice_t n;
+    char *read_at = NULL;
+    if (pf_reader_open(rq, false, &m, &n, &read_at, rep) != 0)
+        return;
+    char *json = s_render(&m, &n, read_at);
+    if (json == NULL) {
+        /* a decoded notice with texts jansson refuses (not UTF-8) */
+        pf_reply_error(rep, 500, "cannot_open", "this notice cannot be shown");
+    } else {
+        pf_reply_json(rep, 200, json, true);
+    }
+    free(read_at);
+    pf_notice_clear(&n);
+    pf_mailbox_message_clear(&m);
+}
