@@ -95,7 +95,7 @@ char *pf_reader_render_list(const pf_mailbox_entry_t *rows, size_t n, const char
 int pf_reader_open(const pf_request_t *rq, bool want_data, pf_mailbox_message_t *m_r,
                    pf_notice_t *n_r, char **read_at_r, pf_reply_t *rep);
 
-/* Content-Disposition value for a sender-chosen file name (attachment.c):
+/* Content-Disposition value for a sender-chosen file name (reply.c):
  * an ASCII fallback filename="..." with anything outside [A-Za-z0-9._-]
  * replaced, plus filename*=UTF-8''... for the real name.  Caller frees. */
 char *pf_reader_disposition(const char *name);

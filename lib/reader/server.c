@@ -39,7 +39,7 @@
 
 /* Larger tokens are refused before any parsing; real IdP tokens are a
  * few KiB at most. */
-#define S_MAX_TOKEN 8192
+#define S_MAX_TOKEN PF_TOKEN_MAX
 /* Key and JWKS files are small; refuse anything that is not. */
 #define S_MAX_KEYFILE (256 * 1024)
 
