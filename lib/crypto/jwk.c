@@ -265,9 +265,11 @@ static int s_ec_import(const json_t *o, pf_key_t **key_r, const char **error_r)
 }
 
 /* Pushes the base64url member name of o as a BIGNUM (secure when secret).
- * Returns 0, or -1 when absent, malformed, longer than max or zero. */
+ * The builder keeps a pointer, not a copy, so the BIGNUM is stored in
+ * *bn_r for the caller to free after OSSL_PARAM_BLD_to_param.  Returns 0,
+ * or -1 when absent, malformed, longer than max or zero. */
 static int s_push_bn(OSSL_PARAM_BLD *bld, const json_t *o, const char *name, const char *param,
-                     size_t max, bool secret, int *bits_r)
+                     size_t max, bool secret, BIGNUM **bn_r)
 {
     size_t len = 0;
     unsigned char *raw = pf_jose_b64_member(o, name, max, &len);
@@ -276,14 +278,11 @@ static int s_push_bn(OSSL_PARAM_BLD *bld, const json_t *o, const char *name, con
     BIGNUM *bn = secret ? BN_secure_new() : BN_new();
     int rc = -1;
     if (bn != NULL && len > 0 && BN_bin2bn(raw, (int)len, bn) != NULL && !BN_is_zero(bn) &&
-        OSSL_PARAM_BLD_push_BN(bld, param, bn) == 1) {
+        OSSL_PARAM_BLD_push_BN(bld, param, bn) == 1)
         rc = 0;
-        if (bits_r != NULL)
-            *bits_r = BN_num_bits(bn);
-    }
-    BN_clear_free(bn);
     pf_wipe(raw, len);
     free(raw);
+    *bn_r = bn;
     return rc;
 }
 
@@ -297,27 +296,31 @@ static int s_rsa_import(const json_t *o, pf_key_t **key_r, const char **error_r)
     OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
     if (bld == NULL)
         abort();
-    int nbits = 0;
-    /* e up to 64 bits is more than any real key uses (65537); the bound
-     * only keeps the value small enough for the provider's checks */
-    int bad = s_push_bn(bld, o, "n", OSSL_PKEY_PARAM_RSA_N, PF_RSA_MAX_BYTES + 1, false, &nbits) !=
-                  0 ||
-              s_push_bn(bld, o, "e", OSSL_PKEY_PARAM_RSA_E, 8, false, NULL) != 0;
+    BIGNUM *bn[2 + PF_RSA_NPRIV] = {NULL};
+    /* n may carry one leading zero byte (RFC 7518 6.3.1.1 notes some
+     * producers add it); e up to 64 bits is more than any real key uses
+     * (65537), the bound only keeps it small */
+    int bad = s_push_bn(bld, o, "n", OSSL_PKEY_PARAM_RSA_N, PF_RSA_MAX_BYTES + 1, false,
+                        &bn[0]) != 0 ||
+              s_push_bn(bld, o, "e", OSSL_PKEY_PARAM_RSA_E, 8, false, &bn[1]) != 0;
+    int nbits = bad ? 0 : BN_num_bits(bn[0]);
     if (!bad && (nbits < PF_RSA_MIN_BITS || nbits > PF_RSA_MAX_BITS)) {
-        OSSL_PARAM_BLD_free(bld);
         *error_r = "RSA key size not supported (2048 to 8192 bits)";
-        return -1;
+        bad = 2;
     }
     /* A private JWK must carry the CRT parameters too (RFC 7518 6.3.2
      * allows leaving them out, but every producer we know includes them,
      * and without them we would run the slow non-CRT path). */
     for (size_t i = 0; priv && !bad && i < PF_RSA_NPRIV; i++)
         bad = s_push_bn(bld, o, s_rsa_priv_names[i], s_rsa_priv_params[i], PF_RSA_MAX_BYTES,
-                        true, NULL) != 0;
+                        true, &bn[2 + i]) != 0;
     EVP_PKEY *pkey = bad ? NULL : s_fromdata("RSA", bld, priv);
     OSSL_PARAM_BLD_free(bld);
+    for (size_t i = 0; i < sizeof(bn) / sizeof(bn[0]); i++)
+        BN_clear_free(bn[i]);
     if (bad) {
-        *error_r = "malformed RSA key";
+        if (bad == 1)
+            *error_r = "malformed RSA key";
         return -1;
     }
     if (pkey == NULL || s_validate(pkey, priv) != 0) {
