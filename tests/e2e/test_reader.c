@@ -1,0 +1,779 @@
+/* End-to-end tests of postfach-reader: notices are delivered through the
+ * real broker with the client library, then listed, opened and downloaded
+ * over HTTP from the real reader, against a real PostgreSQL (harness.h).
+ * What the database holds afterwards (read_at, receipt rows) is checked
+ * with SQL, and the read receipt is verified with the service's JWKS. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "postfach/postfach.h"
+
+#include "auth/token.h"
+#include "crypto/jose.h"
+#include "receipt/receipt.h"
+#include "util/b64url.h"
+
+typedef struct {
+    pf_env_t *env;
+    pf_client_t *client;
+    int port;
+    int seq;
+} fx_t;
+
+static fx_t *s_fx(const char *name, const char *const *citizens)
+{
+    fx_t *fx = calloc(1, sizeof(*fx));
+    fx->env = pf_env_new(name, citizens);
+    assert_int_equal(pf_env_start_broker(fx->env, NULL), 0);
+    assert_int_equal(pf_env_start_reader(fx->env, NULL), 0);
+    fx->port = pf_env_reader_port(fx->env);
+    char *pub = pf_env_broker_pubfile(fx->env), *key = pf_env_sender_keyfile(fx->env, "tax-office");
+    const char *err = NULL;
+    int rc = pf_client_new(pf_env_broker_endpoint(fx->env), pub, key, &fx->client, &err);
+    if (rc != 0)
+        fprintf(stderr, "pf_client_new: %s\n", err);
+    assert_int_equal(rc, 0);
+    pf_client_set_timeout(fx->client, 5000, 3);
+    free(pub);
+    free(key);
+    return fx;
+}
+
+static void s_fx_free(fx_t **fxp)
+{
+    fx_t *fx = *fxp;
+    pf_client_destroy(&fx->client);
+    assert_true(pf_env_reader_alive(fx->env));
+    assert_int_equal(pf_env_stop_reader(fx->env, SIGTERM), 0);
+    pf_env_destroy(&fx->env);
+    free(fx);
+    *fxp = NULL;
+}
+
+typedef struct {
+    const char *title, *subject, *body, *reference, *level;
+    bool read_receipt;
+    const pf_client_attachment_t *atts;
+    size_t natts;
+    const char *const *to; /* NULL = citizen-a */
+} s_notice_t;
+
+/* Sends through the broker; returns the copy id of the first recipient. */
+static char *s_send(fx_t *fx, const s_notice_t *n)
+{
+    static const char *const def_to[] = {"citizen-a"};
+    char rid[64];
+    snprintf(rid, sizeof(rid), "req-%d-%lld", ++fx->seq, (long long)pf_test_now_ms());
+    pf_client_notice_t cn = {
+        .request_id = rid,
+        .recipients = n->to ? n->to : def_to,
+        .recipient_count = 1,
+        .title = n->title ? n->title : "Bescheid",
+        .subject = n->subject ? n->subject : "Betreff",
+        .body = n->body ? n->body : "Text",
+        .reference = n->reference,
+        .attachments = n->atts,
+        .attachment_count = n->natts,
+        .read_receipt = n->read_receipt,
+        .required_level = n->level,
+    };
+    pf_client_result_t res;
+    const char *err = NULL;
+    int rc = pf_client_send(fx->client, &cn, &res, &err);
+    if (rc != 0)
+        fprintf(stderr, "pf_client_send: %d %s\n", rc, err ? err : "");
+    assert_int_equal(rc, 0);
+    if (!res.ok)
+        fprintf(stderr, "NACK %s %s\n", res.code, res.reason);
+    assert_int_equal(res.ok, 1);
+    assert_int_equal(res.copy_count, 1);
+    char *id = strdup(res.copies[0].message_id);
+    pf_client_result_clear(&res);
+    return id;
+}
+
+static char *s_token(fx_t *fx, const char *citizen, const char *level)
+{
+    char *out = NULL;
+    int rc = level ? pf_env_ctl(fx->env, &out, "token", citizen, "--level", level, NULL)
+                   : pf_env_ctl(fx->env, &out, "token", citizen, NULL);
+    assert_int_equal(rc, 0);
+    size_t n = strlen(out);
+    while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' '))
+        out[--n] = '\0';
+    return out;
+}
+
+static json_t *s_get_json(fx_t *fx, const char *path, const char *token, int want_status)
+{
+    pf_http_response_t r;
+    assert_int_equal(pf_http_get(fx->port, path, token, &r), 0);
+    if (r.status != want_status)
+        fprintf(stderr, "GET %s: %d %s\n", path, r.status, r.body ? r.body : "");
+    assert_int_equal(r.status, want_status);
+    assert_non_null(r.content_type);
+    assert_non_null(strstr(r.content_type, "application/json"));
+    json_error_t jerr;
+    json_t *o = json_loadb(r.body, r.body_len, 0, &jerr);
+    assert_non_null(o);
+    pf_http_response_clear(&r);
+    return o;
+}
+
+/* The whole raw response (headers and body) of one request. */
+static char *s_raw(int port, const char *req, size_t len)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = send(fd, req + off, len - off, MSG_NOSIGNAL);
+        if (n <= 0)
+            break;
+        off += (size_t)n;
+    }
+    size_t cap = 1 << 16, got = 0;
+    char *buf = malloc(cap);
+    int64_t end = pf_test_now_ms() + 10000;
+    for (;;) {
+        int wait = (int)(end - pf_test_now_ms());
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (wait <= 0 || poll(&p, 1, wait) <= 0)
+            break;
+        if (got + 1 >= cap)
+            buf = realloc(buf, cap *= 2);
+        ssize_t n = recv(fd, buf + got, cap - got - 1, 0);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+    close(fd);
+    return buf;
+}
+
+static char *s_raw_get(fx_t *fx, const char *path, const char *token)
+{
+    char req[16384];
+    snprintf(req, sizeof(req),
+             "GET %s HTTP/1.1\r\nHost: x\r\n%s%s%sConnection: close\r\n\r\n", path,
+             token ? "Authorization: Bearer " : "", token ? token : "", token ? "\r\n" : "");
+    return s_raw(fx->port, req, strlen(req));
+}
+
+static bool s_healthy(fx_t *fx)
+{
+    pf_http_response_t r;
+    bool ok = pf_http_get(fx->port, "/healthz", NULL, &r) == 0 && r.status == 200;
+    pf_http_response_clear(&r);
+    return ok;
+}
+
+/* ------------------------------------------------------------------------ */
+
+static void test_list_pages_newest_first(void **state)
+{
+    (void)state;
+    const char *const citizens[] = {"citizen-a", NULL};
+    fx_t *fx = s_fx("reader_list", citizens);
+    char *ids[5];
+    char title[5][32];
+    for (int i = 0; i < 5; i++) {
+        snprintf(title[i], sizeof(title[i]), "Bescheid %d", i);
+        s_notice_t n = {.title = title[i], .reference = "AZ-7", .subject = "geheim"};
+        ids[i] = s_send(fx, &n);
+    }
+    char *tok = s_token(fx, "citizen-a", NULL);
+
+    /* three pages of 2, 2, 1; newest first; the last without a cursor */
+    char path[256] = "/v1/messages?limit=2";
+    int seen = 0;
+    for (int page = 0; page < 3; page++) {
+        json_t *o = s_get_json(fx, path, tok, 200);
+        json_t *msgs = json_object_get(o, "messages");
+        size_t n = json_array_size(msgs);
+        assert_int_equal(n, page < 2 ? 2 : 1);
+        for (size_t i = 0; i < n; i++, seen++) {
+            json_t *m = json_array_get(msgs, i);
+            int want = 4 - seen;
+            assert_string_equal(json_string_value(json_object_get(m, "id")), ids[want]);
+            assert_string_equal(json_string_value(json_object_get(m, "title")), title[want]);
+            assert_string_equal(json_string_value(json_object_get(m, "sender")), "tax-office");
+            assert_string_equal(json_string_value(json_object_get(m, "reference")), "AZ-7");
+            assert_true(json_is_null(json_object_get(m, "read_at")));
+            assert_string_equal(json_string_value(json_object_get(m, "required_level")), "normal");
+            assert_true(json_integer_value(json_object_get(m, "size")) > 0);
+            assert_int_equal(json_integer_value(json_object_get(m, "attachment_count")), 0);
+            assert_non_null(json_string_value(json_object_get(m, "created_at")));
+            /* clear metadata only */
+            assert_null(json_object_get(m, "subject"));
+            assert_null(json_object_get(m, "body"));
+        }
+        json_t *next = json_object_get(o, "next_cursor");
+        if (page < 2) {
+            assert_true(json_is_string(next));
+            snprintf(path, sizeof(path), "/v1/messages?limit=2&cursor=%s", json_string_value(next));
+        } else {
+            assert_true(json_is_null(next));
+        }
+        json_decref(o);
+    }
+    assert_int_equal(seen, 5);
+
+    /* default page holds all five */
+    json_t *o = s_get_json(fx, "/v1/messages", tok, 200);
+    assert_int_equal(json_array_size(json_object_get(o, "messages")), 5);
+    json_decref(o);
+
+    /* bad paging parameters are clear 400s */
+    const char *bad[] = {"/v1/messages?limit=0", "/v1/messages?limit=101",
+                         "/v1/messages?limit=abc", "/v1/messages?cursor=garbage",
+                         "/v1/messages?cursor=0190a5b2-1c3d-7e4f-8a9b-0c1d2e3f4a5b"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        o = s_get_json(fx, bad[i], tok, 400);
+        assert_non_null(json_string_value(json_object_get(o, "error")));
+        json_decref(o);
+    }
+    for (int i = 0; i < 5; i++)
+        free(ids[i]);
+    free(tok);
+    s_fx_free(&fx);
+}
+
+static const unsigned char s_pdf[] = {'%', 'P', 'D', 'F', '-', '1', '.', '7', 0, 1, 2, 0xff, 0xfe, 0, '\n'};
+
+static void test_open_attachment_read_once(void **state)
+{
+    (void)state;
+    const char *const citizens[] = {"citizen-a", NULL};
+    fx_t *fx = s_fx("reader_open", citizens);
+    unsigned char big[70000];
+    for (size_t i = 0; i < sizeof(big); i++)
+        big[i] = (unsigned char)(i * 7 + 3);
+    pf_client_attachment_t atts[2] = {
+        {.name = "bescheid.pdf", .media_type = "application/pdf", .data = s_pdf, .size = sizeof(s_pdf)},
+        {.name = "Anlage \xc3\xa4.bin", .media_type = NULL, .data = big, .size = sizeof(big)},
+    };
+    s_notice_t n = {.title = "Grundsteuer", .subject = "Ihr Grundsteuerbescheid",
+                    .body = "Sehr geehrte Frau A.,\n\nanbei \xe2\x80\x9e Ihr Bescheid\xe2\x80\x9c.",
+                    .reference = "GS-2025/0815", .read_receipt = true, .atts = atts, .natts = 2};
+    char *id = s_send(fx, &n);
+    char *tok = s_token(fx, "citizen-a", NULL);
+    char path[256];
+
+    snprintf(path, sizeof(path), "/v1/messages/%s", id);
+    json_t *o = s_get_json(fx, path, tok, 200);
+    assert_string_equal(json_string_value(json_object_get(o, "id")), id);
+    assert_string_equal(json_string_value(json_object_get(o, "subject")), n.subject);
+    assert_string_equal(json_string_value(json_object_get(o, "body")), n.body);
+    assert_string_equal(json_string_value(json_object_get(o, "title")), n.title);
+    assert_string_equal(json_string_value(json_object_get(o, "reference")), n.reference);
+    assert_string_equal(json_string_value(json_object_get(o, "sender")), "tax-office");
+    const char *read_at = json_string_value(json_object_get(o, "read_at"));
+    assert_non_null(read_at);
+    char *first_read = strdup(read_at);
+    json_t *al = json_object_get(o, "attachments");
+    assert_int_equal(json_array_size(al), 2);
+    json_t *a0 = json_array_get(al, 0), *a1 = json_array_get(al, 1);
+    assert_int_equal(json_integer_value(json_object_get(a0, "index")), 0);
+    assert_string_equal(json_string_value(json_object_get(a0, "name")), "bescheid.pdf");
+    assert_string_equal(json_string_value(json_object_get(a0, "media_type")), "application/pdf");
+    assert_int_equal(json_integer_value(json_object_get(a0, "size")), sizeof(s_pdf));
+    assert_string_equal(json_string_value(json_object_get(a1, "name")), atts[1].name);
+    assert_int_equal(json_integer_value(json_object_get(a1, "size")), sizeof(big));
+    json_decref(o);
+
+    /* exactly one read receipt, and the read time does not move */
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM receipt WHERE message_id = '%s' AND event = 'read'", id);
+    assert_int_equal(pf_env_sql_int(fx->env, sql), 1);
+    usleep(20 * 1000);
+    snprintf(path, sizeof(path), "/v1/messages/%s", id);
+    o = s_get_json(fx, path, tok, 200);
+    assert_string_equal(json_string_value(json_object_get(o, "read_at")), first_read);
+    json_decref(o);
+    assert_int_equal(pf_env_sql_int(fx->env, sql), 1);
+
+    /* the listing shows the read time too */
+    o = s_get_json(fx, "/v1/messages", tok, 200);
+    json_t *m = json_array_get(json_object_get(o, "messages"), 0);
+    assert_string_equal(json_string_value(json_object_get(m, "read_at")), first_read);
+    json_decref(o);
+
+    /* attachment bytes equal what was sent, with their media type */
+    pf_http_response_t r;
+    snprintf(path, sizeof(path), "/v1/messages/%s/attachments/0", id);
+    assert_int_equal(pf_http_get(fx->port, path, tok, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.content_type, "application/pdf");
+    assert_int_equal(r.body_len, sizeof(s_pdf));
+    assert_memory_equal(r.body, s_pdf, sizeof(s_pdf));
+    pf_http_response_clear(&r);
+    snprintf(path, sizeof(path), "/v1/messages/%s/attachments/1", id);
+    assert_int_equal(pf_http_get(fx->port, path, tok, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.content_type, "application/octet-stream");
+    assert_int_equal(r.body_len, sizeof(big));
+    assert_memory_equal(r.body, big, sizeof(big));
+    pf_http_response_clear(&r);
+    char *raw = s_raw_get(fx, path, tok);
+    assert_non_null(strstr(raw, "Content-Disposition: attachment; filename=\"Anlage___.bin\"; "
+                                "filename*=UTF-8''Anlage%20%C3%A4.bin\r\n"));
+    assert_non_null(strstr(raw, "X-Content-Type-Options: nosniff\r\n"));
+    assert_non_null(strstr(raw, "Cache-Control: no-store\r\n"));
+    free(raw);
+    snprintf(path, sizeof(path), "/v1/messages/%s/attachments/2", id);
+    o = s_get_json(fx, path, tok, 404);
+    json_decref(o);
+    assert_int_equal(pf_env_sql_int(fx->env, sql), 1);
+
+    /* the receipt verifies with the published key and names this copy */
+    snprintf(sql, sizeof(sql), "SELECT token FROM receipt WHERE message_id = '%s' AND event = 'read'",
+             id);
+    char *rtok = pf_env_sql(fx->env, sql);
+    assert_non_null(rtok);
+    pf_http_get(fx->port, "/.well-known/jwks.json", NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_null(strstr(r.body, "\"d\""));
+    pf_keyset_t *set = pf_keyset_new();
+    const char *err;
+    assert_int_equal(pf_keyset_add_jwks(set, r.body, r.body_len, true, &err), 1);
+    pf_http_response_clear(&r);
+    pf_receipt_t rc;
+    int vrc = pf_receipt_verify(rtok, strlen(rtok), set, "https://postfach.local", &rc, &err);
+    if (vrc != 0)
+        fprintf(stderr, "receipt: %s\n", err);
+    assert_int_equal(vrc, 0);
+    assert_int_equal(rc.event, PF_EVENT_READ);
+    assert_string_equal(rc.message_id, id);
+    assert_string_equal(rc.mailbox, "citizen-a");
+    assert_string_equal(rc.sender, "tax-office");
+    snprintf(sql, sizeof(sql),
+             "SELECT floor(extract(epoch FROM read_at) * 1000)::bigint FROM message WHERE id = '%s'",
+             id);
+    assert_int_equal(rc.event_time_ms, pf_env_sql_int(fx->env, sql));
+    snprintf(sql, sizeof(sql),
+             "SELECT translate(encode(jwe_tag, 'base64'), E'+/=\\n', '-_') FROM message "
+             "WHERE id = '%s'",
+             id);
+    char *tag = pf_env_sql(fx->env, sql);
+    assert_string_equal(rc.jwe_tag, tag);
+    free(tag);
+    pf_receipt_clear(&rc);
+    pf_keyset_destroy(&set);
+    free(rtok);
+
+    free(first_read);
+    free(id);
+    free(tok);
+    s_fx_free(&fx);
+}
+
+static void test_receipts_only_when_asked(void **state)
+{
+    (void)state;
+    const char *const citizens[] = {"citizen-a", NULL};
+    fx_t *fx = s_fx("reader_noreceipt", citizens);
+    s_notice_t n = {.title = "Ohne Lesebestaetigung", .read_receipt = false};
+    char *id = s_send(fx, &n);
+    pf_client_attachment_t att = {.name = "a.txt", .media_type = "text/plain", .data = "hallo", .size = 5};
+    s_notice_t n2 = {.title = "Mit", .read_receipt = true, .atts = &att, .natts = 1};
+    char *id2 = s_send(fx, &n2);
+    char *tok = s_token(fx, "citizen-a", NULL);
+    char path[256], sql[256];
+
+    snprintf(path, sizeof(path), "/v1/messages/%s", id);
+    json_decref(s_get_json(fx, path, tok, 200));
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM message WHERE id = '%s' AND read_at IS NOT NULL", id);
+    assert_int_equal(pf_env_sql_int(fx->env, sql), 1);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM receipt WHERE message_id = '%s' AND event = 'read'", id);
+    assert_int_equal(pf_env_sql_int(fx->env, sql), 0);
+
+    /* the attachment download is a first retrieval as well */
+    snprintf(path, sizeof(path), "/v1/messages/%s/attachments/0", id2);
+    for (int i = 0; i < 3; i++) {
+        pf_http_response_t r;
+        assert_int_equal(pf_http_get(fx->port, path, tok, &r), 0);
+        assert_int_equal(r.status, 200);
+        assert_string_equal(r.body, "hallo");
+        pf_http_response_clear(&r);
+    }
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM message WHERE id = '%s' AND read_at IS NOT NULL", id2);
+    assert_int_equal(pf_env_sql_int(fx->env, sql), 1);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM receipt WHERE message_id = '%s' AND event = 'read'", id2);
+    assert_int_equal(pf_env_sql_int(fx->env, sql), 1);
+    free(id);
+    free(id2);
+    free(tok);
+    s_fx_free(&fx);
+}
+
+static void test_jwe_route(void **state)
+{
+    (void)state;
+    const char *const citizens[] = {"citizen-a", NULL};
+    fx_t *fx = s_fx("reader_jwe", citizens);
+    s_notice_t n = {.title = "JWE", .read_receipt = true};
+    char *id = s_send(fx, &n);
+    char *tok = s_token(fx, "citizen-a", NULL);
+    char path[256], sql[512];
+    snprintf(path, sizeof(path), "/v1/messages/%s/jwe", id);
+    pf_http_response_t r;
+    assert_int_equal(pf_http_get(fx->port, path, tok, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.content_type, "application/jose");
+    /* five parts, each equal to the stored one */
+    const char *cols[] = {"jwe_protected", "jwe_encrypted_key", "jwe_iv", "jwe_ciphertext", "jwe_tag"};
+    char *p = r.body;
+    for (int i = 0; i < 5; i++) {
+        char *dot = strchr(p, '.');
+        assert_true(i == 4 ? dot == NULL : dot != NULL);
+        size_t len = dot ? (size_t)(dot - p) : strlen(p);
+        if (i == 0)
+            snprintf(sql, sizeof(sql), "SELECT jwe_protected FROM message WHERE id = '%s'", id);
+        else
+            snprintf(sql, sizeof(sql),
+                     "SELECT translate(encode(%s, 'base64'), E'+/=\\n', '-_') FROM message "
+                     "WHERE id = '%s'",
+                     cols[i], id);
+        char *want = pf_env_sql(fx->env, sql);
+        assert_non_null(want);
+        assert_int_equal(strlen(want), len);
+        assert_memory_equal(want, p, len);
+        free(want);
+        p = dot ? dot + 1 : p + len;
+    }
+    /* and it parses as a JWE */
+    pf_jwe_t *jwe = NULL;
+    const char *err;
+    assert_int_equal(pf_jwe_parse_compact(r.body, r.body_len, &jwe, &err), 0);
+    pf_jwe_destroy(&jwe);
+    pf_http_response_clear(&r);
+    /* handing out ciphertext is not a retrieval */
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM message WHERE id = '%s' AND read_at IS NULL", id);
+    assert_int_equal(pf_env_sql_int(fx->env, sql), 1);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM receipt WHERE message_id = '%s' AND event = 'read'", id);
+    assert_int_equal(pf_env_sql_int(fx->env, sql), 0);
+    free(id);
+    free(tok);
+    s_fx_free(&fx);
+}
+
+static void test_other_citizen_gets_404(void **state)
+{
+    (void)state;
+    const char *const citizens[] = {"citizen-a", "citizen-b", NULL};
+    fx_t *fx = s_fx("reader_isolation", citizens);
+    pf_client_attachment_t att = {.name = "a.txt", .media_type = "text/plain", .data = "x", .size = 1};
+    s_notice_t n = {.title = "Nur fuer A", .read_receipt = true, .atts = &att, .natts = 1};
+    char *id = s_send(fx, &n);
+    char *tok_b = s_token(fx, "citizen-b", NULL);
+    const char *sfx[] = {"", "/jwe", "/attachments/0"};
+    const char *random_id = "0190a5b2-1c3d-7e4f-8a9b-0c1d2e3f4a5b";
+    for (size_t i = 0; i < 3; i++) {
+        char mine[256], other[256], bad[256];
+        snprintf(mine, sizeof(mine), "/v1/messages/%s%s", id, sfx[i]);
+        snprintf(other, sizeof(other), "/v1/messages/%s%s", random_id, sfx[i]);
+        snprintf(bad, sizeof(bad), "/v1/messages/%s%s", "not-an-id", sfx[i]);
+        pf_http_response_t r1, r2, r3;
+        assert_int_equal(pf_http_get(fx->port, mine, tok_b, &r1), 0);
+        assert_int_equal(pf_http_get(fx->port, other, tok_b, &r2), 0);
+        assert_int_equal(pf_http_get(fx->port, bad, tok_b, &r3), 0);
+        assert_int_equal(r1.status, 404);
+        assert_int_equal(r2.status, 404);
+        assert_int_equal(r3.status, 404);
+        assert_string_equal(r1.body, r2.body);
+        assert_string_equal(r1.body, r3.body);
+        assert_string_equal(r1.content_type, r2.content_type);
+        pf_http_response_clear(&r1);
+        pf_http_response_clear(&r2);
+        pf_http_response_clear(&r3);
+    }
+    /* B's listing is empty; A's copy stays unread */
+    json_t *o = s_get_json(fx, "/v1/messages", tok_b, 200);
+    assert_int_equal(json_array_size(json_object_get(o, "messages")), 0);
+    json_decref(o);
+    char sql[256];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM message WHERE id = '%s' AND read_at IS NULL", id);
+    assert_int_equal(pf_env_sql_int(fx->env, sql), 1);
+    free(id);
+    free(tok_b);
+    s_fx_free(&fx);
+}
+
+/* A token signed with the development IdP key, with chosen claims. */
+static char *s_mint(fx_t *fx, const char *issuer, const char *audience, int64_t now, int ttl)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/idp.jwk", pf_env_keys(fx->env));
+    size_t len;
+    char *jwk = pf_test_read_file(path, &len);
+    assert_non_null(jwk);
+    pf_key_t *key = NULL;
+    const char *err;
+    assert_int_equal(pf_key_from_jwk(jwk, len, &key, &err), 0);
+    free(jwk);
+    char *t = pf_token_mint(key, issuer, audience, "citizen-a", PF_LEVEL_HOCH, now, ttl, &err);
+    assert_non_null(t);
+    pf_key_destroy(&key);
+    return t;
+}
+
+static void test_bad_tokens_401(void **state)
+{
+    (void)state;
+    const char *const citizens[] = {"citizen-a", NULL};
+    fx_t *fx = s_fx("reader_auth", citizens);
+    int64_t now = (int64_t)time(NULL);
+    char *expired = s_mint(fx, "https://idp.postfach.local", "postfach-reader", now - 7200, 3600);
+    char *wrong_aud = s_mint(fx, "https://idp.postfach.local", "someone-else", now, 600);
+    char *wrong_iss = s_mint(fx, "https://evil.example", "postfach-reader", now, 600);
+    char *good = s_mint(fx, "https://idp.postfach.local", "postfach-reader", now, 600);
+    /* a token of another key */
+    pf_key_t *other = NULL;
+    const char *err;
+    assert_int_equal(pf_key_generate(PF_KEY_P256, &other, &err), 0);
+    char *forged = pf_token_mint(other, "https://idp.postfach.local", "postfach-reader",
+                                 "citizen-a", PF_LEVEL_HOCH, now, 600, &err);
+    pf_key_destroy(&other);
+    /* the good token with its signature's last character changed */
+    char *tampered = strdup(good);
+    size_t tl = strlen(tampered);
+    tampered[tl - 2] = tampered[tl - 2] == 'A' ? 'B' : 'A';
+
+    const char *bad[] = {NULL, "garbage", "a.b.c", expired, wrong_aud, wrong_iss, forged, tampered};
+    const char *paths[] = {"/v1/messages", "/v1/messages/0190a5b2-1c3d-7e4f-8a9b-0c1d2e3f4a5b",
+                           "/v1/messages/x/jwe"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        for (size_t j = 0; j < 3; j++) {
+            char *raw = s_raw_get(fx, paths[j], bad[i]);
+            assert_non_null(strstr(raw, "HTTP/1.1 401 "));
+            assert_non_null(strstr(raw, "WWW-Authenticate: Bearer realm=\"postfach\", error=\"invalid_token\"\r\n"));
+            assert_non_null(strstr(raw, "\"error\":\"invalid_token\""));
+            assert_non_null(strstr(raw, "Cache-Control: no-store"));
+            /* nothing of the token comes back */
+            if (bad[i] != NULL && strlen(bad[i]) > 20)
+                assert_null(strstr(raw, bad[i] + strlen(bad[i]) - 20));
+            free(raw);
+        }
+    }
+    /* other schemes and malformed headers */
+    const char *reqs[] = {
+        "GET /v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Basic YTpi\r\nConnection: close\r\n\r\n",
+        "GET /v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer\r\nConnection: close\r\n\r\n",
+        "GET /v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer a b\r\nConnection: close\r\n\r\n",
+    };
+    for (size_t i = 0; i < 3; i++) {
+        char *raw = s_raw(fx->port, reqs[i], strlen(reqs[i]));
+        assert_non_null(strstr(raw, "HTTP/1.1 401 "));
+        free(raw);
+    }
+    /* the good one works */
+    json_decref(s_get_json(fx, "/v1/messages", good, 200));
+    /* the token never shows up in the reader's log */
+    char logp[1024];
+    snprintf(logp, sizeof(logp), "%s/reader.log", pf_env_dir(fx->env));
+    char *log = pf_test_read_file(logp, NULL);
+    assert_non_null(log);
+    assert_null(strstr(log, good + strlen(good) - 30));
+    assert_null(strstr(log, expired + strlen(expired) - 30));
+    assert_non_null(strstr(log, "event=request"));
+    free(log);
+    free(expired);
+    free(wrong_aud);
+    free(wrong_iss);
+    free(good);
+    free(forged);
+    free(tampered);
+    s_fx_free(&fx);
+}
+
+static void test_level_403(void **state)
+{
+    (void)state;
+    const char *const citizens[] = {"citizen-a", NULL};
+    fx_t *fx = s_fx("reader_level", citizens);
+    pf_client_attachment_t att = {.name = "a.txt", .media_type = "text/plain", .data = "x", .size = 1};
+    s_notice_t n = {.title = "Vertraulich", .level = "hoch", .read_receipt = true, .atts = &att, .natts = 1};
+    char *id = s_send(fx, &n);
+    char *normal = s_token(fx, "citizen-a", "normal");
+    char *subst = s_token(fx, "citizen-a", "substantiell");
+    char *hoch = s_token(fx, "citizen-a", "hoch");
+    char path[256], sql[256];
+
+    /* listed, with its requirement */
+    json_t *o = s_get_json(fx, "/v1/messages", normal, 200);
+    json_t *m = json_array_get(json_object_get(o, "messages"), 0);
+    assert_string_equal(json_string_value(json_object_get(m, "id")), id);
+    assert_string_equal(json_string_value(json_object_get(m, "required_level")), "hoch");
+    json_decref(o);
+
+    const char *sfx[] = {"", "/attachments/0", "/jwe"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(path, sizeof(path), "/v1/messages/%s%s", id, sfx[i]);
+        o = s_get_json(fx, path, normal, 403);
+        assert_string_equal(json_string_value(json_object_get(o, "error")), "insufficient_level");
+        json_decref(o);
+        json_decref(s_get_json(fx, path, subst, 403));
+    }
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM message WHERE id = '%s' AND read_at IS NULL", id);
+    assert_int_equal(pf_env_sql_int(fx->env, sql), 1);
+    snprintf(path, sizeof(path), "/v1/messages/%s", id);
+    json_decref(s_get_json(fx, path, hoch, 200));
+    assert_int_equal(pf_env_sql_int(fx->env, sql), 0);
+    free(id);
+    free(normal);
+    free(subst);
+    free(hoch);
+    s_fx_free(&fx);
+}
+
+static void test_broken_requests(void **state)
+{
+    (void)state;
+    const char *const citizens[] = {"citizen-a", NULL};
+    fx_t *fx = s_fx("reader_broken", citizens);
+    char *tok = s_token(fx, "citizen-a", NULL);
+    struct {
+        const char *req;
+        const char *want; /* status line prefix, or NULL: any answer or a close */
+    } cases[] = {
+        {"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello", "HTTP/1.1 405 "},
+        {"DELETE /v1/messages/0190a5b2-1c3d-7e4f-8a9b-0c1d2e3f4a5b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "HTTP/1.1 405 "},
+        {"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", "HTTP/1.1 405 "},
+        {"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "HTTP/1.1 404 "},
+        {"GET /v1/messages/../../etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "HTTP/1.1 404 "},
+        {"GET /v1/messages/%00 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", NULL},
+        {"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbody", "HTTP/1.1 413 "},
+        {"GARBAGE\r\n\r\n", NULL},
+        {"GET\r\n\r\n", NULL},
+        {"GET / HTTP/9.9\r\nHost: x\r\n\r\n", NULL},
+        {"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", NULL}, /* a TLS hello */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *raw = s_raw(fx->port, cases[i].req, strlen(cases[i].req));
+        if (cases[i].want != NULL) {
+            if (strncmp(raw, cases[i].want, strlen(cases[i].want)) != 0)
+                fprintf(stderr, "case %zu: %.200s\n", i, raw);
+            assert_memory_equal(raw, cases[i].want, strlen(cases[i].want));
+            if (strstr(cases[i].want, "405"))
+                assert_non_null(strstr(raw, "Allow: GET\r\n"));
+        }
+        free(raw);
+        assert_true(s_healthy(fx));
+    }
+    /* a header far beyond the per-connection memory: refused, no crash */
+    size_t big = 200 * 1024;
+    char *req = malloc(big + 256);
+    int off = snprintf(req, 256, "GET /v1/messages HTTP/1.1\r\nHost: x\r\nX-Big: ");
+    memset(req + off, 'a', big);
+    strcpy(req + off + big, "\r\nConnection: close\r\n\r\n");
+    char *raw = s_raw(fx->port, req, strlen(req));
+    assert_true(raw[0] == '\0' || strncmp(raw, "HTTP/1.1 4", 10) == 0);
+    free(raw);
+    free(req);
+    /* a huge token: 401, not a crash */
+    char *huge = malloc(20000);
+    memset(huge, 'a', 19999);
+    huge[19999] = '\0';
+    raw = s_raw_get(fx, "/v1/messages", huge);
+    assert_true(raw[0] == '\0' || strncmp(raw, "HTTP/1.1 4", 10) == 0);
+    free(raw);
+    free(huge);
+
+    /* security headers, the page and the key set */
+    raw = s_raw_get(fx, "/", NULL);
+    assert_non_null(strstr(raw, "HTTP/1.1 200 "));
+    assert_non_null(strstr(raw, "Content-Type: text/html; charset=utf-8\r\n"));
+    assert_non_null(strstr(raw, "Content-Security-Policy: default-src 'none'; script-src 'sha256-"));
+    assert_non_null(strstr(raw, "Referrer-Policy: no-referrer\r\n"));
+    assert_non_null(strstr(raw, "X-Content-Type-Options: nosniff\r\n"));
+    assert_non_null(strstr(raw, "Postfach"));
+    assert_null(strstr(raw, "http://"));
+    assert_null(strstr(raw, "https://"));
+    free(raw);
+    raw = s_raw_get(fx, "/v1/messages", tok);
+    assert_non_null(strstr(raw, "HTTP/1.1 200 "));
+    assert_non_null(strstr(raw, "Cache-Control: no-store\r\n"));
+    assert_non_null(strstr(raw, "Referrer-Policy: no-referrer\r\n"));
+    free(raw);
+    pf_http_response_t r;
+    assert_int_equal(pf_http_get(fx->port, "/.well-known/jwks.json", NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    json_error_t jerr;
+    json_t *o = json_loadb(r.body, r.body_len, 0, &jerr);
+    assert_non_null(o);
+    json_t *k = json_array_get(json_object_get(o, "keys"), 0);
+    assert_string_equal(json_string_value(json_object_get(k, "kty")), "EC");
+    assert_null(json_object_get(k, "d"));
+    json_decref(o);
+    pf_http_response_clear(&r);
+    assert_true(s_healthy(fx));
+    free(tok);
+    s_fx_free(&fx);
+}
+
+static void test_database_down_503(void **state)
+{
+    (void)state;
+    const char *const citizens[] = {"citizen-a", NULL};
+    fx_t *fx = s_fx("reader_dbdown", citizens);
+    char *tok = s_token(fx, "citizen-a", NULL);
+    json_decref(s_get_json(fx, "/v1/messages", tok, 200));
+    /* only the reader's sessions are left with this application name */
+    assert_int_equal(pf_env_stop_broker(fx->env, SIGTERM), 0);
+    /* cut the reader's sessions, as a database restart would */
+    char *v = pf_env_sql(fx->env, "SELECT count(pg_terminate_backend(pid))::text FROM "
+                                  "pg_stat_activity WHERE application_name = 'postfach' "
+                                  "AND datname = current_database() AND pid <> pg_backend_pid()");
+    free(v);
+    /* the first request on a cut session may answer 503 (with Retry-After),
+     * after that the pool has reconnected */
+    bool recovered = false;
+    for (int i = 0; i < 20 && !recovered; i++) {
+        char *raw = s_raw_get(fx, "/v1/messages", tok);
+        if (strncmp(raw, "HTTP/1.1 503 ", 13) == 0)
+            assert_non_null(strstr(raw, "Retry-After: "));
+        else
+            recovered = strncmp(raw, "HTTP/1.1 200 ", 13) == 0;
+        free(raw);
+    }
+    assert_true(recovered);
+    free(tok);
+    s_fx_free(&fx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_list_pages_newest_first),
+        cmocka_unit_test(test_open_attachment_read_once),
+        cmocka_unit_test(test_receipts_only_when_asked),
+        cmocka_unit_test(test_jwe_route),
+        cmocka_unit_test(test_other_citizen_gets_404),
+        cmocka_unit_test(test_bad_tokens_401),
+        cmocka_unit_test(test_level_403),
+        cmocka_unit_test(test_broken_requests),
+        cmocka_unit_test(test_database_down_503),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
