@@ -69,4 +69,9 @@ int pf_store_submit_batch(pf_store_t *st, pf_submit_t *subs, size_t n, const cha
 int pf_store_submission_get(pf_store_t *st, int64_t sender_id, const char *request_id,
                             unsigned char hash_r[32], char **ack_r, const char **error_r);
 
+/* A sender by id (the ZAP-authenticated User-Id): its name (caller frees)
+ * and whether it is active. */
+int pf_store_sender_by_id(pf_store_t *st, int64_t sender_id, char **name_r, bool *active_r,
+                          const char **error_r);
+
 #endif

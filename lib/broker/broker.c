@@ -1,0 +1,591 @@
+/* The broker's main thread: socket set-up, the event loop, message
+ * dispatch, the receipt relay and database reconnects.
+ *
+ * Callers: cmd/postfach-broker (and e2e tests through it).
+ * Threads: this one owns the ROUTER socket and the main database
+ * connection; zap.c runs the ZAP handler with a connection of its own.
+ * Untrusted input: every frame from the ROUTER socket.  Only the sender id
+ * that ZAP put into the connection's "User-Id" property is trusted; it is
+ * read from each message, never from the payload.  Frames are counted and
+ * bounded while they are read (ZMQ_MAXMSGSIZE bounds one frame before
+ * libzmq allocates it), then decoded by lib/proto/wire.
+ *
+ * The loop: wait (zmq_poll on the socket and the database socket, at most
+ * until the next relay poll); read up to batch_max SENDs plus any other
+ * commands, handle HELLO/RACK/PING at once, accept the SENDs as one group
+ * commit; then relay due receipts to connected senders.  NOTIFY on
+ * postfach_receipt only wakes the relay early; the poll every
+ * relay_poll_ms is the guarantee. */
+#include "broker/broker_private.h"
+#include "proto/curve.h"
+#include "store/relay.h"
+#include "store/submit.h"
+#include "util/fileio.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define S_MAX_ROUTES 4096
+#define S_RELAY_BATCH 256
+/* sender info entries; refreshed after sender_cache_ms */
+#define S_MAX_SENDERS 4096
+
+int64_t pf_broker_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void pf_broker_config_default(pf_broker_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    pf_wire_limits_default(&cfg->limits);
+    cfg->receipt_issuer = "https://postfach.local";
+    cfg->batch_max = 64;
+    cfg->batch_max_bytes = 256LL * 1024 * 1024;
+    cfg->receipt_retry_seconds = 30;
+    cfg->relay_poll_ms = 1000;
+    cfg->sender_cache_ms = 1000;
+    cfg->heartbeat_ms = 10000;
+}
+
+/* ---- replies ---------------------------------------------------------- */
+
+bool pf_broker_reply(pf_broker_t *b, const void *rid, size_t rid_len, pf_wire_out_t *out)
+{
+    /* never block the loop on one slow peer: with ROUTER_MANDATORY a full
+     * or vanished peer is an error we see (EAGAIN, EHOSTUNREACH); the
+     * procedure retries with the same request id and gets the stored ACK */
+    if (zmq_send(b->router, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        pf_debug("event=reply_dropped error=\"%s\"", zmq_strerror(errno));
+        return false;
+    }
+    for (size_t i = 0; i < out->count; i++) {
+        int flags = (i + 1 < out->count ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT;
+        /* after the first frame libzmq accepts the rest of the message */
+        zmq_send(b->router, out->frames[i].data, out->frames[i].size, flags);
+    }
+    return true;
+}
+
+void pf_broker_nack(pf_broker_t *b, const void *rid, size_t rid_len, const char *request_id,
+                    const char *code, const char *reason)
+{
+    pf_wire_out_t out = {0};
+    pf_wire_encode_nack(request_id, code, reason, &out);
+    pf_broker_reply(b, rid, rid_len, &out);
+    pf_wire_out_clear(&out);
+}
+
+/* ---- database state --------------------------------------------------- */
+
+void pf_broker_db_failed(pf_broker_t *b, const char *what, const char *err)
+{
+    if (!pf_store_broken(b->st))
+        return; /* a refused query, the connection is fine */
+    if (b->db_ok)
+        pf_error("event=db_lost what=\"%s\" error=\"%s\"", what, err);
+    b->db_ok = false;
+    if (b->db_retry_ms == 0) {
+        b->db_backoff_ms = 100;
+        b->db_retry_ms = pf_broker_now_ms();
+    }
+}
+
+static void s_db_retry(pf_broker_t *b)
+{
+    if (b->db_ok || pf_broker_now_ms() < b->db_retry_ms)
+        return;
+    const char *err;
+    if (pf_store_reconnect(b->st, &err) == 0 && pf_store_relay_listen(b->st, &err) == 0) {
+        pf_info("event=db_reconnected");
+        b->db_ok = true;
+        b->db_retry_ms = 0;
+        b->db_backoff_ms = 0;
+        b->relay_due = true;
+        return;
+    }
+    pf_warn("event=db_reconnect_failed error=\"%s\" retry_ms=%d", err, b->db_backoff_ms);
+    b->db_retry_ms = pf_broker_now_ms() + b->db_backoff_ms;
+    b->db_backoff_ms = b->db_backoff_ms >= 5000 ? 10000 : b->db_backoff_ms * 2;
+}
+
+int pf_broker_sender(pf_broker_t *b, int64_t sender_id, const pf_sender_info_t **info_r)
+{
+    int64_t now = pf_broker_now_ms();
+    pf_sender_info_t *e = NULL;
+    for (size_t i = 0; i < b->nsenders && !e; i++)
+        if (b->senders[i].sender_id == sender_id)
+            e = &b->senders[i];
+    if (e && now - e->checked_ms < b->cfg.sender_cache_ms) {
+        *info_r = e;
+        return 1;
+    }
+    if (!b->db_ok)
+        return -1;
+    char *name = NULL;
+    bool active = false;
+    const char *err;
+    int rc = pf_store_sender_by_id(b->st, sender_id, &name, &active, &err);
+    if (rc < 0) {
+        pf_broker_db_failed(b, "cannot look up sender", err);
+        return -1;
+    }
+    if (rc == 0)
+        return 0;
+    if (e == NULL) {
+        if (b->nsenders == S_MAX_SENDERS) {
+            for (size_t i = 0; i < b->nsenders; i++)
+                free(b->senders[i].name);
+            b->nsenders = 0;
+        }
+        b->senders = xrealloc(b->senders, (b->nsenders + 1) * sizeof(*b->senders));
+        e = &b->senders[b->nsenders++];
+        e->name = NULL;
+    }
+    free(e->name);
+    *e = (pf_sender_info_t){sender_id, name, active, now};
+    *info_r = e;
+    return 1;
+}
+
+/* ---- routes: sender id -> latest connection ----------------------------- */
+
+static void s_route_set(pf_broker_t *b, int64_t sender_id, const void *rid, size_t len)
+{
+    if (len > sizeof(b->routes[0].rid))
+        return;
+    pf_route_t *r = NULL;
+    for (size_t i = 0; i < b->nroutes && !r; i++)
+        if (b->routes[i].sender_id == sender_id)
+            r = &b->routes[i];
+    if (r == NULL) {
+        if (b->nroutes == S_MAX_ROUTES)
+            return; /* more senders than any installation has; they poll by HELLO */
+        b->routes = xrealloc(b->routes, (b->nroutes + 1) * sizeof(*b->routes));
+        r = &b->routes[b->nroutes++];
+        r->sender_id = sender_id;
+    }
+    memcpy(r->rid, rid, len);
+    r->rid_len = len;
+}
+
+static void s_route_drop(pf_broker_t *b, size_t i)
+{
+    b->routes[i] = b->routes[--b->nroutes];
+}
+
+/* ---- receipt relay ------------------------------------------------------ */
+
+static void s_relay(pf_broker_t *b)
+{
+    if (!b->db_ok || b->nroutes == 0)
+        return;
+    int64_t *ids = xcalloc(b->nroutes, sizeof(*ids));
+    for (size_t i = 0; i < b->nroutes; i++)
+        ids[i] = b->routes[i].sender_id;
+    size_t nids = b->nroutes;
+    /* a few rounds at most, so submissions are not starved by a backlog */
+    for (int round = 0; round < 8; round++) {
+        pf_relay_receipt_t *rows;
+        size_t n;
+        const char *err;
+        if (pf_store_relay_claim(b->st, ids, nids, S_RELAY_BATCH, b->cfg.receipt_retry_seconds,
+                                 &rows, &n, &err) != 0) {
+            pf_broker_db_failed(b, "cannot claim receipts", err);
+            if (b->db_ok)
+                pf_error("event=relay_failed error=\"%s\"", err);
+            break;
+        }
+        for (size_t i = 0; i < n; i++) {
+            size_t r = 0;
+            while (r < b->nroutes && b->routes[r].sender_id != rows[i].sender_id)
+                r++;
+            if (r == b->nroutes)
+                continue; /* its route was dropped in this round: next attempt later */
+            pf_wire_out_t out = {0};
+            pf_wire_encode_receipt(rows[i].jti, rows[i].token, &out);
+            bool sent = pf_broker_reply(b, b->routes[r].rid, b->routes[r].rid_len, &out);
+            pf_wire_out_clear(&out);
+            if (sent) {
+                pf_debug("event=receipt_sent sender_id=%lld jti=%s", (long long)rows[i].sender_id,
+                         rows[i].jti);
+            } else {
+                pf_debug("event=route_gone sender_id=%lld", (long long)rows[i].sender_id);
+                s_route_drop(b, r);
+            }
+        }
+        pf_relay_receipts_free(&rows, n);
+        if (n < S_RELAY_BATCH)
+            break;
+    }
+    free(ids);
+}
+
+/* ---- reading and dispatch ----------------------------------------------- */
+
+/* Reads one multipart message; frames beyond max are read and dropped (the
+ * codec then refuses the message by its count).  Returns the frame count
+ * (frames[0] the routing id), 0 when nothing was waiting. */
+static size_t s_read(pf_broker_t *b, zmq_msg_t *frames, size_t max, size_t *dropped_r)
+{
+    size_t n = 0;
+    *dropped_r = 0;
+    int more = 1;
+    while (more) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, b->router, n == 0 ? ZMQ_DONTWAIT : 0) < 0) {
+            zmq_msg_close(&m);
+            break;
+        }
+        more = zmq_msg_more(&m);
+        if (n < max) {
+            frames[n++] = m;
+        } else {
+            zmq_msg_close(&m);
+            (*dropped_r)++;
+        }
+    }
+    return n;
+}
+
+static void s_close_frames(zmq_msg_t *frames, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        zmq_msg_close(&frames[i]);
+}
+
+static int64_t s_user_id(zmq_msg_t *m)
+{
+    const char *u = zmq_msg_gets(m, "User-Id");
+    if (u == NULL || *u == '\0')
+        return 0;
+    char *end;
+    long long v = strtoll(u, &end, 10);
+    return *end == '\0' && v > 0 ? v : 0;
+}
+
+/* Handles one message that is not a SEND, or queues a SEND.  Returns true
+ * when the frames were taken over by the batch. */
+static bool s_dispatch(pf_broker_t *b, zmq_msg_t *frames, size_t n, size_t dropped,
+                       pf_broker_send_t *batch, size_t *nbatch)
+{
+    const void *rid = zmq_msg_data(&frames[0]);
+    size_t rid_len = zmq_msg_size(&frames[0]);
+    int64_t sender_id = s_user_id(&frames[0]);
+    if (sender_id == 0) {
+        /* only possible if ZAP were bypassed; refuse rather than guess */
+        pf_error("event=no_user_id");
+        pf_broker_nack(b, rid, rid_len, "", PF_WIRE_E_FORBIDDEN, "not authenticated");
+        return false;
+    }
+    s_route_set(b, sender_id, rid, rid_len);
+    pf_wire_frame_t wf[PF_WIRE_ABS_MAX_ATTACHMENTS + PF_WIRE_MAX_RACK + 8];
+    size_t nf = n - 1;
+    for (size_t i = 0; i < nf; i++)
+        wf[i] = (pf_wire_frame_t){zmq_msg_data(&frames[i + 1]), zmq_msg_size(&frames[i + 1]), NULL};
+    pf_wire_msg_t msg;
+    pf_wire_error_t werr;
+    int rc;
+    if (dropped > 0) {
+        rc = -1;
+        werr.code = PF_WIRE_E_TOO_LARGE;
+        snprintf(werr.reason, sizeof(werr.reason), "too many frames");
+        werr.request_id[0] = '\0';
+    } else {
+        rc = pf_wire_decode(wf, nf, &b->cfg.limits, PF_WIRE_TO_BROKER, &msg, &werr);
+    }
+    if (rc != 0) {
+        char esc[240];
+        pf_info("event=refused sender_id=%lld code=%s reason=\"%s\"", (long long)sender_id,
+                werr.code, pf_log_escape(werr.reason, esc, sizeof(esc)));
+        pf_broker_nack(b, rid, rid_len, werr.request_id, werr.code, werr.reason);
+        return false;
+    }
+    const char *err;
+    switch (msg.cmd) {
+    case PF_WIRE_SEND:
+        batch[*nbatch] = (pf_broker_send_t){.frames = frames, .nframes = n,
+                                            .sender_id = sender_id, .msg = msg};
+        (*nbatch)++;
+        return true;
+    case PF_WIRE_HELLO:
+        pf_debug("event=hello sender_id=%lld", (long long)sender_id);
+        if (b->db_ok) {
+            int k = pf_store_relay_replay(b->st, sender_id, &err);
+            if (k < 0)
+                pf_broker_db_failed(b, "cannot replay receipts", err);
+        }
+        b->relay_due = true;
+        break;
+    case PF_WIRE_RACK:
+        if (b->db_ok) {
+            int k = pf_store_relay_ack(b->st, sender_id, msg.jtis, msg.jti_count, &err);
+            if (k < 0)
+                pf_broker_db_failed(b, "cannot acknowledge receipts", err);
+            else
+                pf_debug("event=rack sender_id=%lld acked=%d", (long long)sender_id, k);
+        }
+        break;
+    case PF_WIRE_PING: {
+        pf_wire_out_t out = {0};
+        pf_wire_encode_simple(PF_WIRE_PONG, &out);
+        pf_broker_reply(b, rid, rid_len, &out);
+        pf_wire_out_clear(&out);
+        break;
+    }
+    default:
+        break; /* the accept mask lets nothing else through */
+    }
+    pf_wire_msg_clear(&msg);
+    return false;
+}
+
+/* Reads whatever is waiting (up to batch_max SENDs) and processes it. */
+static void s_serve(pf_broker_t *b)
+{
+    size_t max_frames = 1 + 3 + b->cfg.limits.max_attachments;
+    if (max_frames < 1 + 2 + PF_WIRE_MAX_RACK)
+        max_frames = 1 + 2 + PF_WIRE_MAX_RACK;
+    pf_broker_send_t *batch = xcalloc((size_t)b->cfg.batch_max, sizeof(*batch));
+    size_t nbatch = 0;
+    /* other commands are handled as they come, but bounded per round */
+    for (int seen = 0; nbatch < (size_t)b->cfg.batch_max && seen < 4 * b->cfg.batch_max; seen++) {
+        zmq_msg_t *frames = xcalloc(max_frames, sizeof(*frames));
+        size_t dropped;
+        size_t n = s_read(b, frames, max_frames, &dropped);
+        if (n == 0) {
+            free(frames);
+            break;
+        }
+        if (n < 2) {
+            s_close_frames(frames, n); /* a routing id and nothing else */
+            free(frames);
+            continue;
+        }
+        if (!s_dispatch(b, frames, n, dropped, batch, &nbatch)) {
+            s_close_frames(frames, n);
+            free(frames);
+        }
+    }
+    if (nbatch > 0)
+        pf_broker_accept_batch(b, batch, nbatch);
+    for (size_t i = 0; i < nbatch; i++) {
+        pf_wire_msg_clear(&batch[i].msg);
+        s_close_frames(batch[i].frames, batch[i].nframes);
+        free(batch[i].frames);
+    }
+    free(batch);
+}
+
+int pf_broker_run(pf_broker_t *b)
+{
+    b->next_relay_ms = pf_broker_now_ms();
+    /* logged here rather than after bind, so that a supervisor that stops
+     * us right after "ready" finds the signal handlers in place */
+    pf_info("event=ready bind=%s", b->bind);
+    while (!b->stop) {
+        int64_t now = pf_broker_now_ms();
+        long timeout = b->relay_due ? 0 : (long)(b->next_relay_ms - now);
+        if (!b->db_ok && b->db_retry_ms - now < timeout)
+            timeout = (long)(b->db_retry_ms - now);
+        if (timeout < 0)
+            timeout = 0;
+        if (timeout > 1000)
+            timeout = 1000;
+        zmq_pollitem_t items[2] = {{.socket = b->router, .events = ZMQ_POLLIN},
+                                   {.socket = NULL, .fd = -1, .events = ZMQ_POLLIN}};
+        int nitems = 1;
+        if (b->db_ok && pf_store_socket(b->st) >= 0) {
+            items[1].fd = pf_store_socket(b->st);
+            nitems = 2;
+        }
+        int rc = zmq_poll(items, nitems, timeout);
+        if (rc < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == ETERM)
+                break;
+            pf_error("event=poll_failed error=\"%s\"", zmq_strerror(errno));
+            return -1;
+        }
+        if (items[0].revents & ZMQ_POLLIN)
+            s_serve(b);
+        if (nitems == 2 && (items[1].revents & ZMQ_POLLIN) && b->db_ok) {
+            const char *err;
+            int k = pf_store_relay_drain(b->st, &err);
+            if (k < 0)
+                pf_broker_db_failed(b, "cannot read notifications", err);
+            else if (k > 0)
+                b->relay_due = true;
+        }
+        s_db_retry(b);
+        now = pf_broker_now_ms();
+        if (b->relay_due || now >= b->next_relay_ms) {
+            b->relay_due = false;
+            b->next_relay_ms = now + b->cfg.relay_poll_ms;
+            s_relay(b);
+        }
+    }
+    pf_info("event=stopping");
+    return 0;
+}
+
+void pf_broker_stop(pf_broker_t *b)
+{
+    b->stop = 1;
+}
+
+/* ---- set-up -------------------------------------------------------------- */
+
+static __thread char s_err[512];
+
+static int s_fail(const char **error_r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int s_fail(const char **error_r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s_err, sizeof(s_err), fmt, ap);
+    va_end(ap);
+    *error_r = s_err;
+    return -1;
+}
+
+static int s_socket(pf_broker_t *b, const char *secret, const char **error_r)
+{
+    b->router = zmq_socket(b->zctx, ZMQ_ROUTER);
+    if (b->router == NULL)
+        return s_fail(error_r, "cannot create socket: %s", zmq_strerror(errno));
+    int one = 1, linger = 2000;
+    /* one frame may not exceed what any frame may legally be: larger ones
+     * make libzmq drop the connection before allocating */
+    int64_t maxmsg = (int64_t)(b->cfg.limits.max_attachment > b->cfg.limits.max_header
+                                   ? b->cfg.limits.max_attachment
+                                   : b->cfg.limits.max_header) +
+                     1024 * 1024;
+    int hb = b->cfg.heartbeat_ms, hbt = b->cfg.heartbeat_ms * 3;
+    if (zmq_setsockopt(b->router, ZMQ_CURVE_SERVER, &one, sizeof(one)) != 0 ||
+        zmq_setsockopt(b->router, ZMQ_CURVE_SECRETKEY, secret, PF_CURVE_Z85_LEN) != 0 ||
+        zmq_setsockopt(b->router, ZMQ_ROUTER_MANDATORY, &one, sizeof(one)) != 0 ||
+        zmq_setsockopt(b->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) != 0 ||
+        zmq_setsockopt(b->router, ZMQ_LINGER, &linger, sizeof(linger)) != 0 ||
+        zmq_setsockopt(b->router, ZMQ_ZAP_DOMAIN, "postfach", 8) != 0)
+        return s_fail(error_r, "cannot configure socket: %s", zmq_strerror(errno));
+    if (hb > 0 && (zmq_setsockopt(b->router, ZMQ_HEARTBEAT_IVL, &hb, sizeof(hb)) != 0 ||
+                   zmq_setsockopt(b->router, ZMQ_HEARTBEAT_TIMEOUT, &hbt, sizeof(hbt)) != 0))
+        return s_fail(error_r, "cannot configure heartbeats: %s", zmq_strerror(errno));
+    if (zmq_bind(b->router, b->bind) != 0)
+        return s_fail(error_r, "cannot bind \"%s\": %s", b->bind, zmq_strerror(errno));
+    return 0;
+}
+
+int pf_broker_new(const pf_broker_config_t *cfg, pf_broker_t **b_r, const char **error_r)
+{
+    pf_broker_t *b = xcalloc(1, sizeof(*b));
+    b->cfg = *cfg;
+    b->db = xstrdup(cfg->db ? cfg->db : "");
+    b->bind = xstrdup(cfg->bind ? cfg->bind : "");
+    b->issuer = xstrdup(cfg->receipt_issuer ? cfg->receipt_issuer : "https://postfach.local");
+    b->cfg.db = b->db;
+    b->cfg.bind = b->bind;
+    b->cfg.receipt_issuer = b->issuer;
+    const char *err;
+
+    pf_curve_keys_t ck;
+    if (pf_curve_load(cfg->curve_secret_file, true, &ck, &err) != 0) {
+        s_fail(error_r, "%s", err);
+        goto fail;
+    }
+    char *jwk = NULL;
+    size_t jwk_len;
+    if (pf_file_read(cfg->receipt_key_file, 64 * 1024, &jwk, &jwk_len, &err) != 0 ||
+        pf_key_from_jwk(jwk, jwk_len, &b->receipt_key, &err) != 0) {
+        if (jwk)
+            pf_wipe(jwk, jwk_len);
+        free(jwk);
+        pf_curve_keys_clear(&ck);
+        s_fail(error_r, "receipt key \"%s\": %s", cfg->receipt_key_file, err);
+        goto fail;
+    }
+    pf_wipe(jwk, jwk_len);
+    free(jwk);
+    if (!pf_key_is_private(b->receipt_key) || pf_key_is_rsa(b->receipt_key)) {
+        pf_curve_keys_clear(&ck);
+        s_fail(error_r, "receipt key \"%s\" is not a private P-256 key", cfg->receipt_key_file);
+        goto fail;
+    }
+
+    if (pf_store_open(b->db, &b->st, &err) != 0) {
+        pf_curve_keys_clear(&ck);
+        s_fail(error_r, "%s", err);
+        goto fail;
+    }
+    if (pf_store_check_durability(b->st, &err) != 0) {
+        if (!cfg->allow_unsafe_db) {
+            pf_curve_keys_clear(&ck);
+            s_fail(error_r, "%s (set allow_unsafe_db = on to start anyway)", err);
+            goto fail;
+        }
+        pf_warn("event=unsafe_db error=\"%s\" allow_unsafe_db=on", err);
+    }
+    if (pf_store_relay_listen(b->st, &err) != 0) {
+        pf_curve_keys_clear(&ck);
+        s_fail(error_r, "%s", err);
+        goto fail;
+    }
+    b->db_ok = true;
+
+    b->zctx = zmq_ctx_new();
+    /* the ZAP handler must exist before the socket binds */
+    if (pf_zap_start(b->zctx, b->db, cfg->sender_cache_ms, &b->zap, &err) != 0) {
+        pf_curve_keys_clear(&ck);
+        s_fail(error_r, "%s", err);
+        goto fail;
+    }
+    int rc = s_socket(b, ck.secret_key, error_r);
+    pf_curve_keys_clear(&ck);
+    if (rc != 0)
+        goto fail;
+    *b_r = b;
+    return 0;
+fail:
+    pf_broker_destroy(&b);
+    return -1;
+}
+
+void pf_broker_destroy(pf_broker_t **bp)
+{
+    pf_broker_t *b = *bp;
+    if (b == NULL)
+        return;
+    if (b->router)
+        zmq_close(b->router);
+    pf_zap_stop(&b->zap);
+    if (b->zctx)
+        zmq_ctx_term(b->zctx);
+    pf_store_destroy(&b->st);
+    pf_key_destroy(&b->receipt_key);
+    for (size_t i = 0; i < b->nsenders; i++)
+        free(b->senders[i].name);
+    free(b->senders);
+    for (size_t i = 0; i < b->nkeys; i++) {
+        free(b->keys[i].mailbox);
+        pf_key_destroy(&b->keys[i].key);
+    }
+    free(b->keys);
+    free(b->routes);
+    free(b->db);
+    free(b->bind);
+    free(b->issuer);
+    free(b);
+    *bp = NULL;
+}

@@ -1,0 +1,92 @@
+#ifndef PF_BROKER_PRIVATE_H
+#define PF_BROKER_PRIVATE_H
+/* Shared by the lib/broker modules only. */
+#include "broker/broker.h"
+#include "crypto/jose.h"
+#include "store/store.h"
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <zmq.h>
+
+/* ---- zap.c: the ZAP handler thread ---- */
+typedef struct pf_zap pf_zap_t;
+/* Binds inproc://zeromq.zap.01 in ctx (must happen before the ROUTER
+ * binds, or libzmq lets every CURVE client in) and starts the thread with
+ * its own database connection. */
+int pf_zap_start(void *ctx, const char *conninfo, int cache_ms, pf_zap_t **zap_r,
+                 const char **error_r);
+void pf_zap_stop(pf_zap_t **zap);
+
+/* ---- broker.c: state of the main thread ---- */
+typedef struct {
+    int64_t sender_id;
+    unsigned char rid[256]; /* ROUTER routing id of the sender's latest connection */
+    size_t rid_len;
+} pf_route_t;
+
+typedef struct {
+    int64_t sender_id;
+    char *name;
+    bool active;
+    int64_t checked_ms;
+} pf_sender_info_t;
+
+typedef struct {
+    char *mailbox;
+    int version;
+    pf_key_t *key;
+} pf_key_entry_t;
+
+struct pf_broker {
+    pf_broker_config_t cfg;
+    char *db, *bind, *issuer;
+    void *zctx, *router;
+    pf_zap_t *zap;
+    pf_store_t *st;
+    bool db_ok;
+    int64_t db_retry_ms;
+    int db_backoff_ms;
+    pf_key_t *receipt_key;
+    volatile sig_atomic_t stop;
+    pf_route_t *routes;
+    size_t nroutes;
+    pf_sender_info_t *senders;
+    size_t nsenders;
+    pf_key_entry_t *keys;
+    size_t nkeys;
+    bool relay_due;
+    int64_t next_relay_ms;
+};
+
+/* One SEND of a batch, with the frames it borrows from. */
+typedef struct {
+    zmq_msg_t *frames; /* frames[0] is the routing id */
+    size_t nframes;
+    int64_t sender_id;
+    pf_wire_msg_t msg;
+} pf_broker_send_t;
+
+int64_t pf_broker_now_ms(void);
+/* Sends out to the peer with routing id rid; false when it is gone. */
+bool pf_broker_reply(pf_broker_t *b, const void *rid, size_t rid_len, pf_wire_out_t *out);
+void pf_broker_nack(pf_broker_t *b, const void *rid, size_t rid_len, const char *request_id,
+                    const char *code, const char *reason);
+/* The sender's name and state, from a cache trusted for sender_cache_ms.
+ * Returns 1 (found), 0 (unknown), -1 (database trouble). */
+int pf_broker_sender(pf_broker_t *b, int64_t sender_id, const pf_sender_info_t **info_r);
+/* Marks the database connection as failed (reconnect with backoff). */
+void pf_broker_db_failed(pf_broker_t *b, const char *what, const char *err);
+
+/* ---- accept.c: a batch of submissions ---- */
+/* Validates, encrypts, stores and answers every SEND of the batch.  Every
+ * SEND gets exactly one answer (ACK or NACK), or none when the peer is
+ * gone. */
+void pf_broker_accept_batch(pf_broker_t *b, pf_broker_send_t *items, size_t n);
+/* SHA-256 over a canonical encoding of a submission (field order fixed,
+ * every field length-prefixed, attachments by their own SHA-256), so the
+ * JSON's key order or whitespace does not make a retry a "conflict". */
+void pf_broker_payload_hash(const pf_wire_send_t *s, unsigned char out[32]);
+
+#endif
