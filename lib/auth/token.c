@@ -69,8 +69,8 @@ static bool s_valid_subject(const char *s, size_t len)
 }
 
 /* A NumericDate claim: -1 malformed, 0 absent, 1 present (*t_r set).
- * RFC 7519 allows non-integer values; fractions are cut towards the past
- * for nbf/iat and the check below stays conservative either way. */
+ * RFC 7519 allows non-integer values; they are cut to whole seconds,
+ * which moves exp earlier (stricter) and nbf/iat by less than the skew. */
 static int s_numeric_date(const json_t *claims, const char *name, int64_t *t_r)
 {
     json_t *v = json_object_get(claims, name);
@@ -89,8 +89,12 @@ static int s_numeric_date(const json_t *claims, const char *name, int64_t *t_r)
     return 1;
 }
 
+/* 0 when aud names audience, -1 when it does not (or is absent), -2 when
+ * it is neither a string nor an array of strings. */
 static int s_check_audience(const json_t *aud, const char *audience)
 {
+    if (aud == NULL)
+        return -1;
     if (json_is_string(aud))
         return strcmp(json_string_value(aud), audience) == 0 ? 0 : -1;
     if (!json_is_array(aud))

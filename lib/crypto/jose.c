@@ -11,6 +11,7 @@
 #include "util/xalloc.h"
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
@@ -121,6 +122,12 @@ int pf_jose_b64_member_fixed(const json_t *obj, const char *name, unsigned char 
     pf_wipe(buf, got);
     free(buf);
     return rc;
+}
+
+int pf_jose_fail(void)
+{
+    ERR_clear_error();
+    return -1;
 }
 
 char *pf_jose_dump(const json_t *j)

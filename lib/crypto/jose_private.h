@@ -25,6 +25,12 @@ int pf_jose_b64_member_fixed(const json_t *obj, const char *name, unsigned char 
  * when absent, malformed or too long. */
 unsigned char *pf_jose_b64_member(const json_t *obj, const char *name, size_t max, size_t *len_r);
 
+/* Empties OpenSSL's per-thread error queue after a failed operation and
+ * returns -1.  Stale entries would otherwise surface in the next unrelated
+ * caller that reads the queue (libpq's TLS code does), with a misleading
+ * message.  Our callers get our own static error strings instead. */
+int pf_jose_fail(void);
+
 /* Compact JSON text of j with members in insertion order (caller frees).
  * Aborts on out-of-memory, the only way jansson's encoder fails for the
  * objects we build. */

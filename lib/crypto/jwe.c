@@ -248,7 +248,7 @@ int pf_jwe_seal(const pf_key_t *recipient, const char *cty, const void *plaintex
     if (rc != 0) {
         pf_jwe_destroy(&jwe);
         *error_r = "encryption failed";
-        return -1;
+        return pf_jose_fail();
     }
     *jwe_r = jwe;
     return 0;
@@ -355,10 +355,9 @@ static int s_unwrap(const pf_key_t *key, const s_header_t *h, const pf_jwe_t *jw
     return ok ? 0 : -1;
 }
 
-int pf_jwe_open(const pf_key_t *key, const pf_jwe_t *jwe, unsigned char **plaintext_r,
-                size_t *len_r, const char **error_r)
+static int s_open(const pf_key_t *key, const pf_jwe_t *jwe, unsigned char **plaintext_r,
+                  size_t *len_r)
 {
-    *error_r = S_FAIL;
     if (key == NULL || !key->priv || jwe == NULL || jwe->protected_b64 == NULL ||
         jwe->encrypted_key == NULL || (jwe->ciphertext == NULL && jwe->ciphertext_len > 0))
         return -1;
@@ -400,6 +399,15 @@ int pf_jwe_open(const pf_key_t *key, const pf_jwe_t *jwe, unsigned char **plaint
     *plaintext_r = pt;
     *len_r = jwe->ciphertext_len;
     return 0;
+}
+
+int pf_jwe_open(const pf_key_t *key, const pf_jwe_t *jwe, unsigned char **plaintext_r,
+                size_t *len_r, const char **error_r)
+{
+    if (s_open(key, jwe, plaintext_r, len_r) == 0)
+        return 0;
+    *error_r = S_FAIL;
+    return pf_jose_fail();
 }
 
 /* --- compact serialisation ------------------------------------------------------ */

@@ -27,6 +27,7 @@
 #include <openssl/core_names.h>
 #include <openssl/decoder.h>
 #include <openssl/encoder.h>
+#include <openssl/err.h>
 #include <openssl/param_build.h>
 #include <openssl/x509.h>
 
@@ -384,7 +385,7 @@ int pf_key_from_jwk(const char *json, size_t len, pf_key_t **key_r, const char *
     int rc = s_key_from_json(o, key_r, error_r);
     s_json_wipe_secrets(o);
     json_decref(o);
-    return rc;
+    return rc == 0 ? 0 : pf_jose_fail();
 }
 
 /* --- JWK export -------------------------------------------------------------- */
@@ -476,7 +477,7 @@ int pf_key_generate(pf_key_kind_t kind, pf_key_t **key_r, const char **error_r)
     }
     if (pkey == NULL) {
         *error_r = "key generation failed";
-        return -1;
+        return pf_jose_fail();
     }
     return s_key_new(pkey, true, key_r, error_r);
 }
@@ -521,12 +522,13 @@ int pf_key_from_der(const unsigned char *der, size_t len, pf_key_t **key_r, cons
     int ok = dctx != NULL && OSSL_DECODER_from_data(dctx, &p, &left) == 1 && left == 0 &&
              pkey != NULL;
     OSSL_DECODER_CTX_free(dctx);
+    ERR_clear_error(); /* decoders that were tried and did not match leave entries */
     if (!ok) {
         EVP_PKEY_free(pkey);
         *error_r = "malformed private key";
-        return -1;
+        return pf_jose_fail();
     }
-    return s_key_new(pkey, true, key_r, error_r);
+    return s_key_new(pkey, true, key_r, error_r) == 0 ? 0 : pf_jose_fail();
 }
 
 pf_key_t *pf_key_public(const pf_key_t *key)
@@ -729,7 +731,7 @@ int pf_keyset_add_jwks(pf_keyset_t *set, const char *json, size_t len, bool for_
         rc = (int)tmp->n;
     }
     pf_keyset_destroy(&tmp);
-    return rc;
+    return rc >= 0 ? rc : pf_jose_fail();
 }
 
 char *pf_keyset_to_jwks(const pf_keyset_t *set)

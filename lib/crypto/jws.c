@@ -121,6 +121,7 @@ char *pf_jws_sign(const pf_key_t *key, const char *typ, const void *payload, siz
     if (!ok) {
         free(input);
         *error_r = "signing failed";
+        pf_jose_fail();
         return NULL;
     }
     char *s64 = pf_b64url_encode(raw, sizeof(raw));
@@ -235,5 +236,5 @@ out:
     free(sig);
     free(payload);
     json_decref(hdr);
-    return rc;
+    return rc == 0 ? 0 : pf_jose_fail();
 }

@@ -20,7 +20,7 @@
  *
  * Untrusted input: the blob (from the database).  All unwrap failures give
  * one message. */
-#include "crypto/jose.h"
+#include "crypto/jose_private.h"
 #include "util/fileio.h"
 #include "util/xalloc.h"
 
@@ -229,7 +229,7 @@ int pf_kek_unwrap(const pf_kek_t *kek, const char *context, const unsigned char 
     if (rc != 0) {
         pf_wipe(out, n);
         free(out);
-        return -1;
+        return pf_jose_fail();
     }
     out[n] = 0;
     *out_r = out;
