@@ -95,7 +95,8 @@ int main(int argc, char **argv)
     };
     pf_reader_t *reader = NULL;
     if (pf_reader_new(&s, &reader, &err) != 0) {
-        pf_error("event=start_failed error=\"%s\"", err);
+        char esc[600];
+        pf_error("event=start_failed error=\"%s\"", pf_log_escape(err, esc, sizeof(esc)));
         pf_config_destroy(&cfg);
         return 1;
     }
