@@ -1,0 +1,705 @@
+/* libpostfach: the client side of the wire protocol (include/postfach/
+ * postfach.h is the contract, docs/protocol.md the protocol).
+ *
+ * Callers: procedures' own programs, postfach-send, the e2e tests.
+ * Reliability (the ZeroMQ guide's Lazy Pirate): one request at a time on
+ * a DEALER socket; when no answer comes within the timeout the socket is
+ * closed and opened again (dropping whatever the old connection still
+ * holds, so no stale answer can be mistaken for a new one) and the same
+ * request, with the same request id, is sent again.  The broker's
+ * idempotency makes that safe: a repeat gets the stored ACK.
+ * Receipts arrive whenever they like; they are queued (bounded: what does
+ * not fit is not acknowledged, so the broker sends it again later),
+ * deduplicated by jti (bounded memory), optionally verified, handed out,
+ * and acknowledged with RACK.  A socket monitor reports each completed
+ * CURVE handshake, upon which the client sends HELLO, so a broker that
+ * restarted learns where to send receipts and replays pending ones.
+ * Untrusted input: every frame from the broker (decoded by lib/proto/
+ * wire) and the receipt tokens (verified by lib/receipt when keys are
+ * set).  The library never prints; it logs through the callback. */
+#include "postfach/postfach.h"
+#include "crypto/jose.h"
+#include "proto/curve.h"
+#include "proto/wire.h"
+#include "receipt/receipt.h"
+#include "util/b64url.h"
+#include "util/fileio.h"
+#include "util/uuid7.h"
+#include "util/xalloc.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#define S_QUEUE_MAX 1024
+#define S_SEEN_MAX 4096
+#define S_MAX_FRAMES 8 /* nothing the broker sends has more */
+
+typedef struct {
+    char jti[37];
+    char *token;
+} s_pending_t;
+
+typedef struct {
+    char jti[37];
+    bool acked;
+} s_seen_t;
+
+struct pf_client {
+    void *zctx;
+    void *sock;
+    void *mon;
+    unsigned mon_seq;
+    char *endpoint;
+    pf_curve_keys_t keys;
+    char server_key[PF_CURVE_Z85_LEN + 1];
+    int timeout_ms;
+    int retries;
+    bool manual_ack;
+    pf_client_log_fn *log_fn;
+    void *log_ctx;
+    pf_keyset_t *receipt_keys;
+    char *issuer;
+    pf_wire_limits_t lim;
+    s_pending_t queue[S_QUEUE_MAX];
+    size_t qhead, qlen;
+    s_seen_t seen[S_SEEN_MAX];
+    size_t nseen, seen_next;
+    char err[256];
+};
+
+static void s_log(pf_client_t *c, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void s_log(pf_client_t *c, int level, const char *fmt, ...)
+{
+    if (c->log_fn == NULL)
+        return;
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    c->log_fn(c->log_ctx, level, line);
+}
+
+static int s_fail(pf_client_t *c, const char **error_r, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int s_fail(pf_client_t *c, const char **error_r, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err, sizeof(c->err), fmt, ap);
+    va_end(ap);
+    if (error_r)
+        *error_r = c->err;
+    return rc;
+}
+
+static int64_t s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- socket --------------------------------------------------------------- */
+
+static int s_send_out(pf_client_t *c, pf_wire_out_t *out)
+{
+    for (size_t i = 0; i < out->count; i++) {
+        int flags = i + 1 < out->count ? ZMQ_SNDMORE : 0;
+        if (zmq_send(c->sock, out->frames[i].data, out->frames[i].size, flags) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void s_send_simple(pf_client_t *c, pf_wire_cmd_t cmd)
+{
+    pf_wire_out_t out = {0};
+    pf_wire_encode_simple(cmd, &out);
+    if (s_send_out(c, &out) != 0)
+        s_log(c, 2, "event=send_failed command=%s error=\"%s\"", pf_wire_cmd_name(cmd),
+              zmq_strerror(errno));
+    pf_wire_out_clear(&out);
+}
+
+static void s_disconnect(pf_client_t *c)
+{
+    if (c->mon) {
+        zmq_close(c->mon);
+        c->mon = NULL;
+    }
+    if (c->sock) {
+        zmq_socket_monitor(c->sock, NULL, 0);
+        zmq_close(c->sock);
+        c->sock = NULL;
+    }
+}
+
+static int s_connect(pf_client_t *c, const char **error_r)
+{
+    c->sock = zmq_socket(c->zctx, ZMQ_DEALER);
+    if (c->sock == NULL)
+        return s_fail(c, error_r, -1, "cannot create socket: %s", zmq_strerror(errno));
+    /* unsent requests die with the socket: Lazy Pirate resends them */
+    int linger = 0, sndtimeo = c->timeout_ms;
+    if (zmq_setsockopt(c->sock, ZMQ_CURVE_SERVERKEY, c->server_key, PF_CURVE_Z85_LEN) != 0 ||
+        zmq_setsockopt(c->sock, ZMQ_CURVE_PUBLICKEY, c->keys.public_key, PF_CURVE_Z85_LEN) != 0 ||
+        zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, c->keys.secret_key, PF_CURVE_Z85_LEN) != 0 ||
+        zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof(linger)) != 0 ||
+        zmq_setsockopt(c->sock, ZMQ_SNDTIMEO, &sndtimeo, sizeof(sndtimeo)) != 0) {
+        s_disconnect(c);
+        return s_fail(c, error_r, -1, "cannot configure socket: %s", zmq_strerror(errno));
+    }
+    char mon_ep[64];
+    snprintf(mon_ep, sizeof(mon_ep), "inproc://pf-client-monitor-%u", ++c->mon_seq);
+    if (zmq_socket_monitor(c->sock, mon_ep,
+                           ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                               ZMQ_EVENT_DISCONNECTED) == 0) {
+        c->mon = zmq_socket(c->zctx, ZMQ_PAIR);
+        if (c->mon && zmq_connect(c->mon, mon_ep) != 0) {
+            zmq_close(c->mon);
+            c->mon = NULL;
+        }
+    }
+    if (zmq_connect(c->sock, c->endpoint) != 0) {
+        s_disconnect(c);
+        return s_fail(c, error_r, -1, "cannot connect to \"%s\": %s", c->endpoint,
+                      zmq_strerror(errno));
+    }
+    if (c->mon == NULL)
+        s_send_simple(c, PF_WIRE_HELLO); /* queued until the handshake is done */
+    return 0;
+}
+
+static void s_reconnect(pf_client_t *c)
+{
+    s_disconnect(c);
+    const char *err;
+    if (s_connect(c, &err) != 0)
+        s_log(c, 3, "event=reconnect_failed error=\"%s\"", err);
+}
+
+/* Reads one monitor event and reacts to it. */
+static void s_monitor_event(pf_client_t *c)
+{
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    uint16_t event = 0;
+    if (zmq_msg_recv(&m, c->mon, ZMQ_DONTWAIT) >= 0 && zmq_msg_size(&m) >= 6)
+        memcpy(&event, zmq_msg_data(&m), sizeof(event));
+    bool more = zmq_msg_more(&m);
+    zmq_msg_close(&m);
+    while (more) { /* the endpoint frame */
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, c->mon, ZMQ_DONTWAIT) < 0)
+            more = false;
+        else
+            more = zmq_msg_more(&m);
+        zmq_msg_close(&m);
+    }
+    if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+        s_log(c, 0, "event=connected endpoint=%s", c->endpoint);
+        s_send_simple(c, PF_WIRE_HELLO);
+    } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+        s_log(c, 3, "event=refused endpoint=%s error=\"the broker refused our key\"",
+              c->endpoint);
+    } else if (event == ZMQ_EVENT_DISCONNECTED) {
+        s_log(c, 1, "event=disconnected endpoint=%s", c->endpoint);
+    }
+}
+
+/* ---- receipts ----------------------------------------------------------- */
+
+static s_seen_t *s_seen_find(pf_client_t *c, const char *jti)
+{
+    for (size_t i = 0; i < c->nseen; i++)
+        if (strcmp(c->seen[i].jti, jti) == 0)
+            return &c->seen[i];
+    return NULL;
+}
+
+static s_seen_t *s_seen_add(pf_client_t *c, const char *jti)
+{
+    s_seen_t *s = &c->seen[c->seen_next];
+    c->seen_next = (c->seen_next + 1) % S_SEEN_MAX;
+    if (c->nseen < S_SEEN_MAX)
+        c->nseen++;
+    snprintf(s->jti, sizeof(s->jti), "%s", jti);
+    s->acked = false;
+    return s;
+}
+
+static void s_rack(pf_client_t *c, const char *jti)
+{
+    pf_wire_out_t out = {0};
+    const char *one[1] = {jti};
+    pf_wire_encode_rack(one, 1, &out);
+    if (s_send_out(c, &out) != 0)
+        s_log(c, 2, "event=rack_failed jti=%s error=\"%s\"", jti, zmq_strerror(errno));
+    pf_wire_out_clear(&out);
+}
+
+static void s_enqueue(pf_client_t *c, const char *jti, const char *token)
+{
+    if (c->qlen == S_QUEUE_MAX) {
+        /* not acknowledged, so the broker sends it again later */
+        s_log(c, 2, "event=receipt_queue_full jti=%s", jti);
+        return;
+    }
+    s_pending_t *p = &c->queue[(c->qhead + c->qlen++) % S_QUEUE_MAX];
+    snprintf(p->jti, sizeof(p->jti), "%s", jti);
+    p->token = xstrdup(token);
+}
+
+/* Receives one message (it is waiting) and files it: receipts into the
+ * queue; ACK/NACK are returned in *m_r (decoded) for the caller. */
+static bool s_receive(pf_client_t *c, pf_wire_msg_t *m_r, zmq_msg_t *frames, size_t *nframes_r)
+{
+    size_t n = 0;
+    bool more = true;
+    while (more) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, c->sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&m);
+            break;
+        }
+        more = zmq_msg_more(&m);
+        if (n < S_MAX_FRAMES)
+            frames[n++] = m;
+        else
+            zmq_msg_close(&m);
+    }
+    *nframes_r = n;
+    pf_wire_frame_t wf[S_MAX_FRAMES];
+    for (size_t i = 0; i < n; i++)
+        wf[i] = (pf_wire_frame_t){zmq_msg_data(&frames[i]), zmq_msg_size(&frames[i]), NULL};
+    pf_wire_error_t werr;
+    if (pf_wire_decode(wf, n, &c->lim, PF_WIRE_TO_CLIENT, m_r, &werr) != 0) {
+        s_log(c, 2, "event=bad_message code=%s reason=\"%s\"", werr.code, werr.reason);
+        return false;
+    }
+    if (m_r->cmd == PF_WIRE_RECEIPT) {
+        s_enqueue(c, m_r->jti, m_r->token);
+        pf_wire_msg_clear(m_r);
+        return false;
+    }
+    if (m_r->cmd == PF_WIRE_PONG) {
+        pf_wire_msg_clear(m_r);
+        return false;
+    }
+    return true; /* ACK or NACK */
+}
+
+static void s_close_frames(zmq_msg_t *frames, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        zmq_msg_close(&frames[i]);
+}
+
+/* Waits until deadline for socket or monitor activity.  Returns 1 when a
+ * message is waiting on the socket, 0 at the deadline, -1 on error. */
+static int s_wait(pf_client_t *c, int64_t deadline)
+{
+    for (;;) {
+        int64_t left = deadline < 0 ? -1 : deadline - s_now_ms();
+        if (deadline >= 0 && left < 0)
+            left = 0;
+        zmq_pollitem_t items[2] = {{.socket = c->sock, .events = ZMQ_POLLIN},
+                                   {.socket = c->mon, .events = ZMQ_POLLIN}};
+        int rc = zmq_poll(items, c->mon ? 2 : 1, (long)left);
+        if (rc < 0)
+            return errno == EINTR ? 0 : -1;
+        if (c->mon && (items[1].revents & ZMQ_POLLIN)) {
+            s_monitor_event(c);
+            continue;
+        }
+        if (items[0].revents & ZMQ_POLLIN)
+            return 1;
+        if (rc == 0)
+            return 0;
+    }
+}
+
+/* ---- public API ----------------------------------------------------------- */
+
+int pf_client_new(const char *endpoint, const char *broker_public_key_file,
+                  const char *sender_key_file, pf_client_t **c_r, const char **error_r)
+{
+    static __thread char err[300];
+    const char *e;
+    pf_curve_keys_t server, own;
+    if (pf_curve_load(broker_public_key_file, false, &server, &e) != 0) {
+        snprintf(err, sizeof(err), "%s", e);
+        *error_r = err;
+        return -1;
+    }
+    if (pf_curve_load(sender_key_file, true, &own, &e) != 0) {
+        snprintf(err, sizeof(err), "%s", e);
+        *error_r = err;
+        return -1;
+    }
+    pf_client_t *c = xcalloc(1, sizeof(*c));
+    c->endpoint = xstrdup(endpoint);
+    c->keys = own;
+    memcpy(c->server_key, server.public_key, sizeof(c->server_key));
+    pf_curve_keys_clear(&server);
+    pf_curve_keys_clear(&own);
+    c->timeout_ms = 3000;
+    c->retries = 3;
+    /* the broker enforces its own (configurable) size limits; the client
+     * checks structure and only the absolute caps, so a broker configured
+     * for larger notices is not second-guessed here */
+    pf_wire_limits_default(&c->lim);
+    c->lim.max_header = 64u * 1024 * 1024;
+    c->lim.max_attachment = 1024u * 1024 * 1024;
+    c->lim.max_total = 1024u * 1024 * 1024;
+    c->lim.max_attachments = PF_WIRE_ABS_MAX_ATTACHMENTS;
+    c->lim.max_recipients = PF_WIRE_ABS_MAX_RECIPIENTS;
+    c->lim.max_body = 64u * 1024 * 1024;
+    c->zctx = zmq_ctx_new();
+    if (s_connect(c, &e) != 0) {
+        snprintf(err, sizeof(err), "%s", e);
+        *error_r = err;
+        pf_client_destroy(&c);
+        return -1;
+    }
+    *c_r = c;
+    return 0;
+}
+
+void pf_client_set_timeout(pf_client_t *c, int timeout_ms, int retries)
+{
+    c->timeout_ms = timeout_ms > 0 ? timeout_ms : 3000;
+    c->retries = retries >= 0 ? retries : 0;
+    if (c->sock)
+        zmq_setsockopt(c->sock, ZMQ_SNDTIMEO, &c->timeout_ms, sizeof(c->timeout_ms));
+}
+
+void pf_client_set_log(pf_client_t *c, pf_client_log_fn *fn, void *ctx)
+{
+    c->log_fn = fn;
+    c->log_ctx = ctx;
+}
+
+int pf_client_set_receipt_keys(pf_client_t *c, const char *jwks_file, const char **error_r)
+{
+    char *text = NULL;
+    size_t len;
+    const char *e;
+    if (pf_file_read(jwks_file, 1024 * 1024, &text, &len, &e) != 0)
+        return s_fail(c, error_r, -1, "cannot read \"%s\": %s", jwks_file, e);
+    pf_keyset_t *set = pf_keyset_new();
+    int n = pf_keyset_add_jwks(set, text, len, true, &e);
+    free(text);
+    if (n <= 0) {
+        pf_keyset_destroy(&set);
+        return s_fail(c, error_r, -1, "\"%s\" holds no usable key: %s", jwks_file,
+                      n < 0 ? e : "empty key set");
+    }
+    pf_keyset_destroy(&c->receipt_keys);
+    c->receipt_keys = set;
+    return 0;
+}
+
+void pf_client_set_receipt_issuer(pf_client_t *c, const char *issuer)
+{
+    free(c->issuer);
+    c->issuer = issuer ? xstrdup(issuer) : NULL;
+}
+
+void pf_client_set_manual_ack(pf_client_t *c, bool manual)
+{
+    c->manual_ack = manual;
+}
+
+int pf_client_hello(pf_client_t *c, const char **error_r)
+{
+    pf_wire_out_t out = {0};
+    pf_wire_encode_simple(PF_WIRE_HELLO, &out);
+    int rc = s_send_out(c, &out);
+    pf_wire_out_clear(&out);
+    if (rc != 0)
+        return s_fail(c, error_r, -1, "cannot send HELLO: %s", zmq_strerror(errno));
+    return 0;
+}
+
+static void s_fill_result(const pf_wire_msg_t *m, pf_client_result_t *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->request_id = xstrdup(m->request_id);
+    if (m->cmd == PF_WIRE_ACK) {
+        r->ok = 1;
+        r->copy_count = m->copy_count;
+        r->copies = xcalloc(m->copy_count ? m->copy_count : 1, sizeof(*r->copies));
+        for (size_t i = 0; i < m->copy_count; i++) {
+            r->copies[i].recipient = xstrdup(m->copies[i].recipient);
+            r->copies[i].message_id = xstrdup(m->copies[i].message_id);
+        }
+    } else {
+        r->code = xstrdup(m->code);
+        r->reason = xstrdup(m->reason);
+    }
+}
+
+int pf_client_send(pf_client_t *c, const pf_client_notice_t *n, pf_client_result_t *res_r,
+                   const char **error_r)
+{
+    memset(res_r, 0, sizeof(*res_r));
+    int level = n->required_level ? pf_wire_level_parse(n->required_level) : 1;
+    if (level < 0)
+        return s_fail(c, error_r, -2, "required_level must be normal, substantiell or hoch");
+    pf_wire_attachment_t *atts =
+        xcalloc(n->attachment_count ? n->attachment_count : 1, sizeof(*atts));
+    for (size_t i = 0; i < n->attachment_count; i++)
+        atts[i] = (pf_wire_attachment_t){n->attachments[i].name, n->attachments[i].media_type,
+                                         n->attachments[i].data, n->attachments[i].size};
+    /* the codec's struct is shared with the decoder, whose arrays are its
+     * own; encoding only reads through these pointers */
+    pf_wire_send_t s = {.request_id = n->request_id,
+                        .recipients = (const char **)n->recipients,
+                        .recipient_count = n->recipient_count,
+                        .title = n->title,
+                        .subject = n->subject,
+                        .body = n->body,
+                        .reference = n->reference,
+                        .read_receipt = n->read_receipt,
+                        .level = level,
+                        .attachments = atts,
+                        .attachment_count = n->attachment_count};
+    pf_wire_out_t out = {0};
+    pf_wire_error_t werr;
+    int rc = pf_wire_encode_send(&s, &c->lim, &out, &werr);
+    free(atts);
+    if (rc != 0)
+        return s_fail(c, error_r, -2, "%s: %s", werr.code, werr.reason);
+
+    rc = -1;
+    for (int attempt = 0; attempt <= c->retries && rc == -1; attempt++) {
+        if (attempt > 0) {
+            s_log(c, 2, "event=retry request_id=\"%s\" attempt=%d", n->request_id, attempt + 1);
+            s_reconnect(c);
+        }
+        if (c->sock == NULL || s_send_out(c, &out) != 0) {
+            s_log(c, 2, "event=send_failed error=\"%s\"", zmq_strerror(errno));
+            continue;
+        }
+        int64_t deadline = s_now_ms() + c->timeout_ms;
+        for (;;) {
+            int w = s_wait(c, deadline);
+            if (w <= 0)
+                break;
+            zmq_msg_t frames[S_MAX_FRAMES];
+            size_t nf;
+            pf_wire_msg_t m;
+            if (s_receive(c, &m, frames, &nf)) {
+                /* one request at a time per socket, and a fresh socket per
+                 * attempt: a NACK without request id (the broker could not
+                 * read ours) answers this request too */
+                bool ours = strcmp(m.request_id, n->request_id) == 0 ||
+                            (m.cmd == PF_WIRE_NACK && m.request_id[0] == '\0');
+                if (ours) {
+                    s_fill_result(&m, res_r);
+                    rc = 0;
+                } else {
+                    s_log(c, 1, "event=stale_answer request_id=\"%s\"", m.request_id);
+                }
+                pf_wire_msg_clear(&m);
+            }
+            s_close_frames(frames, nf);
+            if (rc == 0)
+                break;
+        }
+    }
+    pf_wire_out_clear(&out);
+    if (rc != 0) {
+        /* the next call starts on a fresh connection */
+        s_reconnect(c);
+        return s_fail(c, error_r, -1, "no answer from %s after %d attempts", c->endpoint,
+                      c->retries + 1);
+    }
+    return 0;
+}
+
+int pf_client_ack_receipt(pf_client_t *c, const char *jti, const char **error_r)
+{
+    if (jti == NULL || pf_uuid_valid(jti) != 0)
+        return s_fail(c, error_r, -1, "not a receipt id");
+    s_seen_t *s = s_seen_find(c, jti);
+    if (s)
+        s->acked = true;
+    s_rack(c, jti);
+    return 0;
+}
+
+/* Claims of a token whose signature is not checked (no keys configured). */
+static int s_parse_unverified(const char *token, pf_receipt_t *r)
+{
+    memset(r, 0, sizeof(*r));
+    const char *d1 = strchr(token, '.');
+    const char *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+    if (d2 == NULL)
+        return -1;
+    unsigned char *payload;
+    size_t plen;
+    if (pf_b64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), &payload, &plen) != 0)
+        return -1;
+    json_t *j = json_loadb((const char *)payload, plen, JSON_REJECT_DUPLICATES, NULL);
+    free(payload);
+    int rc = -1;
+    json_t *events = json_object_get(j, "events");
+    const char *jti = json_string_value(json_object_get(j, "jti"));
+    const char *sub = json_string_value(json_object_get(j, "sub"));
+    if (!json_is_object(events) || json_object_size(events) != 1 || jti == NULL || sub == NULL ||
+        pf_uuid_valid(jti) != 0 || pf_uuid_valid(sub) != 0)
+        goto out;
+    const char *name = json_object_iter_key(json_object_iter(events));
+    json_t *ev = json_object_iter_value(json_object_iter(events));
+    const char *prefix = "urn:postfach:event:";
+    if (strncmp(name, prefix, strlen(prefix)) != 0 ||
+        pf_event_parse(name + strlen(prefix), &r->event) != 0 || !json_is_object(ev))
+        goto out;
+    snprintf(r->jti, sizeof(r->jti), "%s", jti);
+    snprintf(r->message_id, sizeof(r->message_id), "%s", sub);
+    const char *txn = json_string_value(json_object_get(j, "txn"));
+    const char *aud = json_string_value(json_object_get(j, "aud"));
+    const char *mb = json_string_value(json_object_get(ev, "mailbox"));
+    r->txn = txn ? xstrdup(txn) : NULL;
+    r->sender = aud ? xstrdup(aud) : NULL;
+    r->mailbox = mb ? xstrdup(mb) : NULL;
+    r->event_time_ms = json_integer_value(json_object_get(ev, "time_ms"));
+    rc = 0;
+out:
+    json_decref(j);
+    return rc;
+}
+
+int pf_client_next_receipt(pf_client_t *c, int timeout_ms, pf_client_receipt_t *r_r,
+                           const char **error_r)
+{
+    memset(r_r, 0, sizeof(*r_r));
+    int64_t deadline = timeout_ms < 0 ? -1 : s_now_ms() + timeout_ms;
+    for (;;) {
+        while (c->qlen > 0) {
+            s_pending_t p = c->queue[c->qhead];
+            c->qhead = (c->qhead + 1) % S_QUEUE_MAX;
+            c->qlen--;
+            s_seen_t *seen = s_seen_find(c, p.jti);
+            if (seen != NULL) {
+                /* a resend: our RACK got lost, or was never sent (manual) */
+                if (seen->acked)
+                    s_rack(c, p.jti);
+                free(p.token);
+                continue;
+            }
+            pf_receipt_t rr;
+            const char *e = NULL;
+            int ok = c->receipt_keys
+                         ? pf_receipt_verify(p.token, strlen(p.token), c->receipt_keys,
+                                             c->issuer, &rr, &e)
+                         : s_parse_unverified(p.token, &rr);
+            if (ok == 0 && strcmp(rr.jti, p.jti) != 0) {
+                e = "jti of the token differs from the frame";
+                pf_receipt_clear(&rr);
+                ok = -1;
+            }
+            if (ok != 0) {
+                /* acknowledged anyway: resending cannot make it valid */
+                s_log(c, 3, "event=bad_receipt jti=%s error=\"%s\"", p.jti,
+                      e ? e : "cannot parse");
+                s_seen_add(c, p.jti)->acked = true;
+                s_rack(c, p.jti);
+                free(p.token);
+                continue;
+            }
+            r_r->jti = xstrdup(rr.jti);
+            r_r->event = xstrdup(pf_event_name(rr.event) ? pf_event_name(rr.event) : "?");
+            r_r->message_id = xstrdup(rr.message_id);
+            r_r->request_id = rr.txn ? xstrdup(rr.txn) : NULL;
+            r_r->mailbox = rr.mailbox ? xstrdup(rr.mailbox) : NULL;
+            r_r->token = p.token;
+            r_r->time_ms = rr.event_time_ms;
+            r_r->verified = c->receipt_keys != NULL;
+            pf_receipt_clear(&rr);
+            s_seen_t *s = s_seen_add(c, p.jti);
+            if (!c->manual_ack) {
+                s->acked = true;
+                s_rack(c, p.jti);
+            }
+            return 1;
+        }
+        if (deadline >= 0 && s_now_ms() >= deadline && timeout_ms > 0)
+            return 0;
+        int w = s_wait(c, deadline);
+        if (w < 0)
+            return s_fail(c, error_r, -1, "cannot wait for receipts: %s", zmq_strerror(errno));
+        if (w == 0)
+            return 0;
+        zmq_msg_t frames[S_MAX_FRAMES];
+        size_t nf;
+        pf_wire_msg_t m;
+        if (s_receive(c, &m, frames, &nf)) {
+            s_log(c, 1, "event=stale_answer request_id=\"%s\"", m.request_id);
+            pf_wire_msg_clear(&m);
+        }
+        s_close_frames(frames, nf);
+    }
+}
+
+void pf_client_result_clear(pf_client_result_t *r)
+{
+    if (r == NULL)
+        return;
+    for (size_t i = 0; i < r->copy_count; i++) {
+        free(r->copies[i].recipient);
+        free(r->copies[i].message_id);
+    }
+    free(r->copies);
+    free(r->request_id);
+    free(r->code);
+    free(r->reason);
+    memset(r, 0, sizeof(*r));
+}
+
+void pf_client_receipt_clear(pf_client_receipt_t *r)
+{
+    if (r == NULL)
+        return;
+    free(r->jti);
+    free(r->event);
+    free(r->message_id);
+    free(r->request_id);
+    free(r->mailbox);
+    free(r->token);
+    memset(r, 0, sizeof(*r));
+}
+
+void pf_client_destroy(pf_client_t **cp)
+{
+    pf_client_t *c = *cp;
+    if (c == NULL)
+        return;
+    s_disconnect(c);
+    if (c->zctx)
+        zmq_ctx_term(c->zctx);
+    while (c->qlen > 0) {
+        free(c->queue[c->qhead].token);
+        c->qhead = (c->qhead + 1) % S_QUEUE_MAX;
+        c->qlen--;
+    }
+    pf_keyset_destroy(&c->receipt_keys);
+    pf_curve_keys_clear(&c->keys);
+    free(c->issuer);
+    free(c->endpoint);
+    free(c);
+    *cp = NULL;
+}
