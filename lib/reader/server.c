@@ -179,17 +179,18 @@ static int s_authenticate(pf_reader_t *rd, struct MHD_Connection *c, pf_token_cl
     return 0;
 }
 
-static void s_dispatch(pf_reader_t *rd, struct MHD_Connection *c, const pf_route_t *route,
-                       pf_reply_t *rep)
+/* What can be refused from the request line and headers alone: unknown
+ * route, wrong method, a body.  Returns true with rep filled. */
+static bool s_refuse(struct MHD_Connection *c, const pf_route_t *route, pf_reply_t *rep)
 {
     if (route->id == PF_ROUTE_NOT_FOUND) {
         pf_reply_error(rep, 404, "not_found", "no such resource");
-        return;
+        return true;
     }
     if (route->method_not_allowed) {
         pf_reply_error(rep, 405, "method_not_allowed", "only GET is served here");
         rep->allow_get = true;
-        return;
+        return true;
     }
     /* GET has no body here: refuse one before it is read (MHD then closes
      * the connection instead of reading what we did not ask for) */
@@ -197,8 +198,14 @@ static void s_dispatch(pf_reader_t *rd, struct MHD_Connection *c, const pf_route
     if ((cl != NULL && strcmp(cl, "0") != 0) ||
         MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL) {
         pf_reply_error(rep, 413, "body_not_allowed", "requests to this service carry no body");
-        return;
+        return true;
     }
+    return false;
+}
+
+static void s_dispatch(pf_reader_t *rd, struct MHD_Connection *c, const pf_route_t *route,
+                       pf_reply_t *rep)
+{
     if (route->id == PF_ROUTE_PAGE) {
         rep->status = 200;
         rep->content_type = "text/html; charset=utf-8";
@@ -268,39 +275,57 @@ static void s_dispatch(pf_reader_t *rd, struct MHD_Connection *c, const pf_route
     pf_pool_put(rd->pool, &st);
 }
 
+/* Marks a connection's request as seen (libmicrohttpd's per-request
+ * pointer); no per-request allocation is needed. */
+static char s_seen;
+
+static enum MHD_Result s_respond(pf_reader_t *rd, struct MHD_Connection *c, const char *method,
+                                 const pf_route_t *route, pf_reply_t *rep, int64_t start)
+{
+    if (rep->status == 0)
+        pf_reply_error(rep, 500, "internal", "internal error");
+    struct MHD_Response *resp = s_response(rd, rep);
+    enum MHD_Result ok = MHD_NO;
+    if (resp != NULL) {
+        ok = MHD_queue_response(c, (unsigned)rep->status, resp);
+        MHD_destroy_response(resp);
+    }
+    char m[24];
+    pf_info("event=request method=%s route=%s status=%d dur_ms=%.1f",
+            pf_log_escape(method, m, sizeof(m)), route->pattern, rep->status,
+            (double)(s_now_us() - start) / 1000.0);
+    pf_reply_clear(rep);
+    return ok;
+}
+
 static enum MHD_Result s_access(void *cls, struct MHD_Connection *c, const char *url,
                                 const char *method, const char *version, const char *upload_data,
                                 size_t *upload_data_size, void **con_cls)
 {
     pf_reader_t *rd = cls;
-    /* every request is answered on its first call, before any body is
-     * read; a later call can only be body data of a request already
-     * answered, which MHD discards */
-    if (*con_cls != NULL) {
-        *upload_data_size = 0;
-        return MHD_YES;
-    }
-    *con_cls = rd;
     int64_t start = s_now_us();
     pf_route_t route;
     pf_route_match(method, url, &route);
     pf_reply_t rep;
     memset(&rep, 0, sizeof(rep));
-    s_dispatch(rd, c, &route, &rep);
-    if (rep.status == 0)
-        pf_reply_error(&rep, 500, "internal", "internal error");
-
-    struct MHD_Response *resp = s_response(rd, &rep);
-    enum MHD_Result ok = MHD_NO;
-    if (resp != NULL) {
-        ok = MHD_queue_response(c, (unsigned)rep.status, resp);
-        MHD_destroy_response(resp);
+    if (*con_cls == NULL) {
+        /* first call, headers only: refusals are answered at once (for a
+         * request with a body MHD then closes the connection rather than
+         * read it); a GET we serve is answered on the next call, once MHD
+         * knows the request is complete, so the connection can stay open */
+        *con_cls = &s_seen;
+        if (s_refuse(c, &route, &rep))
+            return s_respond(rd, c, method, &route, &rep, start);
+        return MHD_YES;
     }
-    char m[24];
-    pf_info("event=request method=%s route=%s status=%d dur_ms=%.1f", pf_log_escape(method, m, sizeof(m)),
-            route.pattern, rep.status, (double)(s_now_us() - start) / 1000.0);
-    pf_reply_clear(&rep);
-    return ok;
+    if (*upload_data_size != 0) {
+        /* body bytes despite the checks above (cannot happen for a
+         * request we accepted): discard them */
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    s_dispatch(rd, c, &route, &rep);
+    return s_respond(rd, c, method, &route, &rep, start);
 }
 
 /* No unescaping: route.c treats '%' as a character no route contains, and
