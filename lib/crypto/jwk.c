@@ -425,7 +425,8 @@ static char *s_jwk_text(const pf_key_t *key, bool with_private, const char *kid)
     char *kid_json = jkid ? json_dumps(jkid, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
     json_decref(jkid);
     size_t total = strlen(key->rsa ? "{\"kty\":\"RSA\"" : "{\"kty\":\"EC\",\"crv\":\"P-256\"") +
-                   strlen(",\"kid\":}") + (kid_json ? strlen(kid_json) : 0) + 1;
+                   strlen(",\"kid\":}") + (kid_json ? strlen(kid_json) : 0) +
+                   strlen(",\"alg\":\"\"") + strlen(key->alg) + 1;
     for (size_t i = 0; i < n; i++) {
         ok = ok && vals[i] != NULL;
         total += vals[i] ? strlen(names[i]) + strlen(vals[i]) + 6 : 0; /* ,"n":"v" */
@@ -437,6 +438,8 @@ static char *s_jwk_text(const pf_key_t *key, bool with_private, const char *kid)
                                     key->rsa ? "{\"kty\":\"RSA\"" : "{\"kty\":\"EC\",\"crv\":\"P-256\"");
         for (size_t i = 0; i < n; i++)
             o += (size_t)snprintf(out + o, total - o, ",\"%s\":\"%s\"", names[i], vals[i]);
+        if (key->alg[0] != '\0')
+            o += (size_t)snprintf(out + o, total - o, ",\"alg\":\"%s\"", key->alg);
         snprintf(out + o, total - o, ",\"kid\":%s}", kid_json);
     }
     for (size_t i = 0; i < n; i++) {
@@ -701,11 +704,27 @@ int pf_keyset_add_jwks(pf_keyset_t *set, const char *json, size_t len, bool for_
             rc = -1;
             break;
         }
+        /* an "alg" binds the key to one JWS algorithm; a key meant for
+         * another algorithm (e.g. RSA-OAEP-256) is no signing key */
+        json_t *alg = json_object_get(o, "alg");
+        if (alg != NULL && !json_is_string(alg)) {
+            *error_r = "malformed JWKS (\"alg\" is not a string)";
+            rc = -1;
+            break;
+        }
+        const char *algname = json_string_value(alg);
+        bool sig_alg = algname != NULL && (strcmp(algname, "ES256") == 0 ||
+                                           strcmp(algname, "PS256") == 0 ||
+                                           strcmp(algname, "RS256") == 0);
+        if (for_sig && algname != NULL && !sig_alg)
+            continue;
         pf_key_t *key = NULL;
         if (s_key_from_json(o, &key, error_r) != 0) {
             rc = -1;
             break;
         }
+        if (sig_alg)
+            snprintf(key->alg, sizeof(key->alg), "%s", algname);
         const char *k = kid ? json_string_value(kid) : key->kid;
         const pf_key_t *other = pf_keyset_find(tmp, k);
         if (other == NULL)
@@ -716,7 +735,7 @@ int pf_keyset_add_jwks(pf_keyset_t *set, const char *json, size_t len, bool for_
             rc = -1;
             break;
         }
-        pf_keyset_add(tmp, key, k);
+        pf_keyset_add(tmp, key, k); /* s_key_ref copies alg along */
         pf_key_destroy(&key);
     }
     json_array_foreach(keys, i, o)

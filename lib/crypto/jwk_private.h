@@ -16,6 +16,10 @@ struct pf_key {
     bool rsa;     /* RSA, else EC P-256 (no other types are admitted) */
     int bits;     /* modulus bits (RSA) or 256 */
     char kid[44]; /* RFC 7638 thumbprint, 43 base64url characters */
+    /* The JWS algorithm a JWKS entry restricts the key to ("alg" member,
+     * RFC 7517 4.4; RFC 8725 3.1: one key, one algorithm), or empty for
+     * any algorithm that fits the key type.  Set only in key-set copies. */
+    char alg[8];
 };
 
 /* A validated P-256 public key from its affine coordinates (as in an "epk"

@@ -205,8 +205,9 @@ int pf_jws_verify(const char *compact, size_t len, const pf_keyset_t *set,
         *error_r = S_UNKNOWN_KEY;
         goto out;
     }
-    if ((alg == S_ES256) == key->rsa) {
-        *error_r = S_UNSUPPORTED; /* alg does not fit the key: confusion attempt */
+    if ((alg == S_ES256) == key->rsa || (key->alg[0] != '\0' && strcmp(key->alg, algname) != 0)) {
+        /* alg does not fit the key (or the key's JWKS "alg"): confusion */
+        *error_r = S_UNSUPPORTED;
         goto out;
     }
     size_t slen = (size_t)(end - d2 - 1);

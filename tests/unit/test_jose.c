@@ -369,8 +369,9 @@ static void test_keyset(void **state)
     assert_int_equal(pf_keyset_add_jwks(set, "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\"}]}",
                                         38, true, &err),
                      -1);
-    /* export and re-import keeps kids */
+    /* export and re-import keeps kids and algs */
     char *out = pf_keyset_to_jwks(set);
+    assert_non_null(strstr(out, "\"alg\":\"RS256\",\"kid\":\"idp-rs\""));
     pf_keyset_t *set2 = pf_keyset_new();
     assert_int_equal(pf_keyset_add_jwks(set2, out, strlen(out), true, &err), 6);
     const pf_key_t *a = pf_keyset_find(set, "idp-rs"), *b = pf_keyset_find(set2, "idp-rs");
@@ -841,6 +842,31 @@ static void test_jws_refused(void **state)
     const char *with_none[] = {"none", "HS256", NULL};
     assert_int_equal(s_verify(jws, set, with_none, &err), -1);
     assert_string_equal(err, "unsupported algorithm");
+    /* a JWKS "alg" binds the key: PS256 on a key published for RS256 */
+    char *rsapub = pf_key_to_jwk(s_rsa3072, false);
+    json_t *k = json_loads(rsapub, 0, NULL);
+    json_object_set_new(k, "alg", json_string("RS256"));
+    json_object_set_new(k, "kid", json_string("rs-only"));
+    json_t *root = json_pack("{s:[o]}", "keys", k);
+    char *jwks = json_dumps(root, JSON_COMPACT);
+    assert_int_equal(pf_keyset_add_jwks(set, jwks, strlen(jwks), true, &err), 1);
+    char *ps = s_forge("{\"alg\":\"PS256\",\"kid\":\"rs-only\"}", sig64, 64);
+    assert_int_equal(s_verify(ps, set, s_all_algs, &err), -1);
+    assert_string_equal(err, "unsupported algorithm");
+    free(ps);
+    ps = s_forge("{\"alg\":\"RS256\",\"kid\":\"rs-only\"}", sig64, 64);
+    assert_int_equal(s_verify(ps, set, s_all_algs, &err), -1);
+    assert_string_equal(err, "bad signature");
+    free(ps);
+    /* keys published for encryption are not signing keys */
+    json_object_set_new(k, "alg", json_string("RSA-OAEP-256"));
+    json_object_set_new(k, "kid", json_string("enc-only"));
+    free(jwks);
+    jwks = json_dumps(root, JSON_COMPACT);
+    assert_int_equal(pf_keyset_add_jwks(set, jwks, strlen(jwks), true, &err), 0);
+    free(jwks);
+    json_decref(root);
+    free(rsapub);
     /* extra parts, missing parts, JWE-shaped */
     char *x = xasprintf("%s.", jws);
     assert_int_equal(s_verify(x, set, s_all_algs, &err), -1);
