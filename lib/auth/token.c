@@ -174,8 +174,8 @@ int pf_token_verify(const pf_token_policy_t *policy, const char *token, size_t l
     }
     char *payload = NULL, *header = NULL;
     size_t plen = 0;
-    if (pf_jws_verify(token, len, policy->keys, policy->algs, &payload, &plen, &header,
-                      error_r) != 0)
+    if (pf_jws_verify(token, len, policy->keys, policy->algs, &payload, &plen, &header, error_r) !=
+        0)
         return -1; /* the JWS errors are the token errors */
 
     const char *err = NULL;

@@ -140,8 +140,8 @@ const char *pf_kek_id(const pf_kek_t *kek);
  * mailbox.  Output: version byte | iv | ciphertext | tag (caller frees). */
 int pf_kek_wrap(const pf_kek_t *kek, const char *context, const void *data, size_t len,
                 unsigned char **out_r, size_t *outlen_r, const char **error_r);
-int pf_kek_unwrap(const pf_kek_t *kek, const char *context, const unsigned char *blob,
-                  size_t len, unsigned char **out_r, size_t *outlen_r, const char **error_r);
+int pf_kek_unwrap(const pf_kek_t *kek, const char *context, const unsigned char *blob, size_t len,
+                  unsigned char **out_r, size_t *outlen_r, const char **error_r);
 void pf_kek_destroy(pf_kek_t **kek);
 
 /* --- primitives ----------------------------------------------------------- */

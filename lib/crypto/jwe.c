@@ -134,9 +134,9 @@ static EVP_PKEY_CTX *s_oaep_ctx(EVP_PKEY *pkey, int enc)
 
 /* AES-256-GCM over in (inlen bytes) into out (same length); tag is
  * written when encrypting and checked when decrypting. */
-static int s_gcm(int enc, const unsigned char key[32], const unsigned char iv[12],
-                 const char *aad, size_t aadlen, const unsigned char *in, size_t inlen,
-                 unsigned char *out, unsigned char tag[16])
+static int s_gcm(int enc, const unsigned char key[32], const unsigned char iv[12], const char *aad,
+                 size_t aadlen, const unsigned char *in, size_t inlen, unsigned char *out,
+                 unsigned char tag[16])
 {
     EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
     int n = 0;
@@ -168,20 +168,19 @@ static int s_wrap_ecdh(EVP_PKEY *recipient, const unsigned char cek[32], json_t 
 {
     EVP_PKEY *eph = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
     unsigned char z[32], kek[32], x[32], y[32];
-    int ok = eph != NULL && s_ecdh(eph, recipient, z) == 0 &&
-             s_concat_kdf(z, (const unsigned char *)"", 0, (const unsigned char *)"", 0, kek) ==
-                 0 &&
-             s_aes_kw(1, kek, cek, S_CEK_LEN, ek, S_WRAPPED_LEN) == 0 &&
-             pf_jwk_ec_xy(eph, x, y) == 0;
+    int ok =
+        eph != NULL && s_ecdh(eph, recipient, z) == 0 &&
+        s_concat_kdf(z, (const unsigned char *)"", 0, (const unsigned char *)"", 0, kek) == 0 &&
+        s_aes_kw(1, kek, cek, S_CEK_LEN, ek, S_WRAPPED_LEN) == 0 && pf_jwk_ec_xy(eph, x, y) == 0;
     pf_wipe(z, sizeof(z));
     pf_wipe(kek, sizeof(kek));
     EVP_PKEY_free(eph); /* the ephemeral private key dies here */
     if (!ok)
         return -1;
     char *bx = pf_b64url_encode(x, 32), *by = pf_b64url_encode(y, 32);
-    json_object_set_new(header, "epk",
-                        json_pack("{s:s, s:s, s:s, s:s}", "kty", "EC", "crv", "P-256", "x", bx,
-                                  "y", by));
+    json_object_set_new(
+        header, "epk",
+        json_pack("{s:s, s:s, s:s, s:s}", "kty", "EC", "crv", "P-256", "x", bx, "y", by));
     free(bx);
     free(by);
     return 0;
@@ -240,8 +239,8 @@ int pf_jwe_seal(const pf_key_t *recipient, const char *cty, const void *plaintex
         pf_random_bytes(jwe->iv, sizeof(jwe->iv));
         jwe->ciphertext = xmalloc(len + 1);
         jwe->ciphertext_len = len;
-        rc = s_gcm(1, cek, jwe->iv, jwe->protected_b64, strlen(jwe->protected_b64), plaintext,
-                   len, jwe->ciphertext, jwe->tag);
+        rc = s_gcm(1, cek, jwe->iv, jwe->protected_b64, strlen(jwe->protected_b64), plaintext, len,
+                   jwe->ciphertext, jwe->tag);
     }
     pf_wipe(cek, sizeof(cek));
     json_decref(header);
@@ -335,8 +334,7 @@ static int s_unwrap(const pf_key_t *key, const s_header_t *h, const pf_jwe_t *jw
         int ok = s_ecdh(key->pkey, h->epk, z) == 0 &&
                  s_concat_kdf(z, h->apu ? h->apu : (const unsigned char *)"", h->apulen,
                               h->apv ? h->apv : (const unsigned char *)"", h->apvlen, kek) == 0 &&
-                 s_aes_kw(0, kek, jwe->encrypted_key, jwe->encrypted_key_len, cek, S_CEK_LEN) ==
-                     0;
+                 s_aes_kw(0, kek, jwe->encrypted_key, jwe->encrypted_key_len, cek, S_CEK_LEN) == 0;
         pf_wipe(z, sizeof(z));
         pf_wipe(kek, sizeof(kek));
         return ok ? 0 : -1;
@@ -345,8 +343,7 @@ static int s_unwrap(const pf_key_t *key, const s_header_t *h, const pf_jwe_t *jw
     unsigned char buf[S_EK_MAX];
     size_t outlen = sizeof(buf);
     int ok = ctx != NULL &&
-             EVP_PKEY_decrypt(ctx, buf, &outlen, jwe->encrypted_key, jwe->encrypted_key_len) ==
-                 1 &&
+             EVP_PKEY_decrypt(ctx, buf, &outlen, jwe->encrypted_key, jwe->encrypted_key_len) == 1 &&
              outlen == S_CEK_LEN;
     if (ok)
         memcpy(cek, buf, S_CEK_LEN);
@@ -387,8 +384,8 @@ static int s_open(const pf_key_t *key, const pf_jwe_t *jwe, unsigned char **plai
     unsigned char tag[16];
     memcpy(tag, jwe->tag, sizeof(tag));
     unsigned char *pt = xmalloc(jwe->ciphertext_len + 1);
-    int rc = s_gcm(0, cek, jwe->iv, jwe->protected_b64, hlen, jwe->ciphertext,
-                   jwe->ciphertext_len, pt, tag);
+    int rc = s_gcm(0, cek, jwe->iv, jwe->protected_b64, hlen, jwe->ciphertext, jwe->ciphertext_len,
+                   pt, tag);
     pf_wipe(cek, sizeof(cek));
     if (rc != 0 || unwrap_failed) {
         pf_wipe(pt, jwe->ciphertext_len);

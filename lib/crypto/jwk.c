@@ -48,9 +48,8 @@
 
 static const char *const s_rsa_priv_names[] = {"d", "p", "q", "dp", "dq", "qi"};
 static const char *const s_rsa_priv_params[] = {
-    OSSL_PKEY_PARAM_RSA_D,         OSSL_PKEY_PARAM_RSA_FACTOR1,
-    OSSL_PKEY_PARAM_RSA_FACTOR2,   OSSL_PKEY_PARAM_RSA_EXPONENT1,
-    OSSL_PKEY_PARAM_RSA_EXPONENT2, OSSL_PKEY_PARAM_RSA_COEFFICIENT1,
+    OSSL_PKEY_PARAM_RSA_D,         OSSL_PKEY_PARAM_RSA_FACTOR1,   OSSL_PKEY_PARAM_RSA_FACTOR2,
+    OSSL_PKEY_PARAM_RSA_EXPONENT1, OSSL_PKEY_PARAM_RSA_EXPONENT2, OSSL_PKEY_PARAM_RSA_COEFFICIENT1,
 };
 #define PF_RSA_NPRIV (sizeof(s_rsa_priv_names) / sizeof(s_rsa_priv_names[0]))
 
@@ -116,8 +115,7 @@ static EVP_PKEY *s_fromdata(const char *type, OSSL_PARAM_BLD *bld, bool priv)
     EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, type, NULL);
     EVP_PKEY *pkey = NULL;
     if (params == NULL || ctx == NULL || EVP_PKEY_fromdata_init(ctx) != 1 ||
-        EVP_PKEY_fromdata(ctx, &pkey, priv ? EVP_PKEY_KEYPAIR : EVP_PKEY_PUBLIC_KEY, params) !=
-            1) {
+        EVP_PKEY_fromdata(ctx, &pkey, priv ? EVP_PKEY_KEYPAIR : EVP_PKEY_PUBLIC_KEY, params) != 1) {
         EVP_PKEY_free(pkey);
         pkey = NULL;
     }
@@ -301,9 +299,9 @@ static int s_rsa_import(const json_t *o, pf_key_t **key_r, const char **error_r)
     /* n may carry one leading zero byte (RFC 7518 6.3.1.1 notes some
      * producers add it); e up to 64 bits is more than any real key uses
      * (65537), the bound only keeps it small */
-    int bad = s_push_bn(bld, o, "n", OSSL_PKEY_PARAM_RSA_N, PF_RSA_MAX_BYTES + 1, false,
-                        &bn[0]) != 0 ||
-              s_push_bn(bld, o, "e", OSSL_PKEY_PARAM_RSA_E, 8, false, &bn[1]) != 0;
+    int bad =
+        s_push_bn(bld, o, "n", OSSL_PKEY_PARAM_RSA_N, PF_RSA_MAX_BYTES + 1, false, &bn[0]) != 0 ||
+        s_push_bn(bld, o, "e", OSSL_PKEY_PARAM_RSA_E, 8, false, &bn[1]) != 0;
     int nbits = bad ? 0 : BN_num_bits(bn[0]);
     if (!bad && (nbits < PF_RSA_MIN_BITS || nbits > PF_RSA_MAX_BITS)) {
         *error_r = "RSA key size not supported (2048 to 8192 bits)";
@@ -313,8 +311,8 @@ static int s_rsa_import(const json_t *o, pf_key_t **key_r, const char **error_r)
      * allows leaving them out, but every producer we know includes them,
      * and without them we would run the slow non-CRT path). */
     for (size_t i = 0; priv && !bad && i < PF_RSA_NPRIV; i++)
-        bad = s_push_bn(bld, o, s_rsa_priv_names[i], s_rsa_priv_params[i], PF_RSA_MAX_BYTES,
-                        true, &bn[2 + i]) != 0;
+        bad = s_push_bn(bld, o, s_rsa_priv_names[i], s_rsa_priv_params[i], PF_RSA_MAX_BYTES, true,
+                        &bn[2 + i]) != 0;
     EVP_PKEY *pkey = bad ? NULL : s_fromdata("RSA", bld, priv);
     OSSL_PARAM_BLD_free(bld);
     for (size_t i = 0; i < sizeof(bn) / sizeof(bn[0]); i++)
@@ -434,8 +432,8 @@ static char *s_jwk_text(const pf_key_t *key, bool with_private, const char *kid)
     char *out = NULL;
     if (ok && kid_json != NULL) {
         out = xmalloc(total);
-        size_t o = (size_t)snprintf(out, total, "%s",
-                                    key->rsa ? "{\"kty\":\"RSA\"" : "{\"kty\":\"EC\",\"crv\":\"P-256\"");
+        size_t o = (size_t)snprintf(
+            out, total, "%s", key->rsa ? "{\"kty\":\"RSA\"" : "{\"kty\":\"EC\",\"crv\":\"P-256\"");
         for (size_t i = 0; i < n; i++)
             o += (size_t)snprintf(out + o, total - o, ",\"%s\":\"%s\"", names[i], vals[i]);
         if (key->alg[0] != '\0')
@@ -491,8 +489,8 @@ int pf_key_to_der(const pf_key_t *key, unsigned char **der_r, size_t *len_r, con
         *error_r = "not a private key";
         return -1;
     }
-    OSSL_ENCODER_CTX *ectx = OSSL_ENCODER_CTX_new_for_pkey(key->pkey, EVP_PKEY_KEYPAIR, "DER",
-                                                           "PrivateKeyInfo", NULL);
+    OSSL_ENCODER_CTX *ectx =
+        OSSL_ENCODER_CTX_new_for_pkey(key->pkey, EVP_PKEY_KEYPAIR, "DER", "PrivateKeyInfo", NULL);
     unsigned char *data = NULL;
     size_t len = 0;
     int ok = ectx != NULL && OSSL_ENCODER_CTX_get_num_encoders(ectx) > 0 &&
@@ -522,8 +520,8 @@ int pf_key_from_der(const unsigned char *der, size_t len, pf_key_t **key_r, cons
     size_t left = len;
     /* the blob was authenticated by the KEK, but a decoder that stops
      * early would still hide a bug: no trailing bytes */
-    int ok = dctx != NULL && OSSL_DECODER_from_data(dctx, &p, &left) == 1 && left == 0 &&
-             pkey != NULL;
+    int ok =
+        dctx != NULL && OSSL_DECODER_from_data(dctx, &p, &left) == 1 && left == 0 && pkey != NULL;
     OSSL_DECODER_CTX_free(dctx);
     ERR_clear_error(); /* decoders that were tried and did not match leave entries */
     if (!ok) {
@@ -713,9 +711,9 @@ int pf_keyset_add_jwks(pf_keyset_t *set, const char *json, size_t len, bool for_
             break;
         }
         const char *algname = json_string_value(alg);
-        bool sig_alg = algname != NULL && (strcmp(algname, "ES256") == 0 ||
-                                           strcmp(algname, "PS256") == 0 ||
-                                           strcmp(algname, "RS256") == 0);
+        bool sig_alg =
+            algname != NULL && (strcmp(algname, "ES256") == 0 || strcmp(algname, "PS256") == 0 ||
+                                strcmp(algname, "RS256") == 0);
         if (for_sig && algname != NULL && !sig_alg)
             continue;
         pf_key_t *key = NULL;

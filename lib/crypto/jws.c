@@ -156,8 +156,7 @@ static int s_check_sig(const pf_key_t *key, s_alg_t alg, const char *input, size
     }
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     EVP_PKEY_CTX *pctx = NULL; /* owned by md */
-    int ok = md != NULL &&
-             EVP_DigestVerifyInit(md, &pctx, EVP_sha256(), NULL, key->pkey) == 1;
+    int ok = md != NULL && EVP_DigestVerifyInit(md, &pctx, EVP_sha256(), NULL, key->pkey) == 1;
     if (ok && alg == S_PS256)
         ok = EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1 &&
              EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) == 1 &&
@@ -212,8 +211,7 @@ int pf_jws_verify(const char *compact, size_t len, const pf_keyset_t *set,
     }
     size_t slen = (size_t)(end - d2 - 1);
     *error_r = S_BAD_SIG;
-    if (slen == 0 || slen / 4 * 3 > S_SIG_MAX ||
-        pf_b64url_decode(d2 + 1, slen, &sig, &siglen) != 0)
+    if (slen == 0 || slen / 4 * 3 > S_SIG_MAX || pf_b64url_decode(d2 + 1, slen, &sig, &siglen) != 0)
         goto out;
     if (s_check_sig(key, alg, compact, (size_t)(d2 - compact), sig, siglen) != 0)
         goto out;

@@ -123,8 +123,7 @@ int pf_kek_load(const char *path, pf_kek_t **kek_r, const char **error_r)
         n--;
     const char *sp = memchr(data, ' ', n);
     pf_kek_t *kek = xcalloc(1, sizeof(*kek));
-    if (sp != NULL && s_valid_id(data, (size_t)(sp - data)) &&
-        n - (size_t)(sp - data) - 1 == 64) {
+    if (sp != NULL && s_valid_id(data, (size_t)(sp - data)) && n - (size_t)(sp - data) - 1 == 64) {
         const char *h = sp + 1;
         rc = 0;
         for (size_t i = 0; i < 32 && rc == 0; i++) {
@@ -211,8 +210,8 @@ int pf_kek_wrap(const pf_kek_t *kek, const char *context, const void *data, size
     return 0;
 }
 
-int pf_kek_unwrap(const pf_kek_t *kek, const char *context, const unsigned char *blob,
-                  size_t len, unsigned char **out_r, size_t *outlen_r, const char **error_r)
+int pf_kek_unwrap(const pf_kek_t *kek, const char *context, const unsigned char *blob, size_t len,
+                  unsigned char **out_r, size_t *outlen_r, const char **error_r)
 {
     *error_r = "cannot unwrap key";
     if (kek == NULL || context == NULL || blob == NULL || len <= S_OVERHEAD ||

@@ -64,9 +64,10 @@ static int s_rfc3339(int64_t ms, char out[32])
     struct tm tm;
     if (gmtime_r(&secs, &tm) == NULL)
         return -1;
-    snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
-    return 0;
+    /* the bound on ms keeps the year at four digits: always 24 characters */
+    int n = snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+    return n == 24 ? 0 : -1;
 }
 
 /* Printable text of 1..max bytes (control characters would end up in
@@ -110,8 +111,8 @@ char *pf_receipt_sign(const pf_key_t *key, const char *issuer, const pf_receipt_
         return NULL;
     }
     json_int_t iat = r->iat > 0 ? (json_int_t)r->iat : (json_int_t)time(NULL);
-    json_t *ev = json_pack("{s:s, s:I, s:s}", "time", when, "time_ms",
-                           (json_int_t)r->event_time_ms, "mailbox", r->mailbox);
+    json_t *ev = json_pack("{s:s, s:I, s:s}", "time", when, "time_ms", (json_int_t)r->event_time_ms,
+                           "mailbox", r->mailbox);
     if (r->jwe_tag != NULL)
         json_object_set_new(ev, "jwe_tag", json_string(r->jwe_tag));
     char *urn = xasprintf(S_EVENT_PREFIX "%s", name);
@@ -198,9 +199,9 @@ static const char *s_parse_claims(const json_t *c, const char *issuer, pf_receip
     const char *sub = json_string_value(json_object_get(c, "sub"));
     json_t *aud = json_object_get(c, "aud");
     if (!json_is_integer(iat) || json_integer_value(iat) < 0 ||
-        json_integer_value(iat) > S_TIME_MS_MAX / 1000 || jti == NULL ||
-        pf_uuid_valid(jti) != 0 || sub == NULL || pf_uuid_valid(sub) != 0 ||
-        !json_is_string(aud) || s_opt_text(c, "aud", S_NAME_MAX, &r->sender) != 0 ||
+        json_integer_value(iat) > S_TIME_MS_MAX / 1000 || jti == NULL || pf_uuid_valid(jti) != 0 ||
+        sub == NULL || pf_uuid_valid(sub) != 0 || !json_is_string(aud) ||
+        s_opt_text(c, "aud", S_NAME_MAX, &r->sender) != 0 ||
         s_opt_text(c, "txn", S_NAME_MAX, &r->txn) != 0)
         return S_MALFORMED;
     r->iat = json_integer_value(iat);

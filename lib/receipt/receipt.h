@@ -18,7 +18,12 @@
 
 #include "crypto/jose.h"
 
-typedef enum { PF_EVENT_DELIVERED = 1, PF_EVENT_READ, PF_EVENT_EXPIRED, PF_EVENT_REJECTED } pf_event_t;
+typedef enum {
+    PF_EVENT_DELIVERED = 1,
+    PF_EVENT_READ,
+    PF_EVENT_EXPIRED,
+    PF_EVENT_REJECTED
+} pf_event_t;
 
 /* "delivered", "read", "expired", "rejected"; NULL for other values. */
 const char *pf_event_name(pf_event_t e);
@@ -26,11 +31,11 @@ const char *pf_event_name(pf_event_t e);
 int pf_event_parse(const char *s, pf_event_t *e_r);
 
 typedef struct {
-    char jti[37];          /* UUIDv7 text (util/uuid7.h) */
-    char message_id[37];   /* "sub" */
-    char *txn;             /* the sender's request id of the submission ("txn" claim) */
-    char *sender;          /* sender name ("aud") */
-    char *mailbox;         /* recipient mailbox id */
+    char jti[37];        /* UUIDv7 text (util/uuid7.h) */
+    char message_id[37]; /* "sub" */
+    char *txn;           /* the sender's request id of the submission ("txn" claim) */
+    char *sender;        /* sender name ("aud") */
+    char *mailbox;       /* recipient mailbox id */
     pf_event_t event;
     int64_t event_time_ms; /* when it happened (ms since epoch) */
     int64_t iat;           /* seconds; 0 = now, when signing */

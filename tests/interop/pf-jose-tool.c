@@ -178,8 +178,8 @@ static int s_mint(char **a)
     if (strcmp(a[4], "none") != 0 && pf_level_parse(a[4], &level) != 0)
         return s_usage();
     const char *err;
-    char *tok = pf_token_mint(key, a[1], a[2], a[3], level, strtoll(a[5], NULL, 10),
-                              atoi(a[6]), &err);
+    char *tok =
+        pf_token_mint(key, a[1], a[2], a[3], level, strtoll(a[5], NULL, 10), atoi(a[6]), &err);
     if (tok != NULL)
         printf("%s\n", tok);
     free(tok);

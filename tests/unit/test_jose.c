@@ -25,11 +25,10 @@
 #include "util/xalloc.h"
 
 /* RFC 7515 appendix A.3 */
-static const char s_a3_jwk[] =
-    "{\"kty\":\"EC\",\"crv\":\"P-256\","
-    "\"x\":\"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU\","
-    "\"y\":\"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0\","
-    "\"d\":\"jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI\"}";
+static const char s_a3_jwk[] = "{\"kty\":\"EC\",\"crv\":\"P-256\","
+                               "\"x\":\"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU\","
+                               "\"y\":\"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0\","
+                               "\"d\":\"jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI\"}";
 static const char s_a3_jws[] =
     "eyJhbGciOiJFUzI1NiJ9"
     ".eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0"
@@ -148,8 +147,7 @@ static void test_rfc7515_a3_es256(void **state)
     size_t len = 0;
     const char *err = NULL;
     /* the example header has no "kid": the only key of the set is used */
-    int rc = pf_jws_verify(s_a3_jws, strlen(s_a3_jws), set, allowed, &payload, &len, &header,
-                           &err);
+    int rc = pf_jws_verify(s_a3_jws, strlen(s_a3_jws), set, allowed, &payload, &len, &header, &err);
     assert_int_equal(rc, 0);
     assert_int_equal(len, strlen(s_a3_payload));
     assert_memory_equal(payload, s_a3_payload, len);
@@ -266,16 +264,16 @@ static void test_jwk_refused(void **state)
     /* duplicate members would let two parsers disagree */
     s_jwk_error("{\"kty\":\"EC\",\"kty\":\"RSA\"}");
     /* wrong curve */
-    assert_string_equal(
-        s_jwk_error("{\"kty\":\"EC\",\"crv\":\"P-384\","
-                    "\"x\":\"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU\","
-                    "\"y\":\"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0\"}"),
-        "unsupported curve (only P-256)");
+    assert_string_equal(s_jwk_error("{\"kty\":\"EC\",\"crv\":\"P-384\","
+                                    "\"x\":\"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU\","
+                                    "\"y\":\"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0\"}"),
+                        "unsupported curve (only P-256)");
     /* missing y, short x, padding, non-string */
     s_jwk_error("{\"kty\":\"EC\",\"crv\":\"P-256\","
                 "\"x\":\"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU\"}");
-    s_jwk_error("{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVE\","
-                "\"y\":\"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0\"}");
+    s_jwk_error(
+        "{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVE\","
+        "\"y\":\"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0\"}");
     s_jwk_error("{\"kty\":\"EC\",\"crv\":\"P-256\","
                 "\"x\":\"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU=\","
                 "\"y\":\"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0\"}");
@@ -366,9 +364,9 @@ static void test_keyset(void **state)
     /* malformed sets */
     assert_int_equal(pf_keyset_add_jwks(set, "{}", 2, true, &err), -1);
     assert_int_equal(pf_keyset_add_jwks(set, "{\"keys\":[1]}", 12, true, &err), -1);
-    assert_int_equal(pf_keyset_add_jwks(set, "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\"}]}",
-                                        38, true, &err),
-                     -1);
+    assert_int_equal(
+        pf_keyset_add_jwks(set, "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\"}]}", 38, true, &err),
+        -1);
     /* export and re-import keeps kids and algs */
     char *out = pf_keyset_to_jwks(set);
     assert_non_null(strstr(out, "\"alg\":\"RS256\",\"kid\":\"idp-rs\""));
@@ -693,14 +691,16 @@ static void test_jwe_header_refused(void **state)
     s_header_case(s_p256, NULL, "epk");
     s_header_case(s_p256, NULL, "alg");
     s_header_case(s_p256, NULL, "enc");
-    s_header_case(s_p256, "{\"epk\":{\"kty\":\"EC\",\"crv\":\"P-256\","
-                          "\"x\":\"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU\","
-                          "\"y\":\"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a4\"}}",
+    s_header_case(s_p256,
+                  "{\"epk\":{\"kty\":\"EC\",\"crv\":\"P-256\","
+                  "\"x\":\"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU\","
+                  "\"y\":\"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a4\"}}",
                   NULL); /* off the curve */
-    s_header_case(s_p256, "{\"epk\":{\"kty\":\"EC\",\"crv\":\"P-256\","
-                          "\"x\":\"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU\","
-                          "\"y\":\"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0\","
-                          "\"d\":\"jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI\"}}",
+    s_header_case(s_p256,
+                  "{\"epk\":{\"kty\":\"EC\",\"crv\":\"P-256\","
+                  "\"x\":\"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU\","
+                  "\"y\":\"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0\","
+                  "\"d\":\"jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI\"}}",
                   NULL);
     s_header_case(s_rsa3072, "{\"alg\":\"RSA-OAEP\"}", NULL);
     s_header_case(s_rsa3072, "{\"alg\":\"RSA1_5\"}", NULL);

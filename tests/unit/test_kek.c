@@ -149,7 +149,8 @@ static pf_kek_t *s_load(const char *id, const char *hex)
 static void test_wrap_unwrap(void **state)
 {
     (void)state;
-    pf_kek_t *kek = s_load("kek-a", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f");
+    pf_kek_t *kek =
+        s_load("kek-a", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f");
     /* what is wrapped in practice: a PKCS#8 private key */
     pf_key_t *key = NULL;
     const char *err = NULL;
@@ -188,8 +189,7 @@ static void test_wrap_unwrap(void **state)
     assert_int_equal(pf_kek_unwrap(kek, "", blob, bloblen, &out, &outlen, &err), -1);
     pf_kek_t *renamed =
         s_load("kek-b", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f");
-    assert_int_equal(pf_kek_unwrap(renamed, "citizen-1:1", blob, bloblen, &out, &outlen, &err),
-                     -1);
+    assert_int_equal(pf_kek_unwrap(renamed, "citizen-1:1", blob, bloblen, &out, &outlen, &err), -1);
     pf_kek_destroy(&renamed);
     /* id and context are separated: "kek-a" + "x:1" is not "kek-ax" + ":1" */
     pf_kek_t *ax =
@@ -208,8 +208,7 @@ static void test_wrap_unwrap(void **state)
     /* every byte changed, every truncation */
     for (size_t i = 0; i < bloblen; i++) {
         blob[i] ^= 0x80;
-        assert_int_equal(pf_kek_unwrap(kek, "citizen-1:1", blob, bloblen, &out, &outlen, &err),
-                         -1);
+        assert_int_equal(pf_kek_unwrap(kek, "citizen-1:1", blob, bloblen, &out, &outlen, &err), -1);
         blob[i] ^= 0x80;
     }
     for (size_t n = 0; n < bloblen; n++)

@@ -108,8 +108,7 @@ static void test_roundtrip(void **state)
     /* issuer not checked when NULL; checked when given */
     assert_int_equal(pf_receipt_verify(tok, strlen(tok), s_jwks, NULL, &got, &err), 0);
     pf_receipt_clear(&got);
-    assert_int_equal(pf_receipt_verify(tok, strlen(tok), s_jwks, "https://evil", &got, &err),
-                     -1);
+    assert_int_equal(pf_receipt_verify(tok, strlen(tok), s_jwks, "https://evil", &got, &err), -1);
     assert_string_equal(err, "wrong issuer");
     assert_null(got.sender);
 

@@ -177,7 +177,8 @@ static void test_times(void **state)
         free(x);
     }
     /* a fractional NumericDate is allowed (RFC 7519 2) */
-    char *x = s_sign("{\"iss\":\"" ISS "\",\"aud\":\"" AUD "\",\"sub\":\"a\",\"exp\":1700000600.5}");
+    char *x =
+        s_sign("{\"iss\":\"" ISS "\",\"aud\":\"" AUD "\",\"sub\":\"a\",\"exp\":1700000600.5}");
     assert_null(s_check(&s_policy, x, NOW, NULL));
     free(x);
 }
@@ -197,7 +198,8 @@ static void test_issuer_audience(void **state)
         {"{\"iss\":\"" ISS "\",\"aud\":[],\"sub\":\"a\",\"exp\":1700000600}", "wrong audience"},
         {"{\"iss\":\"" ISS "\",\"aud\":[\"x\",7],\"sub\":\"a\",\"exp\":1700000600}",
          "malformed token"},
-        {"{\"iss\":\"" ISS "\",\"aud\":[\"x\",\"" AUD "\"],\"sub\":\"a\",\"exp\":1700000600}", NULL},
+        {"{\"iss\":\"" ISS "\",\"aud\":[\"x\",\"" AUD "\"],\"sub\":\"a\",\"exp\":1700000600}",
+         NULL},
         {"{\"iss\":\"" ISS "\",\"aud\":\"" AUD "X\",\"sub\":\"a\",\"exp\":1700000600}",
          "wrong audience"},
     };
@@ -247,7 +249,8 @@ static void test_subject_and_level_claims(void **state)
          "malformed token"},
         {"{\"iss\":\"" ISS "\",\"aud\":\"" AUD "\",\"sub\":\"a\\u0000b\",\"exp\":1700000600}",
          "malformed token"},
-        {"{\"iss\":\"" ISS "\",\"aud\":\"" AUD "\",\"sub\":7,\"exp\":1700000600}", "malformed token"},
+        {"{\"iss\":\"" ISS "\",\"aud\":\"" AUD "\",\"sub\":7,\"exp\":1700000600}",
+         "malformed token"},
         {"{\"iss\":\"" ISS "\",\"aud\":\"" AUD "\",\"sub\":\"a\",\"exp\":1700000600,\"acr\":3}",
          "malformed token"},
         {"{\"iss\":\"" ISS "\",\"aud\":\"" AUD "\",\"sub\":\"a\",\"exp\":1700000600,\"exp\":1}",
