@@ -58,11 +58,18 @@ typedef struct pf_keyset pf_keyset_t;
 pf_keyset_t *pf_keyset_new(void);
 /* Parses {"keys":[...]} and adds each key.  Keys with "kid" keep it,
  * others are indexed by their thumbprint.  Entries with "use" other than
- * "sig" are skipped when for_sig.  Returns the number of keys added or -1. */
+ * "sig", or with an "alg" that is not ES256/PS256/RS256, are skipped when
+ * for_sig; an entry's "alg" binds the key to that one JWS algorithm.
+ * Key types we do not support (OKP, other curves, "oct") are skipped; a
+ * supported entry that does not parse, or a second key under a known kid,
+ * fails the whole call and leaves the set unchanged.  Returns the number
+ * of keys added or -1. */
 int pf_keyset_add_jwks(pf_keyset_t *set, const char *json, size_t len, bool for_sig,
                        const char **error_r);
 /* Adds a key (the set takes a reference of its own; key stays the caller's). */
 void pf_keyset_add(pf_keyset_t *set, const pf_key_t *key, const char *kid);
+/* The key named kid, or NULL when there is none, or when two different
+ * keys were added under that kid (we never choose between them). */
 const pf_key_t *pf_keyset_find(const pf_keyset_t *set, const char *kid);
 size_t pf_keyset_count(const pf_keyset_t *set);
 /* {"keys":[...]} of all public keys (caller frees). */
@@ -130,14 +137,18 @@ bool pf_jws_typ_is(const char *typ, const char *expected);
 
 /* --- KEK: wrapping private keys at rest ----------------------------------- */
 /* The key-encryption key lives in a file readable only by the reader (and
- * the administration tool): one line "<kek-id> <64 hex digits>". */
+ * the administration tool): one line "<kek-id> <64 hex digits>", mode
+ * 0600 (pf_kek_load refuses a file readable by group or others, and
+ * pf_kek_generate_file never overwrites one). */
 typedef struct pf_kek pf_kek_t;
 int pf_kek_generate_file(const char *path, const char *kek_id, const char **error_r);
 int pf_kek_load(const char *path, pf_kek_t **kek_r, const char **error_r);
 const char *pf_kek_id(const pf_kek_t *kek);
 /* AES-256-GCM with a random IV; AAD binds the blob to context (e.g. the
  * mailbox id and key version) so a wrapped key cannot be moved to another
- * mailbox.  Output: version byte | iv | ciphertext | tag (caller frees). */
+ * mailbox.  Output: version byte | iv | ciphertext | tag (caller frees);
+ * AAD = version byte | kek id | NUL | context.  Unwrap failures of any
+ * kind give "cannot unwrap key". */
 int pf_kek_wrap(const pf_kek_t *kek, const char *context, const void *data, size_t len,
                 unsigned char **out_r, size_t *outlen_r, const char **error_r);
 int pf_kek_unwrap(const pf_kek_t *kek, const char *context, const unsigned char *blob, size_t len,
