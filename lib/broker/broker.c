@@ -280,7 +280,9 @@ static bool s_dispatch(pf_broker_t *b, zmq_msg_t *frames, size_t n, size_t dropp
 {
     const void *rid = zmq_msg_data(&frames[0]);
     size_t rid_len = zmq_msg_size(&frames[0]);
-    int64_t sender_id = s_user_id(&frames[0]);
+    /* the routing-id frame is made by the ROUTER itself and carries no
+     * connection metadata; the peer's first frame does */
+    int64_t sender_id = s_user_id(&frames[1]);
     if (sender_id == 0) {
         /* only possible if ZAP were bypassed; refuse rather than guess */
         pf_error("event=no_user_id");

@@ -1,0 +1,643 @@
+/* End-to-end tests of the sending side: the real postfach-broker against a
+ * real PostgreSQL, driven through libpostfach and, for what a well-behaved
+ * client never sends, a raw ZeroMQ DEALER socket with CURVE.
+ *
+ * Covers: ACK with one message id per recipient; no plaintext in the
+ * stored row; separate copies per recipient; idempotent retries; conflict;
+ * unknown recipient; malformed, oversize and trailing frames answered with
+ * a clear NACK while the broker keeps serving; an unregistered key gets no
+ * answer; a revoked sender is refused; the delivered receipt arrives once;
+ * receipts queued while the procedure was offline arrive on reconnect;
+ * sender B never sees or acknowledges sender A's receipts. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "harness.h"
+#include "postfach/postfach.h"
+#include "proto/curve.h"
+#include "util/uuid7.h"
+
+static const char *const s_citizens[] = {"citizen-a", "citizen-b", "citizen-c", NULL};
+
+#define SECRET_SUBJECT "Geheimer Betreff 7f3a"
+#define SECRET_BODY "Vertraulicher Inhalt 91c2: Ihr Einkommen betraegt 12345 EUR."
+
+typedef struct {
+    pf_env_t *env;
+} fixture_t;
+
+static int s_setup_with(void **state, const char *const *settings)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+    f->env = pf_env_new("broker", s_citizens);
+    if (f->env == NULL || pf_env_start_broker(f->env, settings) != 0) {
+        pf_env_destroy(&f->env);
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int s_setup(void **state)
+{
+    /* small limits so oversize cases stay small */
+    static const char *const settings[] = {"max_attachment_size=65536",
+                                           "max_message_size=200000", NULL};
+    return s_setup_with(state, settings);
+}
+
+static int s_teardown(void **state)
+{
+    fixture_t *f = *state;
+    /* a clean stop is part of every test */
+    int rc = pf_env_stop_broker(f->env, SIGTERM);
+    pf_env_destroy(&f->env);
+    free(f);
+    return rc == 0 ? 0 : -1;
+}
+
+static pf_client_t *s_client_for(pf_env_t *env, const char *sender, int timeout_ms, int retries)
+{
+    char *pub = pf_env_broker_pubfile(env);
+    char *key = pf_env_sender_keyfile(env, sender);
+    char *jwks = NULL;
+    if (asprintf(&jwks, "%s/receipt.jwks", pf_env_keys(env)) < 0)
+        abort();
+    pf_client_t *c = NULL;
+    const char *err = NULL;
+    int rc = pf_client_new(pf_env_broker_endpoint(env), pub, key, &c, &err);
+    if (rc != 0)
+        fail_msg("pf_client_new: %s", err);
+    assert_int_equal(pf_client_set_receipt_keys(c, jwks, &err), 0);
+    pf_client_set_timeout(c, timeout_ms, retries);
+    free(pub);
+    free(key);
+    free(jwks);
+    return c;
+}
+
+static pf_client_t *s_client(pf_env_t *env)
+{
+    return s_client_for(env, "tax-office", 5000, 2);
+}
+
+static int s_send(pf_client_t *c, const char *request_id, const char *const *to, size_t nto,
+                  const char *body, pf_client_result_t *res)
+{
+    static const unsigned char pdf[] = "%PDF-1.7\n% test attachment\n";
+    pf_client_attachment_t att = {"bescheid.pdf", "application/pdf", pdf, sizeof(pdf) - 1};
+    pf_client_notice_t n = {.request_id = request_id,
+                            .recipients = to,
+                            .recipient_count = nto,
+                            .title = "Grundsteuerbescheid",
+                            .subject = SECRET_SUBJECT,
+                            .body = body,
+                            .reference = "AZ 4711/25",
+                            .attachments = &att,
+                            .attachment_count = 1};
+    const char *err = NULL;
+    int rc = pf_client_send(c, &n, res, &err);
+    if (rc != 0)
+        fprintf(stderr, "pf_client_send: %s\n", err);
+    return rc;
+}
+
+static char *s_sqlf(pf_env_t *env, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static char *s_sqlf(pf_env_t *env, const char *fmt, ...)
+{
+    char sql[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sql, sizeof(sql), fmt, ap);
+    va_end(ap);
+    return pf_env_sql(env, sql);
+}
+
+static long long s_count(pf_env_t *env, const char *sql)
+{
+    return pf_env_sql_int(env, sql);
+}
+
+/* ---- raw socket, for what the client library would refuse to send ---- */
+
+static void *s_raw(void *ctx, pf_env_t *env, const char *sender)
+{
+    char *pubf = pf_env_broker_pubfile(env), *keyf = pf_env_sender_keyfile(env, sender);
+    pf_curve_keys_t server, own;
+    const char *err;
+    assert_int_equal(pf_curve_load(pubf, false, &server, &err), 0);
+    assert_int_equal(pf_curve_load(keyf, true, &own, &err), 0);
+    void *s = zmq_socket(ctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
+    zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, server.public_key, 40);
+    zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, own.public_key, 40);
+    zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, own.secret_key, 40);
+    assert_int_equal(zmq_connect(s, pf_env_broker_endpoint(env)), 0);
+    pf_curve_keys_clear(&own);
+    free(pubf);
+    free(keyf);
+    return s;
+}
+
+/* Sends frames given as (pointer, size) pairs, NULL-terminated. */
+static void s_raw_send(void *s, ...)
+{
+    va_list ap;
+    va_start(ap, s);
+    const void *p = va_arg(ap, const void *);
+    while (p != NULL) {
+        size_t n = va_arg(ap, size_t);
+        const void *next = va_arg(ap, const void *);
+        zmq_send(s, p, n, next ? ZMQ_SNDMORE : 0);
+        p = next;
+    }
+    va_end(ap);
+}
+
+#define F(str) (const void *)(str), strlen(str)
+
+/* Receives a NACK and returns its JSON frame (caller frees), NULL on
+ * timeout or when the answer is not a NACK. */
+static char *s_raw_nack(void *s, int timeout_ms)
+{
+    zmq_pollitem_t it = {.socket = s, .events = ZMQ_POLLIN};
+    if (zmq_poll(&it, 1, timeout_ms) <= 0)
+        return NULL;
+    char frames[4][4096];
+    int n = 0, more = 1;
+    while (more && n < 4) {
+        int len = zmq_recv(s, frames[n], sizeof(frames[n]) - 1, 0);
+        if (len < 0)
+            return NULL;
+        frames[n][len < (int)sizeof(frames[n]) ? len : (int)sizeof(frames[n]) - 1] = '\0';
+        n++;
+        size_t sz = sizeof(more);
+        zmq_getsockopt(s, ZMQ_RCVMORE, &more, &sz);
+    }
+    if (n != 3 || strcmp(frames[0], "PF1") != 0 || strcmp(frames[1], "NACK") != 0)
+        return NULL;
+    return strdup(frames[2]);
+}
+
+static void s_expect_raw_nack(void *s, const char *code)
+{
+    char *j = s_raw_nack(s, 5000);
+    if (j == NULL)
+        fail_msg("no NACK, expected %s", code);
+    char want[64];
+    snprintf(want, sizeof(want), "\"code\":\"%s\"", code);
+    if (strstr(j, want) == NULL)
+        fail_msg("NACK %s, expected %s", j, code);
+    free(j);
+}
+
+/* ---- tests ------------------------------------------------------------- */
+
+static void test_send_ack_no_plaintext_stored(void **state)
+{
+    fixture_t *f = *state;
+    pf_client_t *c = s_client(f->env);
+    const char *to[] = {"citizen-a"};
+    pf_client_result_t res;
+    assert_int_equal(s_send(c, "req-plain-1", to, 1, SECRET_BODY, &res), 0);
+    assert_int_equal(res.ok, 1);
+    assert_int_equal(res.copy_count, 1);
+    assert_string_equal(res.copies[0].recipient, "citizen-a");
+    assert_int_equal(pf_uuid_valid(res.copies[0].message_id), 0);
+    assert_true(pf_uuid7_millis(res.copies[0].message_id) > 0);
+
+    char *v = s_sqlf(f->env, "SELECT mailbox_id || ' ' || title || ' ' || request_id FROM message "
+                             "WHERE id = '%s'",
+                     res.copies[0].message_id);
+    assert_non_null(v);
+    assert_string_equal(v, "citizen-a Grundsteuerbescheid req-plain-1");
+    free(v);
+    /* neither subject nor body appear anywhere in the row, as text or bytes */
+    assert_int_equal(s_count(f->env, "SELECT count(*) FROM message m WHERE m::text LIKE "
+                                     "'%Geheimer%' OR m::text LIKE '%Vertraulich%'"),
+                     0);
+    assert_int_equal(
+        s_count(f->env, "SELECT count(*) FROM message WHERE "
+                        "position(convert_to('Geheimer', 'UTF8') in jwe_ciphertext) > 0 OR "
+                        "position(convert_to('Vertraulich', 'UTF8') in jwe_ciphertext) > 0"),
+        0);
+    assert_int_equal(s_count(f->env, "SELECT count(*) FROM submission s WHERE s::text LIKE "
+                                     "'%Geheimer%' OR s::text LIKE '%Vertraulich%'"),
+                     0);
+    /* a JWE for the notice content type, A256GCM, 12-byte IV, 16-byte tag */
+    v = pf_env_sql(f->env, "SELECT convert_from(decode(translate(jwe_protected, '-_', '+/') || "
+                           "repeat('=', (4 - length(jwe_protected) % 4) % 4), 'base64'), 'UTF8') "
+                           "FROM message");
+    assert_non_null(v);
+    assert_non_null(strstr(v, "\"enc\":\"A256GCM\""));
+    assert_non_null(strstr(v, "application/vnd.postfach.notice+json"));
+    free(v);
+    assert_int_equal(s_count(f->env, "SELECT count(*) FROM message WHERE length(jwe_iv) = 12 AND "
+                                     "length(jwe_tag) = 16 AND attachment_count = 1"),
+                     1);
+    /* its delivered receipt sits in the outbox */
+    assert_int_equal(s_count(f->env, "SELECT count(*) FROM receipt WHERE event = 'delivered'"), 1);
+    pf_client_result_clear(&res);
+    pf_client_destroy(&c);
+}
+
+static void test_multi_recipient_separate_copies(void **state)
+{
+    fixture_t *f = *state;
+    pf_client_t *c = s_client(f->env);
+    const char *to[] = {"citizen-a", "citizen-b", "citizen-c"};
+    pf_client_result_t res;
+    assert_int_equal(s_send(c, "req-multi", to, 3, "Text", &res), 0);
+    assert_int_equal(res.ok, 1);
+    assert_int_equal(res.copy_count, 3);
+    for (size_t i = 0; i < 3; i++) {
+        assert_string_equal(res.copies[i].recipient, to[i]);
+        for (size_t j = 0; j < i; j++)
+            assert_string_not_equal(res.copies[i].message_id, res.copies[j].message_id);
+        char *v = s_sqlf(f->env, "SELECT mailbox_id FROM message WHERE id = '%s'",
+                         res.copies[i].message_id);
+        assert_non_null(v);
+        assert_string_equal(v, to[i]);
+        free(v);
+    }
+    assert_int_equal(s_count(f->env, "SELECT count(DISTINCT jwe_ciphertext) FROM message"), 3);
+    assert_int_equal(s_count(f->env, "SELECT count(*) FROM receipt"), 3);
+    assert_int_equal(s_count(f->env, "SELECT count(*) FROM submission"), 1);
+    pf_client_result_clear(&res);
+    pf_client_destroy(&c);
+}
+
+static void test_retry_same_request_id(void **state)
+{
+    fixture_t *f = *state;
+    pf_client_t *c = s_client(f->env);
+    const char *to[] = {"citizen-a", "citizen-b"};
+    pf_client_result_t r1, r2;
+    assert_int_equal(s_send(c, "req-retry", to, 2, "Text", &r1), 0);
+    assert_int_equal(r1.ok, 1);
+    /* a retry, also from a new connection (as after a restart) */
+    pf_client_destroy(&c);
+    c = s_client(f->env);
+    assert_int_equal(s_send(c, "req-retry", to, 2, "Text", &r2), 0);
+    assert_int_equal(r2.ok, 1);
+    assert_int_equal(r2.copy_count, 2);
+    for (size_t i = 0; i < 2; i++)
+        assert_string_equal(r1.copies[i].message_id, r2.copies[i].message_id);
+    assert_int_equal(s_count(f->env, "SELECT count(*) FROM message"), 2);
+    assert_int_equal(s_count(f->env, "SELECT count(*) FROM receipt"), 2);
+    pf_client_result_clear(&r1);
+    pf_client_result_clear(&r2);
+    pf_client_destroy(&c);
+}
+
+static void test_same_request_id_different_payload_conflict(void **state)
+{
+    fixture_t *f = *state;
+    pf_client_t *c = s_client(f->env);
+    const char *to[] = {"citizen-a"};
+    pf_client_result_t r1, r2;
+    assert_int_equal(s_send(c, "req-conflict", to, 1, "Erste Fassung", &r1), 0);
+    assert_int_equal(r1.ok, 1);
+    assert_int_equal(s_send(c, "req-conflict", to, 1, "Zweite Fassung", &r2), 0);
+    assert_int_equal(r2.ok, 0);
+    assert_string_equal(r2.code, "conflict");
+    assert_string_equal(r2.request_id, "req-conflict");
+    assert_non_null(r2.reason);
+    assert_int_equal(s_count(f->env, "SELECT count(*) FROM message"), 1);
+    pf_client_result_clear(&r1);
+    pf_client_result_clear(&r2);
+    pf_client_destroy(&c);
+}
+
+static void test_unknown_recipient_nothing_stored(void **state)
+{
+    fixture_t *f = *state;
+    pf_client_t *c = s_client(f->env);
+    const char *to[] = {"citizen-a", "nobody-here"};
+    pf_client_result_t res;
+    assert_int_equal(s_send(c, "req-unknown", to, 2, "Text", &res), 0);
+    assert_int_equal(res.ok, 0);
+    assert_string_equal(res.code, "unknown_recipient");
+    assert_non_null(strstr(res.reason, "nobody-here"));
+    pf_client_result_clear(&res);
+    assert_int_equal(s_count(f->env, "SELECT count(*) FROM message"), 0);
+    assert_int_equal(s_count(f->env, "SELECT count(*) FROM submission"), 0);
+    assert_int_equal(s_count(f->env, "SELECT count(*) FROM receipt"), 0);
+    /* a closed mailbox counts as unknown */
+    char *v = pf_env_sql(f->env, "UPDATE mailbox SET status = 'closed' WHERE id = 'citizen-b' "
+                                 "RETURNING id");
+    free(v);
+    const char *to2[] = {"citizen-b"};
+    assert_int_equal(s_send(c, "req-closed", to2, 1, "Text", &res), 0);
+    assert_int_equal(res.ok, 0);
+    assert_string_equal(res.code, "unknown_recipient");
+    pf_client_result_clear(&res);
+    pf_client_destroy(&c);
+}
+
+static void test_malformed_frames_clear_nack_and_serving(void **state)
+{
+    fixture_t *f = *state;
+    void *ctx = zmq_ctx_new();
+    void *s = s_raw(ctx, f->env, "tax-office");
+    const char *hdr = "{\"request_id\":\"raw-1\",\"recipients\":[\"citizen-a\"],\"title\":\"t\","
+                      "\"subject\":\"s\",\"body\":\"b\"}";
+
+    s_raw_send(s, F("PF1"), NULL);
+    s_expect_raw_nack(s, "malformed");
+    s_raw_send(s, F("XYZ"), F("SEND"), NULL);
+    s_expect_raw_nack(s, "malformed");
+    s_raw_send(s, F("PF9"), F("SEND"), F(hdr), NULL);
+    s_expect_raw_nack(s, "unsupported_version");
+    s_raw_send(s, F("PF1"), F("FETCH"), NULL);
+    s_expect_raw_nack(s, "unsupported_command");
+    s_raw_send(s, F("PF1"), F("SEND"), F("{\"request_id\":\"raw-2\",\"recipients\":["), NULL);
+    s_expect_raw_nack(s, "malformed");
+    s_raw_send(s, F("PF1"), F("SEND"), F("{\"request_id\":\"r\xff\"}"), NULL);
+    s_expect_raw_nack(s, "malformed");
+    /* trailing frame after the announced attachments */
+    s_raw_send(s, F("PF1"), F("SEND"), F(hdr), F("extra"), NULL);
+    s_expect_raw_nack(s, "malformed");
+    s_raw_send(s, F("PF1"), F("HELLO"), F("extra"), NULL);
+    s_expect_raw_nack(s, "malformed");
+    /* an attachment above max_attachment_size (64 KiB in this test) */
+    size_t big = 70000;
+    char *blob = calloc(1, big);
+    char bighdr[512];
+    snprintf(bighdr, sizeof(bighdr),
+             "{\"request_id\":\"raw-big\",\"recipients\":[\"citizen-a\"],\"title\":\"t\","
+             "\"subject\":\"s\",\"body\":\"b\",\"attachments\":[{\"name\":\"big.bin\","
+             "\"media_type\":\"application/octet-stream\",\"size\":%zu}]}",
+             big);
+    s_raw_send(s, F("PF1"), F("SEND"), F(bighdr), (const void *)blob, big, NULL);
+    s_expect_raw_nack(s, "too_large");
+    free(blob);
+    /* the header names the request id when it could be read */
+    s_raw_send(s, F("PF1"), F("SEND"),
+               F("{\"request_id\":\"raw-lvl\",\"recipients\":[\"citizen-a\"],\"title\":\"t\","
+                 "\"subject\":\"s\",\"body\":\"b\",\"required_level\":\"ultra\"}"),
+               NULL);
+    char *j = s_raw_nack(s, 5000);
+    assert_non_null(j);
+    assert_non_null(strstr(j, "\"request_id\":\"raw-lvl\""));
+    free(j);
+    zmq_close(s);
+    zmq_ctx_term(ctx);
+
+    assert_true(pf_env_broker_alive(f->env));
+    assert_int_equal(s_count(f->env, "SELECT count(*) FROM message"), 0);
+    pf_client_t *c = s_client(f->env);
+    const char *to[] = {"citizen-a"};
+    pf_client_result_t res;
+    assert_int_equal(s_send(c, "req-after-garbage", to, 1, "Text", &res), 0);
+    assert_int_equal(res.ok, 1);
+    pf_client_result_clear(&res);
+    pf_client_destroy(&c);
+}
+
+static void test_oversize_through_client_nacked(void **state)
+{
+    fixture_t *f = *state;
+    pf_client_t *c = s_client(f->env);
+    size_t big = 100000;
+    unsigned char *blob = calloc(1, big);
+    pf_client_attachment_t att = {"scan.bin", NULL, blob, big};
+    const char *to[] = {"citizen-a"};
+    pf_client_notice_t n = {.request_id = "req-big", .recipients = to, .recipient_count = 1,
+                            .title = "t", .subject = "s", .body = "b", .attachments = &att,
+                            .attachment_count = 1};
+    pf_client_result_t res;
+    const char *err;
+    assert_int_equal(pf_client_send(c, &n, &res, &err), 0);
+    assert_int_equal(res.ok, 0);
+    assert_string_equal(res.code, "too_large");
+    pf_client_result_clear(&res);
+    free(blob);
+    /* invalid notices are refused locally */
+    n.attachment_count = 0;
+    n.title = "";
+    assert_int_equal(pf_client_send(c, &n, &res, &err), -2);
+    pf_client_destroy(&c);
+}
+
+static void test_unregistered_key_gets_no_answer(void **state)
+{
+    fixture_t *f = *state;
+    char *keyf = NULL;
+    if (asprintf(&keyf, "%s/stranger.curve", pf_env_dir(f->env)) < 0)
+        abort();
+    char pub[41];
+    const char *err;
+    assert_int_equal(pf_curve_generate_files(keyf, NULL, pub, &err), 0);
+    char *brokerpub = pf_env_broker_pubfile(f->env);
+    pf_client_t *c = NULL;
+    assert_int_equal(pf_client_new(pf_env_broker_endpoint(f->env), brokerpub, keyf, &c, &err), 0);
+    pf_client_set_timeout(c, 700, 1);
+    const char *to[] = {"citizen-a"};
+    pf_client_result_t res;
+    assert_int_equal(s_send(c, "req-stranger", to, 1, "Text", &res), -1);
+    pf_client_destroy(&c);
+    free(keyf);
+    free(brokerpub);
+    assert_true(pf_env_broker_alive(f->env));
+    assert_int_equal(s_count(f->env, "SELECT count(*) FROM message"), 0);
+    /* registered senders are still served */
+    c = s_client(f->env);
+    assert_int_equal(s_send(c, "req-registered", to, 1, "Text", &res), 0);
+    assert_int_equal(res.ok, 1);
+    pf_client_result_clear(&res);
+    pf_client_destroy(&c);
+}
+
+static void test_revoked_sender_refused(void **state)
+{
+    fixture_t *f = *state;
+    pf_client_t *c = s_client(f->env);
+    const char *to[] = {"citizen-a"};
+    pf_client_result_t res;
+    assert_int_equal(s_send(c, "req-before-revoke", to, 1, "Text", &res), 0);
+    assert_int_equal(res.ok, 1);
+    pf_client_result_clear(&res);
+    assert_int_equal(pf_env_ctl(f->env, NULL, "sender", "revoke", "tax-office", NULL), 0);
+    usleep(1500 * 1000); /* sender_cache_ms defaults to 1 s */
+    /* on the open connection: refused */
+    assert_int_equal(s_send(c, "req-after-revoke", to, 1, "Text", &res), 0);
+    assert_int_equal(res.ok, 0);
+    assert_string_equal(res.code, "forbidden");
+    pf_client_result_clear(&res);
+    pf_client_destroy(&c);
+    /* a new connection does not get through the handshake */
+    c = s_client_for(f->env, "tax-office", 700, 1);
+    assert_int_equal(s_send(c, "req-after-revoke-2", to, 1, "Text", &res), -1);
+    pf_client_destroy(&c);
+    assert_int_equal(s_count(f->env, "SELECT count(*) FROM message"), 1);
+}
+
+/* Collects receipts for up to timeout_ms; returns how many had message_id
+ * (or all when NULL); events checked to be "delivered". */
+static int s_receipts(pf_client_t *c, const char *message_id, int timeout_ms, int stop_at)
+{
+    int got = 0;
+    int64_t end = pf_test_now_ms() + timeout_ms;
+    while (pf_test_now_ms() < end && (stop_at == 0 || got < stop_at)) {
+        pf_client_receipt_t r;
+        const char *err;
+        int rc = pf_client_next_receipt(c, 200, &r, &err);
+        assert_true(rc >= 0);
+        if (rc == 0)
+            continue;
+        assert_true(r.verified);
+        assert_string_equal(r.event, "delivered");
+        assert_non_null(r.token);
+        if (message_id == NULL || strcmp(r.message_id, message_id) == 0)
+            got++;
+        pf_client_receipt_clear(&r);
+    }
+    return got;
+}
+
+static bool s_acked(void *arg)
+{
+    pf_env_t *env = arg;
+    return pf_env_sql_int(env, "SELECT count(*) FROM receipt WHERE acked_at IS NOT NULL") == 1;
+}
+
+static void test_delivered_receipt_exactly_once(void **state)
+{
+    fixture_t *f = *state;
+    pf_client_t *c = s_client(f->env);
+    const char *to[] = {"citizen-a"};
+    pf_client_result_t res;
+    assert_int_equal(s_send(c, "req-receipt", to, 1, "Text", &res), 0);
+    assert_int_equal(res.ok, 1);
+
+    pf_client_receipt_t r;
+    const char *err;
+    assert_int_equal(pf_client_next_receipt(c, 5000, &r, &err), 1);
+    assert_true(r.verified);
+    assert_string_equal(r.event, "delivered");
+    assert_string_equal(r.message_id, res.copies[0].message_id);
+    assert_string_equal(r.request_id, "req-receipt");
+    assert_string_equal(r.mailbox, "citizen-a");
+    assert_true(r.time_ms > 0);
+    char *jti = s_sqlf(f->env, "SELECT jti FROM receipt WHERE message_id = '%s'", r.message_id);
+    assert_non_null(jti);
+    assert_string_equal(jti, r.jti);
+    free(jti);
+    pf_client_receipt_clear(&r);
+    /* acknowledged in the outbox, and not sent again */
+    assert_true(pf_test_wait(s_acked, f->env, 5000));
+    assert_int_equal(s_receipts(c, NULL, 2500, 0), 0);
+    /* a resend of the same receipt (made due again) is not handed out twice */
+    free(pf_env_sql(f->env, "UPDATE receipt SET acked_at = NULL RETURNING 1"));
+    assert_int_equal(pf_client_hello(c, &err), 0);
+    assert_int_equal(s_receipts(c, NULL, 2500, 0), 0);
+    assert_true(pf_test_wait(s_acked, f->env, 5000));
+    pf_client_result_clear(&res);
+    pf_client_destroy(&c);
+}
+
+static void test_receipts_queued_offline_arrive_on_reconnect(void **state)
+{
+    fixture_t *f = *state;
+    pf_client_t *c = s_client(f->env);
+    const char *to[] = {"citizen-a", "citizen-b"};
+    pf_client_result_t res;
+    assert_int_equal(s_send(c, "req-offline", to, 2, "Text", &res), 0);
+    assert_int_equal(res.ok, 1);
+    /* gone before reading any receipt */
+    pf_client_destroy(&c);
+    /* and the broker restarted in between, so nothing is in memory */
+    assert_int_equal(pf_env_stop_broker(f->env, SIGTERM), 0);
+    assert_int_equal(pf_env_start_broker(f->env, NULL), 0);
+    assert_int_equal(
+        s_count(f->env, "SELECT count(*) FROM receipt WHERE acked_at IS NULL"), 2);
+
+    c = s_client(f->env);
+    int got = s_receipts(c, res.copies[0].message_id, 8000, 1);
+    got += s_receipts(c, res.copies[1].message_id, 8000, 1);
+    assert_int_equal(got, 2);
+    pf_client_result_clear(&res);
+    pf_client_destroy(&c);
+}
+
+static bool s_acked_a(void *arg)
+{
+    pf_env_t *env = arg;
+    return pf_env_sql_int(env, "SELECT count(*) FROM receipt WHERE acked_at IS NOT NULL") >= 1;
+}
+
+static void test_sender_isolation(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(pf_env_ctl(f->env, NULL, "sender", "add", "building-office", NULL), 0);
+    /* B connects first and waits, so any misrouting would reach it */
+    pf_client_t *b = s_client_for(f->env, "building-office", 5000, 2);
+    const char *err;
+    pf_client_receipt_t r;
+    assert_int_equal(pf_client_next_receipt(b, 300, &r, &err), 0);
+
+    pf_client_t *a = s_client(f->env);
+    const char *to[] = {"citizen-a"};
+    pf_client_result_t res;
+    assert_int_equal(s_send(a, "req-iso", to, 1, "Text", &res), 0);
+    assert_int_equal(res.ok, 1);
+    /* B may not acknowledge A's receipt */
+    char *jti = pf_env_sql(f->env, "SELECT jti FROM receipt");
+    assert_non_null(jti);
+    assert_int_equal(pf_client_ack_receipt(b, jti, &err), 0);
+    assert_int_equal(s_receipts(b, NULL, 2500, 0), 0);
+    assert_int_equal(s_count(f->env, "SELECT count(*) FROM receipt WHERE acked_at IS NOT NULL"),
+                     0);
+    /* A gets its own */
+    assert_int_equal(s_receipts(a, res.copies[0].message_id, 5000, 1), 1);
+    assert_true(pf_test_wait(s_acked_a, f->env, 5000));
+    /* B's own submission: only B's receipt comes to B */
+    pf_client_result_t rb;
+    assert_int_equal(s_send(b, "req-iso", to, 1, "Text from B", &rb), 0);
+    assert_int_equal(rb.ok, 1); /* same request id, other sender: no conflict */
+    assert_int_equal(s_receipts(b, rb.copies[0].message_id, 5000, 1), 1);
+    assert_int_equal(s_receipts(a, NULL, 1500, 0), 0);
+    free(jti);
+    pf_client_result_clear(&res);
+    pf_client_result_clear(&rb);
+    pf_client_destroy(&a);
+    pf_client_destroy(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_send_ack_no_plaintext_stored, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_multi_recipient_separate_copies, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_retry_same_request_id, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_same_request_id_different_payload_conflict, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_recipient_nothing_stored, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_frames_clear_nack_and_serving, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_oversize_through_client_nacked, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_unregistered_key_gets_no_answer, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_revoked_sender_refused, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_delivered_receipt_exactly_once, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_receipts_queued_offline_arrive_on_reconnect, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_sender_isolation, s_setup, s_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
