@@ -30,6 +30,7 @@ static int setup(void **state)
     static const char *const citizens[] = {"citizen-ec", NULL};
     fixture_t *f = calloc(1, sizeof(*f));
     f->env = pf_env_new("interop", citizens);
+    *state = f;
     char *out = NULL;
     if (pf_env_ctl(f->env, &out, "citizen", "add", "citizen-rsa", "--key-type", "rsa3072",
                    NULL) != 0)
