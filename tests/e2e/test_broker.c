@@ -617,6 +617,86 @@ static void test_sender_isolation(void **state)
     pf_client_destroy(&b);
 }
 
+static void test_send_cli(void **state)
+{
+    fixture_t *f = *state;
+    pf_env_t *env = f->env;
+    char *pub = pf_env_broker_pubfile(env), *key = pf_env_sender_keyfile(env, "tax-office");
+    char *jwks = NULL, *att = NULL;
+    if (asprintf(&jwks, "%s/receipt.jwks", pf_env_keys(env)) < 0 ||
+        asprintf(&att, "%s/bescheid.pdf", pf_env_dir(env)) < 0)
+        abort();
+    FILE *fp = fopen(att, "w");
+    assert_non_null(fp);
+    fputs("%PDF-1.7 cli test\n", fp);
+    fclose(fp);
+    char *out = NULL, *err = NULL;
+    int rc = pf_env_run(env, &out, &err, "postfach-send", "--broker",
+                        pf_env_broker_endpoint(env), "--broker-key", pub, "--key", key, "--to",
+                        "citizen-a", "--to", "citizen-b", "--title", "Bescheid", "--subject",
+                        "Betreff", "--body", "Text", "--reference", "AZ 1", "--attach", att,
+                        "--request-id", "cli-1", "--wait-receipts", "--receipt-jwks", jwks,
+                        "--wait-seconds", "10", NULL);
+    if (rc != 0)
+        fail_msg("postfach-send exited %d: %s", rc, err ? err : "");
+    /* two ACK lines, then two delivered receipts */
+    char *m1 = s_sqlf(env, "SELECT id FROM message WHERE mailbox_id = 'citizen-a'");
+    char *m2 = s_sqlf(env, "SELECT id FROM message WHERE mailbox_id = 'citizen-b'");
+    assert_non_null(m1);
+    assert_non_null(m2);
+    char line[128];
+    snprintf(line, sizeof(line), "citizen-a %s\n", m1);
+    assert_non_null(strstr(out, line));
+    snprintf(line, sizeof(line), "citizen-b %s\n", m2);
+    assert_non_null(strstr(out, line));
+    snprintf(line, sizeof(line), "receipt delivered %s ", m1);
+    assert_non_null(strstr(out, line));
+    snprintf(line, sizeof(line), "receipt delivered %s ", m2);
+    assert_non_null(strstr(out, line));
+    assert_int_equal(s_count(env, "SELECT count(*) FROM message WHERE attachment_count = 1"), 2);
+    free(out);
+    free(err);
+
+    /* a NACK: exit 1, "nack <code> <reason>" */
+    rc = pf_env_run(env, &out, &err, "postfach-send", "--broker", pf_env_broker_endpoint(env),
+                    "--broker-key", pub, "--key", key, "--to", "nobody", "--title", "t",
+                    "--subject", "s", "--body", "b", NULL);
+    assert_int_equal(rc, 1);
+    assert_true(strncmp(out, "nack unknown_recipient ", 23) == 0);
+    free(out);
+    free(err);
+
+    /* usage errors: exit 2 */
+    rc = pf_env_run(env, &out, &err, "postfach-send", "--broker", pf_env_broker_endpoint(env),
+                    NULL);
+    assert_int_equal(rc, 2);
+    free(out);
+    free(err);
+
+    /* receipts-only: nothing pending, exits 0 after the wait */
+    rc = pf_env_run(env, &out, &err, "postfach-send", "--broker", pf_env_broker_endpoint(env),
+                    "--broker-key", pub, "--key", key, "--receipts-only", "--wait-seconds", "1",
+                    NULL);
+    assert_int_equal(rc, 0);
+    assert_string_equal(out, "");
+    free(out);
+    free(err);
+
+    /* no broker: exit 3 */
+    rc = pf_env_run(env, &out, &err, "postfach-send", "--broker", "tcp://127.0.0.1:1",
+                    "--broker-key", pub, "--key", key, "--to", "citizen-a", "--title", "t",
+                    "--subject", "s", "--body", "b", "--timeout", "300", "--retries", "1", NULL);
+    assert_int_equal(rc, 3);
+    free(out);
+    free(err);
+    free(m1);
+    free(m2);
+    free(pub);
+    free(key);
+    free(jwks);
+    free(att);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -638,6 +718,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_receipts_queued_offline_arrive_on_reconnect, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_sender_isolation, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_send_cli, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
