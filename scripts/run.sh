@@ -27,7 +27,8 @@ cleanup() {
     scripts/pg.sh stop "$VAR/pg"
     echo "stopped; data kept in var/ (remove var/ to start afresh)"
 }
-trap cleanup INT TERM EXIT
+trap 'cleanup; exit 0' INT TERM
+trap cleanup EXIT
 
 if ! psql -h "$PGHOST" -p "$PGPORT" -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname='postfach'" | grep -q 1; then
     psql -h "$PGHOST" -p "$PGPORT" -U postgres -d postgres -qc "CREATE DATABASE postfach" >/dev/null
