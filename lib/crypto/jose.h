@@ -137,13 +137,25 @@ bool pf_jws_typ_is(const char *typ, const char *expected);
 
 /* --- KEK: wrapping private keys at rest ----------------------------------- */
 /* The key-encryption key lives in a file readable only by the reader (and
- * the administration tool): one line "<kek-id> <64 hex digits>", mode
- * 0600 (pf_kek_load refuses a file readable by group or others, and
- * pf_kek_generate_file never overwrites one). */
+ * the administration tool): a keyring of lines "<kek-id> <64 hex digits>",
+ * the first the current KEK, mode 0600 (pf_kek_load refuses a file readable
+ * by group or others, and pf_kek_generate_file never overwrites one).
+ * pf_kek_wrap wraps under the KEK it is given (the ring's first when given
+ * the ring); unwrap with pf_kek_find(ring, row's kek id).  A loaded ring is
+ * immutable and may be shared read-only between threads. */
 typedef struct pf_kek pf_kek_t;
 int pf_kek_generate_file(const char *path, const char *kek_id, const char **error_r);
 int pf_kek_load(const char *path, pf_kek_t **kek_r, const char **error_r);
+/* Id of the current (first) KEK of a keyring. */
 const char *pf_kek_id(const pf_kek_t *kek);
+/* The KEK of a keyring with that id (for unwrapping rows wrapped before a
+ * rotation), or NULL.  Borrowed from the ring. */
+const pf_kek_t *pf_kek_find(const pf_kek_t *ring, const char *kek_id);
+/* Rotation, in the file: prepends a new random KEK (the new current one),
+ * keeping the others for unwrapping.  The file stays mode 0600. */
+int pf_kek_rotate_file(const char *path, const char *new_id, const char **error_r);
+/* Removes an old (not the current) KEK from the file. */
+int pf_kek_retire_file(const char *path, const char *kek_id, const char **error_r);
 /* AES-256-GCM with a random IV; AAD binds the blob to context (e.g. the
  * mailbox id and key version) so a wrapped key cannot be moved to another
  * mailbox.  Output: version byte | iv | ciphertext | tag (caller frees);

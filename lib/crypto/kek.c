@@ -3,8 +3,11 @@
  * Callers: the reader (unwraps a mailbox key per request) and postfach-ctl
  * (generates the KEK file, wraps new mailbox keys, exports keys).
  *
- * File format: one line "<kek-id> <64 hex digits>\n", mode 0600.  The id
- * names the key generation so a database row says which KEK wrapped it.
+ * File format: one line "<kek-id> <64 hex digits>\n" per KEK generation,
+ * mode 0600: a keyring.  The first line is the current KEK (new wraps use
+ * it); the others stay for unwrapping keys not yet rewrapped after a
+ * rotation.  The id names the generation so a database row says which KEK
+ * wrapped it.
  * The file is trusted only as far as its permissions go: a KEK readable by
  * group or others is refused, like ssh refuses such private keys.
  *
@@ -39,9 +42,12 @@
 /* PKCS#8 keys are a few KiB; the bound keeps lengths far inside int */
 #define S_DATA_MAX (1024 * 1024)
 
+#define S_RING_MAX 16
+
 struct pf_kek {
     char id[S_ID_MAX + 1];
     unsigned char key[32];
+    struct pf_kek *next; /* older generations */
 };
 
 static bool s_valid_id(const char *id, size_t len)
@@ -68,18 +74,9 @@ static int s_hex(char c)
     return -1;
 }
 
-int pf_kek_generate_file(const char *path, const char *kek_id, const char **error_r)
+/* "<id> <64 hex>\n" for a fresh random key; caller wipes and frees. */
+static char *s_new_line(const char *kek_id, size_t *len_r)
 {
-    if (kek_id == NULL || !s_valid_id(kek_id, strlen(kek_id))) {
-        *error_r = "invalid KEK id (1-64 of A-Z a-z 0-9 . _ -)";
-        return -1;
-    }
-    /* never replace a KEK: every key wrapped under it would be lost */
-    struct stat st;
-    if (lstat(path, &st) == 0 || errno != ENOENT) {
-        *error_r = "KEK file exists already";
-        return -1;
-    }
     unsigned char key[32];
     pf_random_bytes(key, sizeof(key));
     static const char hex[] = "0123456789abcdef";
@@ -94,14 +91,52 @@ int pf_kek_generate_file(const char *path, const char *kek_id, const char **erro
     }
     line[len - 1] = '\n';
     line[len] = '\0';
-    int rc = pf_file_write(path, line, len, 0600, error_r);
     pf_wipe(key, sizeof(key));
+    *len_r = len;
+    return line;
+}
+
+int pf_kek_generate_file(const char *path, const char *kek_id, const char **error_r)
+{
+    if (kek_id == NULL || !s_valid_id(kek_id, strlen(kek_id))) {
+        *error_r = "invalid KEK id (1-64 of A-Z a-z 0-9 . _ -)";
+        return -1;
+    }
+    /* never replace a KEK: every key wrapped under it would be lost */
+    struct stat st;
+    if (lstat(path, &st) == 0 || errno != ENOENT) {
+        *error_r = "KEK file exists already";
+        return -1;
+    }
+    size_t len;
+    char *line = s_new_line(kek_id, &len);
+    int rc = pf_file_write(path, line, len, 0600, error_r);
     pf_wipe(line, len);
     free(line);
     return rc;
 }
 
-int pf_kek_load(const char *path, pf_kek_t **kek_r, const char **error_r)
+/* Parses one "<id> <64 hex>" line of n bytes into kek. */
+static int s_parse_line(const char *data, size_t n, pf_kek_t *kek)
+{
+    const char *sp = memchr(data, ' ', n);
+    if (sp == NULL || !s_valid_id(data, (size_t)(sp - data)) ||
+        n - (size_t)(sp - data) - 1 != 64)
+        return -1;
+    const char *h = sp + 1;
+    for (size_t i = 0; i < 32; i++) {
+        int hi = s_hex(h[2 * i]), lo = s_hex(h[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        kek->key[i] = (unsigned char)(hi << 4 | lo);
+    }
+    memcpy(kek->id, data, (size_t)(sp - data));
+    kek->id[sp - data] = '\0';
+    return 0;
+}
+
+/* Reads the keyring file, checking its permissions. */
+static int s_read_ring(const char *path, char **data_r, size_t *len_r, const char **error_r)
 {
     struct stat st;
     if (stat(path, &st) != 0) {
@@ -112,38 +147,127 @@ int pf_kek_load(const char *path, pf_kek_t **kek_r, const char **error_r)
         *error_r = "KEK file is accessible by group or others (use mode 0600)";
         return -1;
     }
+    return pf_file_read(path, S_RING_MAX * 140, data_r, len_r, error_r);
+}
+
+int pf_kek_load(const char *path, pf_kek_t **kek_r, const char **error_r)
+{
     char *data = NULL;
     size_t len = 0;
-    if (pf_file_read(path, 256, &data, &len, error_r) != 0)
+    if (s_read_ring(path, &data, &len, error_r) != 0)
         return -1;
-    int rc = -1;
-    /* one line: id, one space, 64 hex digits, optional newline */
-    size_t n = len;
-    if (n > 0 && data[n - 1] == '\n')
-        n--;
-    const char *sp = memchr(data, ' ', n);
-    pf_kek_t *kek = xcalloc(1, sizeof(*kek));
-    if (sp != NULL && s_valid_id(data, (size_t)(sp - data)) && n - (size_t)(sp - data) - 1 == 64) {
-        const char *h = sp + 1;
-        rc = 0;
-        for (size_t i = 0; i < 32 && rc == 0; i++) {
-            int hi = s_hex(h[2 * i]), lo = s_hex(h[2 * i + 1]);
-            if (hi < 0 || lo < 0)
-                rc = -1;
-            else
-                kek->key[i] = (unsigned char)(hi << 4 | lo);
+    pf_kek_t *head = NULL, **tail = &head;
+    int rc = 0, count = 0;
+    size_t pos = 0;
+    while (pos < len && rc == 0) {
+        const char *nl = memchr(data + pos, '\n', len - pos);
+        size_t n = nl ? (size_t)(nl - (data + pos)) : len - pos;
+        pf_kek_t *k = xcalloc(1, sizeof(*k));
+        if (++count > S_RING_MAX || s_parse_line(data + pos, n, k) != 0 ||
+            pf_kek_find(head, k->id) != NULL) {
+            pf_kek_destroy(&k);
+            rc = -1;
+            break;
         }
-        memcpy(kek->id, data, (size_t)(sp - data));
+        *tail = k;
+        tail = &k->next;
+        pos += n + 1;
     }
     pf_wipe(data, len);
     free(data);
-    if (rc != 0) {
-        pf_kek_destroy(&kek);
-        *error_r = "malformed KEK file (want one line \"<id> <64 hex digits>\")";
+    if (rc != 0 || head == NULL) {
+        pf_kek_destroy(&head);
+        *error_r = "malformed KEK file (want lines \"<id> <64 hex digits>\", distinct ids)";
         return -1;
     }
-    *kek_r = kek;
+    *kek_r = head;
     return 0;
+}
+
+const pf_kek_t *pf_kek_find(const pf_kek_t *ring, const char *kek_id)
+{
+    for (; ring != NULL; ring = ring->next)
+        if (strcmp(ring->id, kek_id) == 0)
+            return ring;
+    return NULL;
+}
+
+int pf_kek_rotate_file(const char *path, const char *new_id, const char **error_r)
+{
+    pf_kek_t *ring = NULL;
+    if (new_id == NULL || !s_valid_id(new_id, strlen(new_id))) {
+        *error_r = "invalid KEK id (1-64 of A-Z a-z 0-9 . _ -)";
+        return -1;
+    }
+    if (pf_kek_load(path, &ring, error_r) != 0)
+        return -1;
+    int count = 0;
+    for (const pf_kek_t *k = ring; k; k = k->next)
+        count++;
+    bool dup = pf_kek_find(ring, new_id) != NULL;
+    pf_kek_destroy(&ring);
+    if (dup || count >= S_RING_MAX) {
+        *error_r = dup ? "a KEK with that id exists already" : "too many KEKs: retire old ones first";
+        return -1;
+    }
+    char *old = NULL;
+    size_t oldlen = 0, len = 0;
+    if (s_read_ring(path, &old, &oldlen, error_r) != 0)
+        return -1;
+    char *line = s_new_line(new_id, &len);
+    char *all = xmalloc(len + oldlen + 2);
+    memcpy(all, line, len);
+    memcpy(all + len, old, oldlen);
+    size_t total = len + oldlen;
+    if (oldlen > 0 && old[oldlen - 1] != '\n')
+        all[total++] = '\n';
+    int rc = pf_file_write(path, all, total, 0600, error_r);
+    pf_wipe(line, len);
+    pf_wipe(old, oldlen);
+    pf_wipe(all, total);
+    free(line);
+    free(old);
+    free(all);
+    return rc;
+}
+
+int pf_kek_retire_file(const char *path, const char *kek_id, const char **error_r)
+{
+    char *data = NULL;
+    size_t len = 0;
+    if (s_read_ring(path, &data, &len, error_r) != 0)
+        return -1;
+    char *out = xmalloc(len + 1);
+    size_t o = 0, pos = 0;
+    int found = 0, first = 1;
+    while (pos < len) {
+        const char *nl = memchr(data + pos, '\n', len - pos);
+        size_t n = nl ? (size_t)(nl - (data + pos)) : len - pos;
+        const char *sp = memchr(data + pos, ' ', n);
+        bool match = sp && (size_t)(sp - (data + pos)) == strlen(kek_id) &&
+                     memcmp(data + pos, kek_id, strlen(kek_id)) == 0;
+        if (match && first) {
+            found = -1; /* the current KEK cannot be retired */
+        } else if (match) {
+            found = 1;
+        } else if (n > 0) {
+            memcpy(out + o, data + pos, n);
+            o += n;
+            out[o++] = '\n';
+        }
+        first = 0;
+        pos += n + 1;
+    }
+    int rc = -1;
+    if (found == 1)
+        rc = pf_file_write(path, out, o, 0600, error_r);
+    else
+        *error_r = found < 0 ? "that is the current KEK" : "no KEK with that id in the file";
+    pf_wipe(data, len);
+    pf_wipe(out, o);
+    free(data);
+    free(out);
+    return rc;
 }
 
 const char *pf_kek_id(const pf_kek_t *kek)
@@ -238,9 +362,14 @@ int pf_kek_unwrap(const pf_kek_t *kek, const char *context, const unsigned char 
 
 void pf_kek_destroy(pf_kek_t **kek)
 {
-    if (kek == NULL || *kek == NULL)
+    if (kek == NULL)
         return;
-    pf_wipe(*kek, sizeof(**kek));
-    free(*kek);
+    pf_kek_t *k = *kek;
+    while (k != NULL) {
+        pf_kek_t *next = k->next;
+        pf_wipe(k, sizeof(*k));
+        free(k);
+        k = next;
+    }
     *kek = NULL;
 }

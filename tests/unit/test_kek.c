@@ -224,12 +224,58 @@ static void test_wrap_unwrap(void **state)
     pf_kek_destroy(&kek);
 }
 
+/* A keyring: rotation prepends a new current KEK, old wraps still unwrap
+ * through pf_kek_find, and retiring drops an old one but never the current. */
+static void test_ring_rotate_retire(void **state)
+{
+    (void)state;
+    char *p = s_path("ring");
+    const char *err = NULL;
+    unlink(p);
+    assert_int_equal(pf_kek_generate_file(p, "gen-1", &err), 0);
+    pf_kek_t *ring = NULL;
+    assert_int_equal(pf_kek_load(p, &ring, &err), 0);
+    unsigned char *blob, *out;
+    size_t blen, olen;
+    assert_int_equal(pf_kek_wrap(ring, "citizen-a:1", "secret key", 10, &blob, &blen, &err), 0);
+    pf_kek_destroy(&ring);
+
+    assert_int_equal(pf_kek_rotate_file(p, "gen-2", &err), 0);
+    assert_int_equal(pf_kek_rotate_file(p, "gen-2", &err), -1); /* duplicate id */
+    assert_int_equal(pf_kek_rotate_file(p, "bad id", &err), -1);
+    struct stat st;
+    assert_int_equal(stat(p, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(pf_kek_load(p, &ring, &err), 0);
+    assert_string_equal(pf_kek_id(ring), "gen-2");
+    const pf_kek_t *old = pf_kek_find(ring, "gen-1");
+    assert_non_null(old);
+    assert_null(pf_kek_find(ring, "gen-3"));
+    /* the old blob unwraps with the old generation only */
+    assert_int_equal(pf_kek_unwrap(old, "citizen-a:1", blob, blen, &out, &olen, &err), 0);
+    assert_memory_equal(out, "secret key", 10);
+    free(out);
+    assert_int_equal(pf_kek_unwrap(ring, "citizen-a:1", blob, blen, &out, &olen, &err), -1);
+    pf_kek_destroy(&ring);
+
+    assert_int_equal(pf_kek_retire_file(p, "gen-2", &err), -1); /* current */
+    assert_int_equal(pf_kek_retire_file(p, "gen-9", &err), -1); /* unknown */
+    assert_int_equal(pf_kek_retire_file(p, "gen-1", &err), 0);
+    assert_int_equal(pf_kek_load(p, &ring, &err), 0);
+    assert_string_equal(pf_kek_id(ring), "gen-2");
+    assert_null(pf_kek_find(ring, "gen-1"));
+    pf_kek_destroy(&ring);
+    free(blob);
+    free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_generate_and_load),
         cmocka_unit_test(test_load_refuses),
         cmocka_unit_test(test_wrap_unwrap),
+        cmocka_unit_test(test_ring_rotate_retire),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }
