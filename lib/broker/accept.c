@@ -425,11 +425,7 @@ static void s_answer_stored(pf_broker_t *b, s_work_t *w)
 static void s_settle_unknown(pf_broker_t *b, s_work_t *works, size_t n)
 {
     const char *err;
-    bool reconnected = pf_store_reconnect(b->st, &err) == 0;
-    if (reconnected) {
-        b->db_ok = true;
-        b->db_backoff_ms = 0;
-    }
+    bool reconnected = pf_broker_db_reconnect(b) == 0;
     for (size_t i = 0; i < n; i++) {
         s_work_t *w = &works[i];
         if (w->state != S_SEALED)

@@ -99,22 +99,32 @@ void pf_broker_db_failed(pf_broker_t *b, const char *what, const char *err)
     }
 }
 
-static void s_db_retry(pf_broker_t *b)
+int pf_broker_db_reconnect(pf_broker_t *b)
 {
-    if (b->db_ok || pf_broker_now_ms() < b->db_retry_ms)
-        return;
     const char *err;
+    /* LISTEN belongs to the session: a new connection must ask again */
     if (pf_store_reconnect(b->st, &err) == 0 && pf_store_relay_listen(b->st, &err) == 0) {
         pf_info("event=db_reconnected");
         b->db_ok = true;
         b->db_retry_ms = 0;
         b->db_backoff_ms = 0;
         b->relay_due = true;
-        return;
+        return 0;
     }
+    if (b->db_backoff_ms == 0)
+        b->db_backoff_ms = 100;
     pf_warn("event=db_reconnect_failed error=\"%s\" retry_ms=%d", err, b->db_backoff_ms);
+    b->db_ok = false;
     b->db_retry_ms = pf_broker_now_ms() + b->db_backoff_ms;
     b->db_backoff_ms = b->db_backoff_ms >= 5000 ? 10000 : b->db_backoff_ms * 2;
+    return -1;
+}
+
+static void s_db_retry(pf_broker_t *b)
+{
+    if (b->db_ok || pf_broker_now_ms() < b->db_retry_ms)
+        return;
+    pf_broker_db_reconnect(b);
 }
 
 int pf_broker_sender(pf_broker_t *b, int64_t sender_id, const pf_sender_info_t **info_r)

@@ -78,6 +78,8 @@ void pf_broker_nack(pf_broker_t *b, const void *rid, size_t rid_len, const char 
 int pf_broker_sender(pf_broker_t *b, int64_t sender_id, const pf_sender_info_t **info_r);
 /* Marks the database connection as failed (reconnect with backoff). */
 void pf_broker_db_failed(pf_broker_t *b, const char *what, const char *err);
+/* Reconnects now (and LISTENs again); 0 or -1 (then retried with backoff). */
+int pf_broker_db_reconnect(pf_broker_t *b);
 
 /* ---- accept.c: a batch of submissions ---- */
 /* Validates, encrypts, stores and answers every SEND of the batch.  Every

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -697,6 +698,139 @@ static void test_send_cli(void **state)
     free(att);
 }
 
+static void test_db_connection_lost_then_served(void **state)
+{
+    fixture_t *f = *state;
+    pf_client_t *c = s_client(f->env);
+    const char *to[] = {"citizen-a"};
+    pf_client_result_t res;
+    assert_int_equal(s_send(c, "req-db-1", to, 1, "Text", &res), 0);
+    assert_int_equal(res.ok, 1);
+    pf_client_result_clear(&res);
+    /* cut every connection of the broker (main and ZAP) */
+    assert_true(pf_env_sql_int(f->env, "SELECT count(pg_terminate_backend(pid)) FROM "
+                                       "pg_stat_activity WHERE datname = current_database() AND "
+                                       "application_name = 'postfach'") >= 1);
+    /* answers are NACK temporary until it reconnected, never a false ACK */
+    int tries = 0, acked = 0;
+    while (tries++ < 50 && !acked) {
+        assert_int_equal(s_send(c, "req-db-2", to, 1, "Text", &res), 0);
+        if (res.ok)
+            acked = 1;
+        else
+            assert_string_equal(res.code, "temporary");
+        pf_client_result_clear(&res);
+        if (!acked)
+            usleep(100 * 1000);
+    }
+    assert_true(acked);
+    assert_int_equal(s_count(f->env, "SELECT count(*) FROM message"), 2);
+    /* the relay works on the new connection too (LISTEN renewed) */
+    assert_true(s_receipts(c, NULL, 5000, 2) == 2);
+    pf_client_destroy(&c);
+}
+
+typedef struct {
+    pf_env_t *env;
+    int delay_ms;
+} killer_t;
+
+static void *s_killer(void *arg)
+{
+    killer_t *k = arg;
+    usleep((useconds_t)k->delay_ms * 1000);
+    pf_env_stop_broker(k->env, SIGKILL);
+    usleep(300 * 1000);
+    pf_env_start_broker(k->env, NULL);
+    return NULL;
+}
+
+static void test_kill9_nothing_lost_or_duplicated(void **state)
+{
+    fixture_t *f = *state;
+    enum { N = 40 };
+    pf_client_t *c = s_client_for(f->env, "tax-office", 1000, 20);
+    const char *to[] = {"citizen-a", "citizen-b"};
+    char ids[N][2][37];
+    killer_t k = {f->env, 150};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, s_killer, &k), 0);
+    for (int i = 0; i < N; i++) {
+        char rid[32];
+        snprintf(rid, sizeof(rid), "k9-%d", i);
+        pf_client_result_t res;
+        assert_int_equal(s_send(c, rid, to, 2, "Text", &res), 0);
+        assert_int_equal(res.ok, 1);
+        for (int j = 0; j < 2; j++)
+            snprintf(ids[i][j], sizeof(ids[i][j]), "%s", res.copies[j].message_id);
+        pf_client_result_clear(&res);
+    }
+    pthread_join(t, NULL);
+    assert_int_equal(s_count(f->env, "SELECT count(*) FROM message"), 2 * N);
+    assert_int_equal(s_count(f->env, "SELECT count(*) FROM submission"), N);
+    assert_int_equal(s_count(f->env, "SELECT count(*) FROM receipt"), 2 * N);
+    /* every acknowledged id is the stored one */
+    for (int i = 0; i < N; i++) {
+        char rid[32];
+        snprintf(rid, sizeof(rid), "k9-%d", i);
+        pf_client_result_t res;
+        assert_int_equal(s_send(c, rid, to, 2, "Text", &res), 0);
+        assert_int_equal(res.ok, 1);
+        assert_string_equal(res.copies[0].message_id, ids[i][0]);
+        assert_string_equal(res.copies[1].message_id, ids[i][1]);
+        pf_client_result_clear(&res);
+    }
+    pf_client_destroy(&c);
+}
+
+typedef struct {
+    pf_env_t *env;
+    int id;
+    int acked;
+} worker_t;
+
+static void *s_worker(void *arg)
+{
+    worker_t *w = arg;
+    char *pub = pf_env_broker_pubfile(w->env), *key = pf_env_sender_keyfile(w->env, "tax-office");
+    pf_client_t *c = NULL;
+    const char *err;
+    if (pf_client_new(pf_env_broker_endpoint(w->env), pub, key, &c, &err) == 0) {
+        pf_client_set_timeout(c, 5000, 3);
+        const char *to[] = {"citizen-a", "citizen-c"};
+        for (int i = 0; i < 15; i++) {
+            char rid[32];
+            snprintf(rid, sizeof(rid), "w%d-%d", w->id, i);
+            pf_client_result_t res;
+            if (s_send(c, rid, to, 2, "Text", &res) == 0 && res.ok)
+                w->acked++;
+            pf_client_result_clear(&res);
+        }
+        pf_client_destroy(&c);
+    }
+    free(pub);
+    free(key);
+    return NULL;
+}
+
+static void test_concurrent_senders(void **state)
+{
+    fixture_t *f = *state;
+    enum { T = 4 };
+    worker_t w[T];
+    pthread_t t[T];
+    for (int i = 0; i < T; i++) {
+        w[i] = (worker_t){f->env, i, 0};
+        assert_int_equal(pthread_create(&t[i], NULL, s_worker, &w[i]), 0);
+    }
+    for (int i = 0; i < T; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(w[i].acked, 15);
+    }
+    assert_int_equal(s_count(f->env, "SELECT count(*) FROM message"), 2 * 15 * T);
+    assert_int_equal(s_count(f->env, "SELECT count(DISTINCT id) FROM message"), 2 * 15 * T);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -719,6 +853,11 @@ int main(void)
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_sender_isolation, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_send_cli, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_db_connection_lost_then_served, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_kill9_nothing_lost_or_duplicated, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_senders, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
