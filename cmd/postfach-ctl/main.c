@@ -22,6 +22,10 @@ static void s_usage(FILE *out)
           "  citizen rotate-key ID [--key-type TYPE]\n"
           "  citizen public-key ID             print the mailbox's current public JWK\n"
           "  citizen export-key ID [--version N]  print the private JWK (needs the KEK)\n"
+          "  kek rotate [--id ID]              new current KEK, rewrap every stored key\n"
+          "  kek rewrap                        finish an interrupted rotation\n"
+          "  kek retire ID                     drop an old KEK that no key uses any more\n"
+          "  kek status\n"
           "  token ID [--level normal|substantiell|hoch] [--ttl SECONDS]\n"
           "                                    mint a development identity token\n"
           "  receipt verify [FILE|-] [--jwks FILE]\n"
@@ -110,6 +114,15 @@ int main(int argc, char **argv)
         else if (strcmp(sub, "export-key") == 0)
             rc = pf_admin_citizen_export_key(
                 &ctx, id, atoi(s_opt(argc, argv, i + 2, "--version", "0")), &err);
+    } else if (strcmp(cmd, "kek") == 0) {
+        if (strcmp(sub, "rotate") == 0)
+            rc = pf_admin_kek_rotate(&ctx, s_opt(argc, argv, i + 2, "--id", NULL), &err);
+        else if (strcmp(sub, "rewrap") == 0)
+            rc = pf_admin_kek_rewrap(&ctx, &err);
+        else if (strcmp(sub, "status") == 0)
+            rc = pf_admin_kek_status(&ctx, &err);
+        else if (strcmp(sub, "retire") == 0 && s_arg(argc, argv, i + 2) != NULL)
+            rc = pf_admin_kek_retire(&ctx, s_arg(argc, argv, i + 2), &err);
     } else if (strcmp(cmd, "token") == 0) {
         const char *id = s_arg(argc, argv, i + 1);
         int ttl = atoi(s_opt(argc, argv, i + 1, "--ttl", "3600"));

@@ -604,3 +604,164 @@ out:
     free(jwks_path);
     return rc;
 }
+
+int pf_admin_kek_rewrap(pf_admin_ctx_t *ctx, const char **error_r)
+{
+    char *path = s_path(ctx, "kek");
+    pf_kek_t *ring = NULL;
+    pf_store_t *st = NULL;
+    const char *err;
+    int rc = -1;
+    long done = 0, raced = 0;
+    if (pf_kek_load(path, &ring, &err) != 0) {
+        s_fail(ctx, error_r, "cannot load KEK \"%s\": %s", path, err);
+        goto out;
+    }
+    if (s_open(ctx, &st, error_r) != 0)
+        goto out;
+    for (;;) {
+        pf_secret_row_t *rows = NULL;
+        size_t n = 0;
+        if (pf_store_secrets_not_under(st, pf_kek_id(ring), 200, &rows, &n, &err) != 0) {
+            s_fail(ctx, error_r, "%s", err);
+            goto out;
+        }
+        int failed = 0;
+        for (size_t i = 0; i < n && !failed; i++) {
+            pf_secret_row_t *r = &rows[i];
+            const pf_kek_t *old = pf_kek_find(ring, r->kek_id);
+            unsigned char *der = NULL, *wrapped = NULL;
+            size_t der_len = 0, wrapped_len = 0;
+            char *context = xasprintf("%s:%d", r->mailbox_id, r->version);
+            if (old == NULL) {
+                s_fail(ctx, error_r,
+                       "mailbox \"%s\" key %d is wrapped under KEK \"%s\", which the key file "
+                       "does not hold",
+                       r->mailbox_id, r->version, r->kek_id);
+                failed = 1;
+            } else if (pf_kek_unwrap(old, context, r->wrapped, r->wrapped_len, &der, &der_len,
+                                     &err) != 0 ||
+                       pf_kek_wrap(ring, context, der, der_len, &wrapped, &wrapped_len, &err) !=
+                           0) {
+                s_fail(ctx, error_r, "cannot rewrap mailbox \"%s\" key %d: %s", r->mailbox_id,
+                       r->version, err);
+                failed = 1;
+            } else {
+                int u = pf_store_secret_rewrap(st, r, pf_kek_id(ring), wrapped, wrapped_len, &err);
+                if (u < 0) {
+                    s_fail(ctx, error_r, "%s", err);
+                    failed = 1;
+                } else if (u == 0) {
+                    raced++;
+                } else {
+                    done++;
+                }
+            }
+            if (der) {
+                pf_wipe(der, der_len);
+                free(der);
+            }
+            free(wrapped);
+            free(context);
+        }
+        for (size_t i = 0; i < n; i++)
+            pf_secret_row_clear(&rows[i]);
+        free(rows);
+        if (failed)
+            goto out;
+        if (n == 0)
+            break;
+        /* a row that changed under us is picked up by the next batch */
+        if (raced > 1000) {
+            s_fail(ctx, error_r, "rewrap keeps racing with other changes; run it again");
+            goto out;
+        }
+    }
+    fprintf(ctx->out, "rewrapped %ld key%s under KEK %s\n", done, done == 1 ? "" : "s",
+            pf_kek_id(ring));
+    rc = 0;
+out:
+    pf_kek_destroy(&ring);
+    pf_store_destroy(&st);
+    free(path);
+    return rc;
+}
+
+int pf_admin_kek_rotate(pf_admin_ctx_t *ctx, const char *new_id, const char **error_r)
+{
+    char *path = s_path(ctx, "kek"), idbuf[32];
+    const char *err;
+    if (new_id == NULL) {
+        snprintf(idbuf, sizeof(idbuf), "kek-%ld", (long)time(NULL));
+        new_id = idbuf;
+    }
+    int rc = pf_kek_rotate_file(path, new_id, &err);
+    if (rc != 0)
+        s_fail(ctx, error_r, "cannot rotate KEK in \"%s\": %s", path, err);
+    else
+        fprintf(ctx->out, "KEK %s is current in %s; older KEKs stay for unwrapping\n", new_id,
+                path);
+    free(path);
+    if (rc != 0)
+        return -1;
+    return pf_admin_kek_rewrap(ctx, error_r);
+}
+
+int pf_admin_kek_retire(pf_admin_ctx_t *ctx, const char *kek_id, const char **error_r)
+{
+    pf_store_t *st;
+    if (s_open(ctx, &st, error_r) != 0)
+        return -1;
+    char *usage = NULL;
+    const char *err;
+    int rc = pf_store_kek_usage(st, &usage, &err);
+    pf_store_destroy(&st);
+    if (rc != 0)
+        return s_fail(ctx, error_r, "%s", err), -1;
+    /* lines are "<id> <count>": refuse while any key is wrapped under it */
+    size_t idlen = strlen(kek_id);
+    for (const char *l = usage; *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : l + strlen(l)) {
+        if (strncmp(l, kek_id, idlen) == 0 && l[idlen] == ' ') {
+            s_fail(ctx, error_r, "KEK \"%s\" still wraps %ld key(s): run kek rewrap first",
+                   kek_id, strtol(l + idlen + 1, NULL, 10));
+            free(usage);
+            return -1;
+        }
+    }
+    free(usage);
+    char *path = s_path(ctx, "kek");
+    rc = pf_kek_retire_file(path, kek_id, &err);
+    if (rc != 0)
+        s_fail(ctx, error_r, "cannot retire KEK \"%s\": %s", kek_id, err);
+    else
+        fprintf(ctx->out, "KEK %s removed from %s\n", kek_id, path);
+    free(path);
+    return rc;
+}
+
+int pf_admin_kek_status(pf_admin_ctx_t *ctx, const char **error_r)
+{
+    char *path = s_path(ctx, "kek"), *usage = NULL;
+    pf_kek_t *ring = NULL;
+    pf_store_t *st = NULL;
+    const char *err;
+    int rc = -1;
+    if (pf_kek_load(path, &ring, &err) != 0) {
+        s_fail(ctx, error_r, "cannot load KEK \"%s\": %s", path, err);
+        goto out;
+    }
+    if (s_open(ctx, &st, error_r) != 0)
+        goto out;
+    if (pf_store_kek_usage(st, &usage, &err) != 0) {
+        s_fail(ctx, error_r, "%s", err);
+        goto out;
+    }
+    fprintf(ctx->out, "current KEK: %s\nwrapped keys per KEK:\n%s", pf_kek_id(ring), usage);
+    rc = 0;
+out:
+    free(usage);
+    free(path);
+    pf_kek_destroy(&ring);
+    pf_store_destroy(&st);
+    return rc;
+}

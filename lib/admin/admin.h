@@ -40,4 +40,16 @@ int pf_admin_token(pf_admin_ctx_t *ctx, const char *subject, const char *level, 
 int pf_admin_receipt_verify(pf_admin_ctx_t *ctx, const char *file, const char *jwks_file,
                             const char **error_r);
 
+/* KEK rotation without downtime: prepends a new KEK to the keyring file
+ * (new_id NULL = "kek-<unix time>"), then rewraps every stored private key
+ * under it.  Readers reload the keyring when they meet the new id.  Safe to
+ * run again after an interruption (it resumes the rewrap). */
+int pf_admin_kek_rotate(pf_admin_ctx_t *ctx, const char *new_id, const char **error_r);
+/* Rewraps keys still under older KEKs (the second half of rotate). */
+int pf_admin_kek_rewrap(pf_admin_ctx_t *ctx, const char **error_r);
+/* Drops an old KEK from the keyring once no stored key uses it. */
+int pf_admin_kek_retire(pf_admin_ctx_t *ctx, const char *kek_id, const char **error_r);
+/* Prints the keyring's ids and how many keys each wraps. */
+int pf_admin_kek_status(pf_admin_ctx_t *ctx, const char **error_r);
+
 #endif

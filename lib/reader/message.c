@@ -82,9 +82,10 @@ static int s_private_key(const pf_request_t *rq, const pf_mailbox_message_t *m, 
     unsigned char *der = NULL;
     size_t der_len = 0;
     char *context = xasprintf("%s:%d", rq->mailbox, m->key_version);
-    if (strcmp(kek_id, pf_kek_id(rq->sh->kek)) != 0)
-        s_cannot_open(rq, rep, "kek_mismatch", "wrapped under another key-encryption key");
-    else if (pf_kek_unwrap(rq->sh->kek, context, wrapped, wrapped_len, &der, &der_len, &err) != 0)
+    const pf_kek_t *kek = pf_keyring_find(rq->sh->keyring, kek_id);
+    if (kek == NULL)
+        s_cannot_open(rq, rep, "kek_unknown", "wrapped under a key-encryption key not in kek_file");
+    else if (pf_kek_unwrap(kek, context, wrapped, wrapped_len, &der, &der_len, &err) != 0)
         s_cannot_open(rq, rep, "unwrap", err);
     else if (pf_key_from_der(der, der_len, key_r, &err) != 0)
         s_cannot_open(rq, rep, "key_parse", err);

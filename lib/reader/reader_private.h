@@ -7,6 +7,7 @@
  * and keeps libmicrohttpd in one file. */
 #include "auth/token.h"
 #include "crypto/jose.h"
+#include "reader/keyring.h"
 #include "proto/notice.h"
 #include "reader/route.h"
 #include "store/mailbox.h"
@@ -40,7 +41,7 @@ typedef struct {
 /* Everything the handlers share, immutable after start-up (the keys are
  * used read-only from all worker threads). */
 typedef struct {
-    pf_kek_t *kek;
+    pf_keyring_t *keyring; /* KEKs; reloads itself after a rotation */
     pf_key_t *receipt_key;
     const char *receipt_issuer;
     int list_limit_default;

@@ -360,7 +360,7 @@ static int s_fail(const char **error_r, const char *fmt, ...)
 static int s_load_keys(pf_reader_t *rd, const pf_reader_settings_t *s, const char **error_r)
 {
     const char *err;
-    if (pf_kek_load(s->kek_file, &rd->sh.kek, &err) != 0)
+    if (pf_keyring_open(s->kek_file, &rd->sh.keyring, &err) != 0)
         return s_fail(error_r, "cannot load kek_file \"%s\": %s", s->kek_file, err);
 
     char *text = NULL;
@@ -487,7 +487,7 @@ void pf_reader_destroy(pf_reader_t **rp)
     if (rd->mhd != NULL)
         MHD_stop_daemon(rd->mhd); /* joins the workers: no request runs after this */
     pf_pool_destroy(&rd->pool);
-    pf_kek_destroy(&rd->sh.kek);
+    pf_keyring_destroy(&rd->sh.keyring);
     pf_key_destroy(&rd->sh.receipt_key);
     pf_keyset_destroy(&rd->idp_keys);
     free(rd->sh.jwks);

@@ -235,3 +235,82 @@ int pf_store_mailbox_secret(pf_store_t *st, const char *mailbox_id, int version,
     PQclear(res);
     return found;
 }
+
+int pf_store_secrets_not_under(pf_store_t *st, const char *kek_id, int limit,
+                               pf_secret_row_t **rows_r, size_t *n_r, const char **error_r)
+{
+    char lim[16];
+    snprintf(lim, sizeof(lim), "%d", limit);
+    const char *p[2] = {kek_id, lim};
+    PGresult *res = PQexecParams(st->conn,
+                                 "SELECT mailbox_id, version, kek_id, wrapped_key FROM "
+                                 "mailbox_secret WHERE kek_id <> $1 "
+                                 "ORDER BY mailbox_id, version LIMIT $2",
+                                 2, NULL, p, NULL, NULL, 1 /* binary results */);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        *error_r = pf_store_fail(st, "cannot list wrapped keys", res);
+        PQclear(res);
+        return -1;
+    }
+    size_t n = (size_t)PQntuples(res);
+    pf_secret_row_t *rows = xcalloc(n ? n : 1, sizeof(*rows));
+    for (size_t i = 0; i < n; i++) {
+        int r = (int)i;
+        rows[i].mailbox_id = xstrndup(PQgetvalue(res, r, 0), (size_t)PQgetlength(res, r, 0));
+        const unsigned char *v = (const unsigned char *)PQgetvalue(res, r, 1);
+        rows[i].version = (int)((uint32_t)v[0] << 24 | (uint32_t)v[1] << 16 | (uint32_t)v[2] << 8 | v[3]);
+        rows[i].kek_id = xstrndup(PQgetvalue(res, r, 2), (size_t)PQgetlength(res, r, 2));
+        rows[i].wrapped_len = (size_t)PQgetlength(res, r, 3);
+        rows[i].wrapped = xmemdup(PQgetvalue(res, r, 3), rows[i].wrapped_len);
+    }
+    PQclear(res);
+    *rows_r = rows;
+    *n_r = n;
+    return 0;
+}
+
+int pf_store_secret_rewrap(pf_store_t *st, const pf_secret_row_t *row, const char *new_kek_id,
+                           const unsigned char *wrapped, size_t len, const char **error_r)
+{
+    char v[16];
+    snprintf(v, sizeof(v), "%d", row->version);
+    const char *p[5] = {row->mailbox_id, v, row->kek_id, new_kek_id, (const char *)wrapped};
+    int lens[5] = {0, 0, 0, 0, (int)len};
+    int fmts[5] = {0, 0, 0, 0, 1};
+    PGresult *res = pf_store_query_bin(st, "cannot store rewrapped key",
+                                       "UPDATE mailbox_secret SET kek_id = $4, wrapped_key = $5 "
+                                       "WHERE mailbox_id = $1 AND version = $2 AND kek_id = $3",
+                                       5, p, lens, fmts, error_r);
+    if (res == NULL)
+        return -1;
+    int n = atoi(PQcmdTuples(res));
+    PQclear(res);
+    return n == 1 ? 1 : 0;
+}
+
+int pf_store_kek_usage(pf_store_t *st, char **text_r, const char **error_r)
+{
+    PGresult *res = pf_store_query(st, "cannot count wrapped keys",
+                                   "SELECT kek_id, count(*) FROM mailbox_secret GROUP BY kek_id "
+                                   "ORDER BY kek_id",
+                                   0, NULL, error_r);
+    if (res == NULL)
+        return -1;
+    char *text = xstrdup("");
+    for (int i = 0; i < PQntuples(res); i++) {
+        char *t = xasprintf("%s%s %s\n", text, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
+        free(text);
+        text = t;
+    }
+    PQclear(res);
+    *text_r = text;
+    return 0;
+}
+
+void pf_secret_row_clear(pf_secret_row_t *row)
+{
+    free(row->mailbox_id);
+    free(row->kek_id);
+    free(row->wrapped);
+    memset(row, 0, sizeof(*row));
+}

@@ -43,4 +43,22 @@ int pf_store_mailbox_public_key(pf_store_t *st, const char *mailbox_id, int *ver
 int pf_store_mailbox_secret(pf_store_t *st, const char *mailbox_id, int version, char **kek_id_r,
                             unsigned char **wrapped_r, size_t *len_r, const char **error_r);
 
+/* KEK rotation: wrapped keys not under kek_id, a batch at a time. */
+typedef struct {
+    char *mailbox_id;
+    int version;
+    char *kek_id;
+    unsigned char *wrapped;
+    size_t wrapped_len;
+} pf_secret_row_t;
+int pf_store_secrets_not_under(pf_store_t *st, const char *kek_id, int limit,
+                               pf_secret_row_t **rows_r, size_t *n_r, const char **error_r);
+/* Replaces one wrapped key if it is still under old_kek_id; returns 1 when
+ * replaced, 0 when the row changed meanwhile, -1 on error. */
+int pf_store_secret_rewrap(pf_store_t *st, const pf_secret_row_t *row, const char *new_kek_id,
+                           const unsigned char *wrapped, size_t len, const char **error_r);
+/* "kek_id count" lines of the wrapped keys per KEK (caller frees). */
+int pf_store_kek_usage(pf_store_t *st, char **text_r, const char **error_r);
+void pf_secret_row_clear(pf_secret_row_t *row);
+
 #endif
