@@ -63,7 +63,7 @@ typedef struct {
 static const char *s_guess_type(const char *name)
 {
     static const char *const map[][2] = {
-        {".pdf", "application/pdf"}, {".txt", "text/plain"},   {".xml", "application/xml"},
+        {".pdf", "application/pdf"},   {".txt", "text/plain"}, {".xml", "application/xml"},
         {".json", "application/json"}, {".png", "image/png"},  {".jpg", "image/jpeg"},
         {".jpeg", "image/jpeg"},       {".html", "text/html"}, {".csv", "text/csv"},
     };
@@ -145,44 +145,102 @@ int main(int argc, char **argv)
     int rc = EXIT_USAGE;
 
     static const struct option opts[] = {
-        {"broker", required_argument, NULL, 'B'},     {"broker-key", required_argument, NULL, 'K'},
-        {"key", required_argument, NULL, 'k'},        {"to", required_argument, NULL, 't'},
-        {"title", required_argument, NULL, 'T'},      {"subject", required_argument, NULL, 's'},
-        {"body", required_argument, NULL, 'b'},       {"body-file", required_argument, NULL, 'f'},
-        {"reference", required_argument, NULL, 'r'},  {"attach", required_argument, NULL, 'a'},
-        {"request-id", required_argument, NULL, 'i'}, {"read-receipt", no_argument, NULL, 'R'},
-        {"level", required_argument, NULL, 'l'},      {"wait-receipts", no_argument, NULL, 'w'},
+        {"broker", required_argument, NULL, 'B'},
+        {"broker-key", required_argument, NULL, 'K'},
+        {"key", required_argument, NULL, 'k'},
+        {"to", required_argument, NULL, 't'},
+        {"title", required_argument, NULL, 'T'},
+        {"subject", required_argument, NULL, 's'},
+        {"body", required_argument, NULL, 'b'},
+        {"body-file", required_argument, NULL, 'f'},
+        {"reference", required_argument, NULL, 'r'},
+        {"attach", required_argument, NULL, 'a'},
+        {"request-id", required_argument, NULL, 'i'},
+        {"read-receipt", no_argument, NULL, 'R'},
+        {"level", required_argument, NULL, 'l'},
+        {"wait-receipts", no_argument, NULL, 'w'},
         {"receipt-jwks", required_argument, NULL, 'j'},
         {"wait-seconds", required_argument, NULL, 'W'},
-        {"receipts-only", no_argument, NULL, 'O'},    {"timeout", required_argument, NULL, 'm'},
-        {"retries", required_argument, NULL, 'n'},    {"verbose", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0},
+        {"receipts-only", no_argument, NULL, 'O'},
+        {"timeout", required_argument, NULL, 'm'},
+        {"retries", required_argument, NULL, 'n'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     int o;
     while ((o = getopt_long(argc, argv, "hv", opts, NULL)) != -1) {
         switch (o) {
-        case 'B': broker = optarg; break;
-        case 'K': broker_key = optarg; break;
-        case 'k': key = optarg; break;
-        case 't': to[nto++] = optarg; break;
-        case 'T': title = optarg; break;
-        case 's': subject = optarg; break;
-        case 'b': body = optarg; break;
-        case 'f': body_file = optarg; break;
-        case 'r': reference = optarg; break;
-        case 'a': attach[natt++] = optarg; break;
-        case 'i': request_id = optarg; break;
-        case 'R': read_receipt = 1; break;
-        case 'l': level = optarg; break;
-        case 'w': wait_receipts = 1; break;
-        case 'j': jwks = optarg; break;
-        case 'W': wait_seconds = atoi(optarg); break;
-        case 'O': receipts_only = 1; break;
-        case 'm': timeout_ms = atoi(optarg); break;
-        case 'n': retries = atoi(optarg); break;
-        case 'v': s_verbose = 1; break;
-        case 'h': s_usage(stdout); free(to); free(attach); return 0;
-        default: s_usage(stderr); free(to); free(attach); return EXIT_USAGE;
+        case 'B':
+            broker = optarg;
+            break;
+        case 'K':
+            broker_key = optarg;
+            break;
+        case 'k':
+            key = optarg;
+            break;
+        case 't':
+            to[nto++] = optarg;
+            break;
+        case 'T':
+            title = optarg;
+            break;
+        case 's':
+            subject = optarg;
+            break;
+        case 'b':
+            body = optarg;
+            break;
+        case 'f':
+            body_file = optarg;
+            break;
+        case 'r':
+            reference = optarg;
+            break;
+        case 'a':
+            attach[natt++] = optarg;
+            break;
+        case 'i':
+            request_id = optarg;
+            break;
+        case 'R':
+            read_receipt = 1;
+            break;
+        case 'l':
+            level = optarg;
+            break;
+        case 'w':
+            wait_receipts = 1;
+            break;
+        case 'j':
+            jwks = optarg;
+            break;
+        case 'W':
+            wait_seconds = atoi(optarg);
+            break;
+        case 'O':
+            receipts_only = 1;
+            break;
+        case 'm':
+            timeout_ms = atoi(optarg);
+            break;
+        case 'n':
+            retries = atoi(optarg);
+            break;
+        case 'v':
+            s_verbose = 1;
+            break;
+        case 'h':
+            s_usage(stdout);
+            free(to);
+            free(attach);
+            return 0;
+        default:
+            s_usage(stderr);
+            free(to);
+            free(attach);
+            return EXIT_USAGE;
         }
     }
     if (optind < argc || !broker || !broker_key || !key ||

@@ -39,12 +39,12 @@ typedef struct {
 /* One notice to one or more recipients.  All pointers are borrowed for the
  * duration of pf_client_send. */
 typedef struct {
-    const char *request_id; /* the sender's own id for this submission, required;
-                               a retry (also after a restart) uses the same one */
+    const char *request_id;        /* the sender's own id for this submission, required;
+                                      a retry (also after a restart) uses the same one */
     const char *const *recipients; /* mailbox ids, at least one, no duplicates */
     size_t recipient_count;
-    const char *title;     /* non-sensitive, shown in the listing unencrypted */
-    const char *subject;   /* encrypted like everything below */
+    const char *title;   /* non-sensitive, shown in the listing unencrypted */
+    const char *subject; /* encrypted like everything below */
     const char *body;
     const char *reference; /* Aktenzeichen, may be NULL */
     const pf_client_attachment_t *attachments;

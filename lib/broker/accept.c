@@ -49,7 +49,7 @@ typedef struct {
     pf_jwe_t **jwes;
     char **tokens;
     /* the answer sent */
-    char *ack;                /* ACK JSON, or NULL for a NACK */
+    char *ack; /* ACK JSON, or NULL for a NACK */
     const char *nack_code;
     char nack_reason[256];
 } s_work_t;
@@ -126,8 +126,7 @@ void pf_broker_payload_hash(const pf_wire_send_t *s, unsigned char out[32])
     s_hash_str(&c, s->subject);
     s_hash_str(&c, s->body);
     s_hash_str(&c, s->reference);
-    snprintf(num, sizeof(num), "%d %d %zu", s->read_receipt ? 1 : 0, s->level,
-             s->attachment_count);
+    snprintf(num, sizeof(num), "%d %d %zu", s->read_receipt ? 1 : 0, s->level, s->attachment_count);
     s_hash_str(&c, num);
     for (size_t i = 0; i < s->attachment_count; i++) {
         const pf_wire_attachment_t *a = &s->attachments[i];
@@ -226,8 +225,8 @@ static int s_seal(pf_broker_t *b, s_work_t *w)
     for (size_t i = 0; i < n; i++) {
         int k = s_recipient_key(b, s->recipients[i], &versions[i], &keys[i]);
         if (k == 0) {
-            s_nack(b, w, PF_WIRE_E_UNKNOWN_RECIPIENT,
-                   "mailbox \"%s\" does not exist or is closed", s->recipients[i]);
+            s_nack(b, w, PF_WIRE_E_UNKNOWN_RECIPIENT, "mailbox \"%s\" does not exist or is closed",
+                   s->recipients[i]);
             goto out;
         }
         if (k == -2) {
@@ -432,8 +431,8 @@ static void s_settle_unknown(pf_broker_t *b, s_work_t *works, size_t n)
             continue;
         unsigned char hash[32];
         char *ack = NULL;
-        int rc = reconnected ? pf_store_submission_get(b->st, w->it->sender_id,
-                                                       w->sub.request_id, hash, &ack, &err)
+        int rc = reconnected ? pf_store_submission_get(b->st, w->it->sender_id, w->sub.request_id,
+                                                       hash, &ack, &err)
                              : -1;
         if (rc == 1)
             s_answer_existing(b, w, ack, memcmp(hash, w->hash, 32) == 0);

@@ -325,8 +325,8 @@ static bool s_dispatch(pf_broker_t *b, zmq_msg_t *frames, size_t n, size_t dropp
     const char *err;
     switch (msg.cmd) {
     case PF_WIRE_SEND:
-        batch[*nbatch] = (pf_broker_send_t){.frames = frames, .nframes = n,
-                                            .sender_id = sender_id, .msg = msg};
+        batch[*nbatch] =
+            (pf_broker_send_t){.frames = frames, .nframes = n, .sender_id = sender_id, .msg = msg};
         (*nbatch)++;
         return true;
     case PF_WIRE_HELLO:

@@ -18,7 +18,7 @@ typedef struct {
     const char *receipt_issuer;    /* "iss" of receipts */
     bool allow_unsafe_db;          /* start even when the database may lose commits */
     pf_wire_limits_t limits;
-    int batch_max;            /* SENDs per group commit */
+    int batch_max;             /* SENDs per group commit */
     long long batch_max_bytes; /* plaintext bytes x recipients per batch (and per SEND) */
     int receipt_retry_seconds; /* resend an unacknowledged receipt after this */
     int relay_poll_ms;         /* outbox polling interval (NOTIFY only wakes early) */

@@ -210,8 +210,7 @@ static void s_monitor_event(pf_client_t *c)
         s_log(c, 0, "event=connected endpoint=%s", c->endpoint);
         s_send_simple(c, PF_WIRE_HELLO);
     } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
-        s_log(c, 3, "event=refused endpoint=%s error=\"the broker refused our key\"",
-              c->endpoint);
+        s_log(c, 3, "event=refused endpoint=%s error=\"the broker refused our key\"", c->endpoint);
     } else if (event == ZMQ_EVENT_DISCONNECTED) {
         s_log(c, 1, "event=disconnected endpoint=%s", c->endpoint);
     }
@@ -603,10 +602,9 @@ int pf_client_next_receipt(pf_client_t *c, int timeout_ms, pf_client_receipt_t *
             }
             pf_receipt_t rr;
             const char *e = NULL;
-            int ok = c->receipt_keys
-                         ? pf_receipt_verify(p.token, strlen(p.token), c->receipt_keys,
-                                             c->issuer, &rr, &e)
-                         : s_parse_unverified(p.token, &rr);
+            int ok = c->receipt_keys ? pf_receipt_verify(p.token, strlen(p.token), c->receipt_keys,
+                                                         c->issuer, &rr, &e)
+                                     : s_parse_unverified(p.token, &rr);
             if (ok == 0 && strcmp(rr.jti, p.jti) != 0) {
                 e = "jti of the token differs from the frame";
                 pf_receipt_clear(&rr);
@@ -614,8 +612,7 @@ int pf_client_next_receipt(pf_client_t *c, int timeout_ms, pf_client_receipt_t *
             }
             if (ok != 0) {
                 /* acknowledged anyway: resending cannot make it valid */
-                s_log(c, 3, "event=bad_receipt jti=%s error=\"%s\"", p.jti,
-                      e ? e : "cannot parse");
+                s_log(c, 3, "event=bad_receipt jti=%s error=\"%s\"", p.jti, e ? e : "cannot parse");
                 s_seen_add(c, p.jti)->acked = true;
                 s_rack(c, p.jti);
                 free(p.token);

@@ -88,8 +88,7 @@ static bool s_split(char *line, char **name_r, char **value_r)
     return *name != '\0';
 }
 
-int pf_curve_load(const char *path, bool need_secret, pf_curve_keys_t *keys_r,
-                  const char **error_r)
+int pf_curve_load(const char *path, bool need_secret, pf_curve_keys_t *keys_r, const char **error_r)
 {
     memset(keys_r, 0, sizeof(*keys_r));
     char *text = NULL;

@@ -23,9 +23,9 @@
 #include <string.h>
 
 static const char *const s_cmd_names[] = {
-    [PF_WIRE_SEND] = "SEND",       [PF_WIRE_ACK] = "ACK",   [PF_WIRE_NACK] = "NACK",
-    [PF_WIRE_HELLO] = "HELLO",     [PF_WIRE_RECEIPT] = "RECEIPT",
-    [PF_WIRE_RACK] = "RACK",       [PF_WIRE_PING] = "PING", [PF_WIRE_PONG] = "PONG",
+    [PF_WIRE_SEND] = "SEND",   [PF_WIRE_ACK] = "ACK",         [PF_WIRE_NACK] = "NACK",
+    [PF_WIRE_HELLO] = "HELLO", [PF_WIRE_RECEIPT] = "RECEIPT", [PF_WIRE_RACK] = "RACK",
+    [PF_WIRE_PING] = "PING",   [PF_WIRE_PONG] = "PONG",
 };
 #define S_CMD_MAX PF_WIRE_PONG
 
@@ -197,12 +197,11 @@ static int s_cmp_str(const void *a, const void *b)
 /* The rules a submission must meet, shared by decoder and encoder so a
  * client never sends what the broker would refuse.  Frame-size limits are
  * checked separately (before parsing, in the decoder). */
-static int s_check_send(const pf_wire_send_t *s, const pf_wire_limits_t *lim,
-                        pf_wire_error_t *err)
+static int s_check_send(const pf_wire_send_t *s, const pf_wire_limits_t *lim, pf_wire_error_t *err)
 {
     if (s->request_id == NULL || !s_request_id_valid(s->request_id, false))
-        return s_fail(err, PF_WIRE_E_MALFORMED,
-                      "request_id must be 1-%d visible ASCII characters", PF_WIRE_MAX_REQUEST_ID);
+        return s_fail(err, PF_WIRE_E_MALFORMED, "request_id must be 1-%d visible ASCII characters",
+                      PF_WIRE_MAX_REQUEST_ID);
     if (s->recipient_count < 1)
         return s_fail(err, PF_WIRE_E_MALFORMED, "no recipients");
     if (s->recipient_count > lim->max_recipients)
@@ -243,8 +242,7 @@ static int s_check_send(const pf_wire_send_t *s, const pf_wire_limits_t *lim,
     if (s->level < 1 || s->level > 3)
         return s_fail(err, PF_WIRE_E_MALFORMED, "unknown required_level");
     if (s->attachment_count > lim->max_attachments)
-        return s_fail(err, PF_WIRE_E_TOO_LARGE, "more than %zu attachments",
-                      lim->max_attachments);
+        return s_fail(err, PF_WIRE_E_TOO_LARGE, "more than %zu attachments", lim->max_attachments);
     for (size_t i = 0; i < s->attachment_count; i++) {
         const pf_wire_attachment_t *a = &s->attachments[i];
         if (a->name == NULL || !s_file_name_ok(a->name))
@@ -319,8 +317,7 @@ static int s_decode_send(const pf_wire_frame_t *frames, size_t count, const pf_w
         return s_fail(err, PF_WIRE_E_MALFORMED, "SEND needs a header frame");
     size_t natt = count - 3;
     if (natt > lim->max_attachments || natt > PF_WIRE_ABS_MAX_ATTACHMENTS)
-        return s_fail(err, PF_WIRE_E_TOO_LARGE, "more than %zu attachments",
-                      lim->max_attachments);
+        return s_fail(err, PF_WIRE_E_TOO_LARGE, "more than %zu attachments", lim->max_attachments);
     const pf_wire_frame_t *hf = &frames[2];
     if (hf->size == 0)
         return s_fail(err, PF_WIRE_E_MALFORMED, "empty header frame");
@@ -334,8 +331,7 @@ static int s_decode_send(const pf_wire_frame_t *frames, size_t count, const pf_w
         total += frames[i].size; /* each term is bounded above, no overflow */
     }
     if (total > lim->max_total)
-        return s_fail(err, PF_WIRE_E_TOO_LARGE, "submission larger than %zu bytes",
-                      lim->max_total);
+        return s_fail(err, PF_WIRE_E_TOO_LARGE, "submission larger than %zu bytes", lim->max_total);
     if (!pf_wire_utf8_valid(hf->data, hf->size))
         return s_fail(err, PF_WIRE_E_MALFORMED, "header is not valid UTF-8");
 
@@ -347,10 +343,9 @@ static int s_decode_send(const pf_wire_frame_t *frames, size_t count, const pf_w
     m->json_ = h;
     if (!json_is_object(h))
         return s_fail(err, PF_WIRE_E_MALFORMED, "header is not a JSON object");
-    static const char *const keys[] = {"request_id", "recipients",     "title",
-                                       "subject",    "body",           "reference",
-                                       "read_receipt", "required_level", "attachments",
-                                       NULL};
+    static const char *const keys[] = {
+        "request_id", "recipients",   "title",          "subject",     "body",
+        "reference",  "read_receipt", "required_level", "attachments", NULL};
     const char *bad;
     char kbuf[40];
     if (!s_only_keys(h, keys, &bad))
@@ -415,8 +410,8 @@ static int s_decode_send(const pf_wire_frame_t *frames, size_t count, const pf_w
         if (!json_is_object(a))
             return s_fail(err, PF_WIRE_E_MALFORMED, "attachment %zu is not an object", i + 1);
         if (!s_only_keys(a, akeys, &bad))
-            return s_fail(err, PF_WIRE_E_MALFORMED, "attachment %zu: unknown field \"%s\"",
-                          i + 1, s_safe_key(bad, kbuf, sizeof(kbuf)));
+            return s_fail(err, PF_WIRE_E_MALFORMED, "attachment %zu: unknown field \"%s\"", i + 1,
+                          s_safe_key(bad, kbuf, sizeof(kbuf)));
         wa->name = s_json_str(a, "name", NULL);
         wa->media_type = s_json_str(a, "media_type", NULL);
         if (wa->media_type == NULL)
@@ -554,8 +549,7 @@ static int s_decode_rack(const pf_wire_frame_t *frames, size_t count, pf_wire_ms
         return s_fail(err, PF_WIRE_E_MALFORMED, "RACK without a jti");
     size_t n = count - 2;
     if (n > PF_WIRE_MAX_RACK)
-        return s_fail(err, PF_WIRE_E_TOO_LARGE, "more than %d jtis in one RACK",
-                      PF_WIRE_MAX_RACK);
+        return s_fail(err, PF_WIRE_E_TOO_LARGE, "more than %d jtis in one RACK", PF_WIRE_MAX_RACK);
     m->text_[0] = xmalloc(n * (PF_UUID_STRLEN + 1));
     m->jtis = xcalloc(n, sizeof(*m->jtis));
     for (size_t i = 0; i < n; i++) {
@@ -689,19 +683,18 @@ int pf_wire_encode_send(const pf_wire_send_t *s, const pf_wire_limits_t *lim, pf
     json_t *rcpt = json_array();
     for (size_t i = 0; i < s->recipient_count; i++)
         json_array_append_new(rcpt, json_string(s->recipients[i]));
-    json_t *h = json_pack("{s:s, s:o, s:s, s:s, s:s, s:s, s:b, s:s}", "request_id",
-                          s->request_id, "recipients", rcpt, "title", s->title, "subject",
-                          s->subject, "body", s->body, "reference",
-                          s->reference ? s->reference : "", "read_receipt", s->read_receipt,
-                          "required_level", pf_wire_level_name(s->level));
+    json_t *h = json_pack("{s:s, s:o, s:s, s:s, s:s, s:s, s:b, s:s}", "request_id", s->request_id,
+                          "recipients", rcpt, "title", s->title, "subject", s->subject, "body",
+                          s->body, "reference", s->reference ? s->reference : "", "read_receipt",
+                          s->read_receipt, "required_level", pf_wire_level_name(s->level));
     if (s->attachment_count > 0) {
         json_t *atts = json_array();
         for (size_t i = 0; i < s->attachment_count; i++) {
             const pf_wire_attachment_t *a = &s->attachments[i];
             json_array_append_new(
                 atts, json_pack("{s:s, s:s, s:I}", "name", a->name, "media_type",
-                                a->media_type ? a->media_type : "application/octet-stream",
-                                "size", (json_int_t)a->size));
+                                a->media_type ? a->media_type : "application/octet-stream", "size",
+                                (json_int_t)a->size));
         }
         json_object_set_new(h, "attachments", atts);
     }
@@ -711,8 +704,7 @@ int pf_wire_encode_send(const pf_wire_send_t *s, const pf_wire_limits_t *lim, pf
     size_t total = tmp.frames[0].size + tmp.frames[1].size + tmp.frames[2].size;
     if (tmp.frames[2].size > lim->max_header) {
         pf_wire_out_clear(&tmp);
-        return s_fail(err_r, PF_WIRE_E_TOO_LARGE, "header larger than %zu bytes",
-                      lim->max_header);
+        return s_fail(err_r, PF_WIRE_E_TOO_LARGE, "header larger than %zu bytes", lim->max_header);
     }
     for (size_t i = 0; i < s->attachment_count; i++) {
         s_add(&tmp, s->attachments[i].data, s->attachments[i].size, NULL);

@@ -46,10 +46,10 @@ typedef enum {
 /* Masks for pf_wire_decode: which commands a side accepts. */
 #define PF_WIRE_BIT(cmd) (1u << (cmd))
 #define PF_WIRE_TO_BROKER                                                                          \
-    (PF_WIRE_BIT(PF_WIRE_SEND) | PF_WIRE_BIT(PF_WIRE_HELLO) | PF_WIRE_BIT(PF_WIRE_RACK) |         \
+    (PF_WIRE_BIT(PF_WIRE_SEND) | PF_WIRE_BIT(PF_WIRE_HELLO) | PF_WIRE_BIT(PF_WIRE_RACK) |          \
      PF_WIRE_BIT(PF_WIRE_PING))
 #define PF_WIRE_TO_CLIENT                                                                          \
-    (PF_WIRE_BIT(PF_WIRE_ACK) | PF_WIRE_BIT(PF_WIRE_NACK) | PF_WIRE_BIT(PF_WIRE_RECEIPT) |        \
+    (PF_WIRE_BIT(PF_WIRE_ACK) | PF_WIRE_BIT(PF_WIRE_NACK) | PF_WIRE_BIT(PF_WIRE_RECEIPT) |         \
      PF_WIRE_BIT(PF_WIRE_PONG))
 
 /* Limits; pf_wire_limits_default gives the documented defaults.  A broker
@@ -128,7 +128,7 @@ typedef struct {
 
 typedef struct {
     pf_wire_cmd_t cmd;
-    pf_wire_send_t send; /* SEND */
+    pf_wire_send_t send;    /* SEND */
     const char *request_id; /* ACK, NACK ("" in a NACK to an unreadable SEND) */
     pf_wire_copy_t *copies; /* ACK */
     size_t copy_count;

@@ -34,16 +34,16 @@ int pf_store_relay_claim(pf_store_t *st, const int64_t *sender_ids, size_t nsend
     snprintf(lim, sizeof(lim), "%d", limit);
     snprintf(retry, sizeof(retry), "%d", retry_seconds);
     const char *p[3] = {ids.data, lim, retry};
-    PGresult *res = pf_store_query(
-        st, "cannot claim receipts",
-        "UPDATE receipt r SET attempts = r.attempts + 1, "
-        "next_attempt_at = now() + make_interval(secs => $3::integer) "
-        "FROM (SELECT jti FROM receipt WHERE sender_id = ANY ($1::bigint[]) "
-        "      AND acked_at IS NULL AND next_attempt_at <= now() "
-        "      ORDER BY next_attempt_at, created_at LIMIT $2::integer "
-        "      FOR UPDATE SKIP LOCKED) due "
-        "WHERE r.jti = due.jti RETURNING r.jti::text, r.sender_id::text, r.token",
-        3, p, error_r);
+    PGresult *res =
+        pf_store_query(st, "cannot claim receipts",
+                       "UPDATE receipt r SET attempts = r.attempts + 1, "
+                       "next_attempt_at = now() + make_interval(secs => $3::integer) "
+                       "FROM (SELECT jti FROM receipt WHERE sender_id = ANY ($1::bigint[]) "
+                       "      AND acked_at IS NULL AND next_attempt_at <= now() "
+                       "      ORDER BY next_attempt_at, created_at LIMIT $2::integer "
+                       "      FOR UPDATE SKIP LOCKED) due "
+                       "WHERE r.jti = due.jti RETURNING r.jti::text, r.sender_id::text, r.token",
+                       3, p, error_r);
     pf_buf_free(&ids, 0);
     if (res == NULL)
         return -1;

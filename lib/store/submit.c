@@ -181,8 +181,7 @@ static int s_insert_messages(pf_store_t *st, pf_submit_t *subs, size_t n, s_para
             pf_buf_puts(&p->sql, ",");
             s_p_bin(p, cp->tag, cp->tag_len);
             pf_buf_puts(&p->sql, ")");
-            if (++rows == S_CHUNK &&
-                s_flush(st, p, &rows, "cannot store messages", error_r) != 0)
+            if (++rows == S_CHUNK && s_flush(st, p, &rows, "cannot store messages", error_r) != 0)
                 return -1;
         }
     }
@@ -209,8 +208,7 @@ static int s_insert_receipts(pf_store_t *st, pf_submit_t *subs, size_t n, s_para
             s_p_text(p, cp->mailbox_id, ",");
             s_p_text(p, cp->message_id, "::uuid,'delivered',");
             s_p_text(p, cp->receipt_token, ")");
-            if (++rows == S_CHUNK &&
-                s_flush(st, p, &rows, "cannot store receipts", error_r) != 0)
+            if (++rows == S_CHUNK && s_flush(st, p, &rows, "cannot store receipts", error_r) != 0)
                 return -1;
         }
     }
@@ -251,8 +249,8 @@ static int s_fill_existing(pf_store_t *st, pf_submit_t *subs, size_t n, const ch
         if (s->outcome != PF_SUBMIT_EXISTS)
             continue;
         unsigned char hash[32];
-        int rc = pf_store_submission_get(st, s->sender_id, s->request_id, hash,
-                                         &s->existing_ack, error_r);
+        int rc = pf_store_submission_get(st, s->sender_id, s->request_id, hash, &s->existing_ack,
+                                         error_r);
         if (rc < 0)
             return -1;
         if (rc == 0) {
@@ -308,9 +306,9 @@ int pf_store_sender_by_id(pf_store_t *st, int64_t sender_id, char **name_r, bool
     char sid[32];
     snprintf(sid, sizeof(sid), "%lld", (long long)sender_id);
     const char *p[1] = {sid};
-    PGresult *res = pf_store_query(st, "cannot look up sender",
-                                   "SELECT name, status = 'active' FROM sender WHERE id = $1::bigint",
-                                   1, p, error_r);
+    PGresult *res = pf_store_query(
+        st, "cannot look up sender",
+        "SELECT name, status = 'active' FROM sender WHERE id = $1::bigint", 1, p, error_r);
     if (res == NULL)
         return -1;
     int found = PQntuples(res) == 1;

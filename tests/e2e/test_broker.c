@@ -53,8 +53,8 @@ static int s_setup_with(void **state, const char *const *settings)
 static int s_setup(void **state)
 {
     /* small limits so oversize cases stay small */
-    static const char *const settings[] = {"max_attachment_size=65536",
-                                           "max_message_size=200000", NULL};
+    static const char *const settings[] = {"max_attachment_size=65536", "max_message_size=200000",
+                                           NULL};
     return s_setup_with(state, settings);
 }
 
@@ -219,8 +219,9 @@ static void test_send_ack_no_plaintext_stored(void **state)
     assert_int_equal(pf_uuid_valid(res.copies[0].message_id), 0);
     assert_true(pf_uuid7_millis(res.copies[0].message_id) > 0);
 
-    char *v = s_sqlf(f->env, "SELECT mailbox_id || ' ' || title || ' ' || request_id FROM message "
-                             "WHERE id = '%s'",
+    char *v = s_sqlf(f->env,
+                     "SELECT mailbox_id || ' ' || title || ' ' || request_id FROM message "
+                     "WHERE id = '%s'",
                      res.copies[0].message_id);
     assert_non_null(v);
     assert_string_equal(v, "citizen-a Grundsteuerbescheid req-plain-1");
@@ -229,11 +230,11 @@ static void test_send_ack_no_plaintext_stored(void **state)
     assert_int_equal(s_count(f->env, "SELECT count(*) FROM message m WHERE m::text LIKE "
                                      "'%Geheimer%' OR m::text LIKE '%Vertraulich%'"),
                      0);
-    assert_int_equal(
-        s_count(f->env, "SELECT count(*) FROM message WHERE "
-                        "position(convert_to('Geheimer', 'UTF8') in jwe_ciphertext) > 0 OR "
-                        "position(convert_to('Vertraulich', 'UTF8') in jwe_ciphertext) > 0"),
-        0);
+    assert_int_equal(s_count(f->env,
+                             "SELECT count(*) FROM message WHERE "
+                             "position(convert_to('Geheimer', 'UTF8') in jwe_ciphertext) > 0 OR "
+                             "position(convert_to('Vertraulich', 'UTF8') in jwe_ciphertext) > 0"),
+                     0);
     assert_int_equal(s_count(f->env, "SELECT count(*) FROM submission s WHERE s::text LIKE "
                                      "'%Geheimer%' OR s::text LIKE '%Vertraulich%'"),
                      0);
@@ -416,8 +417,13 @@ static void test_oversize_through_client_nacked(void **state)
     unsigned char *blob = calloc(1, big);
     pf_client_attachment_t att = {"scan.bin", NULL, blob, big};
     const char *to[] = {"citizen-a"};
-    pf_client_notice_t n = {.request_id = "req-big", .recipients = to, .recipient_count = 1,
-                            .title = "t", .subject = "s", .body = "b", .attachments = &att,
+    pf_client_notice_t n = {.request_id = "req-big",
+                            .recipients = to,
+                            .recipient_count = 1,
+                            .title = "t",
+                            .subject = "s",
+                            .body = "b",
+                            .attachments = &att,
                             .attachment_count = 1};
     pf_client_result_t res;
     const char *err;
@@ -563,8 +569,7 @@ static void test_receipts_queued_offline_arrive_on_reconnect(void **state)
     /* and the broker restarted in between, so nothing is in memory */
     assert_int_equal(pf_env_stop_broker(f->env, SIGTERM), 0);
     assert_int_equal(pf_env_start_broker(f->env, NULL), 0);
-    assert_int_equal(
-        s_count(f->env, "SELECT count(*) FROM receipt WHERE acked_at IS NULL"), 2);
+    assert_int_equal(s_count(f->env, "SELECT count(*) FROM receipt WHERE acked_at IS NULL"), 2);
 
     c = s_client(f->env);
     int got = s_receipts(c, res.copies[0].message_id, 8000, 1);
@@ -600,8 +605,7 @@ static void test_sender_isolation(void **state)
     assert_non_null(jti);
     assert_int_equal(pf_client_ack_receipt(b, jti, &err), 0);
     assert_int_equal(s_receipts(b, NULL, 2500, 0), 0);
-    assert_int_equal(s_count(f->env, "SELECT count(*) FROM receipt WHERE acked_at IS NOT NULL"),
-                     0);
+    assert_int_equal(s_count(f->env, "SELECT count(*) FROM receipt WHERE acked_at IS NOT NULL"), 0);
     /* A gets its own */
     assert_int_equal(s_receipts(a, res.copies[0].message_id, 5000, 1), 1);
     assert_true(pf_test_wait(s_acked_a, f->env, 5000));
@@ -632,12 +636,11 @@ static void test_send_cli(void **state)
     fputs("%PDF-1.7 cli test\n", fp);
     fclose(fp);
     char *out = NULL, *err = NULL;
-    int rc = pf_env_run(env, &out, &err, "postfach-send", "--broker",
-                        pf_env_broker_endpoint(env), "--broker-key", pub, "--key", key, "--to",
-                        "citizen-a", "--to", "citizen-b", "--title", "Bescheid", "--subject",
-                        "Betreff", "--body", "Text", "--reference", "AZ 1", "--attach", att,
-                        "--request-id", "cli-1", "--wait-receipts", "--receipt-jwks", jwks,
-                        "--wait-seconds", "10", NULL);
+    int rc = pf_env_run(env, &out, &err, "postfach-send", "--broker", pf_env_broker_endpoint(env),
+                        "--broker-key", pub, "--key", key, "--to", "citizen-a", "--to", "citizen-b",
+                        "--title", "Bescheid", "--subject", "Betreff", "--body", "Text",
+                        "--reference", "AZ 1", "--attach", att, "--request-id", "cli-1",
+                        "--wait-receipts", "--receipt-jwks", jwks, "--wait-seconds", "10", NULL);
     if (rc != 0)
         fail_msg("postfach-send exited %d: %s", rc, err ? err : "");
     /* two ACK lines, then two delivered receipts */
@@ -668,8 +671,8 @@ static void test_send_cli(void **state)
     free(err);
 
     /* usage errors: exit 2 */
-    rc = pf_env_run(env, &out, &err, "postfach-send", "--broker", pf_env_broker_endpoint(env),
-                    NULL);
+    rc =
+        pf_env_run(env, &out, &err, "postfach-send", "--broker", pf_env_broker_endpoint(env), NULL);
     assert_int_equal(rc, 2);
     free(out);
     free(err);
@@ -835,28 +838,23 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_send_ack_no_plaintext_stored, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_multi_recipient_separate_copies, s_setup,
-                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_multi_recipient_separate_copies, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_retry_same_request_id, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_same_request_id_different_payload_conflict, s_setup,
                                         s_teardown),
-        cmocka_unit_test_setup_teardown(test_unknown_recipient_nothing_stored, s_setup,
-                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_recipient_nothing_stored, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_malformed_frames_clear_nack_and_serving, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_oversize_through_client_nacked, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_unregistered_key_gets_no_answer, s_setup,
-                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_unregistered_key_gets_no_answer, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_revoked_sender_refused, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_delivered_receipt_exactly_once, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_receipts_queued_offline_arrive_on_reconnect, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_sender_isolation, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_send_cli, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_db_connection_lost_then_served, s_setup,
-                                        s_teardown),
-        cmocka_unit_test_setup_teardown(test_kill9_nothing_lost_or_duplicated, s_setup,
-                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_db_connection_lost_then_served, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_kill9_nothing_lost_or_duplicated, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_senders, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

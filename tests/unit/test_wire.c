@@ -99,8 +99,7 @@ static void test_send_round_trip(void **state)
     assert_memory_equal(out.frames[1].data, "SEND", 4);
 
     pf_wire_msg_t m;
-    assert_int_equal(pf_wire_decode(out.frames, out.count, &s_lim, PF_WIRE_TO_BROKER, &m, &err),
-                     0);
+    assert_int_equal(pf_wire_decode(out.frames, out.count, &s_lim, PF_WIRE_TO_BROKER, &m, &err), 0);
     assert_int_equal(m.cmd, PF_WIRE_SEND);
     assert_string_equal(m.send.request_id, "req-1");
     assert_int_equal(m.send.recipient_count, 2);
@@ -141,7 +140,7 @@ static void test_send_defaults(void **state)
 }
 
 #define HDR(extra)                                                                                 \
-    "{\"request_id\":\"r-9\",\"recipients\":[\"x\"],\"title\":\"t\",\"subject\":\"s\","           \
+    "{\"request_id\":\"r-9\",\"recipients\":[\"x\"],\"title\":\"t\",\"subject\":\"s\","            \
     "\"body\":\"b\"" extra "}"
 
 static void test_send_malformed_headers(void **state)
@@ -150,7 +149,7 @@ static void test_send_malformed_headers(void **state)
     s_expect_send_fail("", PF_WIRE_E_MALFORMED);
     s_expect_send_fail("{", PF_WIRE_E_MALFORMED);
     s_expect_send_fail("[1,2]", PF_WIRE_E_MALFORMED);
-    s_expect_send_fail(HDR("") "{}", PF_WIRE_E_MALFORMED); /* trailing bytes */
+    s_expect_send_fail(HDR("") "{}", PF_WIRE_E_MALFORMED);            /* trailing bytes */
     s_expect_send_fail(HDR(",\"title\":\"u\""), PF_WIRE_E_MALFORMED); /* duplicate key */
     s_expect_send_fail(HDR(",\"read_reciept\":true"), PF_WIRE_E_MALFORMED);
     s_expect_send_fail(HDR(",\"read_receipt\":\"yes\""), PF_WIRE_E_MALFORMED);
@@ -297,8 +296,8 @@ static void test_send_trailing_attachment_frame(void **state)
     pf_wire_msg_clear(&m);
 }
 
-static char *s_header_with(size_t recipients, size_t body_len, size_t title_len,
-                           size_t natt, size_t att_size)
+static char *s_header_with(size_t recipients, size_t body_len, size_t title_len, size_t natt,
+                           size_t att_size)
 {
     size_t cap = 4096 + recipients * 32 + body_len + title_len + natt * 96;
     char *h = malloc(cap);
@@ -342,8 +341,11 @@ static void test_limit_each(void **state)
 
     /* at every limit: accepted */
     char *h = s_header_with(3, 100, PF_WIRE_MAX_TITLE, 2, 10);
-    pf_wire_frame_t f[8] = {{"PF1", 3, NULL}, {"SEND", 4, NULL}, {h, strlen(h), NULL},
-                            {att, 10, NULL},  {att, 10, NULL}};
+    pf_wire_frame_t f[8] = {{"PF1", 3, NULL},
+                            {"SEND", 4, NULL},
+                            {h, strlen(h), NULL},
+                            {att, 10, NULL},
+                            {att, 10, NULL}};
     assert_int_equal(pf_wire_decode(f, 5, &s_lim, PF_WIRE_TO_BROKER, &m, &err), 0);
     pf_wire_msg_clear(&m);
     free(h);
@@ -389,8 +391,13 @@ static void test_limit_each(void **state)
     memset(rid, 'r', sizeof(rid) - 1);
     rid[sizeof(rid) - 1] = '\0';
     const char *one = "x";
-    pf_wire_send_t s = {.request_id = rid, .recipients = &one, .recipient_count = 1,
-                        .title = "t", .subject = "s", .body = "", .level = 1};
+    pf_wire_send_t s = {.request_id = rid,
+                        .recipients = &one,
+                        .recipient_count = 1,
+                        .title = "t",
+                        .subject = "s",
+                        .body = "",
+                        .level = 1};
     pf_wire_out_t out = {0};
     assert_int_equal(pf_wire_encode_send(&s, &s_lim, &out, &err), -1);
     rid[PF_WIRE_MAX_REQUEST_ID] = '\0';
@@ -403,8 +410,13 @@ static void test_encoder_refuses(void **state)
 {
     (void)state;
     const char *two[] = {"a", "a"};
-    pf_wire_send_t s = {.request_id = "r", .recipients = two, .recipient_count = 2,
-                        .title = "t", .subject = "s", .body = "b", .level = 1};
+    pf_wire_send_t s = {.request_id = "r",
+                        .recipients = two,
+                        .recipient_count = 2,
+                        .title = "t",
+                        .subject = "s",
+                        .body = "b",
+                        .level = 1};
     pf_wire_out_t out = {0};
     pf_wire_error_t err;
     assert_int_equal(pf_wire_encode_send(&s, &s_lim, &out, &err), -1);
@@ -435,8 +447,7 @@ static void test_ack_round_trip(void **state)
     free(j);
     pf_wire_msg_t m;
     pf_wire_error_t err;
-    assert_int_equal(pf_wire_decode(out.frames, out.count, &s_lim, PF_WIRE_TO_CLIENT, &m, &err),
-                     0);
+    assert_int_equal(pf_wire_decode(out.frames, out.count, &s_lim, PF_WIRE_TO_CLIENT, &m, &err), 0);
     assert_int_equal(m.cmd, PF_WIRE_ACK);
     assert_string_equal(m.request_id, "req-1");
     assert_int_equal(m.copy_count, 2);
@@ -461,8 +472,7 @@ static void test_nack_round_trip(void **state)
     pf_wire_encode_nack("req-2", PF_WIRE_E_CONFLICT, "request id \"req-2\"\nused before", &out);
     pf_wire_msg_t m;
     pf_wire_error_t err;
-    assert_int_equal(pf_wire_decode(out.frames, out.count, &s_lim, PF_WIRE_TO_CLIENT, &m, &err),
-                     0);
+    assert_int_equal(pf_wire_decode(out.frames, out.count, &s_lim, PF_WIRE_TO_CLIENT, &m, &err), 0);
     assert_int_equal(m.cmd, PF_WIRE_NACK);
     assert_string_equal(m.request_id, "req-2");
     assert_string_equal(m.code, "conflict");
@@ -472,8 +482,7 @@ static void test_nack_round_trip(void **state)
 
     /* an unreadable request id becomes "" rather than breaking the NACK */
     pf_wire_encode_nack("bad id", PF_WIRE_E_MALFORMED, "\xff\xfe", &out);
-    assert_int_equal(pf_wire_decode(out.frames, out.count, &s_lim, PF_WIRE_TO_CLIENT, &m, &err),
-                     0);
+    assert_int_equal(pf_wire_decode(out.frames, out.count, &s_lim, PF_WIRE_TO_CLIENT, &m, &err), 0);
     assert_string_equal(m.request_id, "");
     assert_string_equal(m.reason, "malformed");
     pf_wire_msg_clear(&m);
@@ -492,8 +501,7 @@ static void test_receipt_and_rack(void **state)
     pf_wire_encode_receipt(JTI1, "eyJhbGciOiJFUzI1NiJ9.eyJ4IjoxfQ.c2ln", &out);
     pf_wire_msg_t m;
     pf_wire_error_t err;
-    assert_int_equal(pf_wire_decode(out.frames, out.count, &s_lim, PF_WIRE_TO_CLIENT, &m, &err),
-                     0);
+    assert_int_equal(pf_wire_decode(out.frames, out.count, &s_lim, PF_WIRE_TO_CLIENT, &m, &err), 0);
     assert_string_equal(m.jti, JTI1);
     assert_string_equal(m.token, "eyJhbGciOiJFUzI1NiJ9.eyJ4IjoxfQ.c2ln");
     pf_wire_msg_clear(&m);
@@ -501,8 +509,7 @@ static void test_receipt_and_rack(void **state)
 
     const char *jtis[] = {JTI1, JTI2};
     pf_wire_encode_rack(jtis, 2, &out);
-    assert_int_equal(pf_wire_decode(out.frames, out.count, &s_lim, PF_WIRE_TO_BROKER, &m, &err),
-                     0);
+    assert_int_equal(pf_wire_decode(out.frames, out.count, &s_lim, PF_WIRE_TO_BROKER, &m, &err), 0);
     assert_int_equal(m.jti_count, 2);
     assert_string_equal(m.jtis[1], JTI2);
     pf_wire_msg_clear(&m);
