@@ -1,6 +1,7 @@
 /* postfach-ctl: administration of a Postfach installation.
  * Parses the command line and calls lib/admin.  Results go to stdout,
  * diagnostics to stderr.  Exit codes: 0 done, 1 failed, 2 usage. */
+#include "util/jsonwipe.h"
 #include "admin/admin.h"
 
 #include <stdio.h>
@@ -59,6 +60,7 @@ static const char *s_arg(int argc, char **argv, int from)
 
 int main(int argc, char **argv)
 {
+    pf_json_wipe_init();
     pf_admin_ctx_t ctx = {0};
     ctx.db = getenv("POSTFACH_DB") ? getenv("POSTFACH_DB") : "dbname=postfach";
     ctx.keys = getenv("POSTFACH_KEYS") ? getenv("POSTFACH_KEYS") : "var/keys";

@@ -4,6 +4,7 @@
  * object and waits for SIGTERM or SIGINT, then stops it and exits 0.  All
  * behaviour is in lib/reader (docs/api.md).  Exit codes: 0 clean stop,
  * 1 start-up failure (bad settings, keys, port), 2 usage. */
+#include "util/jsonwipe.h"
 #include "config/config.h"
 #include "reader/reader.h"
 #include "util/log.h"
@@ -40,6 +41,7 @@ static const pf_cfg_spec_t s_specs[] = {
 
 int main(int argc, char **argv)
 {
+    pf_json_wipe_init();
     pf_log_set_program("postfach-reader");
     pf_config_t *cfg = pf_config_new(s_specs);
     bool print = false, help = false;
