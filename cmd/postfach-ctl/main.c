@@ -23,7 +23,7 @@ static void s_usage(FILE *out)
           "  citizen rotate-key ID [--key-type TYPE]\n"
           "  citizen public-key ID             print the mailbox's current public JWK\n"
           "  citizen export-key ID [--version N]  print the private JWK (needs the KEK)\n"
-          "  kek rotate [--id ID]              new current KEK, rewrap every stored key\n"
+          "  kek rotate [--id ID] [--no-rewrap] new current KEK, rewrap every stored key\n"
           "  kek rewrap                        finish an interrupted rotation\n"
           "  kek retire ID                     drop an old KEK that no key uses any more\n"
           "  kek status\n"
@@ -118,7 +118,13 @@ int main(int argc, char **argv)
                 &ctx, id, atoi(s_opt(argc, argv, i + 2, "--version", "0")), &err);
     } else if (strcmp(cmd, "kek") == 0) {
         if (strcmp(sub, "rotate") == 0)
-            rc = pf_admin_kek_rotate(&ctx, s_opt(argc, argv, i + 2, "--id", NULL), &err);
+            {
+            bool rewrap = true;
+            for (int k = i + 2; k < argc; k++)
+                if (strcmp(argv[k], "--no-rewrap") == 0)
+                    rewrap = false;
+            rc = pf_admin_kek_rotate(&ctx, s_opt(argc, argv, i + 2, "--id", NULL), rewrap, &err);
+        }
         else if (strcmp(sub, "rewrap") == 0)
             rc = pf_admin_kek_rewrap(&ctx, &err);
         else if (strcmp(sub, "status") == 0)

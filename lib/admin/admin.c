@@ -687,7 +687,8 @@ out:
     return rc;
 }
 
-int pf_admin_kek_rotate(pf_admin_ctx_t *ctx, const char *new_id, const char **error_r)
+int pf_admin_kek_rotate(pf_admin_ctx_t *ctx, const char *new_id, bool rewrap,
+                        const char **error_r)
 {
     char *path = s_path(ctx, "kek"), idbuf[32];
     const char *err;
@@ -704,6 +705,11 @@ int pf_admin_kek_rotate(pf_admin_ctx_t *ctx, const char *new_id, const char **er
     free(path);
     if (rc != 0)
         return -1;
+    if (!rewrap) {
+        fprintf(ctx->out, "copy %s/kek to every reader host, then run: postfach-ctl kek rewrap\n",
+                ctx->keys);
+        return 0;
+    }
     return pf_admin_kek_rewrap(ctx, error_r);
 }
 

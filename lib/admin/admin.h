@@ -4,6 +4,7 @@
  * keys, senders, mailboxes and their keys, development tokens, receipt
  * verification.  Each writes its result to ctx->out and returns 0, or -1
  * with *error_r (static or ctx-owned text). */
+#include <stdbool.h>
 #include <stdio.h>
 
 typedef struct {
@@ -44,7 +45,8 @@ int pf_admin_receipt_verify(pf_admin_ctx_t *ctx, const char *file, const char *j
  * (new_id NULL = "kek-<unix time>"), then rewraps every stored private key
  * under it.  Readers reload the keyring when they meet the new id.  Safe to
  * run again after an interruption (it resumes the rewrap). */
-int pf_admin_kek_rotate(pf_admin_ctx_t *ctx, const char *new_id, const char **error_r);
+int pf_admin_kek_rotate(pf_admin_ctx_t *ctx, const char *new_id, bool rewrap,
+                        const char **error_r);
 /* Rewraps keys still under older KEKs (the second half of rotate). */
 int pf_admin_kek_rewrap(pf_admin_ctx_t *ctx, const char **error_r);
 /* Drops an old KEK from the keyring once no stored key uses it. */
