@@ -18,7 +18,6 @@
 #include "broker/broker_private.h"
 #include "proto/notice.h"
 #include "receipt/receipt.h"
-#include "store/admin.h"
 #include "store/submit.h"
 #include "util/b64url.h"
 #include "util/buf.h"
@@ -140,38 +139,23 @@ void pf_broker_payload_hash(const pf_wire_send_t *s, unsigned char out[32])
     pf_buf_free(&c, 1); /* it holds the subject and body */
 }
 
-/* The current key of an open mailbox: 1 found, 0 not (unknown or closed),
- * -1 database trouble.  *key_r is borrowed from the cache. */
-static int s_recipient_key(pf_broker_t *b, const char *mailbox, int *version_r,
-                           const pf_key_t **key_r)
+/* The parsed key of (mailbox, version) from the cache, parsing jwk on a
+ * miss.  NULL when the stored JWK does not parse: data corruption, not a
+ * transient failure, so it is reported as such. */
+static const pf_key_t *s_cached_key(pf_broker_t *b, const char *mailbox, int version,
+                                    const char *jwk)
 {
-    const char *err;
-    char *jwk = NULL;
-    int rc = pf_store_mailbox_public_key(b->st, mailbox, version_r, &jwk, &err);
-    if (rc < 0) {
-        pf_broker_db_failed(b, "cannot look up recipient key", err);
-        return -1;
-    }
-    if (rc == 0)
-        return 0;
-    for (size_t i = 0; i < b->nkeys; i++) {
-        if (b->keys[i].version == *version_r && strcmp(b->keys[i].mailbox, mailbox) == 0) {
-            free(jwk);
-            *key_r = b->keys[i].key;
-            return 1;
-        }
-    }
+    for (size_t i = 0; i < b->nkeys; i++)
+        if (b->keys[i].version == version && strcmp(b->keys[i].mailbox, mailbox) == 0)
+            return b->keys[i].key;
     pf_key_t *key;
+    const char *err;
     if (pf_key_from_jwk(jwk, strlen(jwk), &key, &err) != 0) {
-        /* a stored key that does not parse is data corruption, not a
-         * transient failure; report it as such and keep serving others */
         char esc[200];
         pf_error("event=bad_recipient_key mailbox=\"%s\" version=%d error=\"%s\"",
-                 pf_log_escape(mailbox, esc, sizeof(esc)), *version_r, err);
-        free(jwk);
-        return -2;
+                 pf_log_escape(mailbox, esc, sizeof(esc)), version, err);
+        return NULL;
     }
-    free(jwk);
     if (b->nkeys == S_KEY_CACHE_MAX) {
         for (size_t i = 0; i < b->nkeys; i++) {
             free(b->keys[i].mailbox);
@@ -180,9 +164,8 @@ static int s_recipient_key(pf_broker_t *b, const char *mailbox, int *version_r,
         b->nkeys = 0;
     }
     b->keys = xrealloc(b->keys, (b->nkeys + 1) * sizeof(*b->keys));
-    b->keys[b->nkeys++] = (pf_key_entry_t){xstrdup(mailbox), *version_r, key};
-    *key_r = key;
-    return 1;
+    b->keys[b->nkeys++] = (pf_key_entry_t){xstrdup(mailbox), version, key};
+    return key;
 }
 
 static void s_rfc3339(int64_t ms, char *out, size_t outlen)
@@ -221,21 +204,26 @@ static int s_seal(pf_broker_t *b, s_work_t *w)
     size_t n = s->recipient_count;
     const pf_key_t **keys = xcalloc(n, sizeof(*keys));
     int *versions = xcalloc(n, sizeof(*versions));
+    char **jwks = xcalloc(n, sizeof(*jwks));
+    const char *err = NULL;
     int rc = -1;
+    /* the current version is asked every time (a key rotation applies at
+     * once); only parsing and validating the key is cached */
+    if (pf_store_recipient_keys(b->st, s->recipients, n, versions, jwks, &err) != 0) {
+        pf_broker_db_failed(b, "cannot look up recipient keys", err);
+        s_nack(b, w, PF_WIRE_E_TEMPORARY, "database unavailable, retry later");
+        goto out;
+    }
     for (size_t i = 0; i < n; i++) {
-        int k = s_recipient_key(b, s->recipients[i], &versions[i], &keys[i]);
-        if (k == 0) {
+        if (jwks[i] == NULL) {
             s_nack(b, w, PF_WIRE_E_UNKNOWN_RECIPIENT, "mailbox \"%s\" does not exist or is closed",
                    s->recipients[i]);
             goto out;
         }
-        if (k == -2) {
+        keys[i] = s_cached_key(b, s->recipients[i], versions[i], jwks[i]);
+        if (keys[i] == NULL) {
             s_nack(b, w, PF_WIRE_E_TEMPORARY, "the key of mailbox \"%s\" cannot be used",
                    s->recipients[i]);
-            goto out;
-        }
-        if (k < 0) {
-            s_nack(b, w, PF_WIRE_E_TEMPORARY, "database unavailable, retry later");
             goto out;
         }
     }
@@ -271,7 +259,6 @@ static int s_seal(pf_broker_t *b, s_work_t *w)
     w->jwes = xcalloc(n, sizeof(*w->jwes));
     w->tokens = xcalloc(n, sizeof(*w->tokens));
     pf_wire_copy_t *ackc = xcalloc(n, sizeof(*ackc));
-    const char *err = NULL;
     bool ok = true;
     for (size_t i = 0; i < n && ok; i++) {
         pf_submit_copy_t *cp = &w->sub.copies[i];
@@ -337,6 +324,9 @@ static int s_seal(pf_broker_t *b, s_work_t *w)
     w->state = S_SEALED;
     rc = 0;
 out:
+    for (size_t i = 0; i < n; i++)
+        free(jwks[i]);
+    free(jwks);
     free(keys);
     free(versions);
     return rc;

@@ -369,8 +369,14 @@ static void s_serve(pf_broker_t *b)
         max_frames = 1 + 2 + PF_WIRE_MAX_RACK;
     pf_broker_send_t *batch = xcalloc((size_t)b->cfg.batch_max, sizeof(*batch));
     size_t nbatch = 0;
+    /* what a batch will hold once sealed (every copy carries the whole
+     * notice, base64 and encrypted): stop collecting when it reaches
+     * batch_max_bytes, so many large SENDs are not held at once */
+    long long cost = 0;
     /* other commands are handled as they come, but bounded per round */
-    for (int seen = 0; nbatch < (size_t)b->cfg.batch_max && seen < 4 * b->cfg.batch_max; seen++) {
+    for (int seen = 0; nbatch < (size_t)b->cfg.batch_max && seen < 4 * b->cfg.batch_max &&
+                       cost < b->cfg.batch_max_bytes;
+         seen++) {
         zmq_msg_t *frames = xcalloc(max_frames, sizeof(*frames));
         size_t dropped;
         size_t n = s_read(b, frames, max_frames, &dropped);
@@ -386,7 +392,12 @@ static void s_serve(pf_broker_t *b)
         if (!s_dispatch(b, frames, n, dropped, batch, &nbatch)) {
             s_close_frames(frames, n);
             free(frames);
+            continue;
         }
+        long long bytes = 0;
+        for (size_t i = 0; i < n; i++)
+            bytes += (long long)zmq_msg_size(&frames[i]);
+        cost += bytes / 3 * 4 * (long long)batch[nbatch - 1].msg.send.recipient_count;
     }
     if (nbatch > 0)
         pf_broker_accept_batch(b, batch, nbatch);

@@ -319,3 +319,45 @@ int pf_store_sender_by_id(pf_store_t *st, int64_t sender_id, char **name_r, bool
     PQclear(res);
     return found;
 }
+
+int pf_store_recipient_keys(pf_store_t *st, const char *const *ids, size_t n, int *versions_r,
+                            char **jwks_r, const char **error_r)
+{
+    for (size_t i = 0; i < n; i++) {
+        versions_r[i] = 0;
+        jwks_r[i] = NULL;
+    }
+    if (n == 0)
+        return 0;
+    /* mailbox ids cannot hold quotes, backslashes, commas or braces (the
+     * schema's CHECK and the codec both refuse them); quoting each element
+     * keeps the literal unambiguous anyway */
+    pf_buf_t arr;
+    pf_buf_init(&arr);
+    pf_buf_puts(&arr, "{");
+    for (size_t i = 0; i < n; i++)
+        pf_buf_printf(&arr, "%s\"%s\"", i ? "," : "", ids[i]);
+    pf_buf_puts(&arr, "}");
+    const char *p[1] = {arr.data};
+    PGresult *res = pf_store_query(
+        st, "cannot look up recipient keys",
+        "SELECT DISTINCT ON (k.mailbox_id) k.mailbox_id, k.version::text, k.public_jwk "
+        "FROM mailbox_key k JOIN mailbox m ON m.id = k.mailbox_id "
+        "WHERE m.status = 'open' AND k.mailbox_id = ANY ($1::text[]) "
+        "ORDER BY k.mailbox_id, k.version DESC",
+        1, p, error_r);
+    pf_buf_free(&arr, 0);
+    if (res == NULL)
+        return -1;
+    for (int r = 0; r < PQntuples(res); r++) {
+        const char *id = PQgetvalue(res, r, 0);
+        for (size_t i = 0; i < n; i++) {
+            if (jwks_r[i] == NULL && strcmp(ids[i], id) == 0) {
+                versions_r[i] = atoi(PQgetvalue(res, r, 1));
+                jwks_r[i] = xstrdup(PQgetvalue(res, r, 2));
+            }
+        }
+    }
+    PQclear(res);
+    return 0;
+}

@@ -69,6 +69,13 @@ int pf_store_submit_batch(pf_store_t *st, pf_submit_t *subs, size_t n, const cha
 int pf_store_submission_get(pf_store_t *st, int64_t sender_id, const char *request_id,
                             unsigned char hash_r[32], char **ack_r, const char **error_r);
 
+/* The current (highest-version) public key of each open mailbox among
+ * ids[0..n), in one query: versions_r[i] and jwks_r[i] (caller frees) are
+ * 0 and NULL when mailbox i does not exist or is closed.  The ids must be
+ * valid mailbox ids (pf_wire_mailbox_id_valid). */
+int pf_store_recipient_keys(pf_store_t *st, const char *const *ids, size_t n, int *versions_r,
+                            char **jwks_r, const char **error_r);
+
 /* A sender by id (the ZAP-authenticated User-Id): its name (caller frees)
  * and whether it is active. */
 int pf_store_sender_by_id(pf_store_t *st, int64_t sender_id, char **name_r, bool *active_r,
