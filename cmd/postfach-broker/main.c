@@ -61,7 +61,8 @@ int main(int argc, char **argv)
     bool print, help;
     const char *err;
     if (pf_config_args(cfg, argc, argv, &print, &help, &err) != 0) {
-        pf_error("event=bad_config error=\"%s\"", err);
+        char esc[600];
+        pf_error("event=bad_config error=\"%s\"", pf_log_escape(err, esc, sizeof(esc)));
         pf_config_destroy(&cfg);
         return 2;
     }
@@ -103,7 +104,8 @@ int main(int argc, char **argv)
     bc.heartbeat_ms = (int)pf_config_int(cfg, "heartbeat_ms");
 
     if (pf_broker_new(&bc, &s_broker, &err) != 0) {
-        pf_error("event=start_failed error=\"%s\"", err);
+        char esc[600];
+        pf_error("event=start_failed error=\"%s\"", pf_log_escape(err, esc, sizeof(esc)));
         pf_config_destroy(&cfg);
         return 1;
     }

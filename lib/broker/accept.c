@@ -153,7 +153,7 @@ static const pf_key_t *s_cached_key(pf_broker_t *b, const char *mailbox, int ver
     if (pf_key_from_jwk(jwk, strlen(jwk), &key, &err) != 0) {
         char esc[200];
         pf_error("event=bad_recipient_key mailbox=\"%s\" version=%d error=\"%s\"",
-                 pf_log_escape(mailbox, esc, sizeof(esc)), version, err);
+                 pf_log_escape(mailbox, esc, sizeof(esc)), version, pf_broker_esc(err));
         return NULL;
     }
     if (b->nkeys == S_KEY_CACHE_MAX) {
@@ -305,7 +305,7 @@ static int s_seal(pf_broker_t *b, s_work_t *w)
     pf_wipe(plain, plain_len);
     free(plain);
     if (!ok) {
-        pf_error("event=seal_failed error=\"%s\"", err ? err : "unknown");
+        pf_error("event=seal_failed error=\"%s\"", pf_broker_esc(err ? err : "unknown"));
         s_nack(b, w, PF_WIRE_E_TEMPORARY, "cannot encrypt the notice, retry later");
         free(ackc);
         goto out;
@@ -468,7 +468,7 @@ void pf_broker_accept_batch(pf_broker_t *b, pf_broker_send_t *items, size_t n)
     } else {
         /* one bad submission aborts the whole transaction: store the rest
          * one by one, so one failure does not refuse its neighbours */
-        pf_error("event=batch_failed error=\"%s\"", err);
+        pf_error("event=batch_failed error=\"%s\"", pf_broker_esc(err));
         for (size_t i = 0; i < n; i++) {
             if (works[i].state != S_SEALED)
                 continue;
@@ -478,7 +478,7 @@ void pf_broker_accept_batch(pf_broker_t *b, pf_broker_send_t *items, size_t n)
                 if (pf_store_broken(b->st))
                     pf_broker_db_failed(b, "cannot store submission", err);
                 else
-                    pf_error("event=store_failed error=\"%s\"", err);
+                    pf_error("event=store_failed error=\"%s\"", pf_broker_esc(err));
                 s_nack(b, &works[i], PF_WIRE_E_TEMPORARY, "cannot store the notice, retry later");
             }
         }

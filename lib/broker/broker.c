@@ -43,6 +43,14 @@ int64_t pf_broker_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+const char *pf_broker_esc(const char *s)
+{
+    static __thread char bufs[4][400];
+    static __thread unsigned next;
+    char *b = bufs[next++ % 4];
+    return pf_log_escape(s ? s : "", b, sizeof(bufs[0]));
+}
+
 void pf_broker_config_default(pf_broker_config_t *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
@@ -91,7 +99,7 @@ void pf_broker_db_failed(pf_broker_t *b, const char *what, const char *err)
     if (!pf_store_broken(b->st))
         return; /* a refused query, the connection is fine */
     if (b->db_ok)
-        pf_error("event=db_lost what=\"%s\" error=\"%s\"", what, err);
+        pf_error("event=db_lost what=\"%s\" error=\"%s\"", what, pf_broker_esc(err));
     b->db_ok = false;
     if (b->db_retry_ms == 0) {
         b->db_backoff_ms = 100;
@@ -113,7 +121,8 @@ int pf_broker_db_reconnect(pf_broker_t *b)
     }
     if (b->db_backoff_ms == 0)
         b->db_backoff_ms = 100;
-    pf_warn("event=db_reconnect_failed error=\"%s\" retry_ms=%d", err, b->db_backoff_ms);
+    pf_warn("event=db_reconnect_failed error=\"%s\" retry_ms=%d", pf_broker_esc(err),
+            b->db_backoff_ms);
     b->db_ok = false;
     b->db_retry_ms = pf_broker_now_ms() + b->db_backoff_ms;
     b->db_backoff_ms = b->db_backoff_ms >= 5000 ? 10000 : b->db_backoff_ms * 2;
@@ -211,7 +220,7 @@ static void s_relay(pf_broker_t *b)
                                  &rows, &n, &err) != 0) {
             pf_broker_db_failed(b, "cannot claim receipts", err);
             if (b->db_ok)
-                pf_error("event=relay_failed error=\"%s\"", err);
+                pf_error("event=relay_failed error=\"%s\"", pf_broker_esc(err));
             break;
         }
         for (size_t i = 0; i < n; i++) {
@@ -558,7 +567,7 @@ int pf_broker_new(const pf_broker_config_t *cfg, pf_broker_t **b_r, const char *
             s_fail(error_r, "%s (set allow_unsafe_db = on to start anyway)", err);
             goto fail;
         }
-        pf_warn("event=unsafe_db error=\"%s\" allow_unsafe_db=on", err);
+        pf_warn("event=unsafe_db error=\"%s\" allow_unsafe_db=on", pf_broker_esc(err));
     }
     if (pf_store_relay_listen(b->st, &err) != 0) {
         pf_curve_keys_clear(&ck);

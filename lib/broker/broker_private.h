@@ -69,6 +69,9 @@ typedef struct {
 } pf_broker_send_t;
 
 int64_t pf_broker_now_ms(void);
+/* An outside string (database or libzmq error text, names) escaped for a
+ * log value; thread-local, four calls may be used in one log line. */
+const char *pf_broker_esc(const char *s);
 /* Sends out to the peer with routing id rid; false when it is gone. */
 bool pf_broker_reply(pf_broker_t *b, const void *rid, size_t rid_len, pf_wire_out_t *out);
 void pf_broker_nack(pf_broker_t *b, const void *rid, size_t rid_len, const char *request_id,

@@ -55,14 +55,14 @@ static int64_t s_lookup(pf_zap_t *z, const char *key)
     if (z->st == NULL || pf_store_broken(z->st)) {
         if (z->st == NULL ? pf_store_open(z->conninfo, &z->st, &err) != 0
                           : pf_store_reconnect(z->st, &err) != 0) {
-            pf_warn("event=zap_db_error error=\"%s\"", err);
+            pf_warn("event=zap_db_error error=\"%s\"", pf_broker_esc(err));
             return -1;
         }
     }
     int64_t id = 0;
     int rc = pf_store_sender_by_key(z->st, key, &id, NULL, &err);
     if (rc < 0) {
-        pf_warn("event=zap_db_error error=\"%s\"", err);
+        pf_warn("event=zap_db_error error=\"%s\"", pf_broker_esc(err));
         return -1;
     }
     s_entry_t *e = &z->cache[z->next_slot++ % S_CACHE];
@@ -156,7 +156,7 @@ int pf_zap_start(void *ctx, const char *conninfo, int cache_ms, pf_zap_t **zap_r
      * later are retried per request */
     const char *err;
     if (pf_store_open(conninfo, &z->st, &err) != 0)
-        pf_warn("event=zap_db_error error=\"%s\"", err);
+        pf_warn("event=zap_db_error error=\"%s\"", pf_broker_esc(err));
     if (pthread_create(&z->thread, NULL, s_thread, z) != 0) {
         *error_r = "cannot start the ZAP thread";
         zmq_close(z->sock);

@@ -24,6 +24,7 @@
 #include "receipt/receipt.h"
 #include "util/b64url.h"
 #include "util/fileio.h"
+#include "util/log.h"
 #include "util/uuid7.h"
 #include "util/xalloc.h"
 
@@ -184,8 +185,9 @@ static void s_reconnect(pf_client_t *c)
 {
     s_disconnect(c);
     const char *err;
+    char esc[300];
     if (s_connect(c, &err) != 0)
-        s_log(c, 3, "event=reconnect_failed error=\"%s\"", err);
+        s_log(c, 3, "event=reconnect_failed error=\"%s\"", pf_log_escape(err, esc, sizeof(esc)));
 }
 
 /* Reads one monitor event and reacts to it. */
@@ -612,7 +614,9 @@ int pf_client_next_receipt(pf_client_t *c, int timeout_ms, pf_client_receipt_t *
             }
             if (ok != 0) {
                 /* acknowledged anyway: resending cannot make it valid */
-                s_log(c, 3, "event=bad_receipt jti=%s error=\"%s\"", p.jti, e ? e : "cannot parse");
+                char esc[300];
+                s_log(c, 3, "event=bad_receipt jti=%s error=\"%s\"", p.jti,
+                      pf_log_escape(e ? e : "cannot parse", esc, sizeof(esc)));
                 s_seen_add(c, p.jti)->acked = true;
                 s_rack(c, p.jti);
                 free(p.token);
