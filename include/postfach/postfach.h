@@ -100,7 +100,11 @@ typedef void pf_client_log_fn(void *ctx, int level, const char *msg);
  *   sender_key_file         the sender's own key pair ("public = ..." and
  *                           "secret = ..." lines, written by
  *                           `postfach-ctl sender add`)
- * Sends HELLO, so the broker starts relaying pending receipts.
+ * After every completed handshake (the first and each reconnect) the
+ * client sends HELLO, so the broker relays pending receipts to it; this
+ * happens while the client waits in pf_client_send or
+ * pf_client_next_receipt.  A broker that refuses our key never completes
+ * the handshake: sends then end with -1 (no answer).
  * Returns 0 and *c_r, or -1 (bad key files, bad endpoint). */
 int pf_client_new(const char *endpoint, const char *broker_public_key_file,
                   const char *sender_key_file, pf_client_t **c_r, const char **error_r);
