@@ -28,6 +28,10 @@ typedef struct {
     char **owned;
     size_t n, cap;
     pf_buf_t sql;
+    /* pipeline mode: statements are only sent (see s_submit_pipelined) */
+    bool pipeline;
+    bool strict; /* submission rows without ON CONFLICT */
+    int sent;
 } s_params_t;
 
 static void s_p_grow(s_params_t *p)
@@ -91,7 +95,16 @@ static void s_p_free(s_params_t *p)
 
 static PGresult *s_p_exec(pf_store_t *st, s_params_t *p, const char *what, const char **error_r)
 {
-    return pf_store_query_bin(st, what, p->sql.data, (int)p->n, p->v, p->len, p->fmt, error_r);
+    if (!p->pipeline)
+        return pf_store_query_bin(st, what, p->sql.data, (int)p->n, p->v, p->len, p->fmt, error_r);
+    if (PQsendQueryParams(st->conn, p->sql.data, (int)p->n, NULL, p->v, p->len, p->fmt, 0) != 1) {
+        *error_r = pf_store_fail(st, what, NULL);
+        return NULL;
+    }
+    p->sent++;
+    /* the results are read after the sync; an empty result keeps the
+     * callers' PQclear paths the same */
+    return PQmakeEmptyPGresult(st->conn, PGRES_COMMAND_OK);
 }
 
 static int s_insert_submissions(pf_store_t *st, pf_submit_t *subs, size_t n, s_params_t *p,
@@ -111,6 +124,16 @@ static int s_insert_submissions(pf_store_t *st, pf_submit_t *subs, size_t n, s_p
         s_p_text(p, subs[i].ack_json, NULL);
         pf_buf_puts(&p->sql, ")");
         subs[i].outcome = PF_SUBMIT_EXISTS;
+    }
+    if (p->strict) {
+        /* a conflict aborts the transaction (SQLSTATE 23505) */
+        PGresult *res = s_p_exec(st, p, "cannot store submissions", error_r);
+        if (res == NULL)
+            return -1;
+        PQclear(res);
+        for (size_t i = 0; i < n; i++)
+            subs[i].outcome = PF_SUBMIT_STORED;
+        return 0;
     }
     pf_buf_puts(&p->sql, " ON CONFLICT (sender_id, request_id) DO NOTHING "
                          "RETURNING sender_id::text, request_id");
@@ -265,6 +288,69 @@ static int s_fill_existing(pf_store_t *st, pf_submit_t *subs, size_t n, const ch
     return 0;
 }
 
+/* The common case in one round trip (libpq pipeline mode): BEGIN, the
+ * submission rows without ON CONFLICT, messages, receipts, COMMIT, sync.
+ * The broker looked every request id up just before, so a conflict means
+ * another broker stored the same request id in between: then the
+ * transaction fails with 23505 and this returns 1, and the caller takes
+ * the careful path that asks the database which rows are new.
+ * Returns 0 committed, 1 conflict (nothing stored), -1 error. */
+static int s_submit_pipelined(pf_store_t *st, pf_submit_t *subs, size_t n, const char **error_r)
+{
+    if (PQenterPipelineMode(st->conn) != 1)
+        return 1;
+    s_params_t p = {.pipeline = true, .strict = true};
+    pf_buf_init(&p.sql);
+    int rc = 0;
+    int sent_ok = PQsendQueryParams(st->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) == 1;
+    p.sent = 1;
+    if (!sent_ok || s_insert_submissions(st, subs, n, &p, error_r) != 0 ||
+        s_insert_messages(st, subs, n, &p, error_r) != 0 ||
+        s_insert_receipts(st, subs, n, &p, error_r) != 0 ||
+        PQsendQueryParams(st->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) != 1 ||
+        PQpipelineSync(st->conn) != 1) {
+        *error_r = pf_store_fail(st, "cannot send the batch", NULL);
+        rc = -1;
+    }
+    p.sent++;
+    s_p_free(&p);
+    /* read every result up to the sync: NULL ends each statement's
+     * results; a lost connection gives NULL forever, hence the bound */
+    bool conflict = false;
+    int nulls = 0;
+    while (rc == 0) {
+        PGresult *res = PQgetResult(st->conn);
+        if (res == NULL) {
+            if (PQstatus(st->conn) != CONNECTION_OK || ++nulls > p.sent + 1) {
+                *error_r = pf_store_fail(st, "cannot store the batch", NULL);
+                rc = -1;
+            }
+            continue;
+        }
+        ExecStatusType t = PQresultStatus(res);
+        if (t == PGRES_PIPELINE_SYNC) {
+            PQclear(res);
+            break;
+        }
+        if (t == PGRES_FATAL_ERROR && !conflict && rc == 0) {
+            if (strcmp(pf_store_sqlstate(res), "23505") == 0)
+                conflict = true;
+            else {
+                *error_r = pf_store_fail(st, "cannot store the batch", res);
+                rc = -1;
+            }
+        }
+        PQclear(res);
+    }
+    PQexitPipelineMode(st->conn);
+    if (conflict || rc != 0) {
+        /* after an error the explicit transaction is still open, failed */
+        PQclear(PQexec(st->conn, "ROLLBACK"));
+        return rc != 0 ? -1 : 1;
+    }
+    return 0;
+}
+
 int pf_store_submit_batch(pf_store_t *st, pf_submit_t *subs, size_t n, const char **error_r)
 {
     for (size_t i = 0; i < n; i++) {
@@ -274,6 +360,9 @@ int pf_store_submit_batch(pf_store_t *st, pf_submit_t *subs, size_t n, const cha
     }
     if (n == 0)
         return 0;
+    int fast = s_submit_pipelined(st, subs, n, error_r);
+    if (fast <= 0)
+        return fast;
     s_params_t p = {0};
     pf_buf_init(&p.sql);
     if (pf_store_exec(st, "BEGIN", error_r) != 0)
@@ -355,6 +444,73 @@ int pf_store_recipient_keys(pf_store_t *st, const char *const *ids, size_t n, in
             if (jwks_r[i] == NULL && strcmp(ids[i], id) == 0) {
                 versions_r[i] = atoi(PQgetvalue(res, r, 1));
                 jwks_r[i] = xstrdup(PQgetvalue(res, r, 2));
+            }
+        }
+    }
+    PQclear(res);
+    return 0;
+}
+
+/* Appends s as an element of a PostgreSQL array literal: quoted, with
+ * quotes and backslashes escaped (request ids are visible ASCII and may
+ * hold both). */
+static void s_array_elem(pf_buf_t *b, const char *s, bool first)
+{
+    pf_buf_puts(b, first ? "\"" : ",\"");
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            pf_buf_append(b, "\\", 1);
+        pf_buf_append(b, s, 1);
+    }
+    pf_buf_puts(b, "\"");
+}
+
+static void s_hex32(const char *hex, unsigned char out[32])
+{
+    for (int i = 0; i < 32; i++) {
+        unsigned v = 0;
+        sscanf(hex + 2 * i, "%2x", &v);
+        out[i] = (unsigned char)v;
+    }
+}
+
+int pf_store_submissions_get(pf_store_t *st, const int64_t *sender_ids,
+                             const char *const *request_ids, size_t n,
+                             unsigned char (*hashes_r)[32], char **acks_r, const char **error_r)
+{
+    for (size_t i = 0; i < n; i++)
+        acks_r[i] = NULL;
+    if (n == 0)
+        return 0;
+    pf_buf_t sids, rids;
+    pf_buf_init(&sids);
+    pf_buf_init(&rids);
+    pf_buf_puts(&sids, "{");
+    pf_buf_puts(&rids, "{");
+    for (size_t i = 0; i < n; i++) {
+        pf_buf_printf(&sids, "%s%lld", i ? "," : "", (long long)sender_ids[i]);
+        s_array_elem(&rids, request_ids[i], i == 0);
+    }
+    pf_buf_puts(&sids, "}");
+    pf_buf_puts(&rids, "}");
+    const char *p[2] = {sids.data, rids.data};
+    PGresult *res = pf_store_query(
+        st, "cannot look up submissions",
+        "SELECT s.sender_id::text, s.request_id, encode(s.payload_hash, 'hex'), s.ack "
+        "FROM submission s JOIN unnest($1::bigint[], $2::text[]) AS q (sid, rid) "
+        "ON s.sender_id = q.sid AND s.request_id = q.rid",
+        2, p, error_r);
+    pf_buf_free(&sids, 0);
+    pf_buf_free(&rids, 0);
+    if (res == NULL)
+        return -1;
+    for (int r = 0; r < PQntuples(res); r++) {
+        int64_t sid = strtoll(PQgetvalue(res, r, 0), NULL, 10);
+        const char *rid = PQgetvalue(res, r, 1);
+        for (size_t i = 0; i < n; i++) {
+            if (acks_r[i] == NULL && sender_ids[i] == sid && strcmp(request_ids[i], rid) == 0) {
+                s_hex32(PQgetvalue(res, r, 2), hashes_r[i]);
+                acks_r[i] = xstrdup(PQgetvalue(res, r, 3));
             }
         }
     }

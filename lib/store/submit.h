@@ -69,6 +69,13 @@ int pf_store_submit_batch(pf_store_t *st, pf_submit_t *subs, size_t n, const cha
 int pf_store_submission_get(pf_store_t *st, int64_t sender_id, const char *request_id,
                             unsigned char hash_r[32], char **ack_r, const char **error_r);
 
+/* pf_store_submission_get for n (sender, request id) pairs in one query:
+ * acks_r[i] (caller frees) is NULL when pair i is not stored, else
+ * hashes_r[i] holds its payload hash. */
+int pf_store_submissions_get(pf_store_t *st, const int64_t *sender_ids,
+                             const char *const *request_ids, size_t n,
+                             unsigned char (*hashes_r)[32], char **acks_r, const char **error_r);
+
 /* The current (highest-version) public key of each open mailbox among
  * ids[0..n), in one query: versions_r[i] and jwks_r[i] (caller frees) are
  * 0 and NULL when mailbox i does not exist or is closed.  The ids must be

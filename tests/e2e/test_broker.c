@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -248,6 +249,10 @@ static void test_send_ack_no_plaintext_stored(void **state)
     free(v);
     assert_int_equal(s_count(f->env, "SELECT count(*) FROM message WHERE length(jwe_iv) = 12 AND "
                                      "length(jwe_tag) = 16 AND attachment_count = 1"),
+                     1);
+    /* stored with the wall-clock time (the receipt's proof time) */
+    assert_int_equal(s_count(f->env, "SELECT count(*) FROM message WHERE "
+                                     "abs(extract(epoch FROM now() - created_at)) < 60"),
                      1);
     /* its delivered receipt sits in the outbox */
     assert_int_equal(s_count(f->env, "SELECT count(*) FROM receipt WHERE event = 'delivered'"), 1);
@@ -538,7 +543,11 @@ static void test_delivered_receipt_exactly_once(void **state)
     assert_string_equal(r.message_id, res.copies[0].message_id);
     assert_string_equal(r.request_id, "req-receipt");
     assert_string_equal(r.mailbox, "citizen-a");
-    assert_true(r.time_ms > 0);
+    /* the event time is wall-clock time, within a minute of ours */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t wall = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    assert_true(r.time_ms > wall - 60000 && r.time_ms < wall + 60000);
     char *jti = s_sqlf(f->env, "SELECT jti FROM receipt WHERE message_id = '%s'", r.message_id);
     assert_non_null(jti);
     assert_string_equal(jti, r.jti);
