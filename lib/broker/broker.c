@@ -294,21 +294,33 @@ static int64_t s_user_id(zmq_msg_t *m)
 
 /* Handles one message that is not a SEND, or queues a SEND.  Returns true
  * when the frames were taken over by the batch. */
+/* True when the command frame names a message that gets no answer
+ * (HELLO, RACK, PING): a NACK to one of those would arrive while the
+ * client waits for the answer to a SEND, and a NACK without request id
+ * would be taken for that answer. */
+static bool s_unanswered(zmq_msg_t *cmd)
+{
+    static const char *const names[] = {"HELLO", "RACK", "PING"};
+    for (size_t i = 0; i < 3; i++)
+        if (zmq_msg_size(cmd) == strlen(names[i]) &&
+            memcmp(zmq_msg_data(cmd), names[i], strlen(names[i])) == 0)
+            return true;
+    return false;
+}
+
 static bool s_dispatch(pf_broker_t *b, zmq_msg_t *frames, size_t n, size_t dropped,
                        pf_broker_send_t *batch, size_t *nbatch)
 {
     const void *rid = zmq_msg_data(&frames[0]);
     size_t rid_len = zmq_msg_size(&frames[0]);
-    /* the routing-id frame is made by the ROUTER itself and carries no
-     * connection metadata; the peer's first frame does */
-    int64_t sender_id = s_user_id(&frames[1]);
-    if (sender_id == 0) {
-        /* only possible if ZAP were bypassed; refuse rather than guess */
-        pf_error("event=no_user_id");
-        pf_broker_nack(b, rid, rid_len, "", PF_WIRE_E_FORBIDDEN, "not authenticated");
-        return false;
-    }
-    s_route_set(b, sender_id, rid, rid_len);
+    /* ZAP's User-Id travels as connection metadata on the frames the peer
+     * sent (libzmq versions differ on whether the routing-id frame made by
+     * the ROUTER carries it too): take the first frame that has it */
+    int64_t sender_id = 0;
+    for (size_t i = 1; i < n && sender_id == 0; i++)
+        sender_id = s_user_id(&frames[i]);
+    if (sender_id == 0)
+        sender_id = s_user_id(&frames[0]);
     pf_wire_frame_t wf[PF_WIRE_ABS_MAX_ATTACHMENTS + PF_WIRE_MAX_RACK + 8];
     size_t nf = n - 1;
     for (size_t i = 0; i < nf; i++)
@@ -324,11 +336,27 @@ static bool s_dispatch(pf_broker_t *b, zmq_msg_t *frames, size_t n, size_t dropp
     } else {
         rc = pf_wire_decode(wf, nf, &b->cfg.limits, PF_WIRE_TO_BROKER, &msg, &werr);
     }
+    bool answer = nf < 2 || !s_unanswered(&frames[2]);
+    if (sender_id == 0) {
+        /* only possible if ZAP were bypassed: refuse rather than guess */
+        pf_error("event=no_user_id");
+        if (answer)
+            pf_broker_nack(b, rid, rid_len,
+                           rc == 0 && msg.cmd == PF_WIRE_SEND ? msg.send.request_id
+                                                              : werr.request_id,
+                           PF_WIRE_E_FORBIDDEN, "not authenticated");
+        if (rc == 0)
+            pf_wire_msg_clear(&msg);
+        return false;
+    }
+    s_route_set(b, sender_id, rid, rid_len);
     if (rc != 0) {
         char esc[240];
-        pf_info("event=refused sender_id=%lld code=%s reason=\"%s\"", (long long)sender_id,
-                werr.code, pf_log_escape(werr.reason, esc, sizeof(esc)));
-        pf_broker_nack(b, rid, rid_len, werr.request_id, werr.code, werr.reason);
+        pf_info("event=refused sender_id=%lld code=%s reason=\"%s\" answered=%s",
+                (long long)sender_id, werr.code, pf_log_escape(werr.reason, esc, sizeof(esc)),
+                answer ? "yes" : "no");
+        if (answer)
+            pf_broker_nack(b, rid, rid_len, werr.request_id, werr.code, werr.reason);
         return false;
     }
     const char *err;

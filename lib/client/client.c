@@ -452,6 +452,15 @@ static void s_fill_result(const pf_wire_msg_t *m, pf_client_result_t *r)
     }
 }
 
+/* The codes with which a broker refuses a SEND before it could read its
+ * request id (frame count or sizes, the signature, the header's JSON): a
+ * NACK with an empty request id and one of these answers our SEND. */
+static bool s_pre_parse_code(const char *code)
+{
+    return strcmp(code, PF_WIRE_E_MALFORMED) == 0 || strcmp(code, PF_WIRE_E_TOO_LARGE) == 0 ||
+           strcmp(code, PF_WIRE_E_UNSUPPORTED_VERSION) == 0;
+}
+
 int pf_client_send(pf_client_t *c, const pf_client_notice_t *n, pf_client_result_t *res_r,
                    const char **error_r)
 {
@@ -505,9 +514,11 @@ int pf_client_send(pf_client_t *c, const pf_client_notice_t *n, pf_client_result
             if (s_receive(c, &m, frames, &nf)) {
                 /* one request at a time per socket, and a fresh socket per
                  * attempt: a NACK without request id (the broker could not
-                 * read ours) answers this request too */
-                bool ours = strcmp(m.request_id, n->request_id) == 0 ||
-                            (m.cmd == PF_WIRE_NACK && m.request_id[0] == '\0');
+                 * read ours) answers this request too; the broker never
+                 * answers HELLO or RACK, so nothing else sends one */
+                bool ours =
+                    strcmp(m.request_id, n->request_id) == 0 ||
+                    (m.cmd == PF_WIRE_NACK && m.request_id[0] == '\0' && s_pre_parse_code(m.code));
                 if (ours) {
                     s_fill_result(&m, res_r);
                     rc = 0;
