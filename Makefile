@@ -44,6 +44,8 @@ E2E_BINS  := $(E2E_SRCS:tests/e2e/%.c=$(BUILD)/tests/e2e/%)
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/tests/fuzz/%)
 
+.SECONDARY:
+
 .PHONY: all programs tests deps run test unit e2e interop check-layout fuzz bench clean format
 
 all: programs
