@@ -1,0 +1,17 @@
+#ifndef PF_BENCH_PROCSTAT_H
+#define PF_BENCH_PROCSTAT_H
+/* CPU time and memory of another process (the broker under load), from
+ * /proc/<pid>/stat and /proc/<pid>/status.  Linux only. */
+#include <sys/types.h>
+
+typedef struct {
+    double cpu_s;  /* user + system time so far, seconds */
+    long rss_kib;  /* VmRSS */
+    long hwm_kib;  /* VmHWM, the peak RSS */
+} pf_procstat_t;
+
+/* 0, or -1 with *error_r (static text) when the process is gone or the
+ * files cannot be read. */
+int pf_procstat_read(pid_t pid, pf_procstat_t *s_r, const char **error_r);
+
+#endif

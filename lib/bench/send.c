@@ -1,0 +1,648 @@
+/* The sending load: sender threads, rate control, latency and receipt
+ * bookkeeping, the broker monitor, the same-run ceiling and the report.
+ *
+ * Callers: cmd/postfach-bench (`send`), tests/e2e/test_bench_smoke.c
+ * through the program.
+ * Threads: one per sender, each owning its pf_client_t (the client library
+ * is one-thread-per-client) and its own histograms and message-id table;
+ * a monitor thread samples the broker's /proc files once a second; the
+ * calling thread starts them together, joins them and reports.  The only
+ * shared mutable state is a few atomics.
+ * Why a blocking client per thread: the client library offers one request
+ * in flight per client (Lazy Pirate).  Concurrency therefore comes from
+ * many clients; docs/architecture.md (Benchmarks) says what a windowed
+ * send API would change.
+ * Latency: ACK latency runs from the planned start of a notice (open loop)
+ * or its actual start (closed loop) to the arrival of its ACK; delivered
+ * receipt latency from the same start to the arrival of the "delivered"
+ * receipt for that message id at the bench.
+ * Input from outside: the broker's answers, decoded by the client library;
+ * we only read their fields. */
+#include "bench/send.h"
+#include "bench/common.h"
+#include "bench/hist.h"
+#include "bench/procstat.h"
+#include "postfach/postfach.h"
+#include "store/benchload.h"
+#include "util/xalloc.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void pf_bench_send_config_default(pf_bench_send_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->endpoint = "tcp://127.0.0.1:7400";
+    cfg->keys_dir = "var/keys";
+    cfg->sender_prefix = "bench-s";
+    cfg->mailbox_prefix = "bench-";
+    cfg->label = "send";
+    cfg->senders = 8;
+    cfg->recipients = 1;
+    cfg->mailboxes = 1000;
+    cfg->body_size = 2048;
+    cfg->duration_s = 10;
+    cfg->ceiling_batch = 1000;
+    cfg->receipt_wait_s = 30;
+    cfg->ids_max = 100000;
+    cfg->timeout_ms = 10000;
+}
+
+/* ---- message id -> planned start, per thread ------------------------- */
+
+typedef struct {
+    uint64_t hi, lo; /* the UUID's 16 bytes; hi == 0 && lo == 0: empty */
+    int64_t start_us;
+} s_slot_t;
+
+typedef struct {
+    s_slot_t *slots;
+    size_t cap, n;
+} s_idmap_t;
+
+static int s_hex(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Canonical UUID text to two words; -1 when it is not one. */
+static int s_uuid_parse(const char *s, uint64_t *hi, uint64_t *lo)
+{
+    uint64_t w[2] = {0, 0};
+    int nib = 0;
+    for (const char *p = s; *p && nib < 32; p++) {
+        if (*p == '-')
+            continue;
+        int v = s_hex(*p);
+        if (v < 0)
+            return -1;
+        w[nib / 16] = w[nib / 16] << 4 | (uint64_t)v;
+        nib++;
+    }
+    if (nib != 32 || (w[0] == 0 && w[1] == 0))
+        return -1;
+    *hi = w[0];
+    *lo = w[1];
+    return 0;
+}
+
+static size_t s_hash(uint64_t hi, uint64_t lo, size_t cap)
+{
+    /* UUIDv7: the low word is random */
+    return (size_t)((lo ^ (hi * 0x9e3779b97f4a7c15ull)) & (cap - 1));
+}
+
+static void s_idmap_put(s_idmap_t *m, uint64_t hi, uint64_t lo, int64_t start);
+
+static void s_idmap_grow(s_idmap_t *m)
+{
+    s_slot_t *old = m->slots;
+    size_t oldcap = m->cap;
+    m->cap = oldcap ? oldcap * 2 : 1024;
+    m->slots = xcalloc(m->cap, sizeof(*m->slots));
+    m->n = 0;
+    for (size_t i = 0; i < oldcap; i++)
+        if (old[i].hi || old[i].lo)
+            s_idmap_put(m, old[i].hi, old[i].lo, old[i].start_us);
+    free(old);
+}
+
+static void s_idmap_put(s_idmap_t *m, uint64_t hi, uint64_t lo, int64_t start)
+{
+    if ((m->n + 1) * 2 > m->cap)
+        s_idmap_grow(m);
+    size_t i = s_hash(hi, lo, m->cap);
+    while (m->slots[i].hi || m->slots[i].lo)
+        i = (i + 1) & (m->cap - 1);
+    m->slots[i] = (s_slot_t){hi, lo, start};
+    m->n++;
+}
+
+/* Removes the entry and returns its start time, or -1 when absent
+ * (a receipt we did not cause, or a duplicate). */
+static int64_t s_idmap_take(s_idmap_t *m, uint64_t hi, uint64_t lo)
+{
+    if (m->cap == 0)
+        return -1;
+    size_t i = s_hash(hi, lo, m->cap);
+    while (m->slots[i].hi || m->slots[i].lo) {
+        if (m->slots[i].hi == hi && m->slots[i].lo == lo)
+            break;
+        i = (i + 1) & (m->cap - 1);
+    }
+    if (!(m->slots[i].hi || m->slots[i].lo))
+        return -1;
+    int64_t start = m->slots[i].start_us;
+    /* backward-shift deletion keeps linear probing chains intact */
+    size_t hole = i, j = i;
+    for (;;) {
+        j = (j + 1) & (m->cap - 1);
+        if (!(m->slots[j].hi || m->slots[j].lo))
+            break;
+        size_t home = s_hash(m->slots[j].hi, m->slots[j].lo, m->cap);
+        /* move j into the hole unless its home lies cyclically in (hole, j] */
+        bool stay = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+        if (!stay) {
+            m->slots[hole] = m->slots[j];
+            hole = j;
+        }
+    }
+    m->slots[hole] = (s_slot_t){0, 0, 0};
+    m->n--;
+    return start;
+}
+
+/* ---- shared run state ------------------------------------------------ */
+
+typedef struct s_run s_run_t;
+
+typedef struct {
+    s_run_t *run;
+    int index;
+    pf_client_t *client;
+    pf_hist_t *ack, *rcpt;
+    s_idmap_t ids;
+    uint64_t rng;
+    long acked, nacked, failed, copies, delivered, unmatched;
+    long nack_busy, nack_temporary;
+    int64_t last_ack_us;
+    char *ids_text; /* "mailbox id\n" lines for ids_out */
+    size_t ids_len, ids_cap;
+    long ids_count, ids_quota;
+    char sample_mailbox[PF_BENCH_ID_MAX];
+    char sample_id[40];
+    const char *error;
+    char errbuf[256];
+} s_sender_t;
+
+struct s_run {
+    const pf_bench_send_config_t *cfg;
+    char runid[32];
+    char *body;
+    unsigned char *attachment;
+    pthread_barrier_t ready;
+    int64_t t0_us, end_us;
+    atomic_long claimed;
+    atomic_long acked;
+    atomic_int running; /* senders still sending */
+    atomic_int monitor_stop;
+    /* broker samples by the monitor */
+    pf_procstat_t first, last;
+    long rss_max_kib, rss_at_10pct_kib;
+    bool have_stats;
+    pthread_mutex_t lock;
+};
+
+static void s_ids_add(s_sender_t *s, const char *mailbox, const char *id)
+{
+    if (s->ids_count >= s->ids_quota)
+        return;
+    size_t need = strlen(mailbox) + strlen(id) + 2;
+    if (s->ids_len + need + 1 > s->ids_cap) {
+        s->ids_cap = (s->ids_cap + need + 1) * 2;
+        s->ids_text = xrealloc(s->ids_text, s->ids_cap);
+    }
+    s->ids_len += (size_t)snprintf(s->ids_text + s->ids_len, s->ids_cap - s->ids_len, "%s %s\n",
+                                   mailbox, id);
+    s->ids_count++;
+}
+
+static void s_drain_receipts(s_sender_t *s, int timeout_ms)
+{
+    pf_client_receipt_t r;
+    const char *err;
+    while (pf_client_next_receipt(s->client, timeout_ms, &r, &err) == 1) {
+        int64_t now = pf_bench_now_us();
+        uint64_t hi, lo;
+        if (r.event && strcmp(r.event, "delivered") == 0 && r.message_id &&
+            s_uuid_parse(r.message_id, &hi, &lo) == 0) {
+            int64_t start = s_idmap_take(&s->ids, hi, lo);
+            if (start >= 0) {
+                pf_hist_add(s->rcpt, (uint64_t)(now - start));
+                s->delivered++;
+            } else {
+                s->unmatched++;
+            }
+        }
+        pf_client_receipt_clear(&r);
+        timeout_ms = 0; /* after the first, take only what is there */
+    }
+}
+
+static bool s_more(s_sender_t *s)
+{
+    const pf_bench_send_config_t *cfg = s->run->cfg;
+    if (cfg->duration_s > 0 && pf_bench_now_us() >= s->run->end_us)
+        return false;
+    if (cfg->count > 0 && atomic_fetch_add(&s->run->claimed, 1) >= cfg->count)
+        return false;
+    return true;
+}
+
+static void *s_sender_main(void *arg)
+{
+    s_sender_t *s = arg;
+    s_run_t *run = s->run;
+    const pf_bench_send_config_t *cfg = run->cfg;
+    int k = cfg->recipients;
+    char(*rcpt)[PF_BENCH_ID_MAX] = xcalloc((size_t)k, PF_BENCH_ID_MAX);
+    const char **rcpt_ptrs = xcalloc((size_t)k, sizeof(*rcpt_ptrs));
+    for (int j = 0; j < k; j++)
+        rcpt_ptrs[j] = rcpt[j];
+    pf_client_attachment_t att = {"bescheid.pdf", "application/pdf", run->attachment,
+                                  cfg->attachment_size};
+    pf_client_notice_t n = {
+        .recipients = rcpt_ptrs,
+        .recipient_count = (size_t)k,
+        .title = "Bescheid (Lasttest)",
+        .subject = "Ihr Bescheid",
+        .body = run->body,
+        .reference = "BENCH-1",
+        .attachments = cfg->attachment_size ? &att : NULL,
+        .attachment_count = cfg->attachment_size ? 1 : 0,
+    };
+    /* open loop: this sender's share of the rate, its start shifted so
+     * the senders do not fire in step */
+    int64_t interval_us = cfg->rate > 0 ? (int64_t)(1e6 * cfg->senders / cfg->rate) : 0;
+    pthread_barrier_wait(&run->ready);
+    int64_t planned = run->t0_us + (interval_us * s->index) / (cfg->senders ? cfg->senders : 1);
+    long seq = 0;
+    while (s->client != NULL && s_more(s)) {
+        int64_t start;
+        if (interval_us > 0) {
+            pf_bench_sleep_until(planned);
+            start = planned;
+            planned += interval_us;
+        } else {
+            start = pf_bench_now_us();
+        }
+        char reqid[96];
+        snprintf(reqid, sizeof(reqid), "%s-%d-%ld", run->runid, s->index, seq++);
+        n.request_id = reqid;
+        long base = (long)(pf_bench_rand(&s->rng) % (uint64_t)cfg->mailboxes);
+        for (int j = 0; j < k; j++)
+            pf_bench_mailbox_id(rcpt[j], cfg->mailbox_prefix, (base + j) % cfg->mailboxes);
+        pf_client_result_t res;
+        const char *err;
+        int rc = pf_client_send(s->client, &n, &res, &err);
+        int64_t now = pf_bench_now_us();
+        if (rc == 0 && res.ok) {
+            s->acked++;
+            s->last_ack_us = now;
+            atomic_fetch_add(&run->acked, 1);
+            pf_hist_add(s->ack, (uint64_t)(now - start));
+            for (size_t c = 0; c < res.copy_count; c++) {
+                uint64_t hi, lo;
+                if (res.copies[c].message_id &&
+                    s_uuid_parse(res.copies[c].message_id, &hi, &lo) == 0)
+                    s_idmap_put(&s->ids, hi, lo, start);
+                s->copies++;
+                s_ids_add(s, res.copies[c].recipient, res.copies[c].message_id);
+                if (s->sample_id[0] == '\0') {
+                    snprintf(s->sample_mailbox, sizeof(s->sample_mailbox), "%s",
+                             res.copies[c].recipient);
+                    snprintf(s->sample_id, sizeof(s->sample_id), "%s", res.copies[c].message_id);
+                }
+            }
+        } else if (rc == 0) {
+            s->nacked++;
+            if (res.code && strcmp(res.code, "busy") == 0)
+                s->nack_busy++;
+            else if (res.code && strcmp(res.code, "temporary") == 0)
+                s->nack_temporary++;
+            else if (s->error == NULL) {
+                snprintf(s->errbuf, sizeof(s->errbuf), "NACK %s: %s", res.code ? res.code : "?",
+                         res.reason ? res.reason : "");
+                s->error = s->errbuf;
+            }
+        } else {
+            s->failed++;
+            if (s->error == NULL) {
+                snprintf(s->errbuf, sizeof(s->errbuf), "send failed: %s", err ? err : "?");
+                s->error = s->errbuf;
+            }
+            if (rc == -2)
+                break; /* the notice itself is invalid: every further one would be too */
+        }
+        if (rc == 0)
+            pf_client_result_clear(&res);
+        s_drain_receipts(s, 0);
+    }
+    atomic_fetch_sub(&run->running, 1);
+    /* the receipts still under way */
+    int64_t deadline = pf_bench_now_us() + (int64_t)(cfg->receipt_wait_s * 1e6);
+    while (s->client != NULL && s->ids.n > 0 && pf_bench_now_us() < deadline)
+        s_drain_receipts(s, 100);
+    free(rcpt);
+    free(rcpt_ptrs);
+    return NULL;
+}
+
+static void s_sample(s_run_t *run, bool first)
+{
+    const pf_bench_send_config_t *cfg = run->cfg;
+    if (cfg->broker_pid <= 0)
+        return;
+    pf_procstat_t ps;
+    const char *err;
+    if (pf_procstat_read(cfg->broker_pid, &ps, &err) != 0)
+        return;
+    pthread_mutex_lock(&run->lock);
+    if (first) {
+        run->first = ps;
+        run->have_stats = true;
+        run->rss_max_kib = ps.rss_kib;
+    }
+    run->last = ps;
+    if (ps.rss_kib > run->rss_max_kib)
+        run->rss_max_kib = ps.rss_kib;
+    pthread_mutex_unlock(&run->lock);
+}
+
+static void *s_monitor_main(void *arg)
+{
+    s_run_t *run = arg;
+    const pf_bench_send_config_t *cfg = run->cfg;
+    int64_t next = run->t0_us + 1000000;
+    long prev = 0;
+    int64_t prev_t = run->t0_us;
+    while (!atomic_load(&run->monitor_stop)) {
+        int64_t now = pf_bench_now_us();
+        if (now < next) {
+            usleep((useconds_t)(next - now < 50000 ? next - now : 50000));
+            continue;
+        }
+        next += 1000000;
+        s_sample(run, false);
+        long acked = atomic_load(&run->acked);
+        double t = (double)(now - run->t0_us) / 1e6;
+        if (cfg->duration_s > 0 && run->rss_at_10pct_kib == 0 && t >= cfg->duration_s / 10)
+            run->rss_at_10pct_kib = run->last.rss_kib;
+        if (cfg->progress && ((now - run->t0_us) / 1000000) % 5 == 0)
+            fprintf(stderr, "bench: %s %.0f s, %ld acked, %.0f/s now, broker rss %.1f MiB\n",
+                    cfg->label, t, acked, (double)(acked - prev) * 1e6 / (double)(now - prev_t),
+                    run->have_stats ? (double)run->last.rss_kib / 1024 : 0.0);
+        if (((now - run->t0_us) / 1000000) % 5 == 0) {
+            prev = acked;
+            prev_t = now;
+        }
+    }
+    return NULL;
+}
+
+/* ---- the ceiling ------------------------------------------------------ */
+
+static int s_ceiling(s_run_t *run, const char *sample_mailbox, const char *sample_id, long rows,
+                     double *rows_per_s_r, size_t *row_bytes_r, const char **error_r)
+{
+    const pf_bench_send_config_t *cfg = run->cfg;
+    pf_store_t *st = NULL;
+    pf_bench_row_t *row = NULL;
+    if (pf_store_open(cfg->db, &st, error_r) != 0)
+        return -1;
+    int rc = -1;
+    int found = pf_store_bench_row_sample(st, sample_mailbox, sample_id, &row, error_r);
+    if (found == 0)
+        *error_r = "the sample copy is not in the database";
+    if (found <= 0)
+        goto out;
+    *row_bytes_r = pf_bench_row_bytes(row);
+    size_t nmb = (size_t)cfg->mailboxes;
+    char **mbs = xcalloc(nmb, sizeof(*mbs));
+    for (size_t i = 0; i < nmb; i++) {
+        mbs[i] = xmalloc(PF_BENCH_ID_MAX);
+        pf_bench_mailbox_id(mbs[i], cfg->mailbox_prefix, (long)i);
+    }
+    rc = pf_store_bench_ceiling(st, row, (const char *const *)mbs, nmb, (size_t)rows,
+                                cfg->ceiling_batch, rows_per_s_r, error_r);
+    for (size_t i = 0; i < nmb; i++)
+        free(mbs[i]);
+    free(mbs);
+out:
+    if (rc != 0 && *error_r != NULL) {
+        /* the store's buffer dies with it */
+        static __thread char buf[512];
+        snprintf(buf, sizeof(buf), "%s", *error_r);
+        *error_r = buf;
+    }
+    pf_bench_row_destroy(&row);
+    pf_store_destroy(&st);
+    return rc;
+}
+
+/* ---- the run ---------------------------------------------------------- */
+
+static int s_check(const pf_bench_send_config_t *cfg, const char **error_r)
+{
+    if (cfg->senders < 1 || cfg->senders > 1024)
+        *error_r = "senders must be 1..1024";
+    else if (cfg->recipients < 1 || cfg->recipients > cfg->mailboxes)
+        *error_r = "recipients must be at least 1 and at most the number of mailboxes";
+    else if (cfg->mailboxes < 1)
+        *error_r = "mailboxes must be at least 1";
+    else if (cfg->duration_s <= 0 && cfg->count <= 0)
+        *error_r = "give a duration or a count";
+    else if (cfg->broker_key_file == NULL)
+        *error_r = "the broker's public key file is required";
+    else if (cfg->rate < 0)
+        *error_r = "rate must not be negative";
+    else
+        return 0;
+    return -1;
+}
+
+int pf_bench_send_run(const pf_bench_send_config_t *cfg, FILE *out, const char **error_r)
+{
+    if (s_check(cfg, error_r) != 0)
+        return -1;
+    s_run_t run;
+    memset(&run, 0, sizeof(run));
+    run.cfg = cfg;
+    pthread_mutex_init(&run.lock, NULL);
+    snprintf(run.runid, sizeof(run.runid), "b%lx-%ld", (unsigned long)time(NULL), (long)getpid());
+    run.body = xmalloc(cfg->body_size + 1);
+    for (size_t i = 0; i < cfg->body_size; i++)
+        run.body[i] = (i % 64 == 63) ? '\n' : (char)('a' + (i * 7) % 26);
+    run.body[cfg->body_size] = '\0';
+    if (cfg->attachment_size) {
+        run.attachment = xmalloc(cfg->attachment_size);
+        uint64_t r = 42;
+        for (size_t i = 0; i < cfg->attachment_size; i++)
+            run.attachment[i] = (unsigned char)pf_bench_rand(&r);
+    }
+
+    int ns = cfg->senders;
+    s_sender_t *snd = xcalloc((size_t)ns, sizeof(*snd));
+    pthread_t *th = xcalloc((size_t)ns, sizeof(*th));
+    int rc = -1;
+    int started = 0;
+    for (int i = 0; i < ns; i++) {
+        s_sender_t *s = &snd[i];
+        s->run = &run;
+        s->index = i;
+        s->ack = pf_hist_new();
+        s->rcpt = pf_hist_new();
+        s->rng = 0x5eed0000ull + (uint64_t)i * 7919 + (uint64_t)time(NULL);
+        s->ids_quota = cfg->ids_out ? cfg->ids_max / ns + 1 : 0;
+        char name[PF_BENCH_ID_MAX];
+        pf_bench_sender_name(name, cfg->sender_prefix, i);
+        char *keyfile = pf_bench_sender_keyfile(cfg->keys_dir, name);
+        const char *err;
+        int crc = pf_client_new(cfg->endpoint, cfg->broker_key_file, keyfile, &s->client, &err);
+        free(keyfile);
+        if (crc != 0) {
+            snprintf(s->errbuf, sizeof(s->errbuf), "sender %s: %s", name, err);
+            s->error = s->errbuf;
+            *error_r = s->error;
+            goto out;
+        }
+        pf_client_set_timeout(s->client, cfg->timeout_ms, 3);
+    }
+    pthread_barrier_init(&run.ready, NULL, (unsigned)ns + 1);
+    atomic_store(&run.running, ns);
+    for (int i = 0; i < ns; i++) {
+        pthread_create(&th[i], NULL, s_sender_main, &snd[i]);
+        started++;
+    }
+    /* everyone is connected-ish (ZeroMQ connects lazily); start the clock */
+    run.t0_us = pf_bench_now_us() + 20000;
+    run.end_us = run.t0_us + (int64_t)(cfg->duration_s * 1e6);
+    s_sample(&run, true);
+    pthread_t mon;
+    pthread_create(&mon, NULL, s_monitor_main, &run);
+    pthread_barrier_wait(&run.ready);
+    for (int i = 0; i < ns; i++)
+        pthread_join(th[i], NULL);
+    atomic_store(&run.monitor_stop, 1);
+    pthread_join(mon, NULL);
+    pthread_barrier_destroy(&run.ready);
+    s_sample(&run, false);
+
+    /* ---- merge ---- */
+    pf_hist_t *ack = pf_hist_new(), *rcpt = pf_hist_new();
+    long acked = 0, nacked = 0, failed = 0, copies = 0, delivered = 0, unmatched = 0, busy = 0,
+         temporary = 0;
+    int64_t last = run.t0_us;
+    const char *first_error = NULL, *sample_mb = NULL, *sample_id = NULL;
+    for (int i = 0; i < ns; i++) {
+        s_sender_t *s = &snd[i];
+        pf_hist_merge(ack, s->ack);
+        pf_hist_merge(rcpt, s->rcpt);
+        acked += s->acked;
+        nacked += s->nacked;
+        failed += s->failed;
+        copies += s->copies;
+        delivered += s->delivered;
+        unmatched += s->unmatched;
+        busy += s->nack_busy;
+        temporary += s->nack_temporary;
+        if (s->last_ack_us > last)
+            last = s->last_ack_us;
+        if (first_error == NULL)
+            first_error = s->error;
+        if (sample_id == NULL && s->sample_id[0]) {
+            sample_mb = s->sample_mailbox;
+            sample_id = s->sample_id;
+        }
+    }
+    double secs = (double)(last - run.t0_us) / 1e6;
+    double rate = secs > 0 ? (double)acked / secs : 0;
+    double copy_rate = secs > 0 ? (double)copies / secs : 0;
+    double notice_bytes = (double)cfg->body_size + (double)cfg->attachment_size;
+
+    if (cfg->ids_out) {
+        FILE *f = fopen(cfg->ids_out, "w");
+        if (f == NULL) {
+            fprintf(stderr, "postfach-bench: cannot write \"%s\"\n", cfg->ids_out);
+        } else {
+            for (int i = 0; i < ns; i++)
+                if (snd[i].ids_len)
+                    fwrite(snd[i].ids_text, 1, snd[i].ids_len, f);
+            fclose(f);
+        }
+    }
+
+    fprintf(out, "scenario %s\n", cfg->label);
+    if (cfg->rate > 0)
+        fprintf(out, "  load: open loop at %.0f notices/s", cfg->rate);
+    else
+        fprintf(out, "  load: closed loop");
+    fprintf(out, ", %d senders, %d recipient(s) of %ld mailboxes, body %zu B, attachment %zu B\n",
+            cfg->senders, cfg->recipients, cfg->mailboxes, cfg->body_size, cfg->attachment_size);
+    fprintf(out, "  notices: %ld acked (%ld copies), %ld nacked (busy %ld, temporary %ld), "
+                 "%ld failed, in %.2f s\n",
+            acked, copies, nacked, busy, temporary, failed, secs);
+    if (first_error)
+        fprintf(out, "  first error: %s\n", first_error);
+    fprintf(out, "  throughput: %.0f notices/s, %.0f copies/s, %.1f MB/s of notices stored\n", rate,
+            copy_rate, copy_rate * notice_bytes / 1e6);
+    fprintf(out, "  ack latency: p50 %.2f ms, p99 %.2f ms, max %.2f ms, mean %.2f ms\n",
+            pf_hist_quantile_ms(ack, 0.5), pf_hist_quantile_ms(ack, 0.99), pf_hist_max_ms(ack),
+            pf_hist_mean_ms(ack));
+    fprintf(out, "  delivered receipts: %ld of %ld copies (%ld unmatched), latency p50 %.2f ms, "
+                 "p99 %.2f ms, max %.2f ms\n",
+            delivered, copies, unmatched, pf_hist_quantile_ms(rcpt, 0.5),
+            pf_hist_quantile_ms(rcpt, 0.99), pf_hist_max_ms(rcpt));
+    if (run.have_stats) {
+        double cpu = run.last.cpu_s - run.first.cpu_s;
+        fprintf(out, "  broker: rss start %.1f MiB, at 10%% %.1f MiB, end %.1f MiB, max %.1f MiB "
+                     "(peak %.1f MiB); cpu %.1f us/notice, %.0f%% of a core\n",
+                (double)run.first.rss_kib / 1024, (double)run.rss_at_10pct_kib / 1024,
+                (double)run.last.rss_kib / 1024, (double)run.rss_max_kib / 1024,
+                (double)run.last.hwm_kib / 1024, acked ? cpu * 1e6 / (double)acked : 0,
+                secs > 0 ? 100 * cpu / secs : 0);
+    }
+    double ceiling = 0;
+    if (cfg->db && sample_id) {
+        long rows = copies;
+        if (cfg->ceiling_max > 0 && rows > cfg->ceiling_max)
+            rows = cfg->ceiling_max;
+        size_t row_bytes = 0;
+        const char *err = NULL;
+        if (s_ceiling(&run, sample_mb, sample_id, rows, &ceiling, &row_bytes, &err) != 0)
+            fprintf(out, "  ceiling: not measured: %s\n", err ? err : "?");
+        else
+            fprintf(out, "  ceiling: %.0f rows/s (%ld rows of %zu B, %zu rows per COPY "
+                         "transaction, same database, no broker)\n",
+                    ceiling, rows, row_bytes, cfg->ceiling_batch);
+    }
+    double ratio = ceiling > 0 ? copy_rate / ceiling : 0;
+    fprintf(out, "  ratio to ceiling: %.3f\n", ratio);
+    fprintf(out, "postfach: %ld delivered, %.0f msg/s, p50 %.2f ms, p99 %.2f ms, ceiling %.0f rows/s, "
+                 "ratio %.3f\n",
+            delivered, rate, pf_hist_quantile_ms(ack, 0.5), pf_hist_quantile_ms(ack, 0.99),
+            ceiling, ratio);
+    fflush(out);
+    pf_hist_destroy(&ack);
+    pf_hist_destroy(&rcpt);
+    rc = 0;
+out:
+    for (int i = 0; i < ns; i++) {
+        pf_client_destroy(&snd[i].client);
+        pf_hist_destroy(&snd[i].ack);
+        pf_hist_destroy(&snd[i].rcpt);
+        free(snd[i].ids.slots);
+        free(snd[i].ids_text);
+    }
+    if (rc != 0 && *error_r != NULL) {
+        static char buf[300];
+        snprintf(buf, sizeof(buf), "%s", *error_r);
+        *error_r = buf;
+    }
+    (void)started;
+    free(snd);
+    free(th);
+    free(run.body);
+    free(run.attachment);
+    pthread_mutex_destroy(&run.lock);
+    return rc;
+}
