@@ -99,16 +99,6 @@ static char *s_send(fx_t *fx, const s_notice_t *n)
     if (rc != 0)
         fprintf(stderr, "pf_client_send: %d %s\n", rc, err ? err : "");
     assert_int_equal(rc, 0);
-    if (!res.ok && res.code != NULL && strcmp(res.code, "forbidden") == 0) {
-        /* KNOWN BUG (client/broker, reported): a send the broker ACKed can
-         * come back as NACK forbidden "not authenticated" when a receipt
-         * arrives meanwhile.  Resending the same request id is safe (the
-         * broker answers a repeat with the stored ACK); remove this once
-         * fixed. */
-        fprintf(stderr, "spurious NACK %s %s; resending %s\n", res.code, res.reason, rid);
-        pf_client_result_clear(&res);
-        assert_int_equal(pf_client_send(fx->client, &cn, &res, &err), 0);
-    }
     if (!res.ok)
         fprintf(stderr, "NACK %s %s\n", res.code, res.reason);
     assert_int_equal(res.ok, 1);
