@@ -21,7 +21,7 @@ static const pf_cfg_spec_t s_specs[] = {
     {"kek_file", PF_CFG_STRING, NULL, 0, 0, "key-encryption key file (\"<id> <64 hex>\")"},
     {"receipt_key_file", PF_CFG_STRING, NULL, 0, 0, "private P-256 JWK signing read receipts"},
     {"receipt_issuer", PF_CFG_STRING, "https://postfach.local", 0, 0, "\"iss\" of receipts"},
-    {"idp_jwks_file", PF_CFG_STRING, NULL, 0, 0, "identity provider's public JWKS"},
+    {"idp_jwks_file", PF_CFG_STRING, NULL, 0, 0, "identity provider's public JWKS file(s), comma-separated for key rollover"},
     {"idp_issuer", PF_CFG_STRING, NULL, 0, 0, "required \"iss\" of citizen tokens"},
     {"idp_audience", PF_CFG_STRING, NULL, 0, 0, "required \"aud\" of citizen tokens"},
     {"token_max_lifetime", PF_CFG_INT, "86400", 60, 7 * 86400,

@@ -378,16 +378,31 @@ static int s_load_keys(pf_reader_t *rd, const pf_reader_settings_t *s, const cha
         return s_fail(error_r, "receipt_key_file \"%s\" must hold a private P-256 key",
                       s->receipt_key_file);
 
-    if (pf_file_read(s->idp_jwks_file, S_MAX_KEYFILE, &text, &len, &err) != 0)
-        return s_fail(error_r, "cannot read idp_jwks_file \"%s\": %s", s->idp_jwks_file, err);
+    /* idp_jwks_file may name several files, comma-separated: during an
+     * identity provider's key rollover the old and the new JWKS are both
+     * accepted (each key is still found by its kid). */
     rd->idp_keys = pf_keyset_new();
-    int n = pf_keyset_add_jwks(rd->idp_keys, text, len, true, &err);
-    free(text);
-    if (n < 0)
-        return s_fail(error_r, "cannot parse idp_jwks_file \"%s\": %s", s->idp_jwks_file, err);
-    if (n == 0)
-        return s_fail(error_r, "idp_jwks_file \"%s\" holds no signature key", s->idp_jwks_file);
-    return 0;
+    char *list = xstrdup(s->idp_jwks_file), *save = NULL;
+    int total = 0;
+    rc = 0;
+    for (char *f = strtok_r(list, ",", &save); f != NULL && rc == 0;
+         f = strtok_r(NULL, ",", &save)) {
+        while (*f == ' ')
+            f++;
+        if (pf_file_read(f, S_MAX_KEYFILE, &text, &len, &err) != 0) {
+            rc = s_fail(error_r, "cannot read idp_jwks_file \"%s\": %s", f, err);
+            break;
+        }
+        int n = pf_keyset_add_jwks(rd->idp_keys, text, len, true, &err);
+        free(text);
+        if (n < 0)
+            rc = s_fail(error_r, "cannot parse idp_jwks_file \"%s\": %s", f, err);
+        total += n > 0 ? n : 0;
+    }
+    free(list);
+    if (rc == 0 && total == 0)
+        rc = s_fail(error_r, "idp_jwks_file \"%s\" holds no signature key", s->idp_jwks_file);
+    return rc;
 }
 
 static int s_start(pf_reader_t *rd, const pf_reader_settings_t *s, const char **error_r)
