@@ -42,6 +42,14 @@ static const pf_cfg_spec_t s_specs[] = {
      "how long a sender lookup is trusted (delay until a revocation applies)"},
     {"heartbeat_ms", PF_CFG_INT, "10000", 0, 600000,
      "ZMTP heartbeat interval to detect dead peers (0 = off)"},
+    {"queue_max", PF_CFG_INT, "100", 1, 100000,
+     "messages queued per connection before the broker stops reading from it"},
+    {"busy_after_ms", PF_CFG_INT, "1000", 10, 600000,
+     "answer NACK busy once a backlog has lasted this long"},
+    {"expire_after_seconds", PF_CFG_INT, "864000", 1, 10LL * 365 * 86400,
+     "an unretrieved notice gets its \"expired\" receipt after this many seconds"},
+    {"expire_poll_ms", PF_CFG_INT, "5000", 50, 3600000,
+     "how often to look for notices whose retrieval period ended"},
     {NULL, 0, NULL, 0, 0, NULL},
 };
 
@@ -102,6 +110,10 @@ int main(int argc, char **argv)
     bc.relay_poll_ms = (int)pf_config_int(cfg, "relay_poll_ms");
     bc.sender_cache_ms = (int)pf_config_int(cfg, "sender_cache_ms");
     bc.heartbeat_ms = (int)pf_config_int(cfg, "heartbeat_ms");
+    bc.queue_max = (int)pf_config_int(cfg, "queue_max");
+    bc.busy_after_ms = (int)pf_config_int(cfg, "busy_after_ms");
+    bc.expire_after_seconds = (int)pf_config_int(cfg, "expire_after_seconds");
+    bc.expire_poll_ms = (int)pf_config_int(cfg, "expire_poll_ms");
 
     if (pf_broker_new(&bc, &s_broker, &err) != 0) {
         char esc[600];

@@ -21,6 +21,7 @@
 #include "store/submit.h"
 #include "util/b64url.h"
 #include "util/buf.h"
+#include "util/crashpoint.h"
 #include "util/log.h"
 #include "util/uuid7.h"
 #include "util/xalloc.h"
@@ -73,6 +74,7 @@ static void s_ack(pf_broker_t *b, s_work_t *w, const char *ack_json)
     char esc[300];
     pf_info("event=ack sender=%s request_id=\"%s\"", w->sender_name ? w->sender_name : "?",
             pf_log_escape(w->it->msg.send.request_id, esc, sizeof(esc)));
+    pf_crashpoint("after_ack");
 }
 
 static void s_nack(pf_broker_t *b, s_work_t *w, const char *code, const char *fmt, ...)
@@ -569,6 +571,7 @@ void pf_broker_accept_batch(pf_broker_t *b, pf_broker_send_t *items, size_t n)
     pf_debug("event=batch sends=%zu prepare_us=%lld store_us=%lld", n, (long long)(t1 - t0),
              (long long)(s_now_us() - t1));
     if (stored == 0) {
+        pf_crashpoint("after_commit_result");
         for (size_t i = 0; i < n; i++)
             if (works[i].state == S_SEALED)
                 s_answer_stored(b, &works[i]);

@@ -15,11 +15,26 @@
  * commands, handle HELLO/RACK/PING at once, accept the SENDs as one group
  * commit; then relay due receipts to connected senders.  NOTIFY on
  * postfach_receipt only wakes the relay early; the poll every
- * relay_poll_ms is the guarantee. */
+ * relay_poll_ms is the guarantee.
+ *
+ * Failures (docs/reliability.md): a lost database connection makes every
+ * SEND answer NACK "temporary" (never an ACK without COMMIT) while the loop
+ * reconnects with a backoff capped at one second, so service resumes
+ * within about a second of the database; at start-up the broker waits for
+ * the database instead of exiting, so a supervisor never sees it
+ * crash-loop.  Overload: libzmq queues at most queue_max messages per
+ * connection (then it stops reading that peer: backpressure, not loss);
+ * when input has been left waiting after every batch for busy_after_ms,
+ * each round also reads up to 4 x batch_max further SENDs and answers them
+ * NACK "busy" at once, so the backlog and the time an answer takes stay
+ * bounded.  Crash points (util/crashpoint.h) mark the places the fault
+ * tests kill the process at. */
 #include "broker/broker_private.h"
+#include "broker/expire.h"
 #include "proto/curve.h"
 #include "store/relay.h"
 #include "store/submit.h"
+#include "util/crashpoint.h"
 #include "util/fileio.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -30,8 +45,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define S_MAX_ROUTES 4096
+/* reconnect backoff: from 100 ms, doubling, at most this (the issue asks
+ * for service within 2 s of the database coming back) */
+#define S_BACKOFF_MAX_MS 1000
+/* per-peer queue of outgoing messages (receipts, answers): a full one is an
+ * EAGAIN we see (ROUTER_MANDATORY), and the receipt is sent again later */
+#define S_SNDHWM 1000
 #define S_RELAY_BATCH 256
 /* sender info entries; refreshed after sender_cache_ms */
 #define S_MAX_SENDERS 4096
@@ -62,6 +84,10 @@ void pf_broker_config_default(pf_broker_config_t *cfg)
     cfg->relay_poll_ms = 1000;
     cfg->sender_cache_ms = 1000;
     cfg->heartbeat_ms = 10000;
+    cfg->queue_max = 100;
+    cfg->busy_after_ms = 1000;
+    cfg->expire_after_seconds = 864000;
+    cfg->expire_poll_ms = 5000;
 }
 
 /* ---- replies ---------------------------------------------------------- */
@@ -107,11 +133,23 @@ void pf_broker_db_failed(pf_broker_t *b, const char *what, const char *err)
     }
 }
 
+/* What a fresh connection needs before it may take work: safe durability
+ * settings (the server may have been replaced, e.g. by a failover), and
+ * LISTEN, which belongs to the session. */
+static int s_db_ready(pf_broker_t *b, const char **error_r)
+{
+    if (pf_store_check_durability(b->st, error_r) != 0) {
+        if (pf_store_broken(b->st) || !b->cfg.allow_unsafe_db)
+            return -1;
+        pf_warn("event=unsafe_db error=\"%s\" allow_unsafe_db=on", pf_broker_esc(*error_r));
+    }
+    return pf_store_relay_listen(b->st, error_r);
+}
+
 int pf_broker_db_reconnect(pf_broker_t *b)
 {
     const char *err;
-    /* LISTEN belongs to the session: a new connection must ask again */
-    if (pf_store_reconnect(b->st, &err) == 0 && pf_store_relay_listen(b->st, &err) == 0) {
+    if (pf_store_reconnect(b->st, &err) == 0 && s_db_ready(b, &err) == 0) {
         pf_info("event=db_reconnected");
         b->db_ok = true;
         b->db_retry_ms = 0;
@@ -125,7 +163,8 @@ int pf_broker_db_reconnect(pf_broker_t *b)
             b->db_backoff_ms);
     b->db_ok = false;
     b->db_retry_ms = pf_broker_now_ms() + b->db_backoff_ms;
-    b->db_backoff_ms = b->db_backoff_ms >= 5000 ? 10000 : b->db_backoff_ms * 2;
+    b->db_backoff_ms =
+        b->db_backoff_ms * 2 > S_BACKOFF_MAX_MS ? S_BACKOFF_MAX_MS : b->db_backoff_ms * 2;
     return -1;
 }
 
@@ -223,6 +262,8 @@ static void s_relay(pf_broker_t *b)
                 pf_error("event=relay_failed error=\"%s\"", pf_broker_esc(err));
             break;
         }
+        if (n > 0)
+            pf_crashpoint("relay_after_select");
         for (size_t i = 0; i < n; i++) {
             size_t r = 0;
             while (r < b->nroutes && b->routes[r].sender_id != rows[i].sender_id)
@@ -236,6 +277,7 @@ static void s_relay(pf_broker_t *b)
             if (sent) {
                 pf_debug("event=receipt_sent sender_id=%lld jti=%s", (long long)rows[i].sender_id,
                          rows[i].jti);
+                pf_crashpoint("relay_after_send");
             } else {
                 pf_debug("event=route_gone sender_id=%lld", (long long)rows[i].sender_id);
                 s_route_drop(b, r);
@@ -378,10 +420,12 @@ static bool s_dispatch(pf_broker_t *b, zmq_msg_t *frames, size_t n, size_t dropp
     case PF_WIRE_RACK:
         if (b->db_ok) {
             int k = pf_store_relay_ack(b->st, sender_id, msg.jtis, msg.jti_count, &err);
-            if (k < 0)
+            if (k < 0) {
                 pf_broker_db_failed(b, "cannot acknowledge receipts", err);
-            else
+            } else {
                 pf_debug("event=rack sender_id=%lld acked=%d", (long long)sender_id, k);
+                pf_crashpoint("relay_after_rack");
+            }
         }
         break;
     case PF_WIRE_PING: {
@@ -396,6 +440,44 @@ static bool s_dispatch(pf_broker_t *b, zmq_msg_t *frames, size_t n, size_t dropp
     }
     pf_wire_msg_clear(&msg);
     return false;
+}
+
+/* True when a message waits on the socket. */
+static bool s_input_waiting(pf_broker_t *b)
+{
+    int ev = 0;
+    size_t sz = sizeof(ev);
+    return zmq_getsockopt(b->router, ZMQ_EVENTS, &ev, &sz) == 0 && (ev & ZMQ_POLLIN);
+}
+
+/* Overload: reads up to max further messages and answers the SENDs among
+ * them NACK busy at once (no database work); HELLO, RACK and PING are
+ * handled as always. */
+static void s_shed(pf_broker_t *b, size_t max_frames, int max)
+{
+    int refused = 0;
+    for (int seen = 0; seen < max; seen++) {
+        zmq_msg_t *frames = xcalloc(max_frames, sizeof(*frames));
+        size_t dropped;
+        size_t n = s_read(b, frames, max_frames, &dropped);
+        if (n == 0) {
+            free(frames);
+            break;
+        }
+        pf_broker_send_t one;
+        size_t none = 0;
+        if (n >= 2 && s_dispatch(b, frames, n, dropped, &one, &none)) {
+            pf_broker_nack(b, zmq_msg_data(&frames[0]), zmq_msg_size(&frames[0]),
+                           one.msg.send.request_id, PF_WIRE_E_BUSY,
+                           "the broker is overloaded, retry later");
+            pf_wire_msg_clear(&one.msg);
+            refused++;
+        }
+        s_close_frames(frames, n);
+        free(frames);
+    }
+    if (refused > 0)
+        pf_info("event=busy refused=%d", refused);
 }
 
 /* Reads whatever is waiting (up to batch_max SENDs) and processes it. */
@@ -431,10 +513,22 @@ static void s_serve(pf_broker_t *b)
             free(frames);
             continue;
         }
+        pf_crashpoint("after_receive");
         long long bytes = 0;
         for (size_t i = 0; i < n; i++)
             bytes += (long long)zmq_msg_size(&frames[i]);
         cost += bytes / 3 * 4 * (long long)batch[nbatch - 1].msg.send.recipient_count;
+    }
+    /* a batch that leaves input waiting, round after round for
+     * busy_after_ms: more is offered than we store, so say "busy" to the
+     * excess now rather than answer it after the sender gave up */
+    int64_t now = pf_broker_now_ms();
+    if (!s_input_waiting(b)) {
+        b->backlog_since_ms = 0;
+    } else if (b->backlog_since_ms == 0) {
+        b->backlog_since_ms = now;
+    } else if (now - b->backlog_since_ms >= b->cfg.busy_after_ms) {
+        s_shed(b, max_frames, 4 * b->cfg.batch_max);
     }
     if (nbatch > 0)
         pf_broker_accept_batch(b, batch, nbatch);
@@ -489,6 +583,11 @@ int pf_broker_run(pf_broker_t *b)
         }
         s_db_retry(b);
         now = pf_broker_now_ms();
+        if (b->db_ok && now >= b->next_expire_ms) {
+            b->next_expire_ms = now + b->cfg.expire_poll_ms;
+            pf_broker_expire(b);
+        }
+        now = pf_broker_now_ms();
         if (b->relay_due || now >= b->next_relay_ms) {
             b->relay_due = false;
             b->next_relay_ms = now + b->cfg.relay_poll_ms;
@@ -533,11 +632,14 @@ static int s_socket(pf_broker_t *b, const char *secret, const char **error_r)
                                    : b->cfg.limits.max_header) +
                      1024 * 1024;
     int hb = b->cfg.heartbeat_ms, hbt = b->cfg.heartbeat_ms * 3;
+    int rcvhwm = b->cfg.queue_max, sndhwm = S_SNDHWM;
     if (zmq_setsockopt(b->router, ZMQ_CURVE_SERVER, &one, sizeof(one)) != 0 ||
         zmq_setsockopt(b->router, ZMQ_CURVE_SECRETKEY, secret, PF_CURVE_Z85_LEN) != 0 ||
         zmq_setsockopt(b->router, ZMQ_ROUTER_MANDATORY, &one, sizeof(one)) != 0 ||
         zmq_setsockopt(b->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) != 0 ||
         zmq_setsockopt(b->router, ZMQ_LINGER, &linger, sizeof(linger)) != 0 ||
+        zmq_setsockopt(b->router, ZMQ_RCVHWM, &rcvhwm, sizeof(rcvhwm)) != 0 ||
+        zmq_setsockopt(b->router, ZMQ_SNDHWM, &sndhwm, sizeof(sndhwm)) != 0 ||
         zmq_setsockopt(b->router, ZMQ_ZAP_DOMAIN, "postfach", 8) != 0)
         return s_fail(error_r, "cannot configure socket: %s", zmq_strerror(errno));
     if (hb > 0 && (zmq_setsockopt(b->router, ZMQ_HEARTBEAT_IVL, &hb, sizeof(hb)) != 0 ||
@@ -584,10 +686,14 @@ int pf_broker_new(const pf_broker_config_t *cfg, pf_broker_t **b_r, const char *
         goto fail;
     }
 
-    if (pf_store_open(b->db, &b->st, &err) != 0) {
-        pf_curve_keys_clear(&ck);
-        s_fail(error_r, "%s", err);
-        goto fail;
+    pf_crashpoint_init();
+    /* a database that is not there yet is waited for: exiting would only
+     * make the supervisor start us into the same wait, a crash loop; until
+     * then nothing is bound, so senders time out and retry */
+    for (int backoff = 100; pf_store_open(b->db, &b->st, &err) != 0;
+         backoff = backoff * 2 > S_BACKOFF_MAX_MS ? S_BACKOFF_MAX_MS : backoff * 2) {
+        pf_warn("event=db_unavailable error=\"%s\" retry_ms=%d", pf_broker_esc(err), backoff);
+        usleep((useconds_t)backoff * 1000);
     }
     if (pf_store_check_durability(b->st, &err) != 0) {
         if (!cfg->allow_unsafe_db) {

@@ -24,6 +24,11 @@ typedef struct {
     int relay_poll_ms;         /* outbox polling interval (NOTIFY only wakes early) */
     int sender_cache_ms;       /* how long a sender lookup is trusted (revocation delay) */
     int heartbeat_ms;          /* ZMTP heartbeats to find dead peers; 0 = off */
+    int queue_max;             /* ZMQ_RCVHWM: messages queued per connection before libzmq
+                                  stops reading from it (backpressure, never a drop) */
+    int busy_after_ms;         /* a backlog older than this is refused with NACK busy */
+    int expire_after_seconds;  /* an unretrieved copy gets its "expired" receipt after this */
+    int expire_poll_ms;        /* how often to look for copies due to expire */
 } pf_broker_config_t;
 
 typedef struct pf_broker pf_broker_t;

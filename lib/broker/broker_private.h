@@ -58,6 +58,10 @@ struct pf_broker {
     size_t nkeys;
     bool relay_due;
     int64_t next_relay_ms;
+    /* overload: since when input has been left waiting after every batch
+     * (0 = the last batch took everything) */
+    int64_t backlog_since_ms;
+    int64_t next_expire_ms;
 };
 
 /* One SEND of a batch, with the frames it borrows from. */

@@ -1,11 +1,15 @@
-/* Receipt outbox queries for the broker's relay (see relay.h).
+/* Receipt outbox queries for the broker's relay and its "expired"
+ * receipts (see relay.h).
  *
  * Callers: lib/broker, on the broker's main connection.
  * Invariants: every statement has "sender_id = ..." from the ZAP-
  * authenticated sender in its WHERE clause; claims use FOR UPDATE SKIP
  * LOCKED so several brokers can relay from one outbox without sending a
  * receipt twice at the same moment (twice over time is allowed: delivery
- * is at least once, the procedure dedups by jti).  Arrays are passed as
+ * is at least once, the procedure dedups by jti).  Expiry looks at each
+ * copy once (message.expiry_checked), under a row lock with SKIP LOCKED,
+ * and the outbox's UNIQUE (mailbox, message, event) is the last guard
+ * against a second "expired" receipt.  Arrays are passed as
  * array literals built from integers and validated UUID texts only. */
 #include "store/relay.h"
 #include "store/store_private.h"
@@ -131,4 +135,114 @@ int pf_store_relay_drain(pf_store_t *st, const char **error_r)
         n++;
     }
     return n;
+}
+
+/* ---- expiry -------------------------------------------------------------- */
+
+int pf_store_expiry_claim(pf_store_t *st, int period_seconds, int limit, pf_expiry_t **rows_r,
+                          size_t *n_r, const char **error_r)
+{
+    *rows_r = NULL;
+    *n_r = 0;
+    if (pf_store_exec(st, "BEGIN", error_r) != 0)
+        return -1;
+    char period[16], lim[16];
+    snprintf(period, sizeof(period), "%d", period_seconds);
+    snprintf(lim, sizeof(lim), "%d", limit);
+    const char *p[2] = {period, lim};
+    /* base64url of the tag in SQL: 16 bytes never make a line break */
+    PGresult *res = pf_store_query(
+        st, "cannot claim copies due to expire",
+        "SELECT m.mailbox_id, m.id::text, m.sender_id::text, s.name, m.request_id, "
+        "translate(rtrim(encode(m.jwe_tag, 'base64'), '='), '+/', '-_'), "
+        "floor(extract(epoch FROM m.created_at) * 1000)::bigint::text, "
+        "(m.read_at IS NULL OR m.read_at > m.created_at + "
+        "  make_interval(secs => $1::double precision))::text "
+        "FROM message m JOIN sender s ON s.id = m.sender_id "
+        "WHERE NOT m.expiry_checked "
+        "AND m.created_at <= now() - make_interval(secs => $1::double precision) "
+        "ORDER BY m.created_at LIMIT $2::integer FOR UPDATE OF m SKIP LOCKED",
+        2, p, error_r);
+    if (res == NULL) {
+        if (!pf_store_broken(st))
+            PQclear(PQexec(st->conn, "ROLLBACK"));
+        return -1;
+    }
+    size_t n = (size_t)PQntuples(res);
+    pf_expiry_t *rows = xcalloc(n ? n : 1, sizeof(*rows));
+    for (size_t i = 0; i < n; i++) {
+        int r = (int)i;
+        rows[i].mailbox_id = xstrdup(PQgetvalue(res, r, 0));
+        snprintf(rows[i].message_id, sizeof(rows[i].message_id), "%s", PQgetvalue(res, r, 1));
+        rows[i].sender_id = strtoll(PQgetvalue(res, r, 2), NULL, 10);
+        rows[i].sender_name = xstrdup(PQgetvalue(res, r, 3));
+        rows[i].request_id = xstrdup(PQgetvalue(res, r, 4));
+        rows[i].jwe_tag = xstrdup(PQgetvalue(res, r, 5));
+        rows[i].created_ms = strtoll(PQgetvalue(res, r, 6), NULL, 10);
+        rows[i].expired = strcmp(PQgetvalue(res, r, 7), "true") == 0;
+    }
+    PQclear(res);
+    *rows_r = rows;
+    *n_r = n;
+    return 0;
+}
+
+int pf_store_expiry_finish(pf_store_t *st, pf_expiry_t *rows, size_t n, const char **error_r)
+{
+    int inserted = 0;
+    for (size_t i = 0; i < n; i++) {
+        const pf_expiry_t *e = &rows[i];
+        const char *p[2] = {e->mailbox_id, e->message_id};
+        PGresult *res;
+        if (e->token != NULL) {
+            char sid[32];
+            snprintf(sid, sizeof(sid), "%lld", (long long)e->sender_id);
+            const char *q[5] = {e->jti, sid, e->mailbox_id, e->message_id, e->token};
+            res = pf_store_query(st, "cannot add expired receipt",
+                                 "INSERT INTO receipt (jti, sender_id, mailbox_id, message_id, "
+                                 "event, token) VALUES ($1::uuid, $2::bigint, $3, $4::uuid, "
+                                 "'expired', $5) "
+                                 "ON CONFLICT (mailbox_id, message_id, event) DO NOTHING",
+                                 5, q, error_r);
+            if (res == NULL)
+                goto fail;
+            inserted += strcmp(PQcmdTuples(res), "1") == 0;
+            PQclear(res);
+        }
+        res = pf_store_query(st, "cannot mark copy as looked at",
+                             "UPDATE message SET expiry_checked = true "
+                             "WHERE mailbox_id = $1 AND id = $2::uuid",
+                             2, p, error_r);
+        if (res == NULL)
+            goto fail;
+        PQclear(res);
+    }
+    if (pf_store_exec(st, "COMMIT", error_r) != 0)
+        return -1;
+    return inserted;
+fail:
+    if (!pf_store_broken(st))
+        PQclear(PQexec(st->conn, "ROLLBACK"));
+    return -1;
+}
+
+void pf_store_expiry_abort(pf_store_t *st)
+{
+    if (!pf_store_broken(st))
+        PQclear(PQexec(st->conn, "ROLLBACK"));
+}
+
+void pf_expiry_free(pf_expiry_t **rows, size_t n)
+{
+    if (*rows == NULL)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free((*rows)[i].mailbox_id);
+        free((*rows)[i].sender_name);
+        free((*rows)[i].request_id);
+        free((*rows)[i].jwe_tag);
+        free((*rows)[i].token);
+    }
+    free(*rows);
+    *rows = NULL;
 }

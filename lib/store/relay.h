@@ -36,6 +36,41 @@ int pf_store_relay_ack(pf_store_t *st, int64_t sender_id, const char *const *jti
  * replay).  Returns the number of rows, or -1. */
 int pf_store_relay_replay(pf_store_t *st, int64_t sender_id, const char **error_r);
 
+/* ---- expiry: one "expired" receipt per copy not retrieved in time ---- */
+typedef struct {
+    char *mailbox_id;
+    char message_id[37];
+    int64_t sender_id;
+    char *sender_name;
+    char *request_id;
+    char *jwe_tag; /* base64url of the copy's JWE authentication tag */
+    int64_t created_ms;
+    bool expired; /* not retrieved within the period (else: retrieved in time) */
+    /* set by the caller for expired rows before pf_store_expiry_finish */
+    char jti[37];
+    char *token;
+} pf_expiry_t;
+
+/* BEGINs a transaction and claims up to limit copies delivered at least
+ * period_seconds ago that were not looked at yet, oldest first, locking
+ * them (FOR UPDATE SKIP LOCKED: another broker takes other rows, and a
+ * citizen's concurrent first retrieval waits for our COMMIT).  expired
+ * tells whether the copy was retrieved within the period (read_at compared
+ * with created_at, so the answer does not depend on when we look).  On 0
+ * the transaction stays open: finish or abort it.  *rows_r (release with
+ * pf_expiry_free), *n_r. */
+int pf_store_expiry_claim(pf_store_t *st, int period_seconds, int limit, pf_expiry_t **rows_r,
+                          size_t *n_r, const char **error_r);
+/* Inserts the "expired" receipts of rows with a token (ON CONFLICT on the
+ * outbox's UNIQUE (mailbox, message, event): never a second one), marks
+ * every claimed row as looked at, and COMMITs.  Returns the number of
+ * receipts inserted, or -1 (rolled back, or outcome unknown when the
+ * connection broke: harmless, the rows are simply claimed again). */
+int pf_store_expiry_finish(pf_store_t *st, pf_expiry_t *rows, size_t n, const char **error_r);
+/* ROLLBACK of a claim (when signing failed). */
+void pf_store_expiry_abort(pf_store_t *st);
+void pf_expiry_free(pf_expiry_t **rows, size_t n);
+
 /* LISTEN postfach_receipt on this connection. */
 int pf_store_relay_listen(pf_store_t *st, const char **error_r);
 /* Reads what arrived on the socket and drops the notifications: returns
