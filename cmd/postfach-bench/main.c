@@ -26,7 +26,7 @@ static void s_usage(FILE *out)
           "           [--body BYTES] [--attachment BYTES] [--duration SEC] [--count N]\n"
           "           [--broker-pid PID] [--label NAME] [--prefix P] [--sender-prefix P]\n"
           "           [--ceiling-batch ROWS] [--ceiling-max ROWS] [--receipt-wait SEC]\n"
-          "           [--ids-out FILE] [--ids-max N] [--timeout MS] [--progress]\n"
+          "           [--ids-out FILE] [--ids-max N] [--timeout MS] [--progress] [--no-rack]\n"
           "  reader   --port PORT [--host IP] [--keys DIR] --mode list|open [--ids FILE]\n"
           "           [--mailboxes M] [--prefix P] [--connections C] [--duration SEC]\n"
           "           [--limit N] [--ids-max N] [--label NAME]\n"
@@ -37,7 +37,8 @@ static void s_usage(FILE *out)
           out);
 }
 
-/* Option parsing: every option but --progress takes one value. */
+/* Option parsing: every option but the flags --progress and --no-rack
+ * takes one value. */
 typedef struct {
     int argc;
     char **argv;
@@ -51,7 +52,7 @@ static int s_next(s_args_t *a)
         return 0;
     a->name = a->argv[a->i++];
     a->value = NULL;
-    if (strcmp(a->name, "--progress") == 0)
+    if (strcmp(a->name, "--progress") == 0 || strcmp(a->name, "--no-rack") == 0)
         return 1;
     if (strncmp(a->name, "--", 2) != 0 || a->i >= a->argc)
         return -1;
@@ -77,6 +78,8 @@ static int s_send(s_args_t *a)
     while ((r = s_next(a)) == 1) {
         if (s_is(a, "--progress"))
             c.progress = true;
+        else if (s_is(a, "--no-rack"))
+            c.no_rack = true;
         else if (s_is(a, "--broker"))
             c.endpoint = a->value;
         else if (s_is(a, "--broker-key"))

@@ -506,6 +506,7 @@ int pf_bench_send_run(const pf_bench_send_config_t *cfg, FILE *out, const char *
             goto out;
         }
         pf_client_set_timeout(s->client, cfg->timeout_ms, 3);
+        pf_client_set_manual_ack(s->client, cfg->no_rack);
     }
     pthread_barrier_init(&run.ready, NULL, (unsigned)ns + 1);
     atomic_store(&run.running, ns);
@@ -588,6 +589,8 @@ int pf_bench_send_run(const pf_bench_send_config_t *cfg, FILE *out, const char *
     fprintf(out, "  ack latency: p50 %.2f ms, p99 %.2f ms, max %.2f ms, mean %.2f ms\n",
             pf_hist_quantile_ms(ack, 0.5), pf_hist_quantile_ms(ack, 0.99), pf_hist_max_ms(ack),
             pf_hist_mean_ms(ack));
+    if (cfg->no_rack)
+        fprintf(out, "  receipts: not acknowledged (--no-rack, diagnostic run)\n");
     fprintf(out, "  delivered receipts: %ld of %ld copies (%ld unmatched), latency p50 %.2f ms, "
                  "p99 %.2f ms, max %.2f ms\n",
             delivered, copies, unmatched, pf_hist_quantile_ms(rcpt, 0.5),

@@ -37,6 +37,8 @@ typedef struct {
     long ids_max;           /* at most this many lines in ids_out */
     int timeout_ms;         /* client answer timeout per attempt */
     bool progress;          /* a progress line on stderr every few seconds */
+    bool no_rack;           /* diagnostic: count receipts but do not acknowledge them
+                               (the broker resends after receipt_retry_seconds) */
 } pf_bench_send_config_t;
 
 void pf_bench_send_config_default(pf_bench_send_config_t *cfg);

@@ -1,0 +1,177 @@
+#!/bin/bash
+# `make bench`: the benchmarks of issue 5 on this machine, side by side with
+# the ceiling measured in the same run.  Starts its own PostgreSQL
+# (var/bench-pg), a fresh database, keys, senders and mailboxes, the release
+# broker and reader on free ports (logs under var/bench/), runs:
+#   (a) 2 KiB notices, 1 recipient, closed loop, maximum rate
+#   (b) half that rate, open loop: ACK latency
+#   (c) 200 KiB attachments: MB/s stored
+#   (e) growth: 1,000 -> 100,000 mailboxes; + preloaded copies (1 M, or
+#       10 M with BENCH_BIG=1)
+#   (d) reader: open (P-256, RSA-3072) and list 50, with those copies stored
+#   (f) broker RSS over a long run (BENCH_LONG=1: 1 M notices; otherwise
+#       the RSS figures of (a))
+# and ends with the summary line of (a).  Everything stops on exit and on
+# Ctrl-C.  Knobs (environment): BENCH_SECONDS (per send scenario, default
+# 20), BENCH_SENDERS (default 16), BENCH_PRELOAD (copies, default 1000000),
+# BENCH_BIG=1, BENCH_LONG=1, BENCH_KEEP=1 (keep var/bench-pg afterwards).
+set -eu
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+BIN=$ROOT/build/release/bin
+OUT=$ROOT/var/bench
+PGDIR=$ROOT/var/bench-pg
+KEYS=$OUT/keys
+SECS=${BENCH_SECONDS:-20}
+SENDERS=${BENCH_SENDERS:-16}
+PRELOAD=${BENCH_PRELOAD:-1000000}
+MANY=${BENCH_MAILBOXES:-100000}
+[ "${BENCH_BIG:-0}" = 1 ] && PRELOAD=10000000
+
+mkdir -p "$OUT"
+rm -rf "$KEYS" "$OUT"/*.txt "$OUT"/*.ids "$OUT"/*.log
+
+broker_pid=
+reader_pid=
+stopped=no
+cleanup() {
+    [ "$stopped" = yes ] && return
+    stopped=yes
+    trap - INT TERM EXIT
+    [ -n "$broker_pid" ] && kill -TERM "$broker_pid" 2>/dev/null || true
+    [ -n "$reader_pid" ] && kill -TERM "$reader_pid" 2>/dev/null || true
+    [ -n "$broker_pid" ] && wait "$broker_pid" 2>/dev/null || true
+    [ -n "$reader_pid" ] && wait "$reader_pid" 2>/dev/null || true
+    scripts/pg.sh stop "$PGDIR" || true
+}
+trap cleanup EXIT
+trap 'echo "bench: interrupted" >&2; cleanup; exit 130' INT TERM
+
+free_port() {
+    local p
+    while :; do
+        p=$((20000 + RANDOM % 30000))
+        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+    done
+}
+
+wait_ready() { # PORT PID NAME LOG: the daemons log at warn level (a line per
+    # ACK at info costs throughput), so readiness is "the port accepts"
+    for _ in $(seq 1 200); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        kill -0 "$2" 2>/dev/null || { echo "bench: $3 exited; see $4" >&2; tail -n 20 "$4" >&2; return 1; }
+        sleep 0.05
+    done
+    echo "bench: $3 not ready after 10 s; see $4" >&2
+    return 1
+}
+
+echo "bench: PostgreSQL under $PGDIR"
+scripts/pg.sh start "$PGDIR" >/dev/null
+PGHOST=$PGDIR/sock
+PGPORT=$(cat "$PGDIR/port")
+PSQL="psql -h $PGHOST -p $PGPORT -U postgres -v ON_ERROR_STOP=1 -qtA"
+$PSQL -d postgres -c "DROP DATABASE IF EXISTS postfach_bench" >/dev/null
+$PSQL -d postgres -c "CREATE DATABASE postfach_bench" >/dev/null
+DB="host=$PGHOST port=$PGPORT dbname=postfach_bench user=postgres"
+export POSTFACH_DB=$DB POSTFACH_KEYS=$KEYS
+"$BIN/postfach-ctl" migrate --sql-dir "$ROOT/sql" >/dev/null
+"$BIN/postfach-ctl" keys init >/dev/null
+
+echo "bench: senders and mailboxes"
+OPEN_SENDERS=48
+"$BIN/postfach-bench" setup --db "$DB" --keys "$KEYS" --senders "$OPEN_SENDERS" --mailboxes 1000 --threads 2
+# the diagnostic run without RACK gets senders of its own: their unacknowledged
+# receipts are replayed on every HELLO and must not burden the other runs
+"$BIN/postfach-bench" setup --db "$DB" --keys "$KEYS" --senders "$SENDERS" --sender-prefix bench-x \
+    --mailboxes 0 >/dev/null
+"$BIN/postfach-bench" setup --db "$DB" --keys "$KEYS" --senders 0 --mailboxes 20 --prefix brsa- \
+    --key-type rsa3072 --threads 2
+
+BROKER_PORT=$(free_port)
+READER_PORT=$(free_port)
+"$BIN/postfach-broker" --set "db=$DB" --set "bind=tcp://127.0.0.1:$BROKER_PORT" \
+    --set "curve_secret_file=$KEYS/broker.curve" --set "receipt_key_file=$KEYS/receipt.jwk" \
+    --set log_level=warn 2>"$OUT/broker.log" &
+broker_pid=$!
+wait_ready "$BROKER_PORT" "$broker_pid" broker "$OUT/broker.log"
+"$BIN/postfach-reader" --set "db=$DB" --set listen_address=127.0.0.1 --set "listen_port=$READER_PORT" \
+    --set "kek_file=$KEYS/kek" --set "receipt_key_file=$KEYS/receipt.jwk" \
+    --set "idp_jwks_file=$KEYS/idp.jwks" --set idp_issuer=https://idp.postfach.local \
+    --set idp_audience=postfach-reader --set log_level=warn 2>"$OUT/reader.log" &
+reader_pid=$!
+wait_ready "$READER_PORT" "$reader_pid" reader "$OUT/reader.log"
+echo "bench: broker pid $broker_pid on $BROKER_PORT, reader pid $reader_pid on $READER_PORT"
+
+SEND=("$BIN/postfach-bench" send --broker "tcp://127.0.0.1:$BROKER_PORT" --broker-key "$KEYS/broker.curve.pub"
+      --keys "$KEYS" --db "$DB" --broker-pid "$broker_pid" --senders "$SENDERS")
+copies() { $PSQL -d postfach_bench -c "SELECT count(*) FROM message"; }
+field() { # FILE AWK-PROGRAM on the summary line
+    grep '^postfach:' "$1" | tail -n 1 | awk "$2"
+}
+
+run() { # NAME ARGS... : runs one scenario, prints and keeps its output
+    local name=$1
+    shift
+    echo
+    echo "== $name (copies stored before: $(copies))"
+    set -o pipefail
+    "$@" | tee "$OUT/$name.txt" || echo "bench: scenario $name failed (exit status $?)" >&2
+    set +o pipefail
+}
+
+run a "${SEND[@]}" --label a-2k-closed --duration "$SECS" --ids-out "$OUT/a.ids" --ids-max 60000
+RATE_A=$(field "$OUT/a.txt" '{print $4}')
+HALF=$(awk -v r="$RATE_A" 'BEGIN {printf "%d", r / 2}')
+[ "$HALF" -ge 1 ] || HALF=1
+
+run b "${SEND[@]}" --senders "$OPEN_SENDERS" --label b-2k-open-half --rate "$HALF" --duration "$SECS"
+
+run c "${SEND[@]}" --senders 4 --label c-200k-attachment --body 2048 --attachment 204800 \
+    --duration "$SECS"
+
+# growth in mailboxes: (a) ran against 1,000 of them
+echo
+echo "bench: $MANY mailboxes"
+"$BIN/postfach-bench" setup --db "$DB" --keys "$KEYS" --senders 0 --mailboxes "$MANY" --threads 8
+run e1 "${SEND[@]}" --label e1-many-mailboxes --mailboxes "$MANY" --duration "$SECS"
+
+echo
+echo "bench: preloading $PRELOAD copies over 1,000 mailboxes"
+"$BIN/postfach-bench" preload --db "$DB" --copies "$PRELOAD" --mailboxes 1000 --body 2048 --threads 2
+$PSQL -d postfach_bench -c "VACUUM ANALYZE message" >/dev/null
+run e2 "${SEND[@]}" --label e2-preloaded --duration "$SECS"
+
+# reader: RSA notices first (the P-256 ones come from (a))
+run d0 "${SEND[@]}" --senders 4 --label d0-rsa-notices --prefix brsa- --mailboxes 20 --count 4000 \
+    --ids-out "$OUT/rsa.ids"
+READ=("$BIN/postfach-bench" reader --port "$READER_PORT" --keys "$KEYS" --connections 8 --duration 10)
+run d1 "${READ[@]}" --mode open --label p256 --ids "$OUT/a.ids"
+run d2 "${READ[@]}" --mode open --label rsa3072 --ids "$OUT/rsa.ids"
+run d3 "${READ[@]}" --mode list --label p256 --mailboxes 1000
+
+# diagnostic: (a) again, but the senders do not acknowledge receipts (RACK),
+# to show what the one-transaction-per-RACK path costs the broker
+run x "${SEND[@]}" --label x-2k-closed-no-rack --sender-prefix bench-x --no-rack --duration 10
+
+if [ "${BENCH_LONG:-0}" = 1 ]; then
+    run f "${SEND[@]}" --label f-long-1M --count 1000000 --ceiling-max 200000 --progress
+fi
+
+echo
+echo "== figures (ratios to the same-run ceiling)"
+for s in a b c e1 e2 x f; do
+    [ -f "$OUT/$s.txt" ] || continue
+    printf '%-3s %s\n' "$s" "$(grep '^postfach:' "$OUT/$s.txt" | tail -n 1)"
+    grep -E '^  (throughput|broker):' "$OUT/$s.txt" | sed 's/^/    /'
+done
+for s in d1 d2 d3; do
+    printf '%-3s %s\n' "$s" "$(grep '^reader ' "$OUT/$s.txt" | tail -n 1)"
+done
+growth() { # SCENARIO: its notices/s relative to (a)
+    awk -v a="$(field "$OUT/a.txt" '{print $4}')" -v e="$(field "$OUT/$1.txt" '{print $4}')" \
+        'BEGIN { if (a > 0) printf "%.2f", e / a; else print "n/a" }'
+}
+echo "growth: $MANY mailboxes / 1,000: $(growth e1); with $PRELOAD more copies / without: $(growth e2)"
+echo "copies stored at the end: $(copies)"
+grep '^postfach:' "$OUT/a.txt" | tail -n 1
