@@ -94,7 +94,12 @@ void pf_store_destroy(pf_store_t **stp)
 
 bool pf_store_broken(pf_store_t *st)
 {
-    return PQstatus(st->conn) != CONNECTION_OK;
+    if (PQstatus(st->conn) != CONNECTION_OK)
+        return true;
+    /* after a server crash the first failed query leaves the status at
+     * CONNECTION_OK (libpq notices only on the next read): reading what is
+     * there, without blocking, finds the end of the stream now */
+    return PQconsumeInput(st->conn) == 0 || PQstatus(st->conn) != CONNECTION_OK;
 }
 
 int pf_store_reconnect(pf_store_t *st, const char **error_r)

@@ -30,10 +30,12 @@ struct pf_env {
     char *conninfo;
     char *bin_dir;
     char *root;
-    char broker_endpoint[64];
-    int broker_port;
+    char *pgdir; /* a private PostgreSQL cluster of this test, or NULL */
+    /* broker slot 0 is the broker of the single-broker API */
+    char broker_endpoint[PF_ENV_MAX_BROKERS][64];
+    int broker_port[PF_ENV_MAX_BROKERS];
+    pid_t broker_pid[PF_ENV_MAX_BROKERS];
     int reader_port;
-    pid_t broker_pid;
     pid_t reader_pid;
     PGconn *db;
 };
@@ -192,14 +194,24 @@ static void s_die(const char *what)
     exit(1);
 }
 
-pf_env_t *pf_env_new(const char *test_name, const char *const *citizens)
+/* Runs scripts/pg.sh CMD on the env's private cluster; 0 on success. */
+static int s_pg(pf_env_t *env, const char *cmd)
+{
+    char *sh = s_strdup_printf("'%s/scripts/pg.sh' %s '%s' >>'%s/pg-script.log' 2>&1", env->root,
+                               cmd, env->pgdir, env->dir);
+    int rc = system(sh);
+    free(sh);
+    return rc == 0 ? 0 : -1;
+}
+
+static pf_env_t *s_env_new(const char *test_name, const char *const *citizens, bool private_pg)
 {
     signal(SIGPIPE, SIG_IGN);
     pf_env_t *env = calloc(1, sizeof(*env));
     env->root = strdup(s_env("PF_ROOT", "."));
     env->bin_dir = strdup(s_env("PF_BIN_DIR", "build/asan/bin"));
     const char *pghost = getenv("PF_TEST_PGHOST"), *pgport = getenv("PF_TEST_PGPORT");
-    if (pghost == NULL || pgport == NULL)
+    if (!private_pg && (pghost == NULL || pgport == NULL))
         s_die("PF_TEST_PGHOST/PF_TEST_PGPORT not set: run through scripts/test.sh");
 
     char safe[48];
@@ -215,6 +227,23 @@ pf_env_t *pf_env_new(const char *test_name, const char *const *citizens)
         s_die("cannot create scratch directory");
     free(mk);
     env->dbname = s_strdup_printf("t_%s_%d_%d", safe, (int)getpid(), k);
+    char *own_host = NULL, *own_port = NULL;
+    if (private_pg) {
+        /* a cluster of our own, which the test may stop the hard way
+         * without disturbing the tests that share the suite's cluster */
+        env->pgdir = s_strdup_printf("%s/pg", env->dir);
+        if (s_pg(env, "start") != 0)
+            s_die("cannot start a private PostgreSQL (scripts/pg.sh start)");
+        own_host = s_strdup_printf("%s/sock", env->pgdir);
+        char *pf = s_strdup_printf("%s/port", env->pgdir);
+        own_port = pf_test_read_file(pf, NULL);
+        free(pf);
+        if (own_port == NULL)
+            s_die("private PostgreSQL has no port file");
+        own_port[strcspn(own_port, "\r\n")] = '\0';
+        pghost = own_host;
+        pgport = own_port;
+    }
 
     char *admin = s_strdup_printf("host=%s port=%s dbname=postgres user=postgres", pghost, pgport);
     PGconn *c = PQconnectdb(admin);
@@ -233,6 +262,8 @@ pf_env_t *pf_env_new(const char *test_name, const char *const *citizens)
     PQfinish(c);
     env->conninfo =
         s_strdup_printf("host=%s port=%s dbname=%s user=postgres", pghost, pgport, env->dbname);
+    free(own_host);
+    free(own_port);
     env->db = PQconnectdb(env->conninfo);
     if (PQstatus(env->db) != CONNECTION_OK)
         s_die(PQerrorMessage(env->db));
@@ -252,9 +283,30 @@ pf_env_t *pf_env_new(const char *test_name, const char *const *citizens)
             s_die("postfach-ctl citizen add failed");
         free(out);
     }
-    env->broker_pid = -1;
+    for (int i = 0; i < PF_ENV_MAX_BROKERS; i++)
+        env->broker_pid[i] = -1;
     env->reader_pid = -1;
     return env;
+}
+
+pf_env_t *pf_env_new(const char *test_name, const char *const *citizens)
+{
+    return s_env_new(test_name, citizens, false);
+}
+
+pf_env_t *pf_env_new_private_pg(const char *test_name, const char *const *citizens)
+{
+    return s_env_new(test_name, citizens, true);
+}
+
+int pf_env_pg_kill(pf_env_t *env)
+{
+    return env->pgdir ? s_pg(env, "kill") : -1;
+}
+
+int pf_env_pg_start(pf_env_t *env)
+{
+    return env->pgdir ? s_pg(env, "start") : -1;
 }
 
 /* Copies sanitizer reports from a daemon log to stderr. */
@@ -279,19 +331,31 @@ void pf_env_destroy(pf_env_t **envp)
     pf_env_t *env = *envp;
     if (env == NULL)
         return;
-    int bs = pf_env_stop_broker(env, SIGTERM);
+    for (int i = 0; i < PF_ENV_MAX_BROKERS; i++) {
+        int bs = pf_env_stop_broker_slot(env, i, SIGTERM);
+        if (bs > 0)
+            fprintf(stderr, "harness: broker %d exited with status %d on SIGTERM\n", i, bs);
+        char *p = i == 0 ? s_strdup_printf("%s/broker.log", env->dir)
+                         : s_strdup_printf("%s/broker-%d.log", env->dir, i);
+        s_scan_log(p);
+        free(p);
+    }
     int rs = pf_env_stop_reader(env, SIGTERM);
-    if (bs > 0)
-        fprintf(stderr, "harness: broker exited with status %d on SIGTERM\n", bs);
     if (rs > 0)
         fprintf(stderr, "harness: reader exited with status %d on SIGTERM\n", rs);
-    char *p = s_strdup_printf("%s/broker.log", env->dir);
-    s_scan_log(p);
-    free(p);
-    p = s_strdup_printf("%s/reader.log", env->dir);
+    char *p = s_strdup_printf("%s/reader.log", env->dir);
     s_scan_log(p);
     free(p);
     PQfinish(env->db);
+    if (env->pgdir) {
+        s_pg(env, "stop");
+        /* the cluster's files are only ballast once the test is over */
+        char *rm = s_strdup_printf("rm -rf '%s/data'", env->pgdir);
+        if (system(rm) != 0)
+            fprintf(stderr, "harness: cannot remove %s/data\n", env->pgdir);
+        free(rm);
+        free(env->pgdir);
+    }
     free(env->dir);
     free(env->keys);
     free(env->dbname);
@@ -316,7 +380,19 @@ const char *pf_env_conninfo(const pf_env_t *env)
 }
 const char *pf_env_broker_endpoint(const pf_env_t *env)
 {
-    return env->broker_endpoint;
+    return env->broker_endpoint[0];
+}
+const char *pf_env_broker_slot_endpoint(const pf_env_t *env, int slot)
+{
+    return env->broker_endpoint[slot];
+}
+pid_t pf_env_broker_pid(const pf_env_t *env, int slot)
+{
+    return env->broker_pid[slot];
+}
+pid_t pf_env_reader_pid(const pf_env_t *env)
+{
+    return env->reader_pid;
 }
 int pf_env_reader_port(const pf_env_t *env)
 {
@@ -339,11 +415,14 @@ static long s_file_size(const char *path)
 
 /* Starts prog with argv, stderr appended to log; waits for "event=ready"
  * written after the start.  Returns the pid or -1. */
-static pid_t s_spawn(pf_env_t *env, const char *prog, char **argv, const char *log)
+static pid_t s_spawn(pf_env_t *env, const char *prog, char **argv, const char *log,
+                     const char *const *environ_add)
 {
     long offset = s_file_size(log);
     pid_t pid = fork();
     if (pid == 0) {
+        for (size_t i = 0; environ_add && environ_add[i]; i++)
+            putenv((char *)environ_add[i]);
         int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
         dup2(fd, 2);
         dup2(fd, 1);
@@ -377,7 +456,8 @@ static pid_t s_spawn(pf_env_t *env, const char *prog, char **argv, const char *l
 }
 
 static int s_start(pf_env_t *env, const char *prog, char **fixed, size_t nfixed,
-                   const char *const *settings, pid_t *pid_r)
+                   const char *const *settings, const char *logname,
+                   const char *const *environ_add, pid_t *pid_r)
 {
     char *argv[128];
     int n = 0;
@@ -391,8 +471,8 @@ static int s_start(pf_env_t *env, const char *prog, char **fixed, size_t nfixed,
         argv[n++] = strdup(settings[i]);
     }
     argv[n] = NULL;
-    char *log = s_strdup_printf("%s/%s.log", env->dir, strstr(prog, "broker") ? "broker" : "reader");
-    *pid_r = s_spawn(env, prog, argv, log);
+    char *log = s_strdup_printf("%s/%s.log", env->dir, logname);
+    *pid_r = s_spawn(env, prog, argv, log, environ_add);
     free(log);
     for (int i = 0; i < n; i++)
         free(argv[i]);
@@ -401,20 +481,33 @@ static int s_start(pf_env_t *env, const char *prog, char **fixed, size_t nfixed,
 
 int pf_env_start_broker(pf_env_t *env, const char *const *settings)
 {
-    if (env->broker_port == 0) {
-        env->broker_port = s_free_port();
-        snprintf(env->broker_endpoint, sizeof(env->broker_endpoint), "tcp://127.0.0.1:%d",
-                 env->broker_port);
+    return pf_env_start_broker_slot(env, 0, settings, NULL);
+}
+
+int pf_env_start_broker_slot(pf_env_t *env, int slot, const char *const *settings,
+                             const char *const *environ_add)
+{
+    if (slot < 0 || slot >= PF_ENV_MAX_BROKERS)
+        return -1;
+    if (env->broker_port[slot] == 0) {
+        env->broker_port[slot] = s_free_port();
+        snprintf(env->broker_endpoint[slot], sizeof(env->broker_endpoint[slot]),
+                 "tcp://127.0.0.1:%d", env->broker_port[slot]);
     }
+    char logname[32];
+    if (slot == 0)
+        snprintf(logname, sizeof(logname), "broker");
+    else
+        snprintf(logname, sizeof(logname), "broker-%d", slot);
     char *fixed[] = {
         s_strdup_printf("db=%s", env->conninfo),
-        s_strdup_printf("bind=%s", env->broker_endpoint),
+        s_strdup_printf("bind=%s", env->broker_endpoint[slot]),
         s_strdup_printf("curve_secret_file=%s/broker.curve", env->keys),
         s_strdup_printf("receipt_key_file=%s/receipt.jwk", env->keys),
         s_strdup_printf("log_level=debug"),
     };
     return s_start(env, "postfach-broker", fixed, sizeof(fixed) / sizeof(fixed[0]), settings,
-                   &env->broker_pid);
+                   logname, environ_add, &env->broker_pid[slot]);
 }
 
 int pf_env_start_reader(pf_env_t *env, const char *const *settings)
@@ -433,7 +526,7 @@ int pf_env_start_reader(pf_env_t *env, const char *const *settings)
         s_strdup_printf("log_level=debug"),
     };
     return s_start(env, "postfach-reader", fixed, sizeof(fixed) / sizeof(fixed[0]), settings,
-                   &env->reader_pid);
+                   "reader", NULL, &env->reader_pid);
 }
 
 static int s_stop(pid_t *pid, int sig)
@@ -459,7 +552,12 @@ static int s_stop(pid_t *pid, int sig)
 
 int pf_env_stop_broker(pf_env_t *env, int sig)
 {
-    return s_stop(&env->broker_pid, sig);
+    return s_stop(&env->broker_pid[0], sig);
+}
+
+int pf_env_stop_broker_slot(pf_env_t *env, int slot, int sig)
+{
+    return s_stop(&env->broker_pid[slot], sig);
 }
 
 int pf_env_stop_reader(pf_env_t *env, int sig)
@@ -467,22 +565,45 @@ int pf_env_stop_reader(pf_env_t *env, int sig)
     return s_stop(&env->reader_pid, sig);
 }
 
-static bool s_alive(pid_t pid)
+/* A child that died is reaped here and forgotten, so its pid (which the
+ * system may hand out again) is never signalled later. */
+static bool s_alive(pid_t *pid)
 {
-    if (pid <= 0)
+    if (*pid <= 0)
         return false;
     int status;
-    return waitpid(pid, &status, WNOHANG) == 0;
+    if (waitpid(*pid, &status, WNOHANG) == 0)
+        return true;
+    *pid = -1;
+    return false;
 }
 
 bool pf_env_broker_alive(pf_env_t *env)
 {
-    return s_alive(env->broker_pid);
+    return s_alive(&env->broker_pid[0]);
+}
+
+bool pf_env_broker_slot_alive(pf_env_t *env, int slot)
+{
+    return s_alive(&env->broker_pid[slot]);
+}
+
+long pf_env_rss_kb(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    char *st = pf_test_read_file(path, NULL);
+    if (st == NULL)
+        return -1;
+    const char *v = strstr(st, "VmRSS:");
+    long kb = v ? strtol(v + 6, NULL, 10) : -1;
+    free(st);
+    return kb;
 }
 
 bool pf_env_reader_alive(pf_env_t *env)
 {
-    return s_alive(env->reader_pid);
+    return s_alive(&env->reader_pid);
 }
 
 char *pf_env_token(pf_env_t *env, const char *citizen)
@@ -498,9 +619,48 @@ char *pf_env_token(pf_env_t *env, const char *citizen)
     return out;
 }
 
+/* The test's own connection survives a database restart: a query that
+ * fails on a connection that is gone is tried once more on a new one. */
+static PGresult *s_db_exec(pf_env_t *env, const char *sql)
+{
+    if (PQstatus(env->db) != CONNECTION_OK)
+        PQreset(env->db);
+    PGresult *r = PQexec(env->db, sql);
+    ExecStatusType t = PQresultStatus(r);
+    if (t != PGRES_TUPLES_OK && t != PGRES_COMMAND_OK &&
+        (PQstatus(env->db) != CONNECTION_OK || PQconsumeInput(env->db) == 0)) {
+        PQclear(r);
+        PQreset(env->db);
+        r = PQexec(env->db, sql);
+    }
+    return r;
+}
+
+int pf_env_sql_rows(pf_env_t *env, const char *sql,
+                    void (*row)(void *arg, int ncols, const char *const *values), void *arg)
+{
+    PGresult *r = s_db_exec(env, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "harness: sql failed: %s", PQerrorMessage(env->db));
+        PQclear(r);
+        return -1;
+    }
+    int n = PQntuples(r), nc = PQnfields(r);
+    const char *vals[32];
+    if (nc > 32)
+        nc = 32;
+    for (int i = 0; i < n; i++) {
+        for (int c = 0; c < nc; c++)
+            vals[c] = PQgetisnull(r, i, c) ? NULL : PQgetvalue(r, i, c);
+        row(arg, nc, vals);
+    }
+    PQclear(r);
+    return n;
+}
+
 char *pf_env_sql(pf_env_t *env, const char *sql)
 {
-    PGresult *r = PQexec(env->db, sql);
+    PGresult *r = s_db_exec(env, sql);
     char *v = NULL;
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0))
         v = strdup(PQgetvalue(r, 0, 0));

@@ -16,9 +16,21 @@
 
 typedef struct pf_env pf_env_t;
 
+/* brokers one test may run at once against its database (slots 0..3) */
+#define PF_ENV_MAX_BROKERS 4
+
 /* citizens: NULL-terminated list of mailbox ids ("citizen-a", ...), each
  * created with a P-256 key. */
 pf_env_t *pf_env_new(const char *test_name, const char *const *citizens);
+/* Same, but with a PostgreSQL cluster of the test's own under its scratch
+ * directory (scripts/pg.sh; about a second to create), which the test may
+ * crash and restart with pf_env_pg_kill / pf_env_pg_start without touching
+ * the cluster the other tests share.  Destroy stops it and removes it. */
+pf_env_t *pf_env_new_private_pg(const char *test_name, const char *const *citizens);
+/* `pg_ctl stop -m immediate` (a crash: no checkpoint, recovery at the next
+ * start) and start again; 0 or -1 (also for an env on the shared cluster). */
+int pf_env_pg_kill(pf_env_t *env);
+int pf_env_pg_start(pf_env_t *env);
 void pf_env_destroy(pf_env_t **env);
 
 const char *pf_env_dir(const pf_env_t *env);      /* scratch directory of this test */
@@ -50,6 +62,21 @@ int pf_env_stop_broker(pf_env_t *env, int sig);
 int pf_env_stop_reader(pf_env_t *env, int sig);
 bool pf_env_broker_alive(pf_env_t *env);
 bool pf_env_reader_alive(pf_env_t *env);
+/* Several brokers against one database: slot 0 is the broker of the calls
+ * above; each slot has its own port (kept across restarts) and log
+ * (broker.log, broker-1.log, ...).  environ_add: "NAME=value" strings put
+ * into the child's environment (e.g. POSTFACH_CRASH_POINT), may be NULL;
+ * they must stay valid until the call returns. */
+int pf_env_start_broker_slot(pf_env_t *env, int slot, const char *const *settings,
+                             const char *const *environ_add);
+int pf_env_stop_broker_slot(pf_env_t *env, int slot, int sig);
+/* Reaps a broker that died by itself (a crash point): then false. */
+bool pf_env_broker_slot_alive(pf_env_t *env, int slot);
+const char *pf_env_broker_slot_endpoint(const pf_env_t *env, int slot);
+pid_t pf_env_broker_pid(const pf_env_t *env, int slot);
+pid_t pf_env_reader_pid(const pf_env_t *env);
+/* VmRSS of a process from /proc/<pid>/status, in KiB; -1 when gone. */
+long pf_env_rss_kb(pid_t pid);
 
 /* Mints a citizen token with `postfach-ctl token` (caller frees). */
 char *pf_env_token(pf_env_t *env, const char *citizen);
@@ -58,6 +85,10 @@ char *pf_env_token(pf_env_t *env, const char *citizen);
  * or no row: for checks of what is really stored. */
 char *pf_env_sql(pf_env_t *env, const char *sql);
 long long pf_env_sql_int(pf_env_t *env, const char *sql);
+/* Calls row() for each row of the result (NULL for SQL NULL, at most 32
+ * columns); returns the row count or -1. */
+int pf_env_sql_rows(pf_env_t *env, const char *sql,
+                    void (*row)(void *arg, int ncols, const char *const *values), void *arg);
 
 /* Minimal HTTP/1.1 client over loopback (no TLS in tests). */
 typedef struct {
