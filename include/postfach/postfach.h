@@ -18,6 +18,9 @@
  *   - The library never prints; it reports through return values and the
  *     optional log callback.
  *   - A pf_client_t is used from one thread at a time (it owns one socket).
+ *   - Receipt acknowledgements (RACK) are collected and sent several in
+ *     one message, before the library waits and when no receipt is left
+ *     queued; pf_client_ack_receipt sends at once.
  *   - All strings are UTF-8, NUL-terminated. */
 #include <stdbool.h>
 #include <stddef.h>
@@ -153,6 +156,42 @@ int pf_client_next_receipt(pf_client_t *c, int timeout_ms, pf_client_receipt_t *
  * (after its retry interval, or on the next connect).  Off by default. */
 void pf_client_set_manual_ack(pf_client_t *c, bool manual);
 int pf_client_ack_receipt(pf_client_t *c, const char *jti, const char **error_r);
+
+/* Asynchronous submission: many notices in flight on one client.
+ *
+ * A sender that waits for each answer before the next is capped by the
+ * round trip and by the broker's commit interval; with a window, the
+ * broker stores everything that arrived during one COMMIT in the next
+ * (group commit).  pf_client_submit encodes and sends a notice and
+ * returns at once; pf_client_poll_result hands out the answers in the
+ * order they arrive.  Retries work as in pf_client_send (Lazy Pirate with
+ * the same request ids): when the oldest answer is overdue, the socket is
+ * reopened and every submission in flight is sent again; one that used
+ * all its attempts ends with ok = 0 and code "no_answer" (outcome
+ * unknown: send it again later with the same request id, which is safe).
+ * Do not mix with pf_client_send while submissions are in flight (it
+ * returns -2 then).  Answers that arrive while pf_client_next_receipt
+ * waits are kept for pf_client_poll_result. */
+
+/* Largest number of submissions in flight plus answers not yet collected
+ * (default 64, at most 4096). */
+void pf_client_set_window(pf_client_t *c, size_t window);
+/* Submissions in flight plus answers not yet collected. */
+size_t pf_client_in_flight(const pf_client_t *c);
+/* Queues and sends a notice (all pointers are borrowed for the call
+ * only: the encoded frames are kept).
+ *   0   sent (or queued for sending); its answer comes from
+ *       pf_client_poll_result
+ *   -2  not sent: the notice is invalid, or its request id is in flight
+ *   -3  not sent: the window is full; collect results first */
+int pf_client_submit(pf_client_t *c, const pf_client_notice_t *n, const char **error_r);
+/* Waits up to timeout_ms (0 = just look, -1 = until one is there) for the
+ * next answer.  Returns 1 with *res_r filled (release with
+ * pf_client_result_clear; request_id says which submission it answers),
+ * 0 when none arrived in time or nothing is in flight, -1 on error.
+ * Receipts that arrive meanwhile are queued for pf_client_next_receipt. */
+int pf_client_poll_result(pf_client_t *c, int timeout_ms, pf_client_result_t *res_r,
+                          const char **error_r);
 
 /* Announces the client again (HELLO), e.g. after a long pause: the broker
  * then resends every unacknowledged receipt at once.  Returns 0 or -1. */

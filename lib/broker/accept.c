@@ -1,66 +1,136 @@
-/* Accepting a batch of submissions: the broker's write path.
+/* Accepting submissions: the broker's write path, a pipeline of three
+ * stages that run at the same time on different batches.
  *
- * Callers: broker.c, with up to batch_max decoded SENDs read in one go.
- * For each SEND, in order: the sender must be active; a request id seen
- * before in this batch follows the first one's fate; a request id already
- * stored gets the stored ACK again (same payload hash) or "conflict";
- * every recipient must have an open mailbox with a public key; then the
- * notice document is built once, sealed once per recipient (a fresh
- * content key each), and a "delivered" receipt is signed per copy.  All
- * surviving submissions go to the database in ONE transaction, and their
- * ACKs are sent only after COMMIT returned success.
+ *   forming  SENDs collected on the main thread as they arrive (checked:
+ *            active sender, size, repeats within the batch);
+ *   sealing  the batch's lookups (stored request ids, recipient keys,
+ *            the sender's recipient allowlist: one query each per batch)
+ *            on the main thread, then encryption and receipt signing on
+ *            the crypto workers (seal.c);
+ *   commit   the sealed batch as ONE transaction on one of S_COMMITTERS
+ *            connections of its own, sent without waiting (libpq pipeline
+ *            mode); each SEND of the batch is answered when, and only
+ *            when, that transaction's COMMIT result has arrived.
  *
- * Invariants: every SEND gets exactly one answer; plaintext (the notice
- * document) is wiped as soon as it is sealed; the broker never holds a
- * private key of a mailbox.  On database trouble the answer is
- * "temporary", never an ACK; a COMMIT with unknown outcome is settled by
- * looking the request id up after reconnecting. */
+ * Batch sizes adapt to the load: a forming batch moves on as soon as no
+ * batch is sealing or waiting for a free connection, so one SEND on an
+ * idle broker goes straight through, and under load everything that
+ * arrived during one COMMIT goes into the next (group commit).
+ *
+ * Callers: broker.c (pf_broker_accept_batch with each round of SENDs,
+ * which this module takes over; pf_broker_accept_progress after every
+ * poll).  Invariants: every SEND gets exactly one answer (ACK or NACK),
+ * or none when the peer is gone or the broker stops before it was
+ * sealed; ACK only after COMMIT; the notice plaintext never leaves
+ * pf_seal_item; memory is bounded by S_INFLIGHT_MAX SENDs and
+ * S_INFLIGHT_BYTES, beyond which SENDs are answered "busy".  A COMMIT
+ * whose outcome is unknown (connection lost) is settled by looking the
+ * request ids up after reconnecting, never by guessing. */
 #include "broker/broker_private.h"
-#include "proto/notice.h"
-#include "receipt/receipt.h"
+#include "broker/seal.h"
 #include "store/submit.h"
-#include "util/b64url.h"
 #include "util/buf.h"
 #include "util/crashpoint.h"
 #include "util/log.h"
-#include "util/uuid7.h"
 #include "util/xalloc.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
-/* cached recipient keys: a full cache is simply emptied (keys are cheap to
- * re-parse once; a bound matters more than a clever eviction) */
-#define S_KEY_CACHE_MAX 4096
+/* Two connections: while one waits for its WAL flush, the other's batch
+ * is inserted (PostgreSQL flushes concurrent commits together). */
+#define S_COMMITTERS 2
+/* one transaction: more rows amortise the flush better, but a batch
+ * also waits for its slowest part */
+#define S_BATCH_MAX 512
+#define S_BATCH_BYTES (16LL * 1024 * 1024)
+/* everything the pipeline may hold (frames, sealed copies) */
+#define S_INFLIGHT_MAX 8192
+#define S_INFLIGHT_BYTES (48LL * 1024 * 1024)
+/* parsed recipient keys; a full cache is emptied when no batch is being
+ * sealed (keys are cheap to parse once; a bound matters more) */
+#define S_KEY_SLOTS 8192
+#define S_KEY_MAX 4096
 
-typedef enum { S_OPEN = 0, S_SEALED, S_ANSWERED, S_FOLLOWER } s_state_t;
+typedef enum { S_OPEN = 0, S_SEALING, S_SEALED, S_ANSWERED, S_FOLLOWER } s_state_t;
 
-typedef struct {
-    pf_broker_send_t *it;
+typedef struct s_sub {
+    pf_broker_send_t it; /* owned: frames and decoded message */
     s_state_t state;
     char *sender_name;
     unsigned char hash[32];
-    size_t leader; /* S_FOLLOWER: index of the first SEND with this request id */
-    /* sealed copies */
-    pf_submit_t sub;
-    pf_jwe_t **jwes;
-    char **tokens;
+    struct s_sub *leader;  /* S_FOLLOWER: the first SEND with this request id */
+    const pf_key_t **keys; /* borrowed from the cache while sealing */
+    int *versions;
+    long long cost;
+    pf_seal_item_t *item; /* in the batch's seal items */
     /* the answer sent */
     char *ack; /* ACK JSON, or NULL for a NACK */
     const char *nack_code;
     char nack_reason[256];
-} s_work_t;
+} s_sub_t;
 
-static const void *s_rid(const s_work_t *w, size_t *len_r)
+typedef struct s_batch {
+    s_sub_t **subs;
+    size_t n, cap;
+    long long bytes;
+    pf_seal_batch_t seal;
+    pf_submit_t *store; /* what goes to the committer */
+    s_sub_t **store_subs;
+    size_t nstore;
+    struct s_batch *next; /* waiting for a committer */
+    /* where a batch's time goes (debug log): launched, looked up,
+     * sealed, sent to the database (monotonic microseconds) */
+    int64_t t_launch, t_lookup, t_sealed, t_sent;
+} s_batch_t;
+
+typedef struct {
+    char *mailbox;
+    int version;
+    pf_key_t *key;
+} s_key_t;
+
+/* A sender's recipient allowlist, trusted for sender_cache_ms like the
+ * sender's state (a change applies within that delay). */
+typedef struct {
+    int64_t sender_id;
+    int64_t checked_ms;
+    char **patterns;
+    size_t n; /* 0: unrestricted */
+} s_allow_t;
+#define S_ALLOW_MAX 1024
+
+struct pf_accept {
+    pf_seal_pool_t *pool;
+    pf_store_committer_t *com[S_COMMITTERS];
+    s_batch_t *at_com[S_COMMITTERS];
+    bool com_ok[S_COMMITTERS];
+    int64_t com_retry_ms[S_COMMITTERS];
+    s_batch_t *forming;
+    s_batch_t *wait_head, *wait_tail; /* sealed, no committer free yet */
+    int sealing;
+    size_t inflight;
+    long long inflight_bytes;
+    s_key_t keys[S_KEY_SLOTS]; /* open addressing, mailbox id hashed */
+    size_t nkeys;
+    s_allow_t *allow;
+    size_t nallow;
+};
+
+/* ---- answers ----------------------------------------------------------- */
+
+static const void *s_rid(const s_sub_t *w, size_t *len_r)
 {
-    *len_r = zmq_msg_size(&w->it->frames[0]);
-    return zmq_msg_data(&w->it->frames[0]);
+    *len_r = zmq_msg_size(&w->it.frames[0]);
+    return zmq_msg_data(&w->it.frames[0]);
 }
 
-static void s_ack(pf_broker_t *b, s_work_t *w, const char *ack_json)
+static void s_ack(pf_broker_t *b, s_sub_t *w, const char *ack_json)
 {
     size_t rl;
     const void *rid = s_rid(w, &rl);
@@ -71,16 +141,18 @@ static void s_ack(pf_broker_t *b, s_work_t *w, const char *ack_json)
     free(w->ack);
     w->ack = xstrdup(ack_json);
     w->state = S_ANSWERED;
+    /* debug, not info: one line per notice is too much at thousands per
+     * second; the batch line and the stored rows are the record */
     char esc[300];
-    pf_info("event=ack sender=%s request_id=\"%s\"", w->sender_name ? w->sender_name : "?",
-            pf_log_escape(w->it->msg.send.request_id, esc, sizeof(esc)));
+    pf_debug("event=ack sender=%s request_id=\"%s\"", w->sender_name ? w->sender_name : "?",
+             pf_log_escape(w->it.msg.send.request_id, esc, sizeof(esc)));
     pf_crashpoint("after_ack");
 }
 
-static void s_nack(pf_broker_t *b, s_work_t *w, const char *code, const char *fmt, ...)
+static void s_nack(pf_broker_t *b, s_sub_t *w, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-static void s_nack(pf_broker_t *b, s_work_t *w, const char *code, const char *fmt, ...)
+static void s_nack(pf_broker_t *b, s_sub_t *w, const char *code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -89,14 +161,27 @@ static void s_nack(pf_broker_t *b, s_work_t *w, const char *code, const char *fm
     w->nack_code = code;
     size_t rl;
     const void *rid = s_rid(w, &rl);
-    pf_broker_nack(b, rid, rl, w->it->msg.send.request_id, code, w->nack_reason);
+    pf_broker_nack(b, rid, rl, w->it.msg.send.request_id, code, w->nack_reason);
     w->state = S_ANSWERED;
     char esc[300], resc[300];
     pf_info("event=nack sender=%s request_id=\"%s\" code=%s reason=\"%s\"",
             w->sender_name ? w->sender_name : "?",
-            pf_log_escape(w->it->msg.send.request_id, esc, sizeof(esc)), code,
+            pf_log_escape(w->it.msg.send.request_id, esc, sizeof(esc)), code,
             pf_log_escape(w->nack_reason, resc, sizeof(resc)));
 }
+
+/* Answers an already stored submission: the same ACK again, or conflict. */
+static void s_answer_existing(pf_broker_t *b, s_sub_t *w, const char *ack, bool same)
+{
+    if (same)
+        s_ack(b, w, ack);
+    else
+        s_nack(b, w, PF_WIRE_E_CONFLICT,
+               "request id \"%s\" was used before for a different submission",
+               w->it.msg.send.request_id);
+}
+
+/* ---- payload hash -------------------------------------------------------- */
 
 static void s_hash_field(pf_buf_t *c, const void *p, size_t len)
 {
@@ -141,15 +226,41 @@ void pf_broker_payload_hash(const pf_wire_send_t *s, unsigned char out[32])
     pf_buf_free(&c, 1); /* it holds the subject and body */
 }
 
-/* The parsed key of (mailbox, version) from the cache, parsing jwk on a
- * miss.  NULL when the stored JWK does not parse: data corruption, not a
- * transient failure, so it is reported as such. */
-static const pf_key_t *s_cached_key(pf_broker_t *b, const char *mailbox, int version,
+/* ---- recipient key cache --------------------------------------------------- */
+
+static size_t s_key_slot(const char *mailbox, int version)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)mailbox; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    h = (h ^ (uint32_t)version) * 16777619u;
+    return h % S_KEY_SLOTS;
+}
+
+static void s_keys_flush(pf_accept_t *a)
+{
+    for (size_t i = 0; i < S_KEY_SLOTS; i++) {
+        free(a->keys[i].mailbox);
+        pf_key_destroy(&a->keys[i].key);
+        a->keys[i].mailbox = NULL;
+    }
+    a->nkeys = 0;
+}
+
+/* The parsed key of (mailbox, version), parsing jwk on a miss (the point
+ * is validated once, here, not on every seal).  NULL when the stored JWK
+ * does not parse: data corruption, reported as such. */
+static const pf_key_t *s_cached_key(pf_accept_t *a, const char *mailbox, int version,
                                     const char *jwk)
 {
-    for (size_t i = 0; i < b->nkeys; i++)
-        if (b->keys[i].version == version && strcmp(b->keys[i].mailbox, mailbox) == 0)
-            return b->keys[i].key;
+    size_t i = s_key_slot(mailbox, version);
+    while (a->keys[i].mailbox != NULL) {
+        if (a->keys[i].version == version && strcmp(a->keys[i].mailbox, mailbox) == 0)
+            return a->keys[i].key;
+        i = (i + 1) % S_KEY_SLOTS;
+    }
+    if (a->nkeys >= S_KEY_SLOTS * 3 / 4)
+        return NULL; /* cannot happen: flushed at S_KEY_MAX between batches */
     pf_key_t *key;
     const char *err;
     if (pf_key_from_jwk(jwk, strlen(jwk), &key, &err) != 0) {
@@ -158,17 +269,12 @@ static const pf_key_t *s_cached_key(pf_broker_t *b, const char *mailbox, int ver
                  pf_log_escape(mailbox, esc, sizeof(esc)), version, pf_broker_esc(err));
         return NULL;
     }
-    if (b->nkeys == S_KEY_CACHE_MAX) {
-        for (size_t i = 0; i < b->nkeys; i++) {
-            free(b->keys[i].mailbox);
-            pf_key_destroy(&b->keys[i].key);
-        }
-        b->nkeys = 0;
-    }
-    b->keys = xrealloc(b->keys, (b->nkeys + 1) * sizeof(*b->keys));
-    b->keys[b->nkeys++] = (pf_key_entry_t){xstrdup(mailbox), version, key};
+    a->keys[i] = (s_key_t){xstrdup(mailbox), version, key};
+    a->nkeys++;
     return key;
 }
+
+/* ---- batches ----------------------------------------------------------------- */
 
 static int64_t s_now_us(void)
 {
@@ -177,33 +283,122 @@ static int64_t s_now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static void s_rfc3339(int64_t ms, char *out, size_t outlen)
+static s_batch_t *s_batch_new(void)
 {
-    time_t secs = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    char base[32];
-    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, outlen, "%s.%03dZ", base, (int)(ms % 1000));
+    return xcalloc(1, sizeof(s_batch_t));
 }
 
-static void s_work_free(s_work_t *w)
+static void s_batch_add(s_batch_t *bt, s_sub_t *w)
 {
-    for (size_t c = 0; c < w->sub.copy_count; c++) {
-        if (w->jwes)
-            pf_jwe_destroy(&w->jwes[c]);
-        if (w->tokens)
-            free(w->tokens[c]);
+    if (bt->n == bt->cap) {
+        bt->cap = bt->cap ? bt->cap * 2 : 64;
+        bt->subs = xrealloc(bt->subs, bt->cap * sizeof(*bt->subs));
     }
-    free(w->jwes);
-    free(w->tokens);
-    free(w->sub.copies);
-    free((char *)w->sub.ack_json);
-    free(w->sub.existing_ack);
+    bt->subs[bt->n++] = w;
+    bt->bytes += w->cost;
+}
+
+static void s_sub_free(s_sub_t *w)
+{
+    pf_wire_msg_clear(&w->it.msg);
+    for (size_t i = 0; i < w->it.nframes; i++)
+        zmq_msg_close(&w->it.frames[i]);
+    free(w->it.frames);
+    free(w->keys);
+    free(w->versions);
     free(w->ack);
     free(w->sender_name);
-    memset(w, 0, sizeof(*w));
+    free(w);
 }
+
+/* Answers the followers (repeats within the batch share the first one's
+ * answer) and frees the batch. */
+static void s_batch_done(pf_broker_t *b, s_batch_t *bt, bool quiet)
+{
+    pf_accept_t *a = b->acc;
+    for (size_t i = 0; i < bt->n && !quiet; i++) {
+        s_sub_t *w = bt->subs[i];
+        if (w->state != S_FOLLOWER)
+            continue;
+        const s_sub_t *l = w->leader;
+        if (l->ack != NULL)
+            s_answer_existing(b, w, l->ack, memcmp(l->hash, w->hash, 32) == 0);
+        else if (memcmp(l->hash, w->hash, 32) != 0 && l->nack_code == NULL)
+            s_nack(b, w, PF_WIRE_E_CONFLICT, "request id used twice with different content");
+        else
+            s_nack(b, w, l->nack_code ? l->nack_code : PF_WIRE_E_TEMPORARY, "%s",
+                   l->nack_reason[0] ? l->nack_reason : "retry later");
+    }
+    for (size_t i = 0; i < bt->seal.count; i++)
+        pf_seal_item_clear(&bt->seal.items[i]);
+    for (size_t i = 0; i < bt->n; i++) {
+        a->inflight--;
+        a->inflight_bytes -= bt->subs[i]->cost;
+        s_sub_free(bt->subs[i]);
+    }
+    free(bt->seal.items);
+    free(bt->store);
+    free(bt->store_subs);
+    free(bt->subs);
+    free(bt);
+}
+
+/* ---- forming ------------------------------------------------------------------- */
+
+/* Checks one SEND as it arrives; it stays S_OPEN when it goes on. */
+static void s_prepare(pf_broker_t *b, s_batch_t *bt, s_sub_t *w)
+{
+    pf_accept_t *a = b->acc;
+    const pf_wire_send_t *s = &w->it.msg.send;
+    const pf_sender_info_t *info;
+    int rc = pf_broker_sender(b, w->it.sender_id, &info);
+    if (rc < 0) {
+        s_nack(b, w, PF_WIRE_E_TEMPORARY, "database unavailable, retry later");
+        return;
+    }
+    if (rc == 0 || !info->active) {
+        s_nack(b, w, PF_WIRE_E_FORBIDDEN, "sender is not active");
+        return;
+    }
+    w->sender_name = xstrdup(info->name);
+    if (!b->db_ok) {
+        s_nack(b, w, PF_WIRE_E_TEMPORARY, "database unavailable, retry later");
+        return;
+    }
+    /* each copy carries all attachments (base64 in the JSON, then
+     * encrypted): bound what one SEND may make the broker hold */
+    long long bytes = (long long)(strlen(s->body) + strlen(s->subject) + 4096);
+    for (size_t k = 0; k < s->attachment_count; k++)
+        bytes += (long long)(s->attachments[k].size / 3 * 4 + 4);
+    bytes *= (long long)s->recipient_count;
+    if (bytes > b->cfg.batch_max_bytes) {
+        s_nack(b, w, PF_WIRE_E_TOO_LARGE,
+               "submission too large for %zu recipients; send it in smaller groups",
+               s->recipient_count);
+        return;
+    }
+    /* what the pipeline holds for it: the frames, and the sealed copies */
+    for (size_t i = 0; i < w->it.nframes; i++)
+        w->cost += (long long)zmq_msg_size(&w->it.frames[i]);
+    w->cost += bytes;
+    if (a->inflight > S_INFLIGHT_MAX || a->inflight_bytes + w->cost > S_INFLIGHT_BYTES) {
+        w->cost = 0;
+        s_nack(b, w, PF_WIRE_E_BUSY, "the broker is busy, retry later");
+        return;
+    }
+    pf_broker_payload_hash(s, w->hash);
+    for (size_t j = 0; j < bt->n; j++) {
+        s_sub_t *o = bt->subs[j];
+        if (o->state == S_OPEN && o->it.sender_id == w->it.sender_id &&
+            strcmp(o->it.msg.send.request_id, s->request_id) == 0) {
+            w->state = S_FOLLOWER;
+            w->leader = o;
+            return;
+        }
+    }
+}
+
+/* ---- sealing --------------------------------------------------------------------- */
 
 /* The current keys of every recipient of a batch, fetched in one query:
  * ids sorted and unique, so each SEND finds its recipients by bsearch. */
@@ -214,9 +409,9 @@ typedef struct {
     size_t n;
 } s_keytab_t;
 
-static int s_cmp_id(const void *a, const void *b)
+static int s_cmp_id(const void *x, const void *y)
 {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    return strcmp(*(const char *const *)x, *(const char *const *)y);
 }
 
 static size_t s_keytab_find(const s_keytab_t *t, const char *id)
@@ -235,251 +430,138 @@ static void s_keytab_free(s_keytab_t *t)
     memset(t, 0, sizeof(*t));
 }
 
-/* Wall-clock time for what is stored and signed (the loop's timers use
- * the monotonic clock). */
-static int64_t s_wall_ms(void)
+static void s_allow_free(s_allow_t *e)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    for (size_t i = 0; i < e->n; i++)
+        free(e->patterns[i]);
+    free(e->patterns);
+    e->patterns = NULL;
+    e->n = 0;
 }
 
-/* Encrypts one copy per recipient and signs its receipt.  Returns 0, or
- * -1 after answering the SEND with a NACK. */
-static int s_seal(pf_broker_t *b, s_work_t *w, const s_keytab_t *tab)
+static s_allow_t *s_allow_find(pf_accept_t *a, int64_t sender_id)
 {
-    const pf_wire_send_t *s = &w->it->msg.send;
-    size_t n = s->recipient_count;
-    const pf_key_t **keys = xcalloc(n, sizeof(*keys));
-    int *versions = xcalloc(n, sizeof(*versions));
-    const char *err = NULL;
-    int rc = -1;
-    for (size_t i = 0; i < n; i++) {
-        size_t k = s_keytab_find(tab, s->recipients[i]);
-        if (k == (size_t)-1 || tab->jwks[k] == NULL) {
-            s_nack(b, w, PF_WIRE_E_UNKNOWN_RECIPIENT, "mailbox \"%s\" does not exist or is closed",
-                   s->recipients[i]);
-            goto out;
-        }
-        versions[i] = tab->versions[k];
-        keys[i] = s_cached_key(b, s->recipients[i], versions[i], tab->jwks[k]);
-        if (keys[i] == NULL) {
-            s_nack(b, w, PF_WIRE_E_TEMPORARY, "the key of mailbox \"%s\" cannot be used",
-                   s->recipients[i]);
-            goto out;
-        }
-    }
-
-    int64_t now = s_wall_ms();
-    char sent_at[40];
-    s_rfc3339(now, sent_at, sizeof(sent_at));
-    /* pf_notice_t has mutable pointers for the decoder's sake; the encoder
-     * only reads, so the borrowed request fields are passed as they are */
-    pf_attachment_t *atts = xcalloc(s->attachment_count ? s->attachment_count : 1, sizeof(*atts));
-    for (size_t i = 0; i < s->attachment_count; i++) {
-        const pf_wire_attachment_t *a = &s->attachments[i];
-        atts[i] = (pf_attachment_t){
-            .name = (char *)a->name,
-            .media_type = (char *)(a->media_type ? a->media_type : "application/octet-stream"),
-            .data = (unsigned char *)a->data,
-            .size = a->size};
-    }
-    pf_notice_t notice = {.title = (char *)s->title,
-                          .subject = (char *)s->subject,
-                          .body = (char *)s->body,
-                          .reference = (char *)s->reference,
-                          .sender = w->sender_name,
-                          .sent_at = sent_at,
-                          .attachments = atts,
-                          .attachment_count = s->attachment_count};
-    size_t plain_len;
-    char *plain = pf_notice_encode(&notice, &plain_len);
-    free(atts);
-
-    w->sub.copies = xcalloc(n, sizeof(*w->sub.copies));
-    w->sub.copy_count = n;
-    w->jwes = xcalloc(n, sizeof(*w->jwes));
-    w->tokens = xcalloc(n, sizeof(*w->tokens));
-    pf_wire_copy_t *ackc = xcalloc(n, sizeof(*ackc));
-    bool ok = true;
-    for (size_t i = 0; i < n && ok; i++) {
-        pf_submit_copy_t *cp = &w->sub.copies[i];
-        cp->mailbox_id = s->recipients[i];
-        cp->key_version = versions[i];
-        cp->size = (int64_t)plain_len;
-        pf_uuid7_generate(cp->message_id);
-        if (pf_jwe_seal(keys[i], PF_NOTICE_CTY, plain, plain_len, &w->jwes[i], &err) != 0) {
-            ok = false;
-            break;
-        }
-        pf_jwe_t *j = w->jwes[i];
-        cp->jwe_protected = j->protected_b64;
-        cp->encrypted_key = j->encrypted_key;
-        cp->encrypted_key_len = j->encrypted_key_len;
-        cp->iv = j->iv;
-        cp->iv_len = sizeof(j->iv);
-        cp->ciphertext = j->ciphertext;
-        cp->ciphertext_len = j->ciphertext_len;
-        cp->tag = j->tag;
-        cp->tag_len = sizeof(j->tag);
-
-        pf_receipt_t r;
-        memset(&r, 0, sizeof(r));
-        pf_uuid7_generate(cp->receipt_jti);
-        memcpy(r.jti, cp->receipt_jti, sizeof(r.jti));
-        memcpy(r.message_id, cp->message_id, sizeof(r.message_id));
-        r.txn = (char *)s->request_id;
-        r.sender = w->sender_name;
-        r.mailbox = (char *)s->recipients[i];
-        r.event = PF_EVENT_DELIVERED;
-        r.event_time_ms = now;
-        r.iat = now / 1000;
-        r.jwe_tag = pf_b64url_encode(j->tag, sizeof(j->tag));
-        w->tokens[i] = pf_receipt_sign(b->receipt_key, b->issuer, &r, &err);
-        free(r.jwe_tag);
-        if (w->tokens[i] == NULL) {
-            ok = false;
-            break;
-        }
-        cp->receipt_token = w->tokens[i];
-        ackc[i] = (pf_wire_copy_t){s->recipients[i], cp->message_id};
-    }
-    pf_wipe(plain, plain_len);
-    free(plain);
-    if (!ok) {
-        pf_error("event=seal_failed error=\"%s\"", pf_broker_esc(err ? err : "unknown"));
-        s_nack(b, w, PF_WIRE_E_TEMPORARY, "cannot encrypt the notice, retry later");
-        free(ackc);
-        goto out;
-    }
-    w->sub.sender_id = w->it->sender_id;
-    w->sub.request_id = s->request_id;
-    w->sub.payload_hash = w->hash;
-    w->sub.ack_json = pf_wire_ack_json(s->request_id, ackc, n);
-    w->sub.title = s->title;
-    w->sub.reference = s->reference;
-    w->sub.level = s->level;
-    w->sub.read_receipt = s->read_receipt;
-    w->sub.attachment_count = (int)s->attachment_count;
-    w->sub.created_ms = now;
-    free(ackc);
-    w->state = S_SEALED;
-    rc = 0;
-out:
-    free(keys);
-    free(versions);
-    return rc;
+    for (size_t i = 0; i < a->nallow; i++)
+        if (a->allow[i].sender_id == sender_id)
+            return &a->allow[i];
+    return NULL;
 }
 
-/* Answers an already stored submission: the same ACK again, or conflict. */
-static void s_answer_existing(pf_broker_t *b, s_work_t *w, const char *ack, bool same)
+static bool s_allow_permits(const s_allow_t *e, const char *mailbox)
 {
-    if (same)
-        s_ack(b, w, ack);
-    else
-        s_nack(b, w, PF_WIRE_E_CONFLICT,
-               "request id \"%s\" was used before for a different submission",
-               w->it->msg.send.request_id);
+    if (e->n == 0)
+        return true;
+    for (size_t i = 0; i < e->n; i++) {
+        const char *pat = e->patterns[i];
+        size_t len = strlen(pat);
+        if (len > 0 && pat[len - 1] == '*' ? strncmp(mailbox, pat, len - 1) == 0
+                                           : strcmp(mailbox, pat) == 0)
+            return true;
+    }
+    return false;
 }
 
-/* Checks one SEND up to the point where it is ready to be stored. */
-static void s_prepare(pf_broker_t *b, s_work_t *works, size_t i)
+/* Refreshes the allowlists of the batch's senders that are older than
+ * sender_cache_ms (one query for all of them).  Returns 0 or -1. */
+static int s_allow_refresh(pf_broker_t *b, s_batch_t *bt)
 {
-    s_work_t *w = &works[i];
-    const pf_wire_send_t *s = &w->it->msg.send;
-    const pf_sender_info_t *info;
-    int rc = pf_broker_sender(b, w->it->sender_id, &info);
-    if (rc < 0) {
-        s_nack(b, w, PF_WIRE_E_TEMPORARY, "database unavailable, retry later");
-        return;
-    }
-    if (rc == 0 || !info->active) {
-        s_nack(b, w, PF_WIRE_E_FORBIDDEN, "sender is not active");
-        return;
-    }
-    w->sender_name = xstrdup(info->name);
-    if (!b->db_ok) {
-        s_nack(b, w, PF_WIRE_E_TEMPORARY, "database unavailable, retry later");
-        return;
-    }
-    pf_broker_payload_hash(s, w->hash);
-    for (size_t j = 0; j < i; j++) {
-        if (works[j].it->sender_id == w->it->sender_id &&
-            strcmp(works[j].it->msg.send.request_id, s->request_id) == 0 &&
-            works[j].state != S_FOLLOWER) {
-            w->state = S_FOLLOWER;
-            w->leader = j;
-            return;
-        }
-    }
-    /* each copy carries all attachments (base64 in the JSON, then
-     * encrypted): bound what one SEND may make the broker hold */
-    size_t bytes = strlen(s->body) + strlen(s->subject) + 4096;
-    for (size_t k = 0; k < s->attachment_count; k++)
-        bytes += s->attachments[k].size / 3 * 4 + 4;
-    if ((long long)(bytes * s->recipient_count) > b->cfg.batch_max_bytes) {
-        s_nack(b, w, PF_WIRE_E_TOO_LARGE,
-               "submission too large for %zu recipients; send it in smaller groups",
-               s->recipient_count);
-        return;
-    }
-    /* stays S_OPEN: looked up and sealed batch-wide below */
-}
-
-/* Answers the SENDs whose request id is stored already (one query for the
- * batch).  Returns -1 when the database failed (all open SENDs answered
- * "temporary"). */
-static int s_lookup_existing(pf_broker_t *b, s_work_t *works, size_t n)
-{
-    int64_t *sids = xcalloc(n, sizeof(*sids));
-    const char **rids = xcalloc(n, sizeof(*rids));
-    unsigned char(*hashes)[32] = xcalloc(n, sizeof(*hashes));
-    char **acks = xcalloc(n, sizeof(*acks));
-    size_t *idx = xcalloc(n, sizeof(*idx));
+    pf_accept_t *a = b->acc;
+    int64_t now = pf_broker_now_ms();
+    int64_t *sids = xcalloc(bt->n, sizeof(*sids));
     size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (works[i].state != S_OPEN)
+    for (size_t i = 0; i < bt->n; i++) {
+        if (bt->subs[i]->state != S_OPEN)
             continue;
-        sids[k] = works[i].it->sender_id;
-        rids[k] = works[i].it->msg.send.request_id;
-        idx[k++] = i;
+        int64_t sid = bt->subs[i]->it.sender_id;
+        const s_allow_t *e = s_allow_find(a, sid);
+        bool seen = e != NULL && now - e->checked_ms < b->cfg.sender_cache_ms;
+        for (size_t j = 0; j < k && !seen; j++)
+            seen = sids[j] == sid;
+        if (!seen)
+            sids[k++] = sid;
     }
-    const char *err;
-    int rc = k ? pf_store_submissions_get(b->st, sids, rids, k, hashes, acks, &err) : 0;
-    if (rc != 0)
-        pf_broker_db_failed(b, "cannot look up submissions", err);
-    for (size_t j = 0; j < k; j++) {
-        s_work_t *w = &works[idx[j]];
-        if (rc != 0)
-            s_nack(b, w, PF_WIRE_E_TEMPORARY, "database unavailable, retry later");
-        else if (acks[j] != NULL)
-            s_answer_existing(b, w, acks[j], memcmp(hashes[j], w->hash, 32) == 0);
-        free(acks[j]);
+    int rc = 0;
+    if (k > 0) {
+        pf_store_allow_t rows = {0};
+        const char *err;
+        rc = pf_store_sender_allowlists(b->st, sids, k, &rows, &err);
+        if (rc != 0) {
+            pf_broker_db_failed(b, "cannot look up recipient allowlists", err);
+        } else {
+            if (a->nallow + k > S_ALLOW_MAX) {
+                for (size_t i = 0; i < a->nallow; i++)
+                    s_allow_free(&a->allow[i]);
+                a->nallow = 0;
+            }
+            for (size_t j = 0; j < k; j++) {
+                s_allow_t *e = s_allow_find(a, sids[j]);
+                if (e == NULL) {
+                    a->allow = xrealloc(a->allow, (a->nallow + 1) * sizeof(*a->allow));
+                    e = &a->allow[a->nallow++];
+                    memset(e, 0, sizeof(*e));
+                    e->sender_id = sids[j];
+                }
+                s_allow_free(e);
+                e->checked_ms = now;
+                for (size_t r = 0; r < rows.n; r++) {
+                    if (rows.sender_ids[r] != sids[j])
+                        continue;
+                    e->patterns = xrealloc(e->patterns, (e->n + 1) * sizeof(*e->patterns));
+                    e->patterns[e->n++] = xstrdup(rows.patterns[r]);
+                }
+            }
+            pf_store_allow_clear(&rows);
+        }
     }
     free(sids);
-    free(rids);
-    free(hashes);
-    free(acks);
-    free(idx);
     return rc;
 }
 
-/* Fetches the keys of all recipients of the open SENDs at once (the
- * current version every time, so a key rotation applies at once; only
- * parsing is cached) and seals each SEND. */
-static void s_seal_all(pf_broker_t *b, s_work_t *works, size_t n)
+/* Refuses the SENDs with a recipient outside their sender's allowlist
+ * (senders without one may deliver to every mailbox). */
+static int s_check_allowed(pf_broker_t *b, s_batch_t *bt)
 {
+    if (s_allow_refresh(b, bt) != 0) {
+        for (size_t i = 0; i < bt->n; i++)
+            if (bt->subs[i]->state == S_OPEN)
+                s_nack(b, bt->subs[i], PF_WIRE_E_TEMPORARY, "database unavailable, retry later");
+        return -1;
+    }
+    for (size_t i = 0; i < bt->n; i++) {
+        s_sub_t *w = bt->subs[i];
+        if (w->state != S_OPEN)
+            continue;
+        const s_allow_t *e = s_allow_find(b->acc, w->it.sender_id);
+        const pf_wire_send_t *s = &w->it.msg.send;
+        for (size_t r = 0; e != NULL && r < s->recipient_count; r++) {
+            if (!s_allow_permits(e, s->recipients[r])) {
+                s_nack(b, w, PF_WIRE_E_FORBIDDEN,
+                       "sender \"%s\" may not deliver to mailbox \"%s\" (recipient allowlist)",
+                       w->sender_name, s->recipients[r]);
+                break;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Finds every recipient's key (one query for the batch; the current
+ * version every time, so a key rotation applies at once; only parsing is
+ * cached).  SENDs without keys for all recipients are answered. */
+static void s_find_keys(pf_broker_t *b, s_batch_t *bt)
+{
+    pf_accept_t *a = b->acc;
     s_keytab_t tab = {0};
     size_t total = 0;
-    for (size_t i = 0; i < n; i++)
-        if (works[i].state == S_OPEN)
-            total += works[i].it->msg.send.recipient_count;
+    for (size_t i = 0; i < bt->n; i++)
+        if (bt->subs[i]->state == S_OPEN)
+            total += bt->subs[i]->it.msg.send.recipient_count;
     if (total == 0)
         return;
     tab.ids = xcalloc(total, sizeof(*tab.ids));
-    for (size_t i = 0; i < n; i++) {
-        const pf_wire_send_t *s = &works[i].it->msg.send;
-        for (size_t r = 0; works[i].state == S_OPEN && r < s->recipient_count; r++)
+    for (size_t i = 0; i < bt->n; i++) {
+        const pf_wire_send_t *s = &bt->subs[i]->it.msg.send;
+        for (size_t r = 0; bt->subs[i]->state == S_OPEN && r < s->recipient_count; r++)
             tab.ids[tab.n++] = s->recipients[r];
     }
     qsort(tab.ids, tab.n, sizeof(*tab.ids), s_cmp_id);
@@ -493,40 +575,97 @@ static void s_seal_all(pf_broker_t *b, s_work_t *works, size_t n)
     const char *err;
     if (pf_store_recipient_keys(b->st, tab.ids, tab.n, tab.versions, tab.jwks, &err) != 0) {
         pf_broker_db_failed(b, "cannot look up recipient keys", err);
-        for (size_t i = 0; i < n; i++)
-            if (works[i].state == S_OPEN)
-                s_nack(b, &works[i], PF_WIRE_E_TEMPORARY, "database unavailable, retry later");
+        for (size_t i = 0; i < bt->n; i++)
+            if (bt->subs[i]->state == S_OPEN)
+                s_nack(b, bt->subs[i], PF_WIRE_E_TEMPORARY, "database unavailable, retry later");
         s_keytab_free(&tab);
         return;
     }
-    for (size_t i = 0; i < n; i++)
-        if (works[i].state == S_OPEN)
-            s_seal(b, &works[i], &tab);
+    if (a->nkeys + tab.n > S_KEY_MAX && a->sealing == 0)
+        s_keys_flush(a);
+    for (size_t i = 0; i < bt->n; i++) {
+        s_sub_t *w = bt->subs[i];
+        if (w->state != S_OPEN)
+            continue;
+        const pf_wire_send_t *s = &w->it.msg.send;
+        w->keys = xcalloc(s->recipient_count, sizeof(*w->keys));
+        w->versions = xcalloc(s->recipient_count, sizeof(*w->versions));
+        for (size_t r = 0; r < s->recipient_count; r++) {
+            size_t k = s_keytab_find(&tab, s->recipients[r]);
+            if (k == (size_t)-1 || tab.jwks[k] == NULL) {
+                s_nack(b, w, PF_WIRE_E_UNKNOWN_RECIPIENT,
+                       "mailbox \"%s\" does not exist or is closed", s->recipients[r]);
+                break;
+            }
+            w->versions[r] = tab.versions[k];
+            w->keys[r] = s_cached_key(a, s->recipients[r], w->versions[r], tab.jwks[k]);
+            if (w->keys[r] == NULL) {
+                s_nack(b, w, PF_WIRE_E_TEMPORARY, "the key of mailbox \"%s\" cannot be used",
+                       s->recipients[r]);
+                break;
+            }
+        }
+    }
     s_keytab_free(&tab);
 }
 
-/* Sends the answers of a stored batch. */
-static void s_answer_stored(pf_broker_t *b, s_work_t *w)
+/* Sends the forming batch on: lookups, then to the crypto workers. */
+static void s_launch(pf_broker_t *b)
 {
-    if (w->sub.outcome == PF_SUBMIT_STORED)
-        s_ack(b, w, w->sub.ack_json);
-    else
-        s_answer_existing(b, w, w->sub.existing_ack, w->sub.existing_same);
+    pf_accept_t *a = b->acc;
+    s_batch_t *bt = a->forming;
+    a->forming = NULL;
+    bt->t_launch = s_now_us();
+    /* stored request ids are not looked up first: the insert's ON
+     * CONFLICT finds them in the same round trip as the COMMIT (a repeat
+     * is sealed for nothing, which is rare and cheaper than a query per
+     * batch on the path of every notice) */
+    if (s_check_allowed(b, bt) == 0)
+        s_find_keys(b, bt);
+    bt->t_lookup = s_now_us();
+    size_t k = 0;
+    for (size_t i = 0; i < bt->n; i++)
+        k += bt->subs[i]->state == S_OPEN;
+    bt->seal.items = xcalloc(k ? k : 1, sizeof(*bt->seal.items));
+    bt->seal.owner = bt;
+    for (size_t i = 0; i < bt->n; i++) {
+        s_sub_t *w = bt->subs[i];
+        if (w->state != S_OPEN)
+            continue;
+        pf_seal_item_t *it = &bt->seal.items[bt->seal.count++];
+        *it = (pf_seal_item_t){.send = &w->it.msg.send,
+                               .sender_name = w->sender_name,
+                               .sender_id = w->it.sender_id,
+                               .hash = w->hash,
+                               .keys = w->keys,
+                               .versions = w->versions};
+        w->item = it;
+        w->state = S_SEALING;
+    }
+    a->sealing++;
+    pf_seal_pool_submit(a->pool, &bt->seal);
 }
 
+/* ---- commit -------------------------------------------------------------------------- */
+
 /* A COMMIT whose result never arrived: look each request id up. */
-static void s_settle_unknown(pf_broker_t *b, s_work_t *works, size_t n)
+static void s_settle_unknown(pf_broker_t *b, int ci, s_batch_t *bt)
 {
+    pf_accept_t *a = b->acc;
     const char *err;
-    bool reconnected = pf_broker_db_reconnect(b) == 0;
-    for (size_t i = 0; i < n; i++) {
-        s_work_t *w = &works[i];
-        if (w->state != S_SEALED)
-            continue;
+    bool reconnected = pf_store_committer_reconnect(a->com[ci], &err) == 0;
+    if (!reconnected) {
+        a->com_ok[ci] = false;
+        a->com_retry_ms[ci] = pf_broker_now_ms() + 500;
+        pf_warn("event=db_reconnect_failed connection=commit error=\"%s\"", pf_broker_esc(err));
+    }
+    pf_store_t *st = pf_store_committer_store(a->com[ci]);
+    for (size_t j = 0; j < bt->nstore; j++) {
+        s_sub_t *w = bt->store_subs[j];
         unsigned char hash[32];
         char *ack = NULL;
-        int rc = reconnected ? pf_store_submission_get(b->st, w->it->sender_id, w->sub.request_id,
-                                                       hash, &ack, &err)
+        int rc = reconnected ? pf_store_submission_get(st, w->it.sender_id,
+                                                       w->it.msg.send.request_id, hash, &ack, &err)
                              : -1;
         if (rc == 1)
             s_answer_existing(b, w, ack, memcmp(hash, w->hash, 32) == 0);
@@ -536,81 +675,309 @@ static void s_settle_unknown(pf_broker_t *b, s_work_t *works, size_t n)
     }
 }
 
-static int s_store(pf_broker_t *b, s_work_t *works, size_t n, size_t only, const char **error_r)
+static void s_answer_stored(pf_broker_t *b, s_sub_t *w, const pf_submit_t *sub)
 {
-    pf_submit_t *subs = xcalloc(n, sizeof(*subs));
-    size_t *idx = xcalloc(n, sizeof(*idx));
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (works[i].state == S_SEALED && (only == (size_t)-1 || only == i)) {
-            subs[k] = works[i].sub;
-            idx[k++] = i;
+    if (sub->outcome == PF_SUBMIT_STORED)
+        s_ack(b, w, sub->ack_json);
+    else
+        s_answer_existing(b, w, sub->existing_ack, sub->existing_same);
+}
+
+/* The transaction failed without losing the connection (a mailbox closed
+ * meanwhile, a deadlock with another broker): store the SENDs one by
+ * one, so one failure does not refuse its neighbours. */
+static void s_store_one_by_one(pf_broker_t *b, int ci, s_batch_t *bt)
+{
+    pf_store_t *st = pf_store_committer_store(b->acc->com[ci]);
+    for (size_t j = 0; j < bt->nstore; j++) {
+        s_sub_t *w = bt->store_subs[j];
+        const char *err;
+        if (pf_store_submit_batch(st, &bt->store[j], 1, &err) == 0) {
+            s_answer_stored(b, w, &bt->store[j]);
+        } else {
+            pf_error("event=store_failed error=\"%s\"", pf_broker_esc(err));
+            s_nack(b, w, PF_WIRE_E_TEMPORARY, "cannot store the notice, retry later");
         }
-    int rc = pf_store_submit_batch(b->st, subs, k, error_r);
-    for (size_t j = 0; j < k; j++)
-        works[idx[j]].sub = subs[j]; /* outcome and existing_* */
-    free(subs);
-    free(idx);
-    return k == 0 ? 0 : rc;
+        free(bt->store[j].existing_ack);
+        bt->store[j].existing_ack = NULL;
+    }
+}
+
+/* The result of a committer's transaction has arrived (rc 1) or it failed
+ * (rc -1): answer every SEND of its batch. */
+static void s_committed(pf_broker_t *b, int ci, int rc, const char *err)
+{
+    pf_accept_t *a = b->acc;
+    s_batch_t *bt = a->at_com[ci];
+    a->at_com[ci] = NULL;
+    if (rc > 0) {
+        pf_crashpoint("after_commit_result");
+        for (size_t j = 0; j < bt->nstore; j++) {
+            s_answer_stored(b, bt->store_subs[j], &bt->store[j]);
+            free(bt->store[j].existing_ack);
+            bt->store[j].existing_ack = NULL;
+        }
+    } else if (pf_store_broken(pf_store_committer_store(a->com[ci]))) {
+        pf_error("event=db_lost what=\"cannot store submissions\" error=\"%s\"",
+                 pf_broker_esc(err));
+        s_settle_unknown(b, ci, bt);
+    } else {
+        pf_error("event=batch_failed error=\"%s\"", pf_broker_esc(err));
+        s_store_one_by_one(b, ci, bt);
+    }
+    int64_t now = s_now_us();
+    pf_debug("event=batch_done sends=%zu stored=%zu lookup_us=%lld seal_us=%lld wait_us=%lld "
+             "commit_us=%lld",
+             bt->n, bt->nstore, (long long)(bt->t_lookup - bt->t_launch),
+             (long long)(bt->t_sealed - bt->t_lookup), (long long)(bt->t_sent - bt->t_sealed),
+             (long long)(now - bt->t_sent));
+    s_batch_done(b, bt, false);
+}
+
+/* Hands a sealed batch to committer ci. */
+static void s_commit(pf_broker_t *b, int ci, s_batch_t *bt)
+{
+    pf_accept_t *a = b->acc;
+    bt->store = xcalloc(bt->seal.count ? bt->seal.count : 1, sizeof(*bt->store));
+    bt->store_subs = xcalloc(bt->seal.count ? bt->seal.count : 1, sizeof(*bt->store_subs));
+    bt->nstore = 0;
+    for (size_t i = 0; i < bt->n; i++) {
+        s_sub_t *w = bt->subs[i];
+        if (w->state != S_SEALED)
+            continue;
+        bt->store[bt->nstore] = w->item->sub;
+        bt->store_subs[bt->nstore++] = w;
+    }
+    if (bt->nstore == 0) {
+        s_batch_done(b, bt, false);
+        return;
+    }
+    const char *err;
+    if (!a->com_ok[ci]) {
+        if (pf_store_committer_reconnect(a->com[ci], &err) != 0) {
+            a->com_retry_ms[ci] = pf_broker_now_ms() + 500;
+            for (size_t j = 0; j < bt->nstore; j++)
+                s_nack(b, bt->store_subs[j], PF_WIRE_E_TEMPORARY,
+                       "database unavailable, retry later");
+            s_batch_done(b, bt, false);
+            return;
+        }
+        a->com_ok[ci] = true;
+    }
+    a->at_com[ci] = bt;
+    bt->t_sent = s_now_us();
+    if (pf_store_committer_send(a->com[ci], bt->store, bt->nstore, &err) != 0)
+        s_committed(b, ci, -1, err);
+}
+
+/* A committer that can take a batch now, or -1. */
+static int s_free_committer(pf_accept_t *a)
+{
+    int64_t now = pf_broker_now_ms();
+    for (int i = 0; i < S_COMMITTERS; i++)
+        if (a->at_com[i] == NULL && (a->com_ok[i] || now >= a->com_retry_ms[i]))
+            return i;
+    return -1;
+}
+
+/* Collects sealed batches, feeds free committers, launches the forming
+ * batch when the pipeline has room for it. */
+static void s_pump(pf_broker_t *b)
+{
+    pf_accept_t *a = b->acc;
+    pf_seal_batch_t *sb;
+    while ((sb = pf_seal_pool_done(a->pool)) != NULL) {
+        s_batch_t *bt = sb->owner;
+        a->sealing--;
+        bt->t_sealed = s_now_us();
+        for (size_t i = 0; i < bt->n; i++) {
+            s_sub_t *w = bt->subs[i];
+            if (w->state != S_SEALING)
+                continue;
+            if (w->item->ok) {
+                w->state = S_SEALED;
+            } else {
+                pf_error("event=seal_failed error=\"%s\"", pf_broker_esc(w->item->error));
+                s_nack(b, w, PF_WIRE_E_TEMPORARY, "cannot encrypt the notice, retry later");
+            }
+        }
+        if (a->wait_tail)
+            a->wait_tail->next = bt;
+        else
+            a->wait_head = bt;
+        a->wait_tail = bt;
+    }
+    int ci;
+    while (a->wait_head != NULL && (ci = s_free_committer(a)) >= 0) {
+        s_batch_t *bt = a->wait_head;
+        a->wait_head = bt->next;
+        if (a->wait_head == NULL)
+            a->wait_tail = NULL;
+        bt->next = NULL;
+        s_commit(b, ci, bt);
+    }
+    s_batch_t *f = a->forming;
+    if (f != NULL && f->n > 0 &&
+        ((a->sealing == 0 && a->wait_head == NULL) || f->n >= S_BATCH_MAX ||
+         f->bytes >= S_BATCH_BYTES))
+        s_launch(b);
+}
+
+/* ---- the interface to broker.c ---------------------------------------------------------- */
+
+static int s_accept_new(pf_broker_t *b)
+{
+    pf_accept_t *a = xcalloc(1, sizeof(*a));
+    const char *err;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (pf_seal_pool_new(cpus > 0 ? (int)cpus : 2, b->receipt_key, b->issuer, &a->pool, &err) !=
+        0) {
+        pf_error("event=seal_pool_failed error=\"%s\"", pf_broker_esc(err));
+        free(a);
+        return -1;
+    }
+    for (int i = 0; i < S_COMMITTERS; i++) {
+        if (pf_store_committer_new(b->cfg.db, &a->com[i], &err) != 0) {
+            pf_warn("event=db_connect_failed connection=commit error=\"%s\"", pf_broker_esc(err));
+            for (int j = 0; j < i; j++)
+                pf_store_committer_destroy(&a->com[j]);
+            pf_seal_pool_destroy(&a->pool);
+            free(a);
+            return -1;
+        }
+        a->com_ok[i] = true;
+    }
+    b->acc = a;
+    return 0;
 }
 
 void pf_broker_accept_batch(pf_broker_t *b, pf_broker_send_t *items, size_t n)
 {
-    s_work_t *works = xcalloc(n ? n : 1, sizeof(*works));
-    int64_t t0 = s_now_us();
-    for (size_t i = 0; i < n; i++) {
-        works[i].it = &items[i];
-        s_prepare(b, works, i);
-    }
-    if (s_lookup_existing(b, works, n) == 0)
-        s_seal_all(b, works, n);
-    int64_t t1 = s_now_us();
-    const char *err;
-    int stored = s_store(b, works, n, (size_t)-1, &err);
-    /* where a batch's time goes: checking and sealing vs. the commit */
-    pf_debug("event=batch sends=%zu prepare_us=%lld store_us=%lld", n, (long long)(t1 - t0),
-             (long long)(s_now_us() - t1));
-    if (stored == 0) {
-        pf_crashpoint("after_commit_result");
+    if (b->acc == NULL && s_accept_new(b) != 0) {
         for (size_t i = 0; i < n; i++)
-            if (works[i].state == S_SEALED)
-                s_answer_stored(b, &works[i]);
-    } else if (pf_store_broken(b->st)) {
-        pf_broker_db_failed(b, "cannot store submissions", err);
-        s_settle_unknown(b, works, n);
-    } else {
-        /* one bad submission aborts the whole transaction: store the rest
-         * one by one, so one failure does not refuse its neighbours */
-        pf_error("event=batch_failed error=\"%s\"", pf_broker_esc(err));
-        for (size_t i = 0; i < n; i++) {
-            if (works[i].state != S_SEALED)
-                continue;
-            if (s_store(b, works, n, i, &err) == 0) {
-                s_answer_stored(b, &works[i]);
-            } else {
-                if (pf_store_broken(b->st))
-                    pf_broker_db_failed(b, "cannot store submission", err);
-                else
-                    pf_error("event=store_failed error=\"%s\"", pf_broker_esc(err));
-                s_nack(b, &works[i], PF_WIRE_E_TEMPORARY, "cannot store the notice, retry later");
-            }
-        }
+            pf_broker_nack(b, zmq_msg_data(&items[i].frames[0]), zmq_msg_size(&items[i].frames[0]),
+                           items[i].msg.send.request_id, PF_WIRE_E_TEMPORARY,
+                           "database unavailable, retry later");
+        return;
     }
-    /* repeats within the batch share the first one's answer */
+    pf_accept_t *a = b->acc;
     for (size_t i = 0; i < n; i++) {
-        s_work_t *w = &works[i];
-        if (w->state != S_FOLLOWER)
-            continue;
-        const s_work_t *l = &works[w->leader];
-        if (l->ack != NULL)
-            s_answer_existing(b, w, l->ack, memcmp(l->hash, w->hash, 32) == 0);
-        else if (memcmp(l->hash, w->hash, 32) != 0 && l->nack_code == NULL)
-            s_nack(b, w, PF_WIRE_E_CONFLICT, "request id used twice with different content");
-        else
-            s_nack(b, w, l->nack_code ? l->nack_code : PF_WIRE_E_TEMPORARY, "%s",
-                   l->nack_reason[0] ? l->nack_reason : "retry later");
+        /* take the frames and the decoded message over: the caller's
+         * clean-up then finds nothing left to free */
+        s_sub_t *w = xcalloc(1, sizeof(*w));
+        w->it = items[i];
+        items[i].frames = NULL;
+        items[i].nframes = 0;
+        memset(&items[i].msg, 0, sizeof(items[i].msg));
+        if (a->forming == NULL)
+            a->forming = s_batch_new();
+        s_prepare(b, a->forming, w);
+        s_batch_add(a->forming, w);
+        a->inflight++;
+        a->inflight_bytes += w->cost;
+        if (a->forming->n >= S_BATCH_MAX || a->forming->bytes >= S_BATCH_BYTES)
+            s_pump(b);
     }
-    for (size_t i = 0; i < n; i++)
-        s_work_free(&works[i]);
-    free(works);
+    s_pump(b);
+}
+
+int pf_broker_accept_pollitems(pf_broker_t *b, zmq_pollitem_t *items, int max)
+{
+    pf_accept_t *a = b->acc;
+    int n = 0;
+    if (a == NULL)
+        return 0;
+    if (n < max)
+        items[n++] =
+            (zmq_pollitem_t){.socket = NULL, .fd = pf_seal_pool_fd(a->pool), .events = ZMQ_POLLIN};
+    for (int i = 0; i < S_COMMITTERS && n < max; i++)
+        if (a->at_com[i] != NULL)
+            items[n++] = (zmq_pollitem_t){
+                .socket = NULL, .fd = pf_store_committer_socket(a->com[i]), .events = ZMQ_POLLIN};
+    return n;
+}
+
+void pf_broker_accept_progress(pf_broker_t *b)
+{
+    pf_accept_t *a = b->acc;
+    if (a == NULL)
+        return;
+    for (int i = 0; i < S_COMMITTERS; i++) {
+        if (a->at_com[i] == NULL)
+            continue;
+        const char *err = NULL;
+        int rc = pf_store_committer_poll(a->com[i], &err);
+        if (rc != 0)
+            s_committed(b, i, rc, err);
+    }
+    s_pump(b);
+}
+
+bool pf_broker_accept_saturated(pf_broker_t *b)
+{
+    pf_accept_t *a = b->acc;
+    return a != NULL &&
+           (a->inflight >= S_INFLIGHT_MAX / 2 || a->inflight_bytes >= S_INFLIGHT_BYTES / 2);
+}
+
+bool pf_broker_accept_idle(pf_broker_t *b)
+{
+    pf_accept_t *a = b->acc;
+    return a == NULL || a->inflight == 0;
+}
+
+void pf_broker_accept_drain(pf_broker_t *b)
+{
+    pf_accept_t *a = b->acc;
+    if (a == NULL)
+        return;
+    /* finish what was accepted: every batch is sealed and committed, and
+     * answered; nothing new arrives because the loop has ended */
+    int64_t deadline = pf_broker_now_ms() + 10000;
+    while (a->inflight > 0 && pf_broker_now_ms() < deadline) {
+        zmq_pollitem_t items[1 + S_COMMITTERS];
+        int n = pf_broker_accept_pollitems(b, items, 1 + S_COMMITTERS);
+        if (zmq_poll(items, n, 100) < 0 && errno != EINTR)
+            break;
+        pf_broker_accept_progress(b);
+    }
+}
+
+void pf_broker_accept_destroy(pf_broker_t *b)
+{
+    pf_accept_t *a = b->acc;
+    if (a == NULL)
+        return;
+    /* the workers finish what they hold; then the batches are freed
+     * unanswered (the senders retry with the same request id) */
+    while (a->sealing > 0) {
+        pf_seal_batch_t *sb = pf_seal_pool_done(a->pool);
+        if (sb == NULL) {
+            zmq_pollitem_t it = {
+                .socket = NULL, .fd = pf_seal_pool_fd(a->pool), .events = ZMQ_POLLIN};
+            zmq_poll(&it, 1, 100);
+            continue;
+        }
+        a->sealing--;
+        s_batch_done(b, sb->owner, true);
+    }
+    pf_seal_pool_destroy(&a->pool);
+    for (int i = 0; i < S_COMMITTERS; i++) {
+        if (a->at_com[i])
+            s_batch_done(b, a->at_com[i], true);
+        pf_store_committer_destroy(&a->com[i]);
+    }
+    while (a->wait_head) {
+        s_batch_t *bt = a->wait_head;
+        a->wait_head = bt->next;
+        s_batch_done(b, bt, true);
+    }
+    if (a->forming)
+        s_batch_done(b, a->forming, true);
+    s_keys_flush(a);
+    for (size_t i = 0; i < a->nallow; i++)
+        s_allow_free(&a->allow[i]);
+    free(a->allow);
+    free(a);
+    b->acc = NULL;
 }

@@ -523,7 +523,9 @@ static void s_serve(pf_broker_t *b)
      * busy_after_ms: more is offered than we store, so say "busy" to the
      * excess now rather than answer it after the sender gave up */
     int64_t now = pf_broker_now_ms();
-    if (!s_input_waiting(b)) {
+    /* input left waiting is a backlog only while the write pipeline is
+     * full too; before that it takes over whatever this round read */
+    if (!s_input_waiting(b) || !pf_broker_accept_saturated(b)) {
         b->backlog_since_ms = 0;
     } else if (b->backlog_since_ms == 0) {
         b->backlog_since_ms = now;
@@ -555,14 +557,16 @@ int pf_broker_run(pf_broker_t *b)
             timeout = 0;
         if (timeout > 1000)
             timeout = 1000;
-        zmq_pollitem_t items[2] = {{.socket = b->router, .events = ZMQ_POLLIN},
-                                   {.socket = NULL, .fd = -1, .events = ZMQ_POLLIN}};
+        zmq_pollitem_t items[2 + 4] = {{.socket = b->router, .events = ZMQ_POLLIN},
+                                       {.socket = NULL, .fd = -1, .events = ZMQ_POLLIN}};
         int nitems = 1;
         if (b->db_ok && pf_store_socket(b->st) >= 0) {
             items[1].fd = pf_store_socket(b->st);
             nitems = 2;
         }
-        int rc = zmq_poll(items, nitems, timeout);
+        /* the write pipeline's crypto workers and commit connections */
+        int nacc = pf_broker_accept_pollitems(b, items + nitems, 4);
+        int rc = zmq_poll(items, nitems + nacc, timeout);
         if (rc < 0) {
             if (errno == EINTR)
                 continue;
@@ -573,6 +577,7 @@ int pf_broker_run(pf_broker_t *b)
         }
         if (items[0].revents & ZMQ_POLLIN)
             s_serve(b);
+        pf_broker_accept_progress(b);
         if (nitems == 2 && (items[1].revents & ZMQ_POLLIN) && b->db_ok) {
             const char *err;
             int k = pf_store_relay_drain(b->st, &err);
@@ -595,6 +600,7 @@ int pf_broker_run(pf_broker_t *b)
         }
     }
     pf_info("event=stopping");
+    pf_broker_accept_drain(b);
     return 0;
 }
 
@@ -733,6 +739,7 @@ void pf_broker_destroy(pf_broker_t **bp)
     pf_broker_t *b = *bp;
     if (b == NULL)
         return;
+    pf_broker_accept_destroy(b);
     if (b->router)
         zmq_close(b->router);
     pf_zap_stop(&b->zap);

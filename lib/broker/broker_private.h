@@ -62,6 +62,8 @@ struct pf_broker {
      * (0 = the last batch took everything) */
     int64_t backlog_since_ms;
     int64_t next_expire_ms;
+    /* accept.c: the write pipeline (created on the first SEND) */
+    struct pf_accept *acc;
 };
 
 /* One SEND of a batch, with the frames it borrows from. */
@@ -93,6 +95,19 @@ int pf_broker_db_reconnect(pf_broker_t *b);
  * SEND gets exactly one answer (ACK or NACK), or none when the peer is
  * gone. */
 void pf_broker_accept_batch(pf_broker_t *b, pf_broker_send_t *items, size_t n);
+/* The write pipeline keeps SENDs across loop rounds: it takes the frames
+ * and messages of items over (leaving them empty for the caller), seals
+ * on worker threads and commits on connections of its own.  The loop
+ * polls the descriptors it names (at most 4) and calls progress after
+ * every poll; drain finishes and answers what it holds (at stop). */
+typedef struct pf_accept pf_accept_t;
+int pf_broker_accept_pollitems(pf_broker_t *b, zmq_pollitem_t *items, int max);
+void pf_broker_accept_progress(pf_broker_t *b);
+bool pf_broker_accept_idle(pf_broker_t *b);
+/* True when the pipeline holds half of what it may (overload). */
+bool pf_broker_accept_saturated(pf_broker_t *b);
+void pf_broker_accept_drain(pf_broker_t *b);
+void pf_broker_accept_destroy(pf_broker_t *b);
 /* SHA-256 over a canonical encoding of a submission (field order fixed,
  * every field length-prefixed, attachments by their own SHA-256), so the
  * JSON's key order or whitespace does not make a retry a "conflict". */

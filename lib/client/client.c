@@ -40,6 +40,8 @@
 #define S_QUEUE_MAX 1024
 #define S_SEEN_MAX 4096
 #define S_MAX_FRAMES 8 /* nothing the broker sends has more */
+#define S_WINDOW_DEFAULT 64
+#define S_WINDOW_MAX 4096
 
 typedef struct {
     char jti[37];
@@ -50,6 +52,15 @@ typedef struct {
     char jti[37];
     bool acked;
 } s_seen_t;
+
+/* One asynchronous submission in flight: the encoded frames are kept for
+ * the resend after a timeout. */
+typedef struct {
+    char *request_id;
+    pf_wire_out_t out;
+    int64_t deadline;
+    int attempts;
+} s_req_t;
 
 struct pf_client {
     void *zctx;
@@ -71,6 +82,16 @@ struct pf_client {
     size_t qhead, qlen;
     s_seen_t seen[S_SEEN_MAX];
     size_t nseen, seen_next;
+    /* receipt acknowledgements not yet sent: one RACK carries many */
+    char rack[PF_WIRE_MAX_RACK][37];
+    size_t nrack;
+    /* asynchronous submissions (pf_client_submit): in flight, and
+     * answered but not yet collected */
+    s_req_t *reqs;
+    size_t nreqs;
+    size_t window;
+    pf_client_result_t *ready;
+    size_t rhead, rlen;
     char err[256];
 };
 
@@ -239,14 +260,35 @@ static s_seen_t *s_seen_add(pf_client_t *c, const char *jti)
     return s;
 }
 
+/* Sends the acknowledgements collected so far in one RACK (a broker
+ * updates them in one statement, one commit for many receipts). */
+static void s_rack_flush(pf_client_t *c)
+{
+    if (c->nrack == 0 || c->sock == NULL)
+        return;
+    const char *jtis[PF_WIRE_MAX_RACK];
+    for (size_t i = 0; i < c->nrack; i++)
+        jtis[i] = c->rack[i];
+    pf_wire_out_t out = {0};
+    pf_wire_encode_rack(jtis, c->nrack, &out);
+    if (s_send_out(c, &out) != 0)
+        s_log(c, 2, "event=rack_failed count=%zu error=\"%s\"", c->nrack, zmq_strerror(errno));
+    pf_wire_out_clear(&out);
+    c->nrack = 0;
+}
+
+/* Queues an acknowledgement; it leaves with the next flush (when the
+ * batch is full, before the library waits, or when the receipt queue is
+ * empty).  A RACK that is lost only makes the broker send the receipt
+ * again, which the jti dedup drops. */
 static void s_rack(pf_client_t *c, const char *jti)
 {
-    pf_wire_out_t out = {0};
-    const char *one[1] = {jti};
-    pf_wire_encode_rack(one, 1, &out);
-    if (s_send_out(c, &out) != 0)
-        s_log(c, 2, "event=rack_failed jti=%s error=\"%s\"", jti, zmq_strerror(errno));
-    pf_wire_out_clear(&out);
+    for (size_t i = 0; i < c->nrack; i++)
+        if (strcmp(c->rack[i], jti) == 0)
+            return;
+    snprintf(c->rack[c->nrack++], sizeof(c->rack[0]), "%s", jti);
+    if (c->nrack == PF_WIRE_MAX_RACK)
+        s_rack_flush(c);
 }
 
 static void s_enqueue(pf_client_t *c, const char *jti, const char *token)
@@ -311,6 +353,7 @@ static void s_close_frames(zmq_msg_t *frames, size_t n)
  * message is waiting on the socket, 0 at the deadline, -1 on error. */
 static int s_wait(pf_client_t *c, int64_t deadline)
 {
+    s_rack_flush(c);
     for (;;) {
         int64_t left = deadline < 0 ? -1 : deadline - s_now_ms();
         if (deadline >= 0 && left < 0)
@@ -357,6 +400,7 @@ int pf_client_new(const char *endpoint, const char *broker_public_key_file,
     pf_curve_keys_clear(&own);
     c->timeout_ms = 3000;
     c->retries = 3;
+    c->window = S_WINDOW_DEFAULT;
     /* the broker enforces its own (configurable) size limits; the client
      * checks structure and only the absolute caps, so a broker configured
      * for larger notices is not second-guessed here */
@@ -461,10 +505,10 @@ static bool s_pre_parse_code(const char *code)
            strcmp(code, PF_WIRE_E_UNSUPPORTED_VERSION) == 0;
 }
 
-int pf_client_send(pf_client_t *c, const pf_client_notice_t *n, pf_client_result_t *res_r,
-                   const char **error_r)
+/* Encodes a notice as SEND frames; -2 (invalid) with *error_r set. */
+static int s_encode(pf_client_t *c, const pf_client_notice_t *n, pf_wire_out_t *out,
+                    const char **error_r)
 {
-    memset(res_r, 0, sizeof(*res_r));
     int level = n->required_level ? pf_wire_level_parse(n->required_level) : 1;
     if (level < 0)
         return s_fail(c, error_r, -2, "required_level must be normal, substantiell or hoch");
@@ -486,12 +530,26 @@ int pf_client_send(pf_client_t *c, const pf_client_notice_t *n, pf_client_result
                         .level = level,
                         .attachments = atts,
                         .attachment_count = n->attachment_count};
-    pf_wire_out_t out = {0};
     pf_wire_error_t werr;
-    int rc = pf_wire_encode_send(&s, &c->lim, &out, &werr);
+    int rc = pf_wire_encode_send(&s, &c->lim, out, &werr);
     free(atts);
     if (rc != 0)
         return s_fail(c, error_r, -2, "%s: %s", werr.code, werr.reason);
+    return 0;
+}
+
+int pf_client_send(pf_client_t *c, const pf_client_notice_t *n, pf_client_result_t *res_r,
+                   const char **error_r)
+{
+    memset(res_r, 0, sizeof(*res_r));
+    if (c->nreqs > 0 || c->rlen > 0)
+        return s_fail(c, error_r, -2,
+                      "asynchronous submissions are pending: collect them with "
+                      "pf_client_poll_result first");
+    pf_wire_out_t out = {0};
+    int rc = s_encode(c, n, &out, error_r);
+    if (rc != 0)
+        return rc;
 
     rc = -1;
     for (int attempt = 0; attempt <= c->retries && rc == -1; attempt++) {
@@ -542,6 +600,169 @@ int pf_client_send(pf_client_t *c, const pf_client_notice_t *n, pf_client_result
     return 0;
 }
 
+/* ---- asynchronous submissions (a window) ---------------------------------- */
+
+static void s_req_free(s_req_t *r)
+{
+    free(r->request_id);
+    pf_wire_out_clear(&r->out);
+}
+
+/* Moves an answer into the ready queue; the request leaves the window. */
+static void s_ready_push(pf_client_t *c, size_t k, const pf_wire_msg_t *m)
+{
+    pf_client_result_t *r = &c->ready[(c->rhead + c->rlen++) % S_WINDOW_MAX];
+    if (m != NULL) {
+        s_fill_result(m, r);
+        free(r->request_id);
+        r->request_id = xstrdup(c->reqs[k].request_id); /* an id-less NACK has none */
+    } else {
+        memset(r, 0, sizeof(*r));
+        r->request_id = xstrdup(c->reqs[k].request_id);
+        r->code = xstrdup("no_answer");
+        r->reason = xasprintf("no answer from %s after %d attempts; the outcome is unknown, "
+                              "send again with the same request id",
+                              c->endpoint, c->reqs[k].attempts);
+    }
+    s_req_free(&c->reqs[k]);
+    c->reqs[k] = c->reqs[--c->nreqs];
+}
+
+/* Files an ACK or NACK that answers an asynchronous submission.  Returns
+ * false when it answers none (a stale answer). */
+static bool s_file_answer(pf_client_t *c, const pf_wire_msg_t *m)
+{
+    for (size_t k = 0; k < c->nreqs; k++) {
+        if (strcmp(c->reqs[k].request_id, m->request_id) == 0) {
+            s_ready_push(c, k, m);
+            return true;
+        }
+    }
+    /* a NACK the broker sent before it could read the request id: ours
+     * only when exactly one submission is in flight; otherwise the one it
+     * answers times out and is sent again */
+    if (m->cmd == PF_WIRE_NACK && m->request_id[0] == '\0' && s_pre_parse_code(m->code) &&
+        c->nreqs == 1) {
+        s_ready_push(c, 0, m);
+        return true;
+    }
+    return false;
+}
+
+void pf_client_set_window(pf_client_t *c, size_t window)
+{
+    c->window = window < 1 ? 1 : window > S_WINDOW_MAX ? S_WINDOW_MAX : window;
+}
+
+size_t pf_client_in_flight(const pf_client_t *c)
+{
+    return c->nreqs + c->rlen;
+}
+
+int pf_client_submit(pf_client_t *c, const pf_client_notice_t *n, const char **error_r)
+{
+    if (c->nreqs + c->rlen >= c->window)
+        return s_fail(c, error_r, -3, "the window is full: collect results first");
+    if (n->request_id == NULL)
+        return s_fail(c, error_r, -2, "request_id is required");
+    for (size_t k = 0; k < c->nreqs; k++)
+        if (strcmp(c->reqs[k].request_id, n->request_id) == 0)
+            return s_fail(c, error_r, -2, "request id \"%s\" is already in flight", n->request_id);
+    s_req_t r = {0};
+    int rc = s_encode(c, n, &r.out, error_r);
+    if (rc != 0)
+        return rc;
+    if (c->reqs == NULL) {
+        c->reqs = xcalloc(S_WINDOW_MAX, sizeof(*c->reqs));
+        c->ready = xcalloc(S_WINDOW_MAX, sizeof(*c->ready));
+    }
+    r.request_id = xstrdup(n->request_id);
+    r.deadline = s_now_ms() + c->timeout_ms;
+    r.attempts = 1;
+    if (c->sock == NULL || s_send_out(c, &r.out) != 0)
+        s_log(c, 2, "event=send_failed error=\"%s\"", zmq_strerror(errno)); /* resent later */
+    c->reqs[c->nreqs++] = r;
+    return 0;
+}
+
+/* Lazy Pirate for the whole window: when the oldest submission's answer
+ * is overdue, open a fresh socket (nothing stale can arrive on it) and
+ * send every submission in flight again, with the same request ids;
+ * those that used all their attempts end with "no_answer". */
+static void s_window_timeouts(pf_client_t *c)
+{
+    int64_t now = s_now_ms();
+    bool overdue = false;
+    for (size_t k = 0; k < c->nreqs && !overdue; k++)
+        overdue = c->reqs[k].deadline <= now;
+    if (!overdue)
+        return;
+    for (size_t k = 0; k < c->nreqs;) {
+        if (c->reqs[k].deadline <= now && c->reqs[k].attempts > c->retries)
+            s_ready_push(c, k, NULL);
+        else
+            k++;
+    }
+    s_log(c, 2, "event=retry in_flight=%zu", c->nreqs);
+    s_reconnect(c);
+    for (size_t k = 0; k < c->nreqs; k++) {
+        s_req_t *r = &c->reqs[k];
+        r->attempts++;
+        r->deadline = now + c->timeout_ms;
+        if (c->sock == NULL || s_send_out(c, &r->out) != 0)
+            s_log(c, 2, "event=send_failed error=\"%s\"", zmq_strerror(errno));
+    }
+}
+
+int pf_client_poll_result(pf_client_t *c, int timeout_ms, pf_client_result_t *res_r,
+                          const char **error_r)
+{
+    memset(res_r, 0, sizeof(*res_r));
+    int64_t deadline = timeout_ms < 0 ? -1 : s_now_ms() + timeout_ms;
+    for (;;) {
+        if (c->rlen > 0) {
+            *res_r = c->ready[c->rhead];
+            memset(&c->ready[c->rhead], 0, sizeof(c->ready[0]));
+            c->rhead = (c->rhead + 1) % S_WINDOW_MAX;
+            c->rlen--;
+            return 1;
+        }
+        if (c->nreqs == 0)
+            return 0;
+        s_window_timeouts(c);
+        if (c->rlen > 0)
+            continue;
+        /* wake for the earliest resend as well */
+        int64_t until = deadline;
+        for (size_t k = 0; k < c->nreqs; k++)
+            if (until < 0 || c->reqs[k].deadline < until)
+                until = c->reqs[k].deadline;
+        int w = s_wait(c, until);
+        if (w < 0)
+            return s_fail(c, error_r, -1, "cannot wait for answers: %s", zmq_strerror(errno));
+        if (w == 0) {
+            if (deadline >= 0 && s_now_ms() >= deadline)
+                return 0;
+            continue;
+        }
+        /* read everything that is waiting before handing out one */
+        for (int i = 0; i < 1024; i++) {
+            zmq_msg_t frames[S_MAX_FRAMES];
+            size_t nf;
+            pf_wire_msg_t m;
+            zmq_pollitem_t it = {.socket = c->sock, .events = ZMQ_POLLIN};
+            if (i > 0 && (zmq_poll(&it, 1, 0) <= 0 || !(it.revents & ZMQ_POLLIN)))
+                break;
+            if (s_receive(c, &m, frames, &nf)) {
+                if (!s_file_answer(c, &m))
+                    s_log(c, 1, "event=stale_answer request_id=\"%s\"", m.request_id);
+                pf_wire_msg_clear(&m);
+            }
+            s_close_frames(frames, nf);
+        }
+    }
+}
+
 int pf_client_ack_receipt(pf_client_t *c, const char *jti, const char **error_r)
 {
     if (jti == NULL || pf_uuid_valid(jti) != 0)
@@ -550,6 +771,7 @@ int pf_client_ack_receipt(pf_client_t *c, const char *jti, const char **error_r)
     if (s)
         s->acked = true;
     s_rack(c, jti);
+    s_rack_flush(c);
     return 0;
 }
 
@@ -647,6 +869,8 @@ int pf_client_next_receipt(pf_client_t *c, int timeout_ms, pf_client_receipt_t *
                 s->acked = true;
                 s_rack(c, p.jti);
             }
+            if (c->qlen == 0)
+                s_rack_flush(c);
             return 1;
         }
         if (deadline >= 0 && s_now_ms() >= deadline && timeout_ms > 0)
@@ -660,7 +884,8 @@ int pf_client_next_receipt(pf_client_t *c, int timeout_ms, pf_client_receipt_t *
         size_t nf;
         pf_wire_msg_t m;
         if (s_receive(c, &m, frames, &nf)) {
-            s_log(c, 1, "event=stale_answer request_id=\"%s\"", m.request_id);
+            if (!s_file_answer(c, &m))
+                s_log(c, 1, "event=stale_answer request_id=\"%s\"", m.request_id);
             pf_wire_msg_clear(&m);
         }
         s_close_frames(frames, nf);
@@ -700,9 +925,19 @@ void pf_client_destroy(pf_client_t **cp)
     pf_client_t *c = *cp;
     if (c == NULL)
         return;
+    s_rack_flush(c);
     s_disconnect(c);
     if (c->zctx)
         zmq_ctx_term(c->zctx);
+    for (size_t k = 0; k < c->nreqs; k++)
+        s_req_free(&c->reqs[k]);
+    free(c->reqs);
+    while (c->rlen > 0) {
+        pf_client_result_clear(&c->ready[c->rhead]);
+        c->rhead = (c->rhead + 1) % S_WINDOW_MAX;
+        c->rlen--;
+    }
+    free(c->ready);
     while (c->qlen > 0) {
         free(c->queue[c->qhead].token);
         c->qhead = (c->qhead + 1) % S_QUEUE_MAX;

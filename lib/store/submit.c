@@ -1,241 +1,486 @@
 /* Group commit of submissions (see submit.h).
  *
- * Callers: lib/broker only, on the broker's main connection.
- * Why multi-row statements: a durable COMMIT costs one WAL flush, and a
- * round trip per row would cost more than the flush; so a batch is
- * BEGIN, one INSERT for all submission rows (RETURNING which were new),
- * one INSERT per chunk of message rows, one per chunk of receipt rows,
- * COMMIT.  bytea parameters go in binary format (no hex doubling of
- * ciphertexts).  Invariants: parameters only, every PGresult cleared on
- * every path, ROLLBACK on every failure before COMMIT. */
+ * Callers: lib/broker only: the synchronous lookups on the broker's main
+ * connection, the group commits on its commit connections.
+ * Why one statement with arrays: a durable COMMIT costs one WAL flush, and
+ * the cost per row must stay far below it.  A batch is BEGIN, ONE
+ * prepared INSERT whose parameters are binary arrays (one element per
+ * submission or per copy, unnested on the server; data-modifying CTEs
+ * insert the submission rows with ON CONFLICT DO NOTHING and the message
+ * and receipt rows of only the new ones), COMMIT, sent in one go in libpq
+ * pipeline mode.  The statement text does not depend on the batch size,
+ * so it is parsed and planned once per connection; binary arrays carry
+ * ciphertexts without hex doubling and integers without printf/parse.
+ * Repeats need no second round trip and no fallback: ON CONFLICT turns
+ * them into PF_SUBMIT_EXISTS, whose stored ACK is read after the COMMIT.
+ * Invariants: parameters only, every PGresult cleared on every path,
+ * ROLLBACK on every failure before COMMIT. */
 #include "store/submit.h"
 #include "store/store_private.h"
 #include "util/buf.h"
+#include "util/crashpoint.h"
 #include "util/xalloc.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* rows per INSERT: 17 parameters per message row stays far below the
- * protocol's 65535-parameter limit */
-#define S_CHUNK 500
+/* PostgreSQL type oids of the array elements (pg_type.dat, stable) */
+#define S_OID_BOOL 16
+#define S_OID_BYTEA 17
+#define S_OID_INT8 20
+#define S_OID_INT2 21
+#define S_OID_INT4 23
+#define S_OID_TEXT 25
+#define S_OID_TIMESTAMPTZ 1184
+#define S_OID_UUID 2950
+/* microseconds between the Unix epoch and PostgreSQL's (2000-01-01) */
+#define S_PG_EPOCH_US 946684800000000LL
+
+#define S_STMT "pf_submit_v1"
+#define S_NPARAMS 22
+
+static const char s_sql[] =
+    "WITH q AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::text[], "
+    "$5::text[], $6::text[], $7::smallint[], $8::boolean[], $9::integer[], $10::timestamptz[]) "
+    "WITH ORDINALITY AS q (sender_id, request_id, payload_hash, ack, title, reference, "
+    "required_level, read_receipt, attachment_count, created_at, n)), "
+    "s AS (INSERT INTO submission (sender_id, request_id, payload_hash, ack) "
+    "SELECT sender_id, request_id, payload_hash, ack FROM q "
+    "ON CONFLICT (sender_id, request_id) DO NOTHING RETURNING sender_id, request_id), "
+    "k AS (SELECT q.sender_id, q.request_id, q.title, q.reference, q.required_level, "
+    "q.read_receipt, q.attachment_count, q.created_at, c.* "
+    "FROM unnest($11::integer[], $12::text[], $13::uuid[], $14::integer[], $15::bigint[], "
+    "$16::text[], $17::bytea[], $18::bytea[], $19::bytea[], $20::bytea[], $21::uuid[], "
+    "$22::text[]) AS c (sub, mailbox_id, id, key_version, size, jwe_protected, ek, iv, ct, "
+    "tag, jti, token) "
+    "JOIN q ON q.n = c.sub JOIN s ON s.sender_id = q.sender_id AND s.request_id = q.request_id), "
+    "m AS (INSERT INTO message (mailbox_id, id, sender_id, request_id, title, reference, "
+    "required_level, read_receipt, size, attachment_count, created_at, key_version, "
+    "jwe_protected, jwe_encrypted_key, jwe_iv, jwe_ciphertext, jwe_tag) "
+    "SELECT mailbox_id, id, sender_id, request_id, title, reference, required_level, "
+    "read_receipt, size, attachment_count, created_at, key_version, jwe_protected, ek, iv, ct, "
+    "tag FROM k), "
+    "r AS (INSERT INTO receipt (jti, sender_id, mailbox_id, message_id, event, token) "
+    "SELECT jti, sender_id, mailbox_id, id, 'delivered', token FROM k) "
+    "SELECT q.n FROM q JOIN s ON s.sender_id = q.sender_id AND s.request_id = q.request_id";
+
+/* ---- binary arrays (the array_send format of PostgreSQL) ---------------- */
 
 typedef struct {
-    const char **v;
-    int *len;
-    int *fmt;
-    char **owned;
-    size_t n, cap;
-    pf_buf_t sql;
-    /* pipeline mode: statements are only sent (see s_submit_pipelined) */
-    bool pipeline;
-    bool strict; /* submission rows without ON CONFLICT */
-    int sent;
+    pf_buf_t b;
+    size_t count; /* elements so far */
+} s_array_t;
+
+static void s_be32(pf_buf_t *b, uint32_t v)
+{
+    unsigned char x[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
+                          (unsigned char)(v >> 8), (unsigned char)v};
+    pf_buf_append(b, x, 4);
+}
+
+static void s_be64(unsigned char out[8], uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        out[i] = (unsigned char)(v >> (56 - 8 * i));
+}
+
+/* One dimension, no NULLs; the header's element count is patched in by
+ * s_arr_finish. */
+static void s_arr_init(s_array_t *a, uint32_t oid)
+{
+    pf_buf_init(&a->b);
+    a->count = 0;
+    s_be32(&a->b, 1);   /* ndim */
+    s_be32(&a->b, 0);   /* has no NULLs */
+    s_be32(&a->b, oid); /* element type */
+    s_be32(&a->b, 0);   /* length, patched */
+    s_be32(&a->b, 1);   /* lower bound */
+}
+
+static void s_arr_add(s_array_t *a, const void *p, size_t len)
+{
+    s_be32(&a->b, (uint32_t)len);
+    pf_buf_append(&a->b, p, len);
+    a->count++;
+}
+
+static void s_arr_str(s_array_t *a, const char *s)
+{
+    s_arr_add(a, s ? s : "", s ? strlen(s) : 0);
+}
+
+static void s_arr_i64(s_array_t *a, int64_t v)
+{
+    unsigned char x[8];
+    s_be64(x, (uint64_t)v);
+    s_arr_add(a, x, 8);
+}
+
+static void s_arr_i32(s_array_t *a, int32_t v)
+{
+    unsigned char x[4] = {(unsigned char)((uint32_t)v >> 24), (unsigned char)((uint32_t)v >> 16),
+                          (unsigned char)((uint32_t)v >> 8), (unsigned char)v};
+    s_arr_add(a, x, 4);
+}
+
+static void s_arr_i16(s_array_t *a, int v)
+{
+    unsigned char x[2] = {(unsigned char)((unsigned)v >> 8), (unsigned char)v};
+    s_arr_add(a, x, 2);
+}
+
+static void s_arr_bool(s_array_t *a, bool v)
+{
+    unsigned char x = v ? 1 : 0;
+    s_arr_add(a, &x, 1);
+}
+
+static int s_hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* A UUID in its 36-character text form (made by lib/util/uuid7) as the
+ * 16 bytes of uuid_send. */
+static void s_arr_uuid(s_array_t *a, const char *text)
+{
+    unsigned char u[16] = {0};
+    size_t k = 0;
+    for (const char *p = text; *p && k < 32; p++) {
+        int v = s_hexval(*p);
+        if (v < 0)
+            continue; /* the dashes */
+        u[k / 2] = (unsigned char)(u[k / 2] | (k % 2 ? v : v << 4));
+        k++;
+    }
+    s_arr_add(a, u, sizeof(u));
+}
+
+static void s_arr_finish(s_array_t *a)
+{
+    uint32_t n = (uint32_t)a->count;
+    unsigned char *p = (unsigned char *)a->b.data + 12;
+    p[0] = (unsigned char)(n >> 24);
+    p[1] = (unsigned char)(n >> 16);
+    p[2] = (unsigned char)(n >> 8);
+    p[3] = (unsigned char)n;
+}
+
+/* The 22 parameters of s_sql for a batch. */
+typedef struct {
+    s_array_t a[S_NPARAMS];
+    const char *v[S_NPARAMS];
+    int len[S_NPARAMS];
+    int fmt[S_NPARAMS];
 } s_params_t;
 
-static void s_p_grow(s_params_t *p)
+static void s_params_build(s_params_t *p, const pf_submit_t *subs, size_t n)
 {
-    if (p->n < p->cap)
+    static const uint32_t oids[S_NPARAMS] = {
+        S_OID_INT8,  S_OID_TEXT,  S_OID_BYTEA, S_OID_TEXT,        S_OID_TEXT,  S_OID_TEXT,
+        S_OID_INT2,  S_OID_BOOL,  S_OID_INT4,  S_OID_TIMESTAMPTZ, S_OID_INT4,  S_OID_TEXT,
+        S_OID_UUID,  S_OID_INT4,  S_OID_INT8,  S_OID_TEXT,        S_OID_BYTEA, S_OID_BYTEA,
+        S_OID_BYTEA, S_OID_BYTEA, S_OID_UUID,  S_OID_TEXT};
+    for (int i = 0; i < S_NPARAMS; i++)
+        s_arr_init(&p->a[i], oids[i]);
+    for (size_t i = 0; i < n; i++) {
+        const pf_submit_t *s = &subs[i];
+        s_arr_i64(&p->a[0], s->sender_id);
+        s_arr_str(&p->a[1], s->request_id);
+        s_arr_add(&p->a[2], s->payload_hash, 32);
+        s_arr_str(&p->a[3], s->ack_json);
+        s_arr_str(&p->a[4], s->title);
+        s_arr_str(&p->a[5], s->reference ? s->reference : "");
+        s_arr_i16(&p->a[6], s->level);
+        s_arr_bool(&p->a[7], s->read_receipt);
+        s_arr_i32(&p->a[8], s->attachment_count);
+        s_arr_i64(&p->a[9], s->created_ms * 1000 - S_PG_EPOCH_US);
+        for (size_t c = 0; c < s->copy_count; c++) {
+            const pf_submit_copy_t *cp = &s->copies[c];
+            s_arr_i32(&p->a[10], (int32_t)(i + 1)); /* WITH ORDINALITY counts from 1 */
+            s_arr_str(&p->a[11], cp->mailbox_id);
+            s_arr_uuid(&p->a[12], cp->message_id);
+            s_arr_i32(&p->a[13], cp->key_version);
+            s_arr_i64(&p->a[14], cp->size);
+            s_arr_str(&p->a[15], cp->jwe_protected);
+            s_arr_add(&p->a[16], cp->encrypted_key, cp->encrypted_key_len);
+            s_arr_add(&p->a[17], cp->iv, cp->iv_len);
+            s_arr_add(&p->a[18], cp->ciphertext, cp->ciphertext_len);
+            s_arr_add(&p->a[19], cp->tag, cp->tag_len);
+            s_arr_uuid(&p->a[20], cp->receipt_jti);
+            s_arr_str(&p->a[21], cp->receipt_token);
+        }
+    }
+    for (int i = 0; i < S_NPARAMS; i++) {
+        s_arr_finish(&p->a[i]);
+        p->v[i] = p->a[i].b.data;
+        p->len[i] = (int)p->a[i].b.len;
+        p->fmt[i] = 1;
+    }
+}
+
+static void s_params_free(s_params_t *p)
+{
+    for (int i = 0; i < S_NPARAMS; i++)
+        pf_buf_free(&p->a[i].b, 0); /* ciphertexts and signed receipts only */
+}
+
+/* ---- the committer ---------------------------------------------------------- */
+
+typedef enum { S_IDLE = 0, S_WAITING } s_cstate_t;
+
+struct pf_store_committer {
+    pf_store_t *st;
+    bool prepared; /* S_STMT exists on this connection */
+    bool oneshot;  /* use the unnamed statement instead */
+    s_cstate_t state;
+    pf_submit_t *subs;
+    size_t n;
+    int queries; /* sent in this pipeline (each ends its results with NULL) */
+    int nulls;
+    int step;       /* results seen: 0 BEGIN, [PREPARE], INSERT, COMMIT */
+    bool preparing; /* this pipeline holds the PREPARE */
+    bool failed;
+    bool committed;
+};
+
+int pf_store_committer_new(const char *conninfo, pf_store_committer_t **c_r, const char **error_r)
+{
+    pf_store_t *st;
+    if (pf_store_open(conninfo, &st, error_r) != 0)
+        return -1;
+    pf_store_committer_t *c = xcalloc(1, sizeof(*c));
+    c->st = st;
+    *c_r = c;
+    return 0;
+}
+
+void pf_store_committer_destroy(pf_store_committer_t **cp)
+{
+    pf_store_committer_t *c = *cp;
+    if (c == NULL)
         return;
-    p->cap = p->cap ? p->cap * 2 : 64;
-    p->v = xrealloc(p->v, p->cap * sizeof(*p->v));
-    p->len = xrealloc(p->len, p->cap * sizeof(*p->len));
-    p->fmt = xrealloc(p->fmt, p->cap * sizeof(*p->fmt));
-    p->owned = xrealloc(p->owned, p->cap * sizeof(*p->owned));
+    pf_store_destroy(&c->st);
+    free(c);
+    *cp = NULL;
 }
 
-/* Appends a parameter, its placeholder "$k" and the SQL text after it (a
- * cast, a separator) to the statement. */
-static void s_p_add(s_params_t *p, const void *data, size_t len, int fmt, char *owned,
-                    const char *after)
+pf_store_t *pf_store_committer_store(pf_store_committer_t *c)
 {
-    s_p_grow(p);
-    p->v[p->n] = data;
-    p->len[p->n] = (int)len;
-    p->fmt[p->n] = fmt;
-    p->owned[p->n] = owned;
-    p->n++;
-    pf_buf_printf(&p->sql, "$%zu%s", p->n, after ? after : "");
+    return c->st;
 }
 
-static void s_p_text(s_params_t *p, const char *s, const char *after)
+int pf_store_committer_socket(pf_store_committer_t *c)
 {
-    s_p_add(p, s, 0, 0, NULL, after);
+    return PQsocket(c->st->conn);
 }
 
-static void s_p_bin(s_params_t *p, const void *d, size_t len)
+bool pf_store_committer_busy(const pf_store_committer_t *c)
 {
-    s_p_add(p, d ? d : "", len, 1, NULL, NULL);
+    return c->state != S_IDLE;
 }
 
-static void s_p_int(s_params_t *p, long long v, const char *after)
+int pf_store_committer_reconnect(pf_store_committer_t *c, const char **error_r)
 {
-    char *s = xasprintf("%lld", v);
-    s_p_add(p, s, 0, 0, s, after);
+    c->state = S_IDLE;
+    c->prepared = false; /* prepared statements belong to the session */
+    if (PQpipelineStatus(c->st->conn) != PQ_PIPELINE_OFF)
+        PQexitPipelineMode(c->st->conn);
+    return pf_store_reconnect(c->st, error_r);
 }
 
-static void s_p_reset(s_params_t *p)
+/* Ends a failed or finished pipeline: back to ordinary mode; after a
+ * failure the explicit transaction is still open (aborted) and is rolled
+ * back, unless the connection is gone. */
+static void s_finish(pf_store_committer_t *c, bool rollback)
 {
-    for (size_t i = 0; i < p->n; i++)
-        free(p->owned[i]);
-    p->n = 0;
-    pf_buf_reset(&p->sql);
+    PQexitPipelineMode(c->st->conn);
+    if (rollback && !pf_store_broken(c->st))
+        PQclear(PQexec(c->st->conn, "ROLLBACK"));
+    c->state = S_IDLE;
 }
 
-static void s_p_free(s_params_t *p)
+int pf_store_committer_send(pf_store_committer_t *c, pf_submit_t *subs, size_t n,
+                            const char **error_r)
 {
-    s_p_reset(p);
-    free(p->v);
-    free(p->len);
-    free(p->fmt);
-    free(p->owned);
-    pf_buf_free(&p->sql, 0);
-}
-
-static PGresult *s_p_exec(pf_store_t *st, s_params_t *p, const char *what, const char **error_r)
-{
-    if (!p->pipeline)
-        return pf_store_query_bin(st, what, p->sql.data, (int)p->n, p->v, p->len, p->fmt, error_r);
-    if (PQsendQueryParams(st->conn, p->sql.data, (int)p->n, NULL, p->v, p->len, p->fmt, 0) != 1) {
-        *error_r = pf_store_fail(st, what, NULL);
-        return NULL;
-    }
-    p->sent++;
-    /* the results are read after the sync; an empty result keeps the
-     * callers' PQclear paths the same */
-    return PQmakeEmptyPGresult(st->conn, PGRES_COMMAND_OK);
-}
-
-static int s_insert_submissions(pf_store_t *st, pf_submit_t *subs, size_t n, s_params_t *p,
-                                const char **error_r)
-{
-    s_p_reset(p);
-    pf_buf_puts(&p->sql, "INSERT INTO submission (sender_id, request_id, payload_hash, ack) "
-                         "VALUES ");
     for (size_t i = 0; i < n; i++) {
-        pf_buf_puts(&p->sql, i ? ",(" : "(");
-        s_p_int(p, subs[i].sender_id, "::bigint");
-        pf_buf_puts(&p->sql, ",");
-        s_p_text(p, subs[i].request_id, NULL);
-        pf_buf_puts(&p->sql, ",");
-        s_p_bin(p, subs[i].payload_hash, 32);
-        pf_buf_puts(&p->sql, ",");
-        s_p_text(p, subs[i].ack_json, NULL);
-        pf_buf_puts(&p->sql, ")");
-        subs[i].outcome = PF_SUBMIT_EXISTS;
+        free(subs[i].existing_ack);
+        subs[i].existing_ack = NULL;
+        subs[i].existing_same = false;
+        subs[i].outcome = PF_SUBMIT_EXISTS; /* until the statement says otherwise */
     }
-    if (p->strict) {
-        /* a conflict aborts the transaction (SQLSTATE 23505) */
-        PGresult *res = s_p_exec(st, p, "cannot store submissions", error_r);
-        if (res == NULL)
+    PGconn *conn = c->st->conn;
+    if (c->state != S_IDLE || PQenterPipelineMode(conn) != 1) {
+        *error_r = pf_store_fail(c->st, "cannot start the batch", NULL);
+        return -1;
+    }
+    c->subs = subs;
+    c->n = n;
+    c->queries = 0;
+    c->nulls = 0;
+    c->step = 0;
+    c->failed = false;
+    c->committed = false;
+    c->preparing = !c->oneshot && !c->prepared;
+    s_params_t p;
+    s_params_build(&p, subs, n);
+    bool ok = PQsendQueryParams(conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) == 1;
+    c->queries++;
+    if (c->oneshot) {
+        ok = ok && PQsendQueryParams(conn, s_sql, S_NPARAMS, NULL, p.v, p.len, p.fmt, 0) == 1;
+    } else {
+        if (ok && !c->prepared) {
+            ok = PQsendPrepare(conn, S_STMT, s_sql, S_NPARAMS, NULL) == 1;
+            c->queries++;
+        }
+        ok = ok && PQsendQueryPrepared(conn, S_STMT, S_NPARAMS, p.v, p.len, p.fmt, 0) == 1;
+    }
+    c->queries++;
+    ok = ok && PQsendQueryParams(conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) == 1;
+    c->queries++;
+    ok = ok && PQpipelineSync(conn) == 1;
+    s_params_free(&p);
+    if (ok)
+        pf_crashpoint("after_commit_sent");
+    if (!ok) {
+        *error_r = pf_store_fail(c->st, "cannot send the batch", NULL);
+        s_finish(c, true);
+        return -1;
+    }
+    c->state = S_WAITING;
+    return 0;
+}
+
+/* The stored side of PF_SUBMIT_EXISTS rows, read after the COMMIT (a
+ * repeat, or a concurrent broker's insert of the same request id). */
+static int s_fill_existing(pf_store_t *st, pf_submit_t *subs, size_t n, const char **error_r)
+{
+    for (size_t i = 0; i < n; i++) {
+        pf_submit_t *s = &subs[i];
+        if (s->outcome != PF_SUBMIT_EXISTS)
+            continue;
+        unsigned char hash[32];
+        int rc = pf_store_submission_get(st, s->sender_id, s->request_id, hash, &s->existing_ack,
+                                         error_r);
+        if (rc < 0)
             return -1;
+        if (rc == 0) {
+            /* refused by ON CONFLICT yet not there: rows are outside data,
+             * so report instead of asserting */
+            snprintf(st->err, sizeof(st->err), "submission vanished during the batch");
+            *error_r = st->err;
+            return -1;
+        }
+        s->existing_same = memcmp(hash, s->payload_hash, 32) == 0;
+    }
+    return 0;
+}
+
+/* Files one result of the pipeline. */
+static void s_result(pf_store_committer_t *c, PGresult *res)
+{
+    ExecStatusType t = PQresultStatus(res);
+    if (c->failed)
+        return; /* the rest is PGRES_PIPELINE_ABORTED */
+    if (t != PGRES_COMMAND_OK && t != PGRES_TUPLES_OK) {
+        pf_store_fail(c->st, "cannot store the batch", res);
+        c->failed = true;
+        return;
+    }
+    int insert_step = c->preparing ? 2 : 1;
+    if (c->step == 1 && c->preparing)
+        c->prepared = true; /* the PREPARE went through */
+    else if (c->step == insert_step) {
+        for (int r = 0; r < PQntuples(res); r++) {
+            long k = strtol(PQgetvalue(res, r, 0), NULL, 10);
+            if (k >= 1 && (size_t)k <= c->n)
+                c->subs[k - 1].outcome = PF_SUBMIT_STORED;
+        }
+    } else if (c->step == insert_step + 1) {
+        c->committed = true; /* the COMMIT result */
+    }
+}
+
+int pf_store_committer_poll(pf_store_committer_t *c, const char **error_r)
+{
+    PGconn *conn = c->st->conn;
+    if (c->state != S_WAITING)
+        return 0;
+    if (PQconsumeInput(conn) != 1) {
+        *error_r = pf_store_fail(c->st, "cannot store the batch", NULL);
+        s_finish(c, false);
+        return -1;
+    }
+    while (!PQisBusy(conn)) {
+        PGresult *res = PQgetResult(conn);
+        if (res == NULL) {
+            /* the end of one statement's results; a lost connection gives
+             * NULL forever, hence the bound */
+            if (++c->nulls > c->queries || PQstatus(conn) != CONNECTION_OK) {
+                *error_r = pf_store_fail(c->st, "cannot store the batch", NULL);
+                s_finish(c, false);
+                return -1;
+            }
+            c->step++;
+            continue;
+        }
+        if (PQresultStatus(res) == PGRES_PIPELINE_SYNC) {
+            PQclear(res);
+            bool ok = !c->failed && c->committed;
+            if (!ok && !c->failed)
+                pf_store_fail(c->st, "cannot store the batch", NULL);
+            s_finish(c, !ok);
+            if (!ok) {
+                *error_r = c->st->err;
+                return -1;
+            }
+            if (s_fill_existing(c->st, c->subs, c->n, error_r) != 0) {
+                /* committed; only the answers to repeats are missing: the
+                 * caller settles them like an unknown outcome */
+                return -1;
+            }
+            return 1;
+        }
+        s_result(c, res);
         PQclear(res);
-        for (size_t i = 0; i < n; i++)
-            subs[i].outcome = PF_SUBMIT_STORED;
-        return 0;
     }
-    pf_buf_puts(&p->sql, " ON CONFLICT (sender_id, request_id) DO NOTHING "
-                         "RETURNING sender_id::text, request_id");
-    PGresult *res = s_p_exec(st, p, "cannot store submissions", error_r);
-    if (res == NULL)
+    if (PQstatus(conn) != CONNECTION_OK) {
+        *error_r = pf_store_fail(c->st, "cannot store the batch", NULL);
+        s_finish(c, false);
         return -1;
-    for (int r = 0; r < PQntuples(res); r++) {
-        int64_t sid = strtoll(PQgetvalue(res, r, 0), NULL, 10);
-        const char *rid = PQgetvalue(res, r, 1);
-        for (size_t i = 0; i < n; i++)
-            if (subs[i].sender_id == sid && strcmp(subs[i].request_id, rid) == 0)
-                subs[i].outcome = PF_SUBMIT_STORED;
     }
-    PQclear(res);
     return 0;
 }
 
-/* Runs the pending multi-row INSERT of a chunk. */
-static int s_flush(pf_store_t *st, s_params_t *p, size_t *rows, const char *what,
-                   const char **error_r)
+int pf_store_submit_batch(pf_store_t *st, pf_submit_t *subs, size_t n, const char **error_r)
 {
-    if (*rows == 0)
+    if (n == 0)
         return 0;
-    PGresult *res = s_p_exec(st, p, what, error_r);
-    s_p_reset(p);
-    *rows = 0;
-    if (res == NULL)
+    /* a committer borrowing st for one round, with the unnamed statement
+     * (st is not the committer's own session, so nothing stays prepared) */
+    pf_store_committer_t c = {.st = st, .oneshot = true};
+    if (pf_store_committer_send(&c, subs, n, error_r) != 0)
         return -1;
-    PQclear(res);
-    return 0;
-}
-
-static int s_insert_messages(pf_store_t *st, pf_submit_t *subs, size_t n, s_params_t *p,
-                             const char **error_r)
-{
-    static const char head[] =
-        "INSERT INTO message (mailbox_id, id, sender_id, request_id, title, reference, "
-        "required_level, read_receipt, size, attachment_count, created_at, key_version, "
-        "jwe_protected, jwe_encrypted_key, jwe_iv, jwe_ciphertext, jwe_tag) VALUES ";
-    size_t rows = 0;
-    s_p_reset(p);
-    for (size_t i = 0; i < n; i++) {
-        const pf_submit_t *s = &subs[i];
-        if (s->outcome != PF_SUBMIT_STORED)
-            continue;
-        for (size_t c = 0; c < s->copy_count; c++) {
-            const pf_submit_copy_t *cp = &s->copies[c];
-            pf_buf_puts(&p->sql, rows == 0 ? head : ",");
-            pf_buf_puts(&p->sql, "(");
-            s_p_text(p, cp->mailbox_id, ",");
-            s_p_text(p, cp->message_id, "::uuid,");
-            s_p_int(p, s->sender_id, "::bigint,");
-            s_p_text(p, s->request_id, ",");
-            s_p_text(p, s->title, ",");
-            s_p_text(p, s->reference ? s->reference : "", ",");
-            s_p_int(p, s->level, "::smallint,");
-            s_p_text(p, s->read_receipt ? "t" : "f", "::boolean,");
-            s_p_int(p, cp->size, "::bigint,");
-            s_p_int(p, s->attachment_count, "::integer,to_timestamp(");
-            s_p_int(p, s->created_ms, "::double precision / 1000),");
-            s_p_int(p, cp->key_version, "::integer,");
-            s_p_text(p, cp->jwe_protected, ",");
-            s_p_bin(p, cp->encrypted_key, cp->encrypted_key_len);
-            pf_buf_puts(&p->sql, ",");
-            s_p_bin(p, cp->iv, cp->iv_len);
-            pf_buf_puts(&p->sql, ",");
-            s_p_bin(p, cp->ciphertext, cp->ciphertext_len);
-            pf_buf_puts(&p->sql, ",");
-            s_p_bin(p, cp->tag, cp->tag_len);
-            pf_buf_puts(&p->sql, ")");
-            if (++rows == S_CHUNK && s_flush(st, p, &rows, "cannot store messages", error_r) != 0)
-                return -1;
+    for (;;) {
+        int rc = pf_store_committer_poll(&c, error_r);
+        if (rc != 0)
+            return rc > 0 ? 0 : -1;
+        struct pollfd pfd = {.fd = PQsocket(st->conn), .events = POLLIN};
+        if (pfd.fd < 0 || (poll(&pfd, 1, -1) < 0 && errno != EINTR)) {
+            *error_r = pf_store_fail(st, "cannot store the batch", NULL);
+            s_finish(&c, false);
+            return -1;
         }
     }
-    return s_flush(st, p, &rows, "cannot store messages", error_r);
-}
-
-static int s_insert_receipts(pf_store_t *st, pf_submit_t *subs, size_t n, s_params_t *p,
-                             const char **error_r)
-{
-    static const char head[] =
-        "INSERT INTO receipt (jti, sender_id, mailbox_id, message_id, event, token) VALUES ";
-    size_t rows = 0;
-    s_p_reset(p);
-    for (size_t i = 0; i < n; i++) {
-        const pf_submit_t *s = &subs[i];
-        if (s->outcome != PF_SUBMIT_STORED)
-            continue;
-        for (size_t c = 0; c < s->copy_count; c++) {
-            const pf_submit_copy_t *cp = &s->copies[c];
-            pf_buf_puts(&p->sql, rows == 0 ? head : ",");
-            pf_buf_puts(&p->sql, "(");
-            s_p_text(p, cp->receipt_jti, "::uuid,");
-            s_p_int(p, s->sender_id, "::bigint,");
-            s_p_text(p, cp->mailbox_id, ",");
-            s_p_text(p, cp->message_id, "::uuid,'delivered',");
-            s_p_text(p, cp->receipt_token, ")");
-            if (++rows == S_CHUNK && s_flush(st, p, &rows, "cannot store receipts", error_r) != 0)
-                return -1;
-        }
-    }
-    return s_flush(st, p, &rows, "cannot store receipts", error_r);
 }
 
 int pf_store_submission_get(pf_store_t *st, int64_t sender_id, const char *request_id,
@@ -262,131 +507,6 @@ int pf_store_submission_get(pf_store_t *st, int64_t sender_id, const char *reque
     }
     PQclear(res);
     return found;
-}
-
-/* The stored side of PF_SUBMIT_EXISTS rows, read inside the transaction. */
-static int s_fill_existing(pf_store_t *st, pf_submit_t *subs, size_t n, const char **error_r)
-{
-    for (size_t i = 0; i < n; i++) {
-        pf_submit_t *s = &subs[i];
-        if (s->outcome != PF_SUBMIT_EXISTS)
-            continue;
-        unsigned char hash[32];
-        int rc = pf_store_submission_get(st, s->sender_id, s->request_id, hash, &s->existing_ack,
-                                         error_r);
-        if (rc < 0)
-            return -1;
-        if (rc == 0) {
-            /* inserted and gone within our transaction: cannot happen, but
-             * rows are outside data, so report instead of asserting */
-            snprintf(st->err, sizeof(st->err), "submission vanished during the batch");
-            *error_r = st->err;
-            return -1;
-        }
-        s->existing_same = memcmp(hash, s->payload_hash, 32) == 0;
-    }
-    return 0;
-}
-
-/* The common case in one round trip (libpq pipeline mode): BEGIN, the
- * submission rows without ON CONFLICT, messages, receipts, COMMIT, sync.
- * The broker looked every request id up just before, so a conflict means
- * another broker stored the same request id in between: then the
- * transaction fails with 23505 and this returns 1, and the caller takes
- * the careful path that asks the database which rows are new.
- * Returns 0 committed, 1 conflict (nothing stored), -1 error. */
-static int s_submit_pipelined(pf_store_t *st, pf_submit_t *subs, size_t n, const char **error_r)
-{
-    if (PQenterPipelineMode(st->conn) != 1)
-        return 1;
-    s_params_t p = {.pipeline = true, .strict = true};
-    pf_buf_init(&p.sql);
-    int rc = 0;
-    int sent_ok = PQsendQueryParams(st->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) == 1;
-    p.sent = 1;
-    if (!sent_ok || s_insert_submissions(st, subs, n, &p, error_r) != 0 ||
-        s_insert_messages(st, subs, n, &p, error_r) != 0 ||
-        s_insert_receipts(st, subs, n, &p, error_r) != 0 ||
-        PQsendQueryParams(st->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) != 1 ||
-        PQpipelineSync(st->conn) != 1) {
-        *error_r = pf_store_fail(st, "cannot send the batch", NULL);
-        rc = -1;
-    }
-    p.sent++;
-    s_p_free(&p);
-    /* read every result up to the sync: NULL ends each statement's
-     * results; a lost connection gives NULL forever, hence the bound */
-    bool conflict = false;
-    int nulls = 0;
-    while (rc == 0) {
-        PGresult *res = PQgetResult(st->conn);
-        if (res == NULL) {
-            if (PQstatus(st->conn) != CONNECTION_OK || ++nulls > p.sent + 1) {
-                *error_r = pf_store_fail(st, "cannot store the batch", NULL);
-                rc = -1;
-            }
-            continue;
-        }
-        ExecStatusType t = PQresultStatus(res);
-        if (t == PGRES_PIPELINE_SYNC) {
-            PQclear(res);
-            break;
-        }
-        if (t == PGRES_FATAL_ERROR && !conflict && rc == 0) {
-            if (strcmp(pf_store_sqlstate(res), "23505") == 0)
-                conflict = true;
-            else {
-                *error_r = pf_store_fail(st, "cannot store the batch", res);
-                rc = -1;
-            }
-        }
-        PQclear(res);
-    }
-    PQexitPipelineMode(st->conn);
-    if (conflict || rc != 0) {
-        /* after an error the explicit transaction is still open, failed */
-        PQclear(PQexec(st->conn, "ROLLBACK"));
-        return rc != 0 ? -1 : 1;
-    }
-    return 0;
-}
-
-int pf_store_submit_batch(pf_store_t *st, pf_submit_t *subs, size_t n, const char **error_r)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(subs[i].existing_ack);
-        subs[i].existing_ack = NULL;
-        subs[i].existing_same = false;
-    }
-    if (n == 0)
-        return 0;
-    int fast = s_submit_pipelined(st, subs, n, error_r);
-    if (fast <= 0)
-        return fast;
-    s_params_t p = {0};
-    pf_buf_init(&p.sql);
-    if (pf_store_exec(st, "BEGIN", error_r) != 0)
-        goto fail_nobegin;
-    if (s_insert_submissions(st, subs, n, &p, error_r) != 0 ||
-        s_insert_messages(st, subs, n, &p, error_r) != 0 ||
-        s_insert_receipts(st, subs, n, &p, error_r) != 0 ||
-        s_fill_existing(st, subs, n, error_r) != 0)
-        goto fail;
-    s_p_free(&p);
-    if (pf_store_exec(st, "COMMIT", error_r) == 0)
-        return 0;
-    goto fail_clear;
-fail:
-    /* the error text lives in st->err; ROLLBACK must not overwrite it */
-    PQclear(PQexec(st->conn, "ROLLBACK"));
-fail_nobegin:
-    s_p_free(&p);
-fail_clear:
-    for (size_t i = 0; i < n; i++) {
-        free(subs[i].existing_ack);
-        subs[i].existing_ack = NULL;
-    }
-    return -1;
 }
 
 int pf_store_sender_by_id(pf_store_t *st, int64_t sender_id, char **name_r, bool *active_r,
@@ -516,4 +636,45 @@ int pf_store_submissions_get(pf_store_t *st, const int64_t *sender_ids,
     }
     PQclear(res);
     return 0;
+}
+
+int pf_store_sender_allowlists(pf_store_t *st, const int64_t *sender_ids, size_t n,
+                               pf_store_allow_t *allow_r, const char **error_r)
+{
+    memset(allow_r, 0, sizeof(*allow_r));
+    if (n == 0)
+        return 0;
+    pf_buf_t sids;
+    pf_buf_init(&sids);
+    pf_buf_puts(&sids, "{");
+    for (size_t i = 0; i < n; i++)
+        pf_buf_printf(&sids, "%s%lld", i ? "," : "", (long long)sender_ids[i]);
+    pf_buf_puts(&sids, "}");
+    const char *p[1] = {sids.data};
+    PGresult *res = pf_store_query(st, "cannot look up recipient allowlists",
+                                   "SELECT sender_id::text, pattern FROM sender_recipient_allow "
+                                   "WHERE sender_id = ANY ($1::bigint[])",
+                                   1, p, error_r);
+    pf_buf_free(&sids, 0);
+    if (res == NULL)
+        return -1;
+    size_t rows = (size_t)PQntuples(res);
+    allow_r->sender_ids = xcalloc(rows ? rows : 1, sizeof(*allow_r->sender_ids));
+    allow_r->patterns = xcalloc(rows ? rows : 1, sizeof(*allow_r->patterns));
+    for (size_t r = 0; r < rows; r++) {
+        allow_r->sender_ids[r] = strtoll(PQgetvalue(res, (int)r, 0), NULL, 10);
+        allow_r->patterns[r] = xstrdup(PQgetvalue(res, (int)r, 1));
+    }
+    allow_r->n = rows;
+    PQclear(res);
+    return 0;
+}
+
+void pf_store_allow_clear(pf_store_allow_t *allow)
+{
+    for (size_t i = 0; i < allow->n; i++)
+        free(allow->patterns[i]);
+    free(allow->sender_ids);
+    free(allow->patterns);
+    memset(allow, 0, sizeof(*allow));
 }

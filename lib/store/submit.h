@@ -55,14 +55,36 @@ typedef struct {
     bool existing_same; /* PF_SUBMIT_EXISTS: stored payload hash equals ours */
 } pf_submit_t;
 
-/* Stores the batch in one transaction: submission rows (ON CONFLICT DO
- * NOTHING, so a concurrent broker's insert of the same request id turns
- * into PF_SUBMIT_EXISTS), then the message and receipt rows of the
- * submissions actually inserted, then COMMIT.  The request ids within one
+/* Stores the batch in one transaction and waits for the COMMIT: one
+ * statement inserts the submission rows (ON CONFLICT DO NOTHING, so a
+ * request id stored before, or by a concurrent broker, turns into
+ * PF_SUBMIT_EXISTS with existing_* filled in) and the message and receipt
+ * rows of the submissions actually inserted.  The request ids within one
  * batch must be unique per sender (the caller deduplicates).  On -1
  * nothing is stored (or, when the connection broke during COMMIT, the
  * outcome is unknown). */
 int pf_store_submit_batch(pf_store_t *st, pf_submit_t *subs, size_t n, const char **error_r);
+
+/* The asynchronous form on a connection of its own (the broker's commit
+ * connections): pf_store_committer_send sends BEGIN, the insert, COMMIT
+ * and a pipeline sync without waiting; the caller polls the socket and
+ * calls pf_store_committer_poll until it returns 1 (committed: outcome
+ * and existing_* set in subs) or -1 (failed; after pf_store_broken() the
+ * outcome is unknown, otherwise nothing is stored and the transaction is
+ * rolled back).  One batch at a time per committer; subs stays borrowed
+ * until the poll returned non-zero. */
+typedef struct pf_store_committer pf_store_committer_t;
+int pf_store_committer_new(const char *conninfo, pf_store_committer_t **c_r, const char **error_r);
+void pf_store_committer_destroy(pf_store_committer_t **c);
+/* The connection (for the synchronous calls above: settling, fallback). */
+pf_store_t *pf_store_committer_store(pf_store_committer_t *c);
+int pf_store_committer_socket(pf_store_committer_t *c);
+bool pf_store_committer_busy(const pf_store_committer_t *c);
+int pf_store_committer_send(pf_store_committer_t *c, pf_submit_t *subs, size_t n,
+                            const char **error_r);
+int pf_store_committer_poll(pf_store_committer_t *c, const char **error_r);
+/* Reconnects a broken committer; 0 or -1. */
+int pf_store_committer_reconnect(pf_store_committer_t *c, const char **error_r);
 
 /* The stored submission of (sender, request id): its payload hash (32
  * bytes) and ACK (caller frees). */
@@ -87,5 +109,21 @@ int pf_store_recipient_keys(pf_store_t *st, const char *const *ids, size_t n, in
  * and whether it is active. */
 int pf_store_sender_by_id(pf_store_t *st, int64_t sender_id, char **name_r, bool *active_r,
                           const char **error_r);
+
+/* Recipient allowlists (sql/0007): a sender with rows in
+ * sender_recipient_allow may deliver only to mailboxes that match one of
+ * its patterns (an exact mailbox id, or a prefix followed by "*"); a
+ * sender without rows may deliver to every mailbox. */
+typedef struct {
+    int64_t *sender_ids; /* one per row */
+    char **patterns;
+    size_t n;
+} pf_store_allow_t;
+
+/* The allowlist rows of n senders, in one query, into *allow_r (release
+ * with pf_store_allow_clear).  Returns 0 or -1. */
+int pf_store_sender_allowlists(pf_store_t *st, const int64_t *sender_ids, size_t n,
+                               pf_store_allow_t *allow_r, const char **error_r);
+void pf_store_allow_clear(pf_store_allow_t *allow);
 
 #endif
