@@ -20,10 +20,10 @@
  *   unexpected  rows nobody asked for, ids differing from the ACK, a
  *               refusal other than temporary/busy, a receipt not in the
  *               outbox
- *   recovered   requests that timed out or were refused temporary/busy at
- *               least once and were acknowledged in the end (resends the
- *               client library made inside one pf_client_send are counted
- *               apart, as "client resends"). */
+ *   recovered   requests that needed more than one attempt (a resend of
+ *               the client library after a timeout, a send that ended
+ *               without answer, a NACK temporary or busy) and were
+ *               acknowledged in the end. */
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -60,6 +60,8 @@ pf_load_t *pf_load_new(pf_env_t *env, const pf_load_opts_t *opts);
 void pf_load_start(pf_load_t *l);
 /* Ends the sending threads (each finishes its current send) and joins. */
 void pf_load_stop(pf_load_t *l);
+/* Waits until each thread sent its max_per_thread notices. */
+void pf_load_wait(pf_load_t *l);
 /* Retries every request without a final answer, same request id, until it
  * is acknowledged or deadline_ms have passed; then asks once more for
  * every acknowledged one. */
