@@ -345,6 +345,8 @@ int pf_store_committer_send(pf_store_committer_t *c, pf_submit_t *subs, size_t n
         ok = ok && PQsendQueryPrepared(conn, S_STMT, S_NPARAMS, p.v, p.len, p.fmt, 0) == 1;
     }
     c->queries++;
+    /* fault tests only: the INSERT reaches the server, its COMMIT is never sent */
+    ok = ok && (!pf_crashpoint_armed || PQflush(conn) == 0) && pf_crashpoint("after_insert") == 0;
     ok = ok && PQsendQueryParams(conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) == 1;
     c->queries++;
     ok = ok && PQpipelineSync(conn) == 1;
