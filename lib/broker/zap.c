@@ -12,7 +12,9 @@
  * negative ones, so a flood of unknown keys does not become a flood of
  * queries); a revoked sender is therefore refused within cache_ms.  When
  * the database cannot answer the handshake is refused ("500"): failing
- * closed costs a retry, failing open would let anyone in. */
+ * closed costs a retry, failing open would let anyone in.  The ZAP
+ * connection reconnects by itself on the next handshake after the
+ * database came back. */
 #include "broker/broker_private.h"
 #include "store/admin.h"
 #include "util/log.h"
@@ -61,6 +63,11 @@ static int64_t s_lookup(pf_zap_t *z, const char *key)
     }
     int64_t id = 0;
     int rc = pf_store_sender_by_key(z->st, key, &id, NULL, &err);
+    /* a connection that broke while idle (the database restarted) shows
+     * only now: one new connection and one more try, so the first
+     * handshake after a restart is not refused for nothing */
+    if (rc < 0 && pf_store_broken(z->st) && pf_store_reconnect(z->st, &err) == 0)
+        rc = pf_store_sender_by_key(z->st, key, &id, NULL, &err);
     if (rc < 0) {
         pf_warn("event=zap_db_error error=\"%s\"", pf_broker_esc(err));
         return -1;

@@ -385,8 +385,11 @@ static void test_overload_busy_not_dropped(void **state)
     assert_int_equal(lc.unanswered, 0);
     /* bounded: no growth from one round of the same overload to the next,
      * and far below what holding the offered notices would take */
-    assert_true(peak[1] <= peak[0] + peak[0] / 4 + 32 * 1024);
-    assert_true(peak[1] - base < 512 * 1024);
+    /* under ASan RSS is a high-water mark with a generous allocator, so
+     * the margins are wide; what must not happen is growth with the
+     * amount offered (each round offers ~120 MiB of sealed copies) */
+    assert_true(peak[1] <= peak[0] + peak[0] / 2 + 32 * 1024);
+    assert_true(peak[0] - base < 512 * 1024 && peak[1] - base < 512 * 1024);
     pf_load_free(&l);
     pf_env_destroy(&env);
 }
