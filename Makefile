@@ -46,7 +46,7 @@ FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/tests/fuzz/%)
 
 .SECONDARY:
 
-.PHONY: all programs tests deps run test unit e2e interop check-layout fuzz bench clean format
+.PHONY: all programs tests deps run test unit e2e interop check-layout fuzz bench soak clean format
 
 all: programs
 
@@ -113,6 +113,12 @@ fuzz: deps
 bench: deps
 	$(MAKE) programs
 	scripts/bench.sh
+
+# The fault tests stretched (broker kill -9 for 10 minutes, ten database
+# crashes, ...): scripts/soak.sh BUILD [MINUTES]; `make test` runs them short.
+soak: deps
+	$(MAKE) MODE=asan tests
+	scripts/soak.sh build/asan $${SOAK_MINUTES:-10}
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
