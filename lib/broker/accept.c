@@ -50,8 +50,10 @@
 #define S_BATCH_MAX 512
 #define S_BATCH_BYTES (16LL * 1024 * 1024)
 /* everything the pipeline may hold (frames, sealed copies) */
-#define S_INFLIGHT_MAX 8192
-#define S_INFLIGHT_BYTES (48LL * 1024 * 1024)
+#define S_INFLIGHT_MAX 4096
+#define S_INFLIGHT_BYTES (24LL * 1024 * 1024)
+/* batches this small are sealed on the main thread when no worker is busy */
+#define S_INLINE_MAX 2
 /* parsed recipient keys; a full cache is emptied when no batch is being
  * sealed (keys are cheap to parse once; a bound matters more) */
 #define S_KEY_SLOTS 8192
@@ -609,6 +611,8 @@ static void s_find_keys(pf_broker_t *b, s_batch_t *bt)
     s_keytab_free(&tab);
 }
 
+static void s_sealed(pf_broker_t *b, s_batch_t *bt);
+
 /* Sends the forming batch on: lookups, then to the crypto workers. */
 static void s_launch(pf_broker_t *b)
 {
@@ -641,6 +645,14 @@ static void s_launch(pf_broker_t *b)
                                .versions = w->versions};
         w->item = it;
         w->state = S_SEALING;
+    }
+    if (bt->seal.count <= S_INLINE_MAX && a->sealing == 0) {
+        /* one or two SENDs on a quiet broker: handing them to a worker
+         * and back costs two thread wake-ups, more than sealing here */
+        for (size_t i = 0; i < bt->seal.count; i++)
+            pf_seal_item(&bt->seal.items[i], b->receipt_key, b->issuer);
+        s_sealed(b, bt);
+        return;
     }
     a->sealing++;
     pf_seal_pool_submit(a->pool, &bt->seal);
@@ -782,30 +794,35 @@ static int s_free_committer(pf_accept_t *a)
 
 /* Collects sealed batches, feeds free committers, launches the forming
  * batch when the pipeline has room for it. */
+static void s_sealed(pf_broker_t *b, s_batch_t *bt)
+{
+    pf_accept_t *a = b->acc;
+    bt->t_sealed = s_now_us();
+    for (size_t i = 0; i < bt->n; i++) {
+        s_sub_t *w = bt->subs[i];
+        if (w->state != S_SEALING)
+            continue;
+        if (w->item->ok) {
+            w->state = S_SEALED;
+        } else {
+            pf_error("event=seal_failed error=\"%s\"", pf_broker_esc(w->item->error));
+            s_nack(b, w, PF_WIRE_E_TEMPORARY, "cannot encrypt the notice, retry later");
+        }
+    }
+    if (a->wait_tail)
+        a->wait_tail->next = bt;
+    else
+        a->wait_head = bt;
+    a->wait_tail = bt;
+}
+
 static void s_pump(pf_broker_t *b)
 {
     pf_accept_t *a = b->acc;
     pf_seal_batch_t *sb;
     while ((sb = pf_seal_pool_done(a->pool)) != NULL) {
-        s_batch_t *bt = sb->owner;
         a->sealing--;
-        bt->t_sealed = s_now_us();
-        for (size_t i = 0; i < bt->n; i++) {
-            s_sub_t *w = bt->subs[i];
-            if (w->state != S_SEALING)
-                continue;
-            if (w->item->ok) {
-                w->state = S_SEALED;
-            } else {
-                pf_error("event=seal_failed error=\"%s\"", pf_broker_esc(w->item->error));
-                s_nack(b, w, PF_WIRE_E_TEMPORARY, "cannot encrypt the notice, retry later");
-            }
-        }
-        if (a->wait_tail)
-            a->wait_tail->next = bt;
-        else
-            a->wait_head = bt;
-        a->wait_tail = bt;
+        s_sealed(b, sb->owner);
     }
     int ci;
     while (a->wait_head != NULL && (ci = s_free_committer(a)) >= 0) {

@@ -253,6 +253,15 @@ struct pf_store_committer {
     bool committed;
 };
 
+/* The statement's plan does not depend on the batch (arrays in, the same
+ * joins every time): plan it once per session instead of per execution,
+ * which PostgreSQL would otherwise do for the first five executions and
+ * whenever it thinks a custom plan might win. */
+static void s_session(pf_store_committer_t *c)
+{
+    PQclear(PQexec(c->st->conn, "SET plan_cache_mode = force_generic_plan"));
+}
+
 int pf_store_committer_new(const char *conninfo, pf_store_committer_t **c_r, const char **error_r)
 {
     pf_store_t *st;
@@ -260,6 +269,7 @@ int pf_store_committer_new(const char *conninfo, pf_store_committer_t **c_r, con
         return -1;
     pf_store_committer_t *c = xcalloc(1, sizeof(*c));
     c->st = st;
+    s_session(c);
     *c_r = c;
     return 0;
 }
@@ -295,7 +305,10 @@ int pf_store_committer_reconnect(pf_store_committer_t *c, const char **error_r)
     c->prepared = false; /* prepared statements belong to the session */
     if (PQpipelineStatus(c->st->conn) != PQ_PIPELINE_OFF)
         PQexitPipelineMode(c->st->conn);
-    return pf_store_reconnect(c->st, error_r);
+    if (pf_store_reconnect(c->st, error_r) != 0)
+        return -1;
+    s_session(c);
+    return 0;
 }
 
 /* Ends a failed or finished pipeline: back to ordinary mode; after a
