@@ -19,6 +19,9 @@ static void s_usage(FILE *out)
           "  sender list\n"
           "  sender revoke NAME                refuse the sender from now on\n"
           "  sender rotate-key NAME            give the sender a new CURVE key\n"
+          "  sender allow NAME PATTERN         limit a sender to mailbox ids (exact or prefix*)\n"
+          "  sender disallow NAME PATTERN\n"
+          "  sender allowed NAME               list the allowlist (none: every mailbox)\n"
           "  citizen add ID [--key-type p256|rsa3072|rsa4096] [--public-jwk FILE]\n"
           "  citizen rotate-key ID [--key-type TYPE]\n"
           "  citizen public-key ID             print the mailbox's current public JWK\n"
@@ -101,6 +104,13 @@ int main(int argc, char **argv)
             rc = pf_admin_sender_revoke(&ctx, name, &err);
         else if (strcmp(sub, "rotate-key") == 0)
             rc = pf_admin_sender_rotate_key(&ctx, name, &err);
+        else if (strcmp(sub, "allowed") == 0)
+            rc = pf_admin_sender_allowed(&ctx, name, &err);
+        else if ((strcmp(sub, "allow") == 0 || strcmp(sub, "disallow") == 0) &&
+                 i + 3 < argc)
+            rc = strcmp(sub, "allow") == 0
+                     ? pf_admin_sender_allow(&ctx, name, argv[i + 3], &err)
+                     : pf_admin_sender_disallow(&ctx, name, argv[i + 3], &err);
     } else if (strcmp(cmd, "citizen") == 0) {
         const char *id = s_arg(argc, argv, i + 2);
         const char *type = s_opt(argc, argv, i + 2, "--key-type", "p256");

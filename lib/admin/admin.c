@@ -771,3 +771,51 @@ out:
     pf_store_destroy(&st);
     return rc;
 }
+
+int pf_admin_sender_allow(pf_admin_ctx_t *ctx, const char *name, const char *pattern,
+                          const char **error_r)
+{
+    pf_store_t *st;
+    if (s_open(ctx, &st, error_r) != 0)
+        return -1;
+    int rc = pf_store_sender_allow(st, name, pattern, error_r);
+    if (rc == 0)
+        fprintf(ctx->out, "sender %s may address %s\n", name, pattern);
+    else
+        s_fail(ctx, error_r, "%s", *error_r);
+    pf_store_destroy(&st);
+    return rc;
+}
+
+int pf_admin_sender_disallow(pf_admin_ctx_t *ctx, const char *name, const char *pattern,
+                             const char **error_r)
+{
+    pf_store_t *st;
+    if (s_open(ctx, &st, error_r) != 0)
+        return -1;
+    int rc = pf_store_sender_disallow(st, name, pattern, error_r);
+    if (rc == 1)
+        fprintf(ctx->out, "removed %s from the allowlist of %s\n", pattern, name);
+    else if (rc == 0)
+        s_fail(ctx, error_r, "sender %s has no allowlist entry \"%s\"", name, pattern);
+    else
+        s_fail(ctx, error_r, "%s", *error_r);
+    pf_store_destroy(&st);
+    return rc == 1 ? 0 : -1;
+}
+
+int pf_admin_sender_allowed(pf_admin_ctx_t *ctx, const char *name, const char **error_r)
+{
+    pf_store_t *st;
+    if (s_open(ctx, &st, error_r) != 0)
+        return -1;
+    char *text = NULL;
+    int rc = pf_store_sender_allowed(st, name, &text, error_r);
+    if (rc == 0)
+        fprintf(ctx->out, "%s", *text ? text : "(no allowlist: every mailbox)\n");
+    else
+        s_fail(ctx, error_r, "%s", *error_r);
+    free(text);
+    pf_store_destroy(&st);
+    return rc;
+}

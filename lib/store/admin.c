@@ -314,3 +314,63 @@ void pf_secret_row_clear(pf_secret_row_t *row)
     free(row->wrapped);
     memset(row, 0, sizeof(*row));
 }
+
+int pf_store_sender_allow(pf_store_t *st, const char *name, const char *pattern,
+                          const char **error_r)
+{
+    const char *p[2] = {name, pattern};
+    PGresult *res = pf_store_query(st, "cannot add allowlist entry",
+                                   "INSERT INTO sender_recipient_allow (sender_id, pattern) "
+                                   "SELECT id, $2 FROM sender WHERE name = $1 "
+                                   "ON CONFLICT DO NOTHING RETURNING 1",
+                                   2, p, error_r);
+    if (res == NULL)
+        return -1;
+    PQclear(res);
+    pf_sender_row_t row;
+    int found = pf_store_sender_by_name(st, name, &row, error_r);
+    if (found > 0)
+        pf_sender_row_clear(&row);
+    if (found == 0) {
+        snprintf(st->err, sizeof(st->err), "cannot add allowlist entry: no such sender");
+        *error_r = st->err;
+        return -1;
+    }
+    return found < 0 ? -1 : 0;
+}
+
+int pf_store_sender_disallow(pf_store_t *st, const char *name, const char *pattern,
+                             const char **error_r)
+{
+    const char *p[2] = {name, pattern};
+    PGresult *res = pf_store_query(st, "cannot remove allowlist entry",
+                                   "DELETE FROM sender_recipient_allow a USING sender s "
+                                   "WHERE a.sender_id = s.id AND s.name = $1 AND a.pattern = $2",
+                                   2, p, error_r);
+    if (res == NULL)
+        return -1;
+    int n = atoi(PQcmdTuples(res));
+    PQclear(res);
+    return n > 0 ? 1 : 0;
+}
+
+int pf_store_sender_allowed(pf_store_t *st, const char *name, char **text_r,
+                            const char **error_r)
+{
+    const char *p[1] = {name};
+    PGresult *res = pf_store_query(st, "cannot read allowlist",
+                                   "SELECT a.pattern FROM sender_recipient_allow a JOIN sender s "
+                                   "ON s.id = a.sender_id WHERE s.name = $1 ORDER BY a.pattern",
+                                   1, p, error_r);
+    if (res == NULL)
+        return -1;
+    char *text = xstrdup("");
+    for (int i = 0; i < PQntuples(res); i++) {
+        char *t = xasprintf("%s%s\n", text, PQgetvalue(res, i, 0));
+        free(text);
+        text = t;
+    }
+    PQclear(res);
+    *text_r = text;
+    return 0;
+}

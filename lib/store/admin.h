@@ -29,6 +29,17 @@ int pf_store_sender_set_key(pf_store_t *st, const char *name, const char *curve_
                             const char **error_r);
 void pf_sender_row_clear(pf_sender_row_t *row);
 
+/* Recipient allowlist of a sender (sql/0007): an exact mailbox id or a
+ * prefix ending in "*".  A sender without entries may address everyone. */
+int pf_store_sender_allow(pf_store_t *st, const char *name, const char *pattern,
+                          const char **error_r);
+/* Returns 1 removed, 0 no such entry, -1 error. */
+int pf_store_sender_disallow(pf_store_t *st, const char *name, const char *pattern,
+                             const char **error_r);
+/* Newline-separated patterns (caller frees); "" when unrestricted. */
+int pf_store_sender_allowed(pf_store_t *st, const char *name, char **text_r,
+                            const char **error_r);
+
 /* Creates mailbox id with key version 1 (or adds the next version when the
  * mailbox exists and add_version is true).  wrapped may be NULL for a
  * citizen who keeps the private key.  *version_r gets the new version. */

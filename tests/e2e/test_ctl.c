@@ -76,6 +76,36 @@ static void test_sender_names_and_duplicates(void **state)
     free(out);
 }
 
+static void test_sender_allowlist(void **state)
+{
+    pf_env_t *env = *state;
+    char *out = NULL;
+    assert_int_equal(pf_env_ctl(env, &out, "sender", "allowed", "tax-office", NULL), 0);
+    assert_non_null(strstr(out, "every mailbox"));
+    free(out);
+    assert_int_equal(pf_env_ctl(env, &out, "sender", "allow", "tax-office", "bw-*", NULL), 0);
+    free(out);
+    assert_int_equal(pf_env_ctl(env, &out, "sender", "allow", "tax-office", "citizen-a", NULL), 0);
+    free(out);
+    assert_int_equal(pf_env_ctl(env, &out, "sender", "allow", "tax-office", "bad pattern", NULL),
+                     1);
+    free(out);
+    assert_int_equal(pf_env_ctl(env, &out, "sender", "allow", "nobody", "x", NULL), 1);
+    free(out);
+    assert_int_equal(pf_env_ctl(env, &out, "sender", "allowed", "tax-office", NULL), 0);
+    assert_string_equal(out, "bw-*\ncitizen-a\n");
+    free(out);
+    assert_int_equal(pf_env_ctl(env, &out, "sender", "disallow", "tax-office", "bw-*", NULL), 0);
+    free(out);
+    assert_int_equal(pf_env_ctl(env, &out, "sender", "disallow", "tax-office", "bw-*", NULL), 1);
+    free(out);
+    assert_int_equal(pf_env_ctl(env, &out, "sender", "disallow", "tax-office", "citizen-a", NULL),
+                     0);
+    free(out);
+    assert_int_equal(
+        pf_env_sql_int(env, "SELECT count(*) FROM sender_recipient_allow"), 0);
+}
+
 static void test_citizen_keys(void **state)
 {
     pf_env_t *env = *state;
@@ -168,6 +198,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_migrate_is_idempotent),
         cmocka_unit_test(test_sender_names_and_duplicates),
+        cmocka_unit_test(test_sender_allowlist),
         cmocka_unit_test(test_citizen_keys),
         cmocka_unit_test(test_token_levels),
     };
