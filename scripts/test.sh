@@ -90,12 +90,13 @@ if [ "$WHAT" = all ] || [ "$WHAT" = fuzz ]; then
 fi
 
 if [ "$WHAT" = all ] || [ "$WHAT" = e2e ] || [ "$WHAT" = interop ]; then
-    # One PostgreSQL cluster for the e2e suites; each test makes its own database.
-    PGDIR=$ROOT/var/test-pg
+    # One PostgreSQL cluster per run for the e2e suites (its own directory, so
+    # runs side by side do not stop each other's); each test makes its own database.
+    PGDIR=$ROOT/var/test-pg-$$
     scripts/pg.sh start "$PGDIR" >"$LOGDIR/pg.log" 2>&1 || { cat "$LOGDIR/pg.log" >&2; echo "0 passed, 1 failed"; exit 1; }
     export PF_TEST_PGHOST=$PGDIR/sock
     export PF_TEST_PGPORT=$(cat "$PGDIR/port")
-    trap 'scripts/pg.sh stop "$PGDIR" >/dev/null 2>&1' EXIT
+    trap 'scripts/pg.sh stop "$PGDIR" >/dev/null 2>&1; rm -rf "$PGDIR"' EXIT
     if [ "$WHAT" != interop ]; then
         run_cmocka_dir "$BUILD/tests/e2e"
     fi
