@@ -19,7 +19,7 @@
  *
  * Failures (docs/reliability.md): a lost database connection makes every
  * SEND answer NACK "temporary" (never an ACK without COMMIT) while the loop
- * reconnects with a backoff capped at one second, so service resumes
+ * reconnects with a backoff capped at half a second, so service resumes
  * within about a second of the database; at start-up the broker waits for
  * the database instead of exiting, so a supervisor never sees it
  * crash-loop.  Overload: libzmq queues at most queue_max messages per
@@ -48,9 +48,10 @@
 #include <unistd.h>
 
 #define S_MAX_ROUTES 4096
-/* reconnect backoff: from 100 ms, doubling, at most this (the issue asks
- * for service within 2 s of the database coming back) */
-#define S_BACKOFF_MAX_MS 1000
+/* reconnect backoff: from 100 ms, doubling, at most this: the issue asks
+ * for service within 2 s of the database coming back, and a failed attempt
+ * against a database that is down costs one refused connect */
+#define S_BACKOFF_MAX_MS 500
 /* per-peer queue of outgoing messages (receipts, answers): a full one is an
  * EAGAIN we see (ROUTER_MANDATORY), and the receipt is sent again later */
 #define S_SNDHWM 1000
