@@ -25,7 +25,8 @@
 #include <time.h>
 
 #define S_EXPIRE_BATCH 256
-#define S_EXPIRE_ROUNDS 4
+#define S_EXPIRE_ROUNDS 8
+#define S_EXPIRE_SLICE_MS 200
 
 /* Signs the receipt of one expired copy into e->jti / e->token. */
 static int s_sign(pf_broker_t *b, pf_expiry_t *e, int64_t period_ms, const char **error_r)
@@ -50,7 +51,11 @@ int pf_broker_expire(pf_broker_t *b)
 {
     int total = 0;
     int64_t period_ms = (int64_t)b->cfg.expire_after_seconds * 1000;
-    for (int round = 0; round < S_EXPIRE_ROUNDS && b->db_ok; round++) {
+    /* the loop that answers SENDs waits meanwhile: a backlog (after an
+     * outage of the brokers) is worked off a slice per poll */
+    int64_t until = pf_broker_now_ms() + S_EXPIRE_SLICE_MS;
+    for (int round = 0; round < S_EXPIRE_ROUNDS && b->db_ok && pf_broker_now_ms() < until;
+         round++) {
         pf_expiry_t *rows;
         size_t n;
         const char *err;

@@ -151,18 +151,18 @@ int pf_store_expiry_claim(pf_store_t *st, int period_seconds, int limit, pf_expi
     snprintf(lim, sizeof(lim), "%d", limit);
     const char *p[2] = {period, lim};
     /* base64url of the tag in SQL: 16 bytes never make a line break */
-    PGresult *res = pf_store_query(
-        st, "cannot claim copies due to expire",
-        "SELECT m.mailbox_id, m.id::text, m.sender_id::text, s.name, m.request_id, "
-        "translate(rtrim(encode(m.jwe_tag, 'base64'), '='), '+/', '-_'), "
-        "floor(extract(epoch FROM m.created_at) * 1000)::bigint::text, "
-        "(m.read_at IS NULL OR m.read_at > m.created_at + "
-        "  make_interval(secs => $1::double precision))::text "
-        "FROM message m JOIN sender s ON s.id = m.sender_id "
-        "WHERE NOT m.expiry_checked "
-        "AND m.created_at <= now() - make_interval(secs => $1::double precision) "
-        "ORDER BY m.created_at LIMIT $2::integer FOR UPDATE OF m SKIP LOCKED",
-        2, p, error_r);
+    PGresult *res =
+        pf_store_query(st, "cannot claim copies due to expire",
+                       "SELECT m.mailbox_id, m.id::text, m.sender_id::text, s.name, m.request_id, "
+                       "translate(rtrim(encode(m.jwe_tag, 'base64'), '='), '+/', '-_'), "
+                       "floor(extract(epoch FROM m.created_at) * 1000)::bigint::text, "
+                       "(m.read_at IS NULL OR m.read_at > m.created_at + "
+                       "  make_interval(secs => $1::double precision))::text "
+                       "FROM message m JOIN sender s ON s.id = m.sender_id "
+                       "WHERE NOT m.expiry_checked "
+                       "AND m.created_at <= now() - make_interval(secs => $1::double precision) "
+                       "ORDER BY m.created_at LIMIT $2::integer FOR UPDATE OF m SKIP LOCKED",
+                       2, p, error_r);
     if (res == NULL) {
         if (!pf_store_broken(st))
             PQclear(PQexec(st->conn, "ROLLBACK"));
@@ -187,40 +187,80 @@ int pf_store_expiry_claim(pf_store_t *st, int period_seconds, int limit, pf_expi
     return 0;
 }
 
+/* Appends s as a quoted element of an array literal (quotes and
+ * backslashes escaped; the values here are ids and base64url tokens, but
+ * the literal must not depend on that). */
+static void s_elem(pf_buf_t *b, const char *s, bool first)
+{
+    pf_buf_puts(b, first ? "\"" : ",\"");
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            pf_buf_append(b, "\\", 1);
+        pf_buf_append(b, s, 1);
+    }
+    pf_buf_puts(b, "\"");
+}
+
 int pf_store_expiry_finish(pf_store_t *st, pf_expiry_t *rows, size_t n, const char **error_r)
 {
-    int inserted = 0;
+    /* two statements for the whole claim, whatever its size: the receipts
+     * and the marks go as arrays */
+    pf_buf_t a[7];
+    for (int k = 0; k < 7; k++) {
+        pf_buf_init(&a[k]);
+        pf_buf_puts(&a[k], "{");
+    }
+    size_t ntok = 0;
     for (size_t i = 0; i < n; i++) {
         const pf_expiry_t *e = &rows[i];
-        const char *p[2] = {e->mailbox_id, e->message_id};
-        PGresult *res;
-        if (e->token != NULL) {
-            char sid[32];
-            snprintf(sid, sizeof(sid), "%lld", (long long)e->sender_id);
-            const char *q[5] = {e->jti, sid, e->mailbox_id, e->message_id, e->token};
-            res = pf_store_query(st, "cannot add expired receipt",
-                                 "INSERT INTO receipt (jti, sender_id, mailbox_id, message_id, "
-                                 "event, token) VALUES ($1::uuid, $2::bigint, $3, $4::uuid, "
-                                 "'expired', $5) "
-                                 "ON CONFLICT (mailbox_id, message_id, event) DO NOTHING",
-                                 5, q, error_r);
-            if (res == NULL)
-                goto fail;
-            inserted += strcmp(PQcmdTuples(res), "1") == 0;
-            PQclear(res);
-        }
-        res = pf_store_query(st, "cannot mark copy as looked at",
-                             "UPDATE message SET expiry_checked = true "
-                             "WHERE mailbox_id = $1 AND id = $2::uuid",
-                             2, p, error_r);
+        s_elem(&a[5], e->mailbox_id, i == 0);
+        s_elem(&a[6], e->message_id, i == 0);
+        if (e->token == NULL)
+            continue;
+        char sid[32];
+        snprintf(sid, sizeof(sid), "%lld", (long long)e->sender_id);
+        s_elem(&a[0], e->jti, ntok == 0);
+        s_elem(&a[1], sid, ntok == 0);
+        s_elem(&a[2], e->mailbox_id, ntok == 0);
+        s_elem(&a[3], e->message_id, ntok == 0);
+        s_elem(&a[4], e->token, ntok == 0);
+        ntok++;
+    }
+    for (int k = 0; k < 7; k++)
+        pf_buf_puts(&a[k], "}");
+    int inserted = 0;
+    PGresult *res = NULL;
+    if (ntok > 0) {
+        const char *q[5] = {a[0].data, a[1].data, a[2].data, a[3].data, a[4].data};
+        res = pf_store_query(st, "cannot add expired receipts",
+                             "INSERT INTO receipt (jti, sender_id, mailbox_id, message_id, event, "
+                             "token) SELECT jti, sid, mb, mid, 'expired', tok FROM "
+                             "unnest($1::uuid[], $2::bigint[], $3::text[], $4::uuid[], "
+                             "$5::text[]) AS u (jti, sid, mb, mid, tok) "
+                             "ON CONFLICT (mailbox_id, message_id, event) DO NOTHING",
+                             5, q, error_r);
         if (res == NULL)
             goto fail;
+        inserted = atoi(PQcmdTuples(res));
         PQclear(res);
     }
+    const char *m[2] = {a[5].data, a[6].data};
+    res = pf_store_query(st, "cannot mark copies as looked at",
+                         "UPDATE message m SET expiry_checked = true "
+                         "FROM unnest($1::text[], $2::uuid[]) AS u (mb, mid) "
+                         "WHERE m.mailbox_id = u.mb AND m.id = u.mid",
+                         2, m, error_r);
+    if (res == NULL)
+        goto fail;
+    PQclear(res);
+    for (int k = 0; k < 7; k++)
+        pf_buf_free(&a[k], 0);
     if (pf_store_exec(st, "COMMIT", error_r) != 0)
         return -1;
     return inserted;
 fail:
+    for (int k = 0; k < 7; k++)
+        pf_buf_free(&a[k], 0);
     if (!pf_store_broken(st))
         PQclear(PQexec(st->conn, "ROLLBACK"));
     return -1;

@@ -231,8 +231,7 @@ static void *s_thread(void *arg)
         s_req_t *r = s_new_req(t);
         /* a temporary refusal is retried at once a few times (what a
          * procedure would do); a timeout is left for settling */
-        for (int k = 0; k < 3 && s_send(t, r) == 0 && r->timeouts == 0 &&
-                        !atomic_load(&l->stop);
+        for (int k = 0; k < 3 && s_send(t, r) == 0 && r->timeouts == 0 && !atomic_load(&l->stop);
              k++)
             usleep(50 * 1000);
         if (l->o.pause_ms > 0)
@@ -450,9 +449,8 @@ void pf_load_check(pf_load_t *l, pf_load_counts_t *c)
             }
             int per[S_MAX_RCPT] = {0};
             bool extra = false, mismatch = false;
-            for (size_t j = lo; j < rows.n && strncmp(rows.v[j], r->rid, rl) == 0 &&
-                                rows.v[j][rl] == ' ';
-                 j++) {
+            for (size_t j = lo;
+                 j < rows.n && strncmp(rows.v[j], r->rid, rl) == 0 && rows.v[j][rl] == ' '; j++) {
                 used[j] = true;
                 const char *mb = rows.v[j] + rl + 1;
                 const char *id = strchr(mb, ' ');

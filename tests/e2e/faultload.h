@@ -31,23 +31,23 @@
 #include "postfach/postfach.h"
 
 typedef struct {
-    const char *name;             /* prefix of the request ids, and the summary's label */
-    int threads;                  /* sending threads, one client each (at most 32) */
-    const char *const *citizens;  /* recipients to choose from, NULL-terminated */
-    int recipients;               /* per notice */
-    int timeout_ms, retries;      /* of each client (pf_client_set_timeout) */
-    int body_bytes;               /* body text size */
-    int attachment_bytes;         /* one attachment of this size, 0 = none */
-    int max_per_thread;           /* new notices per thread, 0 = until pf_load_stop */
-    int pause_ms;                 /* between two sends of one thread */
-    int slot;                     /* broker slot to connect to */
-    bool collect_receipts;        /* each client hands out receipts as they come */
+    const char *name;            /* prefix of the request ids, and the summary's label */
+    int threads;                 /* sending threads, one client each (at most 32) */
+    const char *const *citizens; /* recipients to choose from, NULL-terminated */
+    int recipients;              /* per notice */
+    int timeout_ms, retries;     /* of each client (pf_client_set_timeout) */
+    int body_bytes;              /* body text size */
+    int attachment_bytes;        /* one attachment of this size, 0 = none */
+    int max_per_thread;          /* new notices per thread, 0 = until pf_load_stop */
+    int pause_ms;                /* between two sends of one thread */
+    int slot;                    /* broker slot to connect to */
+    bool collect_receipts;       /* each client hands out receipts as they come */
 } pf_load_opts_t;
 
 typedef struct {
     long attempted, acked, lost, duplicated, unexpected, recovered;
     /* details */
-    long unanswered; /* never acknowledged, even after settling */
+    long unanswered;     /* never acknowledged, even after settling */
     long client_retries; /* resends inside the client library (Lazy Pirate) */
     long timeouts, temporary, busy, refused_other;
     long receipts_expected, receipts_handed, receipts_missing;

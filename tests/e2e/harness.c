@@ -148,8 +148,7 @@ static int s_run(char *const *argv, char **out_r, char **err_r)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-static int s_vrun(pf_env_t *env, char **out_r, char **err_r, const char *prog, bool ctl,
-                  va_list ap)
+static int s_vrun(pf_env_t *env, char **out_r, char **err_r, const char *prog, bool ctl, va_list ap)
 {
     char *argv[64];
     int n = 0;
@@ -456,8 +455,8 @@ static pid_t s_spawn(pf_env_t *env, const char *prog, char **argv, const char *l
 }
 
 static int s_start(pf_env_t *env, const char *prog, char **fixed, size_t nfixed,
-                   const char *const *settings, const char *logname,
-                   const char *const *environ_add, pid_t *pid_r)
+                   const char *const *settings, const char *logname, const char *const *environ_add,
+                   pid_t *pid_r)
 {
     char *argv[128];
     int n = 0;
@@ -743,7 +742,8 @@ int pf_http_raw(int port, const void *request, size_t len, int timeout_ms,
 {
     memset(resp_r, 0, sizeof(*resp_r));
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
         close(fd);

@@ -33,9 +33,9 @@ int pf_env_pg_kill(pf_env_t *env);
 int pf_env_pg_start(pf_env_t *env);
 void pf_env_destroy(pf_env_t **env);
 
-const char *pf_env_dir(const pf_env_t *env);      /* scratch directory of this test */
-const char *pf_env_keys(const pf_env_t *env);     /* key directory (postfach-ctl --keys) */
-const char *pf_env_conninfo(const pf_env_t *env); /* libpq connection string */
+const char *pf_env_dir(const pf_env_t *env);             /* scratch directory of this test */
+const char *pf_env_keys(const pf_env_t *env);            /* key directory (postfach-ctl --keys) */
+const char *pf_env_conninfo(const pf_env_t *env);        /* libpq connection string */
 const char *pf_env_broker_endpoint(const pf_env_t *env); /* tcp://127.0.0.1:PORT */
 int pf_env_reader_port(const pf_env_t *env);
 /* Path of the CURVE key file of a sender made by `postfach-ctl sender add`. */

@@ -23,6 +23,28 @@
 
 static const char *const s_citizens[] = {"citizen-a", "citizen-b", "citizen-c", NULL};
 
+/* The environment lives in the fixture, so a failed assertion (cmocka
+ * jumps out of the test) still stops the daemons and private clusters. */
+typedef struct {
+    pf_env_t *env;
+    pf_load_t *load;
+} fixture_t;
+
+static int s_setup(void **state)
+{
+    *state = calloc(1, sizeof(fixture_t));
+    return *state ? 0 : -1;
+}
+
+static int s_teardown(void **state)
+{
+    fixture_t *f = *state;
+    pf_load_free(&f->load);
+    pf_env_destroy(&f->env);
+    free(f);
+    return 0;
+}
+
 static int s_seconds(const char *name, int def)
 {
     const char *v = getenv(name);
@@ -32,7 +54,8 @@ static int s_seconds(const char *name, int def)
 static void test_kill9_every_2s_under_load(void **state)
 {
     (void)state;
-    pf_env_t *env = pf_env_new("fault_kill", s_citizens);
+    fixture_t *fx = *state;
+    pf_env_t *env = fx->env = pf_env_new("fault_kill", s_citizens);
     assert_non_null(env);
     assert_int_equal(pf_env_start_broker(env, NULL), 0);
     pf_load_opts_t o = {.name = "k9",
@@ -44,7 +67,7 @@ static void test_kill9_every_2s_under_load(void **state)
                         .body_bytes = 2000,
                         .attachment_bytes = 8192,
                         .pause_ms = 10};
-    pf_load_t *l = pf_load_new(env, &o);
+    pf_load_t *l = fx->load = pf_load_new(env, &o);
     pf_load_start(l);
     int seconds = s_seconds("PF_FAULT_SECONDS", 30);
     int64_t start = pf_test_now_ms(), end = start + (int64_t)seconds * 1000;
@@ -74,14 +97,12 @@ static void test_kill9_every_2s_under_load(void **state)
     assert_int_equal(c.acked, c.attempted);
     /* the kills must have hurt somebody, or the test proves nothing */
     assert_true(c.recovered + c.client_retries > 0);
-    pf_load_free(&l);
-    pf_env_destroy(&env);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_kill9_every_2s_under_load),
+        cmocka_unit_test_setup_teardown(test_kill9_every_2s_under_load, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,6 +28,28 @@
 
 static const char *const s_citizens[] = {"citizen-a", "citizen-b", "citizen-c", NULL};
 
+/* The environment lives in the fixture, so a failed assertion (cmocka
+ * jumps out of the test) still stops the daemons and private clusters. */
+typedef struct {
+    pf_env_t *env;
+    pf_load_t *load;
+} fixture_t;
+
+static int s_setup(void **state)
+{
+    *state = calloc(1, sizeof(fixture_t));
+    return *state ? 0 : -1;
+}
+
+static int s_teardown(void **state)
+{
+    fixture_t *f = *state;
+    pf_load_free(&f->load);
+    pf_env_destroy(&f->env);
+    free(f);
+    return 0;
+}
+
 static int s_seconds(const char *name, int def)
 {
     const char *v = getenv(name);
@@ -49,7 +71,8 @@ static void *s_starter(void *arg)
 static void test_pg_immediate_stop_mid_load(void **state)
 {
     (void)state;
-    pf_env_t *env = pf_env_new_private_pg("fault_db", s_citizens);
+    fixture_t *fx = *state;
+    pf_env_t *env = fx->env = pf_env_new_private_pg("fault_db", s_citizens);
     assert_non_null(env);
     assert_int_equal(pf_env_start_broker(env, NULL), 0);
     pf_load_opts_t o = {.name = "pg",
@@ -61,7 +84,7 @@ static void test_pg_immediate_stop_mid_load(void **state)
                         .body_bytes = 2000,
                         .attachment_bytes = 8192,
                         .pause_ms = 5};
-    pf_load_t *l = pf_load_new(env, &o);
+    pf_load_t *l = fx->load = pf_load_new(env, &o);
     pf_load_start(l);
     int rounds = s_seconds("PF_FAULT_DB_ROUNDS", 2);
     long acks_down = 0;
@@ -99,8 +122,9 @@ static void test_pg_immediate_stop_mid_load(void **state)
     pf_load_counts_t c;
     pf_load_check(l, &c);
     pf_load_print("pg-immediate-stop", &c);
-    printf("fault pg-immediate-stop: acks while the database was down %ld, slowest resume %lld ms\n",
-           acks_down, (long long)worst_resume);
+    printf(
+        "fault pg-immediate-stop: acks while the database was down %ld, slowest resume %lld ms\n",
+        acks_down, (long long)worst_resume);
     assert_int_equal(acks_down, 0);
     assert_true(worst_resume <= 2000);
     assert_true(c.attempted > 0);
@@ -110,7 +134,7 @@ static void test_pg_immediate_stop_mid_load(void **state)
     assert_int_equal(c.unanswered, 0);
     assert_int_equal(c.acked, c.attempted);
     assert_true(c.temporary + c.timeouts + c.client_retries > 0);
-    pf_load_free(&l);
+    pf_load_free(&fx->load);
 
     /* a broker started while the database is down waits for it (no exit,
      * so no crash loop under a supervisor) and serves once it is back */
@@ -146,13 +170,12 @@ static void test_pg_immediate_stop_mid_load(void **state)
     assert_int_equal(res.ok, 1);
     pf_client_result_clear(&res);
     pf_client_destroy(&cl);
-    pf_env_destroy(&env);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_pg_immediate_stop_mid_load),
+        cmocka_unit_test_setup_teardown(test_pg_immediate_stop_mid_load, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

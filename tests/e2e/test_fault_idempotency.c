@@ -24,6 +24,28 @@
 
 static const char *const s_citizens[] = {"citizen-a", "citizen-b", "citizen-c", NULL};
 
+/* The environment lives in the fixture, so a failed assertion (cmocka
+ * jumps out of the test) still stops the daemons and private clusters. */
+typedef struct {
+    pf_env_t *env;
+    pf_load_t *load;
+} fixture_t;
+
+static int s_setup(void **state)
+{
+    *state = calloc(1, sizeof(fixture_t));
+    return *state ? 0 : -1;
+}
+
+static int s_teardown(void **state)
+{
+    fixture_t *f = *state;
+    pf_load_free(&f->load);
+    pf_env_destroy(&f->env);
+    free(f);
+    return 0;
+}
+
 enum { N = 300, SENDERS = 3 };
 
 typedef struct {
@@ -81,8 +103,8 @@ static void *s_sender(void *arg)
             const char *err;
             o->tries++;
             int rc = pf_client_send(c, &n, &res, &err);
-            if (rc == 0 && (res.ok || (strcmp(res.code, "temporary") != 0 &&
-                                       strcmp(res.code, "busy") != 0))) {
+            if (rc == 0 &&
+                (res.ok || (strcmp(res.code, "temporary") != 0 && strcmp(res.code, "busy") != 0))) {
                 o->ok = res.ok;
                 if (res.ok)
                     for (size_t q = 0; q < 2 && q < res.copy_count; q++)
@@ -109,7 +131,7 @@ static void *s_sender(void *arg)
 typedef struct {
     char ids[3][2][37]; /* per recipient slot: the stored id(s) */
     int copies[2];
-    int variant;        /* from the stored title */
+    int variant; /* from the stored title */
     bool bad;
 } stored_t;
 
@@ -132,7 +154,8 @@ static void s_row(void *arg, int nc, const char *const *v)
 static void test_every_notice_three_times(void **state)
 {
     (void)state;
-    pf_env_t *env = pf_env_new("fault_idem", s_citizens);
+    fixture_t *fx = *state;
+    pf_env_t *env = fx->env = pf_env_new("fault_idem", s_citizens);
     assert_non_null(env);
     assert_int_equal(pf_env_start_broker(env, NULL), 0);
     memset(s_out, 0, sizeof(s_out));
@@ -201,13 +224,12 @@ static void test_every_notice_three_times(void **state)
     assert_int_equal(unexpected, 0);
     assert_true(conflicts_expected >= 3);
     assert_int_equal(conflicts_detected, conflicts_expected);
-    pf_env_destroy(&env);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_every_notice_three_times),
+        cmocka_unit_test_setup_teardown(test_every_notice_three_times, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -31,6 +31,28 @@
 
 static const char *const s_citizens[] = {"citizen-a", "citizen-b", "citizen-c", NULL};
 
+/* The environment lives in the fixture, so a failed assertion (cmocka
+ * jumps out of the test) still stops the daemons and private clusters. */
+typedef struct {
+    pf_env_t *env;
+    pf_load_t *load;
+} fixture_t;
+
+static int s_setup(void **state)
+{
+    *state = calloc(1, sizeof(fixture_t));
+    return *state ? 0 : -1;
+}
+
+static int s_teardown(void **state)
+{
+    fixture_t *f = *state;
+    pf_load_free(&f->load);
+    pf_env_destroy(&f->env);
+    free(f);
+    return 0;
+}
+
 enum { FLOODERS = 3, PER = 300, ROUNDS = 2, ATT = 48 * 1024 };
 
 static unsigned char s_att[ATT];
@@ -78,7 +100,8 @@ static void *s_raw(pf_env_t *env, void *ctx)
     char *pubf = pf_env_broker_pubfile(env), *keyf = pf_env_sender_keyfile(env, "tax-office");
     pf_curve_keys_t server, own;
     const char *err;
-    if (pf_curve_load(pubf, false, &server, &err) != 0 || pf_curve_load(keyf, true, &own, &err) != 0)
+    if (pf_curve_load(pubf, false, &server, &err) != 0 ||
+        pf_curve_load(keyf, true, &own, &err) != 0)
         abort();
     void *s = zmq_socket(ctx, ZMQ_DEALER);
     int linger = 0;
@@ -143,7 +166,7 @@ static void s_answers(flooder_t *f, void *s, int timeout_ms)
                     } else {
                         r->state = strcmp(msg.code, "busy") == 0        ? 2
                                    : strcmp(msg.code, "temporary") == 0 ? 3
-                                                                         : 4;
+                                                                        : 4;
                     }
                 } else {
                     f->extra_answers++;
@@ -185,14 +208,16 @@ static void *s_flooder(void *arg)
         if (pf_wire_encode_send(&ws, &lim, &out, &werr) != 0)
             abort();
         for (;;) {
-            if (zmq_send(s, out.frames[0].data, out.frames[0].size, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+            if (zmq_send(s, out.frames[0].data, out.frames[0].size, ZMQ_SNDMORE | ZMQ_DONTWAIT) >=
+                0)
                 break;
             if (errno != EAGAIN)
                 abort();
             s_answers(f, s, 5); /* backpressure: read what came meanwhile */
         }
         for (size_t q = 1; q < out.count; q++)
-            zmq_send(s, out.frames[q].data, out.frames[q].size, q + 1 < out.count ? ZMQ_SNDMORE : 0);
+            zmq_send(s, out.frames[q].data, out.frames[q].size,
+                     q + 1 < out.count ? ZMQ_SNDMORE : 0);
         pf_wire_out_clear(&out);
         f->sent++;
         s_answers(f, s, 0);
@@ -231,7 +256,8 @@ static void test_overload_busy_not_dropped(void **state)
     (void)state;
     for (int i = 0; i < ATT; i++)
         s_att[i] = (unsigned char)(i * 31 + 1);
-    pf_env_t *env = pf_env_new("fault_overload", s_citizens);
+    fixture_t *fx = *state;
+    pf_env_t *env = fx->env = pf_env_new("fault_overload", s_citizens);
     assert_non_null(env);
     /* ASan keeps freed memory in quarantine (256 MiB by default), which
      * would hide the broker's own use; a small one lets RSS mean something */
@@ -252,7 +278,7 @@ static void test_overload_busy_not_dropped(void **state)
                         .body_bytes = 2000,
                         .attachment_bytes = ATT,
                         .pause_ms = 0};
-    pf_load_t *l = pf_load_new(env, &o);
+    pf_load_t *l = fx->load = pf_load_new(env, &o);
     long peak[ROUNDS];
     long sent = 0, answered = 0, extra = 0, acks = 0, busy = 0, temp = 0, other = 0;
     for (int round = 0; round < ROUNDS; round++) {
@@ -390,14 +416,12 @@ static void test_overload_busy_not_dropped(void **state)
      * amount offered (each round offers ~120 MiB of sealed copies) */
     assert_true(peak[1] <= peak[0] + peak[0] / 2 + 32 * 1024);
     assert_true(peak[0] - base < 512 * 1024 && peak[1] - base < 512 * 1024);
-    pf_load_free(&l);
-    pf_env_destroy(&env);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_overload_busy_not_dropped),
+        cmocka_unit_test_setup_teardown(test_overload_busy_not_dropped, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,8 +24,29 @@
 #include "faultload.h"
 #include "harness.h"
 
-static const char *const s_citizens[] = {"citizen-a", "citizen-b", "citizen-c", "citizen-d",
-                                         NULL};
+static const char *const s_citizens[] = {"citizen-a", "citizen-b", "citizen-c", "citizen-d", NULL};
+
+/* The environment lives in the fixture, so a failed assertion (cmocka
+ * jumps out of the test) still stops the daemons and private clusters. */
+typedef struct {
+    pf_env_t *env;
+    pf_load_t *load;
+} fixture_t;
+
+static int s_setup(void **state)
+{
+    *state = calloc(1, sizeof(fixture_t));
+    return *state ? 0 : -1;
+}
+
+static int s_teardown(void **state)
+{
+    fixture_t *f = *state;
+    pf_load_free(&f->load);
+    pf_env_destroy(&f->env);
+    free(f);
+    return 0;
+}
 
 enum { N = 80, NREAD = 60, OPENERS = 6 };
 /* openers keep opening (first retrievals, then repeats) for this long */
@@ -112,7 +133,8 @@ static void *s_killer(void *arg)
 static void test_reader_kill9_while_opening(void **state)
 {
     (void)state;
-    pf_env_t *env = pf_env_new("fault_reader", s_citizens);
+    fixture_t *fx = *state;
+    pf_env_t *env = fx->env = pf_env_new("fault_reader", s_citizens);
     assert_non_null(env);
     assert_int_equal(pf_env_start_broker(env, NULL), 0);
     assert_int_equal(pf_env_start_reader(env, NULL), 0);
@@ -231,11 +253,12 @@ static void test_reader_kill9_while_opening(void **state)
     lost += NREAD - handed_read;
     printf("fault reader-kill9: %d kills; opens attempted %ld, answered %ld, failed attempts %ld\n",
            kl.kills, attempts, ok, failures);
-    printf("fault reader-kill9: attempted %ld, acked %ld, lost %ld, duplicated %ld, unexpected %ld, "
-           "recovered %ld (opens; notices read %d of %d, read receipts handed out %d, delivered "
-           "%d, first-retrieval time changed %ld)\n",
-           ok, ok, lost, duplicated, unexpected, recovered, NREAD, N, handed_read, handed_delivered,
-           changed);
+    printf(
+        "fault reader-kill9: attempted %ld, acked %ld, lost %ld, duplicated %ld, unexpected %ld, "
+        "recovered %ld (opens; notices read %d of %d, read receipts handed out %d, delivered "
+        "%d, first-retrieval time changed %ld)\n",
+        ok, ok, lost, duplicated, unexpected, recovered, NREAD, N, handed_read, handed_delivered,
+        changed);
     fflush(stdout);
     assert_int_equal(kl.restart_failures, 0);
     assert_true(kl.kills >= 3);
@@ -247,13 +270,12 @@ static void test_reader_kill9_while_opening(void **state)
         free(tokens[i]);
     free(notices);
     pf_client_destroy(&c);
-    pf_env_destroy(&env);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reader_kill9_while_opening),
+        cmocka_unit_test_setup_teardown(test_reader_kill9_while_opening, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

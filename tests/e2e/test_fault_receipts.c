@@ -25,6 +25,28 @@
 
 static const char *const s_citizens[] = {"citizen-a", "citizen-b", NULL};
 
+/* The environment lives in the fixture, so a failed assertion (cmocka
+ * jumps out of the test) still stops the daemons and private clusters. */
+typedef struct {
+    pf_env_t *env;
+    pf_load_t *load;
+} fixture_t;
+
+static int s_setup(void **state)
+{
+    *state = calloc(1, sizeof(fixture_t));
+    return *state ? 0 : -1;
+}
+
+static int s_teardown(void **state)
+{
+    fixture_t *f = *state;
+    pf_load_free(&f->load);
+    pf_env_destroy(&f->env);
+    free(f);
+    return 0;
+}
+
 typedef struct {
     char jti[37];
     char event[16];
@@ -103,7 +125,8 @@ enum { N = 12, READ_IN_TIME = 5, READ_LATE = 1, PERIOD_S = 4 };
 static void test_offline_procedure_gets_every_receipt_once(void **state)
 {
     (void)state;
-    pf_env_t *env = pf_env_new("fault_offline", s_citizens);
+    fixture_t *fx = *state;
+    pf_env_t *env = fx->env = pf_env_new("fault_offline", s_citizens);
     assert_non_null(env);
     char period[48];
     snprintf(period, sizeof(period), "expire_after_seconds=%d", PERIOD_S);
@@ -183,7 +206,6 @@ static void test_offline_procedure_gets_every_receipt_once(void **state)
     free(tok[0]);
     free(tok[1]);
     pf_client_destroy(&c);
-    pf_env_destroy(&env);
 }
 
 static long s_log_count(pf_env_t *env, const char *log, const char *what)
@@ -205,7 +227,8 @@ enum { PER_BROKER = 20 };
 static void test_two_brokers_share_relay_and_expiry(void **state)
 {
     (void)state;
-    pf_env_t *env = pf_env_new("fault_twobrokers", s_citizens);
+    fixture_t *fx = *state;
+    pf_env_t *env = fx->env = pf_env_new("fault_twobrokers", s_citizens);
     assert_non_null(env);
     const char *settings[] = {"expire_after_seconds=3", "expire_poll_ms=100", "relay_poll_ms=100",
                               NULL};
@@ -262,14 +285,15 @@ static void test_two_brokers_share_relay_and_expiry(void **state)
         free(ids[i]);
     pf_client_destroy(&a);
     pf_client_destroy(&b);
-    pf_env_destroy(&env);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_offline_procedure_gets_every_receipt_once),
-        cmocka_unit_test(test_two_brokers_share_relay_and_expiry),
+        cmocka_unit_test_setup_teardown(test_offline_procedure_gets_every_receipt_once, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_two_brokers_share_relay_and_expiry, s_setup,
+                                        s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
