@@ -150,12 +150,13 @@ static void s_run_point(pf_env_t *env, const point_t *p, pf_load_counts_t *sum)
 static void test_every_crash_point(void **state)
 {
     (void)state;
-    /* the client library batches its RACKs: few RACK messages per load,
-     * so that point fires at the first */
+    /* how many relay claims and RACK messages a load makes depends on
+     * timing (the client library batches its RACKs): those points fire at
+     * the first, which always comes */
     static const point_t points[] = {
         {"after_receive", 3, false},     {"after_insert", 3, false},
         {"after_commit_sent", 3, false}, {"after_commit_result", 3, false},
-        {"after_ack", 3, false},         {"relay_after_select", 2, true},
+        {"after_ack", 3, false},         {"relay_after_select", 1, true},
         {"relay_after_send", 3, true},   {"relay_after_rack", 1, true},
     };
     fixture_t *fx = *state;
