@@ -54,12 +54,14 @@ static const pf_cfg_spec_t s_specs[] = {
 };
 
 static pf_broker_t *s_broker;
+static volatile sig_atomic_t s_signalled;
 
 static void s_on_signal(int sig)
 {
     (void)sig;
-    if (s_broker)
-        pf_broker_stop(s_broker);
+    s_signalled = 1;
+    /* NULL while pf_broker_new still waits for the database: ends the wait */
+    pf_broker_stop(s_broker);
 }
 
 int main(int argc, char **argv)
@@ -115,12 +117,8 @@ int main(int argc, char **argv)
     bc.expire_after_seconds = (int)pf_config_int(cfg, "expire_after_seconds");
     bc.expire_poll_ms = (int)pf_config_int(cfg, "expire_poll_ms");
 
-    if (pf_broker_new(&bc, &s_broker, &err) != 0) {
-        char esc[600];
-        pf_error("event=start_failed error=\"%s\"", pf_log_escape(err, esc, sizeof(esc)));
-        pf_config_destroy(&cfg);
-        return 1;
-    }
+    /* handlers first: a stop while the broker waits for the database at
+     * start-up is a clean stop, not a failure */
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = s_on_signal;
@@ -128,6 +126,16 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    pf_broker_t *b = NULL;
+    if (pf_broker_new(&bc, &b, &err) != 0) {
+        char esc[600];
+        pf_error("event=start_failed error=\"%s\"", pf_log_escape(err, esc, sizeof(esc)));
+        pf_config_destroy(&cfg);
+        return s_signalled ? 0 : 1;
+    }
+    s_broker = b;
+    if (s_signalled)
+        pf_broker_stop(b);
     int rc = pf_broker_run(s_broker);
     pf_broker_destroy(&s_broker);
     pf_config_destroy(&cfg);

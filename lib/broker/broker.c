@@ -24,7 +24,8 @@
  * the database instead of exiting, so a supervisor never sees it
  * crash-loop.  Overload: libzmq queues at most queue_max messages per
  * connection (then it stops reading that peer: backpressure, not loss);
- * when input has been left waiting after every batch for busy_after_ms,
+ * when input has been left waiting behind a full write pipeline for
+ * busy_after_ms,
  * each round also reads up to 4 x batch_max further SENDs and answers them
  * NACK "busy" at once, so the backlog and the time an answer takes stay
  * bounded.  Crash points (util/crashpoint.h) mark the places the fault
@@ -605,9 +606,15 @@ int pf_broker_run(pf_broker_t *b)
     return 0;
 }
 
+/* set by pf_broker_stop(NULL): ends a start-up that waits for the database */
+static volatile sig_atomic_t s_start_abort;
+
 void pf_broker_stop(pf_broker_t *b)
 {
-    b->stop = 1;
+    if (b == NULL)
+        s_start_abort = 1;
+    else
+        b->stop = 1;
 }
 
 /* ---- set-up -------------------------------------------------------------- */
@@ -699,6 +706,11 @@ int pf_broker_new(const pf_broker_config_t *cfg, pf_broker_t **b_r, const char *
      * then nothing is bound, so senders time out and retry */
     for (int backoff = 100; pf_store_open(b->db, &b->st, &err) != 0;
          backoff = backoff * 2 > S_BACKOFF_MAX_MS ? S_BACKOFF_MAX_MS : backoff * 2) {
+        if (s_start_abort) {
+            pf_curve_keys_clear(&ck);
+            s_fail(error_r, "stopped while waiting for the database");
+            goto fail;
+        }
         pf_warn("event=db_unavailable error=\"%s\" retry_ms=%d", pf_broker_esc(err), backoff);
         usleep((useconds_t)backoff * 1000);
     }

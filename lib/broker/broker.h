@@ -43,7 +43,9 @@ int pf_broker_new(const pf_broker_config_t *cfg, pf_broker_t **b_r, const char *
 /* Logs "event=ready", then serves until pf_broker_stop.  Returns 0 after a clean stop, -1 on an
  * unrecoverable error (logged). */
 int pf_broker_run(pf_broker_t *b);
-/* Async-signal-safe: asks pf_broker_run to return. */
+/* Async-signal-safe: asks pf_broker_run to return.  With NULL (a signal
+ * before pf_broker_new returned) it ends a start-up that waits for the
+ * database: pf_broker_new then fails with "stopped while waiting". */
 void pf_broker_stop(pf_broker_t *b);
 void pf_broker_destroy(pf_broker_t **b);
 
