@@ -48,7 +48,9 @@
 /* one transaction: more rows amortise the flush better, but a batch
  * also waits for its slowest part */
 #define S_BATCH_MAX 512
-#define S_BATCH_BYTES (16LL * 1024 * 1024)
+/* bytes per transaction: libpq's output buffer grows to one whole batch
+ * and keeps that size, per commit connection */
+#define S_BATCH_BYTES (4LL * 1024 * 1024)
 /* everything the pipeline may hold (frames, sealed copies) */
 #define S_INFLIGHT_MAX 4096
 #define S_INFLIGHT_BYTES (24LL * 1024 * 1024)
@@ -889,6 +891,12 @@ void pf_broker_accept_batch(pf_broker_t *b, pf_broker_send_t *items, size_t n)
         if (a->forming == NULL)
             a->forming = s_batch_new();
         s_prepare(b, a->forming, w);
+        if (w->state == S_ANSWERED) {
+            /* refused at once ("busy" above all): no later SEND can follow
+             * it, so its frames need not wait for the batch */
+            s_sub_free(w);
+            continue;
+        }
         s_batch_add(a->forming, w);
         a->inflight++;
         a->inflight_bytes += w->cost;
