@@ -5,6 +5,7 @@
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
+mkdir -p build
 passed=0
 failed=0
 for src in tests/fuzz/fuzz_*.c; do
