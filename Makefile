@@ -46,7 +46,7 @@ FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/tests/fuzz/%)
 
 .SECONDARY:
 
-.PHONY: all programs tests deps run test unit e2e interop check-layout fuzz bench soak clean format
+.PHONY: FORCE all programs tests deps run test unit e2e interop check-layout fuzz bench soak clean format
 
 all: programs
 
@@ -77,8 +77,13 @@ $(BUILD)/tests/e2e/%: $(BUILD)/obj/tests/e2e/%.o $(E2E_SUPPORT_OBJS) $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(E2E_SUPPORT_OBJS) $(CORE_LIB) $(LIBS) -lcmocka
 
-build/fuzz/tests/fuzz/%: tests/fuzz/%.c
+# A fuzz target is relinked when its source, a header it includes (the .d
+# file clang writes beside it) or the fuzz build of the library changed.
+ifneq ($(MODE),fuzz)
+build/fuzz/libpfcore.a: FORCE
 	$(MAKE) MODE=fuzz build/fuzz/libpfcore.a
+endif
+build/fuzz/tests/fuzz/%: tests/fuzz/%.c build/fuzz/libpfcore.a
 	@mkdir -p $(dir $@)
 	clang $(CFLAGS_COMMON) -O1 -g -fsanitize=fuzzer,address,undefined -DPF_FUZZING $< -o $@ build/fuzz/libpfcore.a $(LIBS)
 
@@ -127,3 +132,6 @@ clean:
 	rm -rf build
 
 -include $(LIB_OBJS:.o=.d)
+-include $(FUZZ_BINS:=.d)
+
+FORCE:

@@ -74,6 +74,16 @@ char *pf_notice_encode(const pf_notice_t *n, size_t *len_r)
     return out;
 }
 
+static void s_wipe_free(void *p, size_t n)
+{
+    if (p == NULL)
+        return;
+    volatile unsigned char *v = p;
+    for (size_t i = 0; i < n; i++)
+        v[i] = 0;
+    free(p);
+}
+
 static char *s_str(json_t *o, const char *key, int *bad)
 {
     json_t *v = json_object_get(o, key);
@@ -128,11 +138,19 @@ int pf_notice_decode(const char *json, size_t len, int want_data, pf_notice_t *n
             out->media_type = s_str(a, "media_type", &bad);
             out->size = (size_t)json_integer_value(size);
             if (want_data && !bad) {
-                size_t dlen;
-                if (pf_b64_decode(json_string_value(data), json_string_length(data), &out->data,
-                                  &dlen) != 0 ||
-                    dlen != out->size)
+                /* out->data holds exactly out->size bytes or is NULL:
+                 * pf_notice_clear wipes out->size bytes of it */
+                unsigned char *bytes = NULL;
+                size_t dlen = 0;
+                if (pf_b64_decode(json_string_value(data), json_string_length(data), &bytes,
+                                  &dlen) != 0) {
                     bad = 1;
+                } else if (dlen != out->size) {
+                    s_wipe_free(bytes, dlen);
+                    bad = 1;
+                } else {
+                    out->data = bytes;
+                }
             }
         }
     }
@@ -143,16 +161,6 @@ int pf_notice_decode(const char *json, size_t len, int want_data, pf_notice_t *n
         return -1;
     }
     return 0;
-}
-
-static void s_wipe_free(void *p, size_t n)
-{
-    if (p == NULL)
-        return;
-    volatile unsigned char *v = p;
-    for (size_t i = 0; i < n; i++)
-        v[i] = 0;
-    free(p);
 }
 
 static void s_wipe_str(char *s)

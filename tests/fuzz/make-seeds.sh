@@ -1,0 +1,13 @@
+#!/bin/bash
+# Regenerates the seed corpora of fuzz_jwe, fuzz_jws, fuzz_jwk and
+# fuzz_notice (tests/fuzz/make_seeds.c).  The seeds are checked in; run
+# this only to change them, then commit the result.
+set -eu
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+make -s MODE=release build/release/libpfcore.a
+mkdir -p build/release/tests/fuzz tests/fuzz/corpus/{jwe,jws,jwk,notice}
+cc -std=c11 -D_GNU_SOURCE -Iinclude -Ilib -Wall -Wextra -O1 -g \
+    $(pkg-config --cflags jansson) tests/fuzz/make_seeds.c -o build/release/tests/fuzz/make_seeds \
+    build/release/libpfcore.a -lzmq -lpq -lssl -lcrypto -luuid -ljansson -lmicrohttpd -lm
+build/release/tests/fuzz/make_seeds tests/fuzz/corpus

@@ -1,0 +1,266 @@
+/* Writes the seed corpora of fuzz_jwe, fuzz_jws, fuzz_jwk and fuzz_notice
+ * into tests/fuzz/corpus/<name>/: a handful of real, valid inputs made with
+ * the fixed keys of tests/data/jose and lib/crypto itself (plus the
+ * node-jose vectors), and a few broken ones.  Run by
+ * tests/fuzz/make-seeds.sh; the output is checked in, so this runs only
+ * when the seeds should change.  JWE and signatures are randomised, so
+ * every run writes different (equally valid) bytes. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/token.h"
+#include "crypto/jose.h"
+#include "proto/notice.h"
+#include "receipt/receipt.h"
+#include "support.h"
+#include "util/b64url.h"
+
+static const char *s_dir = "tests/fuzz/corpus";
+
+static void s_put(const char *corpus, const char *name, const void *data, size_t len)
+{
+    char *path = xasprintf("%s/%s/%s", s_dir, corpus, name);
+    FILE *f = fopen(path, "wb");
+    if (f == NULL || fwrite(data, 1, len, f) != len || fclose(f) != 0) {
+        fprintf(stderr, "make_seeds: cannot write \"%s\"\n", path);
+        exit(1);
+    }
+    free(path);
+}
+
+static void s_puts(const char *corpus, const char *name, const char *s)
+{
+    s_put(corpus, name, s, strlen(s));
+}
+
+/* A fixture file without its trailing newline. */
+static void s_copy(const char *corpus, const char *name, const char *rel)
+{
+    char *d = pf_fuzz_data(rel, NULL);
+    pf_str_rtrim(d);
+    s_puts(corpus, name, d);
+    free(d);
+}
+
+static char *s_b64(const char *s)
+{
+    return pf_b64url_encode(s, strlen(s));
+}
+
+/* header.payload.signature with the given header and payload JSON and a
+ * signature of sig_bytes zero bytes (0: empty). */
+static char *s_unsigned(const char *hdr, const char *payload, size_t sig_bytes)
+{
+    unsigned char zero[64] = {0};
+    char *h = s_b64(hdr), *p = s_b64(payload), *s = pf_b64url_encode(zero, sig_bytes);
+    char *out = xasprintf("%s.%s.%s", h, p, s);
+    free(h);
+    free(p);
+    free(s);
+    return out;
+}
+
+static char *s_seal(const pf_key_t *key, const char *plain)
+{
+    pf_jwe_t *jwe = NULL;
+    const char *err = NULL;
+    if (pf_jwe_seal(key, PF_NOTICE_CTY, plain, strlen(plain), &jwe, &err) != 0)
+        abort();
+    char *c = pf_jwe_compact(jwe);
+    pf_jwe_destroy(&jwe);
+    return c;
+}
+
+static void s_jwe(const char *notice)
+{
+    pf_key_t *p256 = pf_fuzz_key("jose/enc-p256.jwk"), *rsa = pf_fuzz_key("jose/enc-rsa3072.jwk");
+    pf_key_t *stranger = NULL;
+    const char *err = NULL;
+    if (pf_key_generate(PF_KEY_P256, &stranger, &err) != 0)
+        abort();
+    s_copy("jwe", "node_ecdh", "jose/ecdh-es-a256kw.jwe");
+    s_copy("jwe", "node_ecdh_apu_apv", "jose/ecdh-es-a256kw-apu-apv.jwe");
+    s_copy("jwe", "node_rsa", "jose/rsa-oaep-256.jwe");
+    char *c = s_seal(p256, notice);
+    s_puts("jwe", "seal_p256", c);
+    /* broken: the tag's last character changed, one part missing, one
+     * part too many */
+    char *t = xstrdup(c);
+    t[strlen(t) - 1] = t[strlen(t) - 1] == 'A' ? 'B' : 'A';
+    s_puts("jwe", "bad_tag", t);
+    *strrchr(t, '.') = '\0';
+    s_puts("jwe", "four_parts", t);
+    free(t);
+    t = xasprintf("%s.AAAA", c);
+    s_puts("jwe", "six_parts", t);
+    free(t);
+    free(c);
+    c = s_seal(rsa, notice);
+    s_puts("jwe", "seal_rsa3072", c);
+    free(c);
+    c = s_seal(stranger, "for somebody else");
+    s_puts("jwe", "seal_foreign_key", c);
+    free(c);
+    /* a header with "zip" (refused) and a dir/A128GCM header */
+    char *h = s_b64("{\"alg\":\"ECDH-ES+A256KW\",\"enc\":\"A256GCM\",\"zip\":\"DEF\"}");
+    t = xasprintf("%s.%s.AAAAAAAAAAAAAAAA.AAAA.AAAAAAAAAAAAAAAAAAAAAA", h,
+                  "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    s_puts("jwe", "zip_header", t);
+    free(t);
+    free(h);
+    h = s_b64("{\"alg\":\"dir\",\"enc\":\"A128GCM\"}");
+    t = xasprintf("%s..AAAAAAAAAAAAAAAA.AAAA.AAAAAAAAAAAAAAAAAAAAAA", h);
+    s_puts("jwe", "dir_a128gcm", t);
+    free(t);
+    free(h);
+    pf_key_destroy(&p256);
+    pf_key_destroy(&rsa);
+    pf_key_destroy(&stranger);
+}
+
+static void s_jws(void)
+{
+    pf_key_t *es = pf_fuzz_key("jose/idp-es256.jwk");
+    const char *err = NULL;
+    s_copy("jws", "node_es256", "jose/es256.jwt");
+    s_copy("jws", "node_ps256", "jose/ps256.jwt");
+    s_copy("jws", "node_rs256", "jose/rs256.jwt");
+    char *t = pf_token_mint(es, "https://idp.example.de", "postfach", "citizen-a", PF_LEVEL_HOCH,
+                            1700000000, 600, &err);
+    s_puts("jws", "token_minted", t);
+    free(t);
+    t = pf_token_mint(es, "https://idp.example.de", "postfach", "citizen-a", PF_LEVEL_NORMAL,
+                      1600000000, 600, &err);
+    s_puts("jws", "token_expired", t);
+    free(t);
+    pf_receipt_t r = {.jti = "01890a5d-ac96-774b-bcce-b302099a8057",
+                      .message_id = "01890a5d-ac96-774b-bcce-b302099a8058",
+                      .txn = "req-1",
+                      .sender = "tax-office",
+                      .mailbox = "citizen-a",
+                      .event = PF_EVENT_DELIVERED,
+                      .event_time_ms = INT64_C(1700000000123),
+                      .iat = 1700000000,
+                      .jwe_tag = "AAAAAAAAAAAAAAAAAAAAAA"};
+    t = pf_receipt_sign(es, "https://postfach.local", &r, &err);
+    s_puts("jws", "receipt_delivered", t);
+    free(t);
+    r.event = PF_EVENT_REJECTED;
+    r.jwe_tag = NULL;
+    r.txn = NULL;
+    t = pf_receipt_sign(es, "https://postfach.local", &r, &err);
+    s_puts("jws", "receipt_rejected", t);
+    free(t);
+    /* a receipt's claims under typ JWT, and token claims under typ
+     * secevent+jwt: each must be refused by the other verifier */
+    const char *claims = "{\"iss\":\"https://idp.example.de\",\"aud\":\"postfach\","
+                         "\"sub\":\"citizen-a\",\"exp\":1700000600}";
+    t = pf_jws_sign(es, "secevent+jwt", claims, strlen(claims), &err);
+    s_puts("jws", "token_as_secevent", t);
+    free(t);
+    /* broken: alg none, HS256, a signature of zeros, two parts */
+    t = s_unsigned("{\"alg\":\"none\"}", claims, 0);
+    s_puts("jws", "alg_none", t);
+    free(t);
+    t = s_unsigned("{\"alg\":\"HS256\",\"kid\":\"idp-es\"}", claims, 32);
+    s_puts("jws", "hs256", t);
+    free(t);
+    t = s_unsigned("{\"alg\":\"ES256\",\"kid\":\"idp-es\",\"crit\":[\"exp\"]}", claims, 64);
+    s_puts("jws", "crit_zero_sig", t);
+    *strrchr(t, '.') = '\0';
+    s_puts("jws", "two_parts", t);
+    free(t);
+    pf_key_destroy(&es);
+}
+
+static void s_jwk(void)
+{
+    s_copy("jwk", "enc_p256_private", "jose/enc-p256.jwk");
+    s_copy("jwk", "enc_rsa3072_private", "jose/enc-rsa3072.jwk");
+    s_copy("jwk", "idp_es256_private", "jose/idp-es256.jwk");
+    s_copy("jwk", "idp_jwks", "jose/idp.jwks");
+    pf_key_t *k = pf_fuzz_key("jose/enc-rsa3072.jwk");
+    char *pub = pf_key_to_jwk(k, false);
+    s_puts("jwk", "rsa3072_public", pub);
+    char *set = xasprintf("{\"keys\":[%s,{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"AAAA\"},"
+                          "{\"kty\":\"oct\",\"k\":\"AAAA\"}]}",
+                          pub);
+    s_puts("jwk", "jwks_mixed", set);
+    free(set);
+    free(pub);
+    pf_key_destroy(&k);
+    /* broken: a point off the curve, a duplicate kid, a multi-prime key,
+     * no kty, not JSON */
+    s_puts("jwk", "ec_off_curve",
+           "{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAE\","
+           "\"y\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAE\"}");
+    char *p = pf_fuzz_data("jose/enc-p256.jwk", NULL);
+    pf_str_rtrim(p);
+    set = xasprintf("{\"keys\":[%.*s,\"kid\":\"a\"},%.*s,\"kid\":\"a\"}]}", (int)strlen(p) - 1, p,
+                    (int)strlen(p) - 1, p);
+    s_puts("jwk", "jwks_same_key_twice", set);
+    free(set);
+    free(p);
+    s_puts("jwk", "rsa_oth", "{\"kty\":\"RSA\",\"n\":\"AQAB\",\"e\":\"AQAB\",\"d\":\"AQAB\",\"oth\":[]}");
+    s_puts("jwk", "no_kty", "{\"crv\":\"P-256\"}");
+    s_puts("jwk", "not_json", "{\"kty\":\"EC\",");
+}
+
+static char *s_notice(size_t natt)
+{
+    pf_attachment_t att[2] = {
+        {.name = "bescheid.pdf", .media_type = "application/pdf",
+         .data = (unsigned char *)"%PDF-1.7 ...", .size = 12},
+        {.name = "leer.txt", .media_type = "text/plain", .data = NULL, .size = 0},
+    };
+    pf_notice_t n = {.title = "Baugenehmigung",
+                     .subject = "Ihr Antrag vom 3. Mai",
+                     .body = "Ihr Antrag ist genehmigt.\nMit freundlichen Gr\xc3\xbc\xc3\x9f"
+                             "en",
+                     .reference = "BA-2026-17",
+                     .sender = "tax-office",
+                     .sent_at = "2026-05-03T10:00:00.000Z",
+                     .attachments = att,
+                     .attachment_count = natt};
+    return pf_notice_encode(&n, NULL);
+}
+
+static void s_notices(void)
+{
+    char *n = s_notice(2);
+    s_puts("notice", "two_attachments", n);
+    free(n);
+    n = s_notice(0);
+    s_puts("notice", "no_attachments", n);
+    free(n);
+    /* broken: a declared size that is not the data's, a wrong version, a
+     * missing field, a non-object attachment, not an object */
+    s_puts("notice", "size_mismatch",
+           "{\"v\":1,\"title\":\"t\",\"subject\":\"s\",\"body\":\"b\",\"reference\":\"\","
+           "\"sender\":\"x\",\"sent_at\":\"\",\"attachments\":[{\"name\":\"a\","
+           "\"media_type\":\"text/plain\",\"size\":5000,\"data\":\"QUJD\"}]}");
+    s_puts("notice", "version_2",
+           "{\"v\":2,\"title\":\"t\",\"subject\":\"s\",\"body\":\"b\",\"reference\":\"\","
+           "\"sender\":\"x\",\"sent_at\":\"\",\"attachments\":[]}");
+    s_puts("notice", "no_body",
+           "{\"v\":1,\"title\":\"t\",\"subject\":\"s\",\"reference\":\"\",\"sender\":\"x\","
+           "\"sent_at\":\"\",\"attachments\":[]}");
+    s_puts("notice", "attachment_not_object",
+           "{\"v\":1,\"title\":\"t\",\"subject\":\"s\",\"body\":\"b\",\"reference\":\"\","
+           "\"sender\":\"x\",\"sent_at\":\"\",\"attachments\":[7]}");
+    s_puts("notice", "array", "[1,2,3]");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1)
+        s_dir = argv[1];
+    char *notice = s_notice(1);
+    s_jwe(notice);
+    free(notice);
+    s_jws();
+    s_jwk();
+    s_notices();
+    return 0;
+}
