@@ -126,7 +126,8 @@ static int s_exchange(pf_bench_http_t *h, const char *req, size_t reqlen, int *s
     }
     long long clen = -1;
     *close_r = false;
-    for (char *line = strstr(h->buf, "\r\n"); line && line + 2 < end + 2; line = strstr(line + 2, "\r\n")) {
+    for (char *line = strstr(h->buf, "\r\n"); line && line + 2 < end + 2;
+         line = strstr(line + 2, "\r\n")) {
         char *l = line + 2;
         if (strncasecmp(l, "Content-Length:", 15) == 0)
             clen = strtoll(l + 15, NULL, 10);

@@ -77,8 +77,8 @@ static void *s_job_main(void *arg)
 }
 
 /* Seals one notice for mailbox 0 and makes the row template. */
-static int s_template(const pf_bench_preload_config_t *cfg, pf_store_t *st,
-                      pf_bench_row_t **row_r, char *errbuf, size_t errlen)
+static int s_template(const pf_bench_preload_config_t *cfg, pf_store_t *st, pf_bench_row_t **row_r,
+                      char *errbuf, size_t errlen)
 {
     char id[PF_BENCH_ID_MAX];
     pf_bench_mailbox_id(id, cfg->mailbox_prefix, 0);
@@ -108,8 +108,11 @@ static int s_template(const pf_bench_preload_config_t *cfg, pf_store_t *st,
     for (size_t i = 0; i < cfg->body_size; i++)
         body[i] = (i % 64 == 63) ? '\n' : (char)('a' + (i * 11) % 26);
     body[cfg->body_size] = '\0';
-    pf_notice_t n = {.title = "Bescheid (Bestand)", .subject = "Ihr Bescheid", .body = body,
-                     .reference = "BENCH-PRELOAD", .sender = sender.name,
+    pf_notice_t n = {.title = "Bescheid (Bestand)",
+                     .subject = "Ihr Bescheid",
+                     .body = body,
+                     .reference = "BENCH-PRELOAD",
+                     .sender = sender.name,
                      .sent_at = "2026-01-01T00:00:00Z"};
     size_t len = 0;
     doc = pf_notice_encode(&n, &len);
@@ -177,8 +180,8 @@ int pf_bench_preload_run(const pf_bench_preload_config_t *cfg, FILE *out, const 
     for (int t = 0; t < threads; t++) {
         size_t share = (size_t)cfg->copies / (size_t)threads +
                        ((size_t)t < (size_t)cfg->copies % (size_t)threads ? 1 : 0);
-        jobs[t] = (s_job_t){.cfg = cfg, .row = row, .mailboxes = mbs, .nmailboxes = nmb,
-                            .n = share, .done = &done};
+        jobs[t] = (s_job_t){
+            .cfg = cfg, .row = row, .mailboxes = mbs, .nmailboxes = nmb, .n = share, .done = &done};
         pthread_create(&th[t], NULL, s_job_main, &jobs[t]);
     }
     rc = 0;

@@ -5,9 +5,9 @@
 #include <sys/types.h>
 
 typedef struct {
-    double cpu_s;  /* user + system time so far, seconds */
-    long rss_kib;  /* VmRSS */
-    long hwm_kib;  /* VmHWM, the peak RSS */
+    double cpu_s; /* user + system time so far, seconds */
+    long rss_kib; /* VmRSS */
+    long hwm_kib; /* VmHWM, the peak RSS */
 } pf_procstat_t;
 
 /* 0, or -1 with *error_r (static text) when the process is gone or the

@@ -216,7 +216,9 @@ int pf_bench_reader_run(const pf_bench_reader_config_t *cfg, FILE *out, const ch
     atomic_ulong next = 0;
     int64_t t0 = pf_bench_now_us();
     for (int i = 0; i < nc; i++) {
-        conns[i] = (s_conn_t){.cfg = cfg, .work = &work, .next = &next,
+        conns[i] = (s_conn_t){.cfg = cfg,
+                              .work = &work,
+                              .next = &next,
                               .end_us = t0 + (int64_t)(cfg->duration_s * 1e6),
                               .hist = pf_hist_new()};
         pthread_create(&th[i], NULL, s_conn_main, &conns[i]);
@@ -243,8 +245,9 @@ int pf_bench_reader_run(const pf_bench_reader_config_t *cfg, FILE *out, const ch
     fprintf(out, "scenario reader %s %s\n", cfg->label, cfg->mode);
     fprintf(out, "  load: %d connections, %zu %s, %.1f s\n", nc, work.n,
             open_mode ? "notices (first opens until the list wraps)" : "citizens", secs);
-    fprintf(out, "  requests: %ld ok, %ld non-2xx (last status %d), %ld failed, %.1f KiB/response\n",
-            ok, non2xx, last_status, errors,
+    fprintf(out,
+            "  requests: %ld ok, %ld non-2xx (last status %d), %ld failed, %.1f KiB/response\n", ok,
+            non2xx, last_status, errors,
             ok + non2xx ? (double)bytes / (double)(ok + non2xx) / 1024 : 0.0);
     if (first_error)
         fprintf(out, "  first error: %s\n", first_error);

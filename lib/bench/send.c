@@ -211,8 +211,8 @@ static void s_ids_add(s_sender_t *s, const char *mailbox, const char *id)
         s->ids_cap = (s->ids_cap + need + 1) * 2;
         s->ids_text = xrealloc(s->ids_text, s->ids_cap);
     }
-    s->ids_len += (size_t)snprintf(s->ids_text + s->ids_len, s->ids_cap - s->ids_len, "%s %s\n",
-                                   mailbox, id);
+    s->ids_len +=
+        (size_t)snprintf(s->ids_text + s->ids_len, s->ids_cap - s->ids_len, "%s %s\n", mailbox, id);
     s->ids_count++;
 }
 
@@ -579,8 +579,9 @@ int pf_bench_send_run(const pf_bench_send_config_t *cfg, FILE *out, const char *
         fprintf(out, "  load: closed loop");
     fprintf(out, ", %d senders, %d recipient(s) of %ld mailboxes, body %zu B, attachment %zu B\n",
             cfg->senders, cfg->recipients, cfg->mailboxes, cfg->body_size, cfg->attachment_size);
-    fprintf(out, "  notices: %ld acked (%ld copies), %ld nacked (busy %ld, temporary %ld), "
-                 "%ld failed, in %.2f s\n",
+    fprintf(out,
+            "  notices: %ld acked (%ld copies), %ld nacked (busy %ld, temporary %ld), "
+            "%ld failed, in %.2f s\n",
             acked, copies, nacked, busy, temporary, failed, secs);
     if (first_error)
         fprintf(out, "  first error: %s\n", first_error);
@@ -591,14 +592,16 @@ int pf_bench_send_run(const pf_bench_send_config_t *cfg, FILE *out, const char *
             pf_hist_mean_ms(ack));
     if (cfg->no_rack)
         fprintf(out, "  receipts: not acknowledged (--no-rack, diagnostic run)\n");
-    fprintf(out, "  delivered receipts: %ld of %ld copies (%ld unmatched), latency p50 %.2f ms, "
-                 "p99 %.2f ms, max %.2f ms\n",
+    fprintf(out,
+            "  delivered receipts: %ld of %ld copies (%ld unmatched), latency p50 %.2f ms, "
+            "p99 %.2f ms, max %.2f ms\n",
             delivered, copies, unmatched, pf_hist_quantile_ms(rcpt, 0.5),
             pf_hist_quantile_ms(rcpt, 0.99), pf_hist_max_ms(rcpt));
     if (run.have_stats) {
         double cpu = run.last.cpu_s - run.first.cpu_s;
-        fprintf(out, "  broker: rss start %.1f MiB, at 10%% %.1f MiB, end %.1f MiB, max %.1f MiB "
-                     "(peak %.1f MiB); cpu %.1f us/notice, %.0f%% of a core\n",
+        fprintf(out,
+                "  broker: rss start %.1f MiB, at 10%% %.1f MiB, end %.1f MiB, max %.1f MiB "
+                "(peak %.1f MiB); cpu %.1f us/notice, %.0f%% of a core\n",
                 (double)run.first.rss_kib / 1024, (double)run.rss_at_10pct_kib / 1024,
                 (double)run.last.rss_kib / 1024, (double)run.rss_max_kib / 1024,
                 (double)run.last.hwm_kib / 1024, acked ? cpu * 1e6 / (double)acked : 0,
@@ -614,16 +617,18 @@ int pf_bench_send_run(const pf_bench_send_config_t *cfg, FILE *out, const char *
         if (s_ceiling(&run, sample_mb, sample_id, rows, &ceiling, &row_bytes, &err) != 0)
             fprintf(out, "  ceiling: not measured: %s\n", err ? err : "?");
         else
-            fprintf(out, "  ceiling: %.0f rows/s (%ld rows of %zu B, %zu rows per COPY "
-                         "transaction, same database, no broker)\n",
+            fprintf(out,
+                    "  ceiling: %.0f rows/s (%ld rows of %zu B, %zu rows per COPY "
+                    "transaction, same database, no broker)\n",
                     ceiling, rows, row_bytes, cfg->ceiling_batch);
     }
     double ratio = ceiling > 0 ? copy_rate / ceiling : 0;
     fprintf(out, "  ratio to ceiling: %.3f\n", ratio);
-    fprintf(out, "postfach: %ld delivered, %.0f msg/s, p50 %.2f ms, p99 %.2f ms, ceiling %.0f rows/s, "
-                 "ratio %.3f\n",
-            delivered, rate, pf_hist_quantile_ms(ack, 0.5), pf_hist_quantile_ms(ack, 0.99),
-            ceiling, ratio);
+    fprintf(out,
+            "postfach: %ld delivered, %.0f msg/s, p50 %.2f ms, p99 %.2f ms, ceiling %.0f rows/s, "
+            "ratio %.3f\n",
+            delivered, rate, pf_hist_quantile_ms(ack, 0.5), pf_hist_quantile_ms(ack, 0.99), ceiling,
+            ratio);
     fflush(out);
     pf_hist_destroy(&ack);
     pf_hist_destroy(&rcpt);

@@ -23,8 +23,8 @@ typedef struct {
     const char *db;              /* libpq conninfo for the ceiling; NULL = no ceiling */
     const char *ids_out;         /* write "mailbox message-id" lines here (NULL = no) */
     int senders;
-    double rate;            /* offered notices/s over all senders; 0 = closed loop */
-    int recipients;         /* per notice */
+    double rate;    /* offered notices/s over all senders; 0 = closed loop */
+    int recipients; /* per notice */
     long mailboxes;
     size_t body_size;       /* bytes of body text */
     size_t attachment_size; /* bytes of one attachment; 0 = none */

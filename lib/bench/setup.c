@@ -55,7 +55,8 @@ static int s_mailbox(s_job_t *j, pf_store_t *st, long i)
     char *jwk = NULL, *context = NULL;
     const char *err;
     int rc = -1, version;
-    if (pf_key_generate(j->kind, &key, &err) != 0 || pf_key_to_der(key, &der, &der_len, &err) != 0) {
+    if (pf_key_generate(j->kind, &key, &err) != 0 ||
+        pf_key_to_der(key, &der, &der_len, &err) != 0) {
         snprintf(j->err, sizeof(j->err), "cannot make a key for \"%s\": %s", id, err);
         goto out;
     }
@@ -114,8 +115,8 @@ static void *s_job_main(void *arg)
     return NULL;
 }
 
-static int s_senders(const pf_bench_setup_config_t *cfg, pf_store_t *st, FILE *out,
-                     char *errbuf, size_t errlen)
+static int s_senders(const pf_bench_setup_config_t *cfg, pf_store_t *st, FILE *out, char *errbuf,
+                     size_t errlen)
 {
     char *dir = xasprintf("%s/senders", cfg->keys_dir);
     mkdir(dir, 0700);
@@ -204,8 +205,14 @@ int pf_bench_setup_run(const pf_bench_setup_config_t *cfg, FILE *out, const char
         pthread_t *th = xcalloc((size_t)threads, sizeof(*th));
         int64_t t0 = pf_bench_now_us();
         for (int t = 0; t < threads; t++) {
-            jobs[t] = (s_job_t){.cfg = cfg, .kek = kek, .kind = kind, .from = have,
-                                .to = cfg->mailboxes, .step = threads, .offset = t, .made = &made};
+            jobs[t] = (s_job_t){.cfg = cfg,
+                                .kek = kek,
+                                .kind = kind,
+                                .from = have,
+                                .to = cfg->mailboxes,
+                                .step = threads,
+                                .offset = t,
+                                .made = &made};
             pthread_create(&th[t], NULL, s_job_main, &jobs[t]);
         }
         rc = 0;

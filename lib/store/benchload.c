@@ -144,8 +144,8 @@ static int s_copy_batch(pf_store_t *st, const char *table, const pf_bench_row_t 
                         size_t n, pf_buf_t *b, const char **error_r)
 {
     char sql[512];
-    snprintf(sql, sizeof(sql), "COPY %s (mailbox_id, id, " S_TAIL_COLS ") FROM STDIN (FORMAT binary)",
-             table);
+    snprintf(sql, sizeof(sql),
+             "COPY %s (mailbox_id, id, " S_TAIL_COLS ") FROM STDIN (FORMAT binary)", table);
     PGresult *res = PQexec(st->conn, sql);
     if (PQresultStatus(res) != PGRES_COPY_IN) {
         *error_r = pf_store_fail(st, "cannot start copy", res);
@@ -222,8 +222,7 @@ static int s_load(pf_store_t *st, const char *table, const pf_bench_row_t *row,
 
 int pf_store_bench_load(pf_store_t *st, const pf_bench_row_t *row, const char *const *mailboxes,
                         size_t nmailboxes, size_t n, size_t batch,
-                        void (*progress)(void *ctx, size_t done), void *ctx,
-                        const char **error_r)
+                        void (*progress)(void *ctx, size_t done), void *ctx, const char **error_r)
 {
     return s_load(st, "message", row, mailboxes, nmailboxes, n, batch, progress, ctx, error_r);
 }
@@ -235,9 +234,9 @@ static double s_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-int pf_store_bench_ceiling(pf_store_t *st, const pf_bench_row_t *row,
-                           const char *const *mailboxes, size_t nmailboxes, size_t n, size_t batch,
-                           double *rows_per_s_r, const char **error_r)
+int pf_store_bench_ceiling(pf_store_t *st, const pf_bench_row_t *row, const char *const *mailboxes,
+                           size_t nmailboxes, size_t n, size_t batch, double *rows_per_s_r,
+                           const char **error_r)
 {
     /* shaped like message: same columns, defaults, checks and primary key
      * (foreign keys are not copied by LIKE; the broker's inserts check

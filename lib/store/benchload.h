@@ -48,17 +48,16 @@ void pf_bench_row_destroy(pf_bench_row_t **row);
  * called after every commit with the rows done so far. */
 int pf_store_bench_load(pf_store_t *st, const pf_bench_row_t *row, const char *const *mailboxes,
                         size_t nmailboxes, size_t n, size_t batch,
-                        void (*progress)(void *ctx, size_t done), void *ctx,
-                        const char **error_r);
+                        void (*progress)(void *ctx, size_t done), void *ctx, const char **error_r);
 
 /* The ceiling: creates (or empties) the scratch table bench_ceiling, shaped
  * like message with its primary key, loads n copies of row (round-robin
  * over the same mailboxes as the run, so the index is hit alike) in batches of
  * batch rows with a durable commit each, drops the table again, and puts
  * the rows per second of the loading alone into *rows_per_s_r. */
-int pf_store_bench_ceiling(pf_store_t *st, const pf_bench_row_t *row,
-                           const char *const *mailboxes, size_t nmailboxes, size_t n, size_t batch,
-                           double *rows_per_s_r, const char **error_r);
+int pf_store_bench_ceiling(pf_store_t *st, const pf_bench_row_t *row, const char *const *mailboxes,
+                           size_t nmailboxes, size_t n, size_t batch, double *rows_per_s_r,
+                           const char **error_r);
 
 /* Number of mailboxes whose id starts with prefix. */
 int pf_store_bench_mailbox_count(pf_store_t *st, const char *prefix, int64_t *n_r,

@@ -1,0 +1,193 @@
+/* Smoke test of postfach-bench (not a benchmark: `make bench` is).
+ *
+ * Drives the built program against a real broker, reader and PostgreSQL:
+ * setup makes senders and mailboxes in process, send pushes a few hundred
+ * notices through the client library and measures the same-run ceiling,
+ * preload bulk-loads copies, reader lists and opens.  Checks that send
+ * ends with one well-formed summary line, that every acknowledged copy got
+ * its delivered receipt (delivered == acked), that the ceiling was
+ * measured and its scratch table dropped, and that the reader answered
+ * every request.  Under ASan/UBSan the programs' own leaks and errors fail
+ * the test through their exit status. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+#define NOTICES 300
+#define MAILBOXES 20
+
+typedef struct {
+    pf_env_t *env;
+} fixture_t;
+
+static int s_setup(void **state)
+{
+    static const char *const none[] = {NULL};
+    fixture_t *f = calloc(1, sizeof(*f));
+    f->env = pf_env_new("bench_smoke", none);
+    if (f->env == NULL) {
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int s_teardown(void **state)
+{
+    fixture_t *f = *state;
+    pf_env_destroy(&f->env);
+    free(f);
+    return 0;
+}
+
+/* Runs postfach-bench (arguments NULL-terminated) and prints its stderr,
+ * where sanitizer reports land. */
+static char *s_err;
+static int s_report(int rc)
+{
+    if (s_err && *s_err)
+        fprintf(stderr, "postfach-bench stderr:\n%s\n", s_err);
+    free(s_err);
+    s_err = NULL;
+    return rc;
+}
+#define s_bench(env, out_r, ...)                                                                   \
+    s_report(pf_env_run((env), (out_r), &s_err, "postfach-bench", __VA_ARGS__))
+
+static const char *s_last_line(char *text)
+{
+    size_t len = strlen(text);
+    while (len > 0 && text[len - 1] == '\n')
+        text[--len] = '\0';
+    char *nl = strrchr(text, '\n');
+    return nl ? nl + 1 : text;
+}
+
+static void test_send_summary(void **state)
+{
+    fixture_t *f = *state;
+    pf_env_t *env = f->env;
+    char *out = NULL;
+    char mailboxes[16], count[16];
+    snprintf(mailboxes, sizeof(mailboxes), "%d", MAILBOXES);
+    snprintf(count, sizeof(count), "%d", NOTICES);
+
+    assert_int_equal(s_bench(env, &out, "setup", "--db", pf_env_conninfo(env), "--keys",
+                             pf_env_keys(env), "--senders", "2", "--mailboxes", mailboxes, NULL),
+                     0);
+    free(out);
+    out = NULL;
+    assert_int_equal(pf_env_start_broker(env, NULL), 0);
+
+    char *pub = pf_env_broker_pubfile(env);
+    assert_int_equal(s_bench(env, &out, "send", "--broker", pf_env_broker_endpoint(env),
+                             "--broker-key", pub, "--keys", pf_env_keys(env), "--db",
+                             pf_env_conninfo(env), "--senders", "2", "--mailboxes", mailboxes,
+                             "--count", count, "--body", "512", "--receipt-wait", "30",
+                             "--ceiling-batch", "100", "--label", "smoke", NULL),
+                     0);
+    free(pub);
+    assert_non_null(out);
+    fprintf(stderr, "%s", out);
+
+    long acked = -1, copies = -1;
+    const char *p = strstr(out, "  notices: ");
+    assert_non_null(p);
+    assert_int_equal(sscanf(p, "  notices: %ld acked (%ld copies)", &acked, &copies), 2);
+    assert_int_equal(acked, NOTICES);
+    assert_int_equal(copies, NOTICES);
+
+    const char *last = s_last_line(out);
+    long delivered = -1;
+    double rate = -1, p50 = -1, p99 = -1, ceiling = -1, ratio = -1;
+    char tail = 0;
+    int k =
+        sscanf(last,
+               "postfach: %ld delivered, %lf msg/s, p50 %lf ms, p99 %lf ms, ceiling %lf rows/s, "
+               "ratio %lf%c",
+               &delivered, &rate, &p50, &p99, &ceiling, &ratio, &tail);
+    assert_int_equal(k, 6); /* and nothing after the ratio */
+    assert_int_equal(delivered, acked);
+    assert_true(rate > 0);
+    assert_true(p50 > 0 && p99 >= p50);
+    assert_true(ceiling > 0);
+    assert_true(ratio > 0);
+    free(out);
+
+    /* the ceiling's scratch table is gone; the stored copies are the real ones */
+    assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM pg_tables WHERE tablename = "
+                                         "'bench_ceiling'"),
+                     0);
+    assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM message"), NOTICES);
+}
+
+static void test_preload_and_reader(void **state)
+{
+    fixture_t *f = *state;
+    pf_env_t *env = f->env;
+    char *out = NULL;
+    assert_int_equal(s_bench(env, &out, "setup", "--db", pf_env_conninfo(env), "--keys",
+                             pf_env_keys(env), "--senders", "1", "--mailboxes", "5", NULL),
+                     0);
+    free(out);
+    out = NULL;
+    assert_int_equal(s_bench(env, &out, "preload", "--db", pf_env_conninfo(env), "--copies", "500",
+                             "--mailboxes", "5", "--batch", "64", "--body", "300", NULL),
+                     0);
+    free(out);
+    out = NULL;
+    assert_int_equal(
+        pf_env_sql_int(env, "SELECT count(*) FROM message WHERE mailbox_id = 'bench-4'"), 100);
+    assert_int_equal(pf_env_start_reader(env, NULL), 0);
+    char port[16];
+    snprintf(port, sizeof(port), "%d", pf_env_reader_port(env));
+    assert_int_equal(s_bench(env, &out, "reader", "--port", port, "--keys", pf_env_keys(env),
+                             "--mode", "list", "--mailboxes", "5", "--connections", "2",
+                             "--duration", "1", NULL),
+                     0);
+    assert_non_null(out);
+    fprintf(stderr, "%s", out);
+    const char *line = strstr(out, "reader p256 list: ");
+    assert_non_null(line);
+    double rps = -1;
+    long errors = -1;
+    const char *e = strstr(line, "errors ");
+    assert_non_null(e);
+    assert_int_equal(sscanf(line, "reader p256 list: %lf req/s", &rps), 1);
+    assert_int_equal(sscanf(e, "errors %ld", &errors), 1);
+    assert_true(rps > 0);
+    assert_int_equal(errors, 0);
+    free(out);
+
+    /* a preloaded copy of mailbox 0 opens: it was really encrypted for it */
+    char *id = pf_env_sql(env, "SELECT id::text FROM message WHERE mailbox_id = 'bench-0' LIMIT 1");
+    assert_non_null(id);
+    char *token = pf_env_token(env, "bench-0");
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/messages/%s", id);
+    pf_http_response_t resp;
+    assert_int_equal(pf_http_get(pf_env_reader_port(env), path, token, &resp), 0);
+    assert_int_equal(resp.status, 200);
+    assert_non_null(strstr(resp.body, "Bescheid (Bestand)"));
+    pf_http_response_clear(&resp);
+    free(token);
+    free(id);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_send_summary, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_preload_and_reader, s_setup, s_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
