@@ -13,7 +13,8 @@
 #       the RSS figures of (a))
 # and ends with the summary line of (a).  Everything stops on exit and on
 # Ctrl-C.  Knobs (environment): BENCH_SECONDS (per send scenario, default
-# 20), BENCH_SENDERS (default 16), BENCH_PRELOAD (copies, default 1000000),
+# 20), BENCH_SENDERS (default 4) and BENCH_WINDOW (notices in flight per
+# sender, default 64), BENCH_MAILBOXES (default 100000), BENCH_PRELOAD (copies, default 1000000),
 # BENCH_BIG=1, BENCH_LONG=1, BENCH_KEEP=1 (keep var/bench-pg afterwards).
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,7 +24,8 @@ OUT=$ROOT/var/bench
 PGDIR=$ROOT/var/bench-pg
 KEYS=$OUT/keys
 SECS=${BENCH_SECONDS:-20}
-SENDERS=${BENCH_SENDERS:-16}
+SENDERS=${BENCH_SENDERS:-4}
+WINDOW=${BENCH_WINDOW:-64}
 PRELOAD=${BENCH_PRELOAD:-1000000}
 MANY=${BENCH_MAILBOXES:-100000}
 [ "${BENCH_BIG:-0}" = 1 ] && PRELOAD=10000000
@@ -79,12 +81,9 @@ export POSTFACH_DB=$DB POSTFACH_KEYS=$KEYS
 "$BIN/postfach-ctl" keys init >/dev/null
 
 echo "bench: senders and mailboxes"
-OPEN_SENDERS=48
-"$BIN/postfach-bench" setup --db "$DB" --keys "$KEYS" --senders "$OPEN_SENDERS" --mailboxes 1000 --threads 2
-# the diagnostic run without RACK gets senders of its own: their unacknowledged
-# receipts are replayed on every HELLO and must not burden the other runs
-"$BIN/postfach-bench" setup --db "$DB" --keys "$KEYS" --senders "$SENDERS" --sender-prefix bench-x \
-    --mailboxes 0 >/dev/null
+BLOCKING=16 # senders of the comparison run with one notice in flight each
+"$BIN/postfach-bench" setup --db "$DB" --keys "$KEYS" --senders $((SENDERS > BLOCKING ? SENDERS : BLOCKING)) \
+    --mailboxes 1000 --threads 2
 "$BIN/postfach-bench" setup --db "$DB" --keys "$KEYS" --senders 0 --mailboxes 20 --prefix brsa- \
     --key-type rsa3072 --threads 2
 
@@ -104,7 +103,7 @@ wait_ready "$READER_PORT" "$reader_pid" reader "$OUT/reader.log"
 echo "bench: broker pid $broker_pid on $BROKER_PORT, reader pid $reader_pid on $READER_PORT"
 
 SEND=("$BIN/postfach-bench" send --broker "tcp://127.0.0.1:$BROKER_PORT" --broker-key "$KEYS/broker.curve.pub"
-      --keys "$KEYS" --db "$DB" --broker-pid "$broker_pid" --senders "$SENDERS")
+      --keys "$KEYS" --db "$DB" --broker-pid "$broker_pid" --senders "$SENDERS" --window "$WINDOW")
 copies() { $PSQL -d postfach_bench -c "SELECT count(*) FROM message"; }
 field() { # FILE AWK-PROGRAM on the summary line
     grep '^postfach:' "$1" | tail -n 1 | awk "$2"
@@ -125,9 +124,9 @@ RATE_A=$(field "$OUT/a.txt" '{print $4}')
 HALF=$(awk -v r="$RATE_A" 'BEGIN {printf "%d", r / 2}')
 [ "$HALF" -ge 1 ] || HALF=1
 
-run b "${SEND[@]}" --senders "$OPEN_SENDERS" --label b-2k-open-half --rate "$HALF" --duration "$SECS"
+run b "${SEND[@]}" --label b-2k-open-half --rate "$HALF" --duration "$SECS"
 
-run c "${SEND[@]}" --senders 4 --label c-200k-attachment --body 2048 --attachment 204800 \
+run c "${SEND[@]}" --window 8 --label c-200k-attachment --body 2048 --attachment 204800 \
     --duration "$SECS"
 
 # growth in mailboxes: (a) ran against 1,000 of them
@@ -143,16 +142,16 @@ $PSQL -d postfach_bench -c "VACUUM ANALYZE message" >/dev/null
 run e2 "${SEND[@]}" --label e2-preloaded --duration "$SECS"
 
 # reader: RSA notices first (the P-256 ones come from (a))
-run d0 "${SEND[@]}" --senders 4 --label d0-rsa-notices --prefix brsa- --mailboxes 20 --count 4000 \
+run d0 "${SEND[@]}" --window 16 --label d0-rsa-notices --prefix brsa- --mailboxes 20 --count 4000 \
     --ids-out "$OUT/rsa.ids"
 READ=("$BIN/postfach-bench" reader --port "$READER_PORT" --keys "$KEYS" --connections 8 --duration 10)
 run d1 "${READ[@]}" --mode open --label p256 --ids "$OUT/a.ids"
 run d2 "${READ[@]}" --mode open --label rsa3072 --ids "$OUT/rsa.ids"
 run d3 "${READ[@]}" --mode list --label p256 --mailboxes 1000
 
-# diagnostic: (a) again, but the senders do not acknowledge receipts (RACK),
-# to show what the one-transaction-per-RACK path costs the broker
-run x "${SEND[@]}" --label x-2k-closed-no-rack --sender-prefix bench-x --no-rack --duration 10
+# comparison: (a) with blocking senders (one notice in flight each), as a
+# procedure that uses pf_client_send would load the broker
+run x "${SEND[@]}" --senders "$BLOCKING" --window 1 --label x-2k-closed-blocking --duration 10
 
 if [ "${BENCH_LONG:-0}" = 1 ]; then
     run f "${SEND[@]}" --label f-long-1M --count 1000000 --ceiling-max 200000 --progress

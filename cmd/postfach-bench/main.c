@@ -22,7 +22,7 @@ static void s_usage(FILE *out)
           "  preload  --db CONNINFO [--copies N] [--mailboxes M] [--body BYTES] [--batch ROWS]\n"
           "           [--prefix P] [--sender NAME] [--threads T]\n"
           "  send     --broker-key FILE [--broker ENDPOINT] [--keys DIR] [--db CONNINFO]\n"
-          "           [--senders S] [--rate R|0] [--recipients K] [--mailboxes M]\n"
+          "           [--senders S] [--window W] [--rate R|0] [--recipients K] [--mailboxes M]\n"
           "           [--body BYTES] [--attachment BYTES] [--duration SEC] [--count N]\n"
           "           [--broker-pid PID] [--label NAME] [--prefix P] [--sender-prefix P]\n"
           "           [--ceiling-batch ROWS] [--ceiling-max ROWS] [--receipt-wait SEC]\n"
@@ -90,6 +90,8 @@ static int s_send(s_args_t *a)
             c.db = a->value;
         else if (s_is(a, "--senders"))
             c.senders = (int)s_long(a);
+        else if (s_is(a, "--window"))
+            c.window = (int)s_long(a);
         else if (s_is(a, "--rate"))
             c.rate = strtod(a->value, NULL);
         else if (s_is(a, "--recipients"))

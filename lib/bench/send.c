@@ -8,10 +8,11 @@
  * a monitor thread samples the broker's /proc files once a second; the
  * calling thread starts them together, joins them and reports.  The only
  * shared mutable state is a few atomics.
- * Why a blocking client per thread: the client library offers one request
- * in flight per client (Lazy Pirate).  Concurrency therefore comes from
- * many clients; docs/architecture.md (Benchmarks) says what a windowed
- * send API would change.
+ * In flight: with window 1 each sender uses the blocking pf_client_send
+ * (one notice in flight per client); with a larger window it keeps that
+ * many in flight with pf_client_submit / pf_client_poll_result, and
+ * matches answers to their planned start by the request id's sequence
+ * number.
  * Latency: ACK latency runs from the planned start of a notice (open loop)
  * or its actual start (closed loop) to the arrival of its ACK; delivered
  * receipt latency from the same start to the arrival of the "delivered"
@@ -49,6 +50,7 @@ void pf_bench_send_config_default(pf_bench_send_config_t *cfg)
     cfg->receipt_wait_s = 30;
     cfg->ids_max = 100000;
     cfg->timeout_ms = 10000;
+    cfg->window = 1;
 }
 
 /* ---- message id -> planned start, per thread ------------------------- */
@@ -248,6 +250,69 @@ static bool s_more(s_sender_t *s)
     return true;
 }
 
+/* An answer arrived for a notice started at start (us). */
+static void s_on_result(s_sender_t *s, const pf_client_result_t *res, int64_t start, int64_t now)
+{
+    if (res->ok) {
+        s->acked++;
+        s->last_ack_us = now;
+        atomic_fetch_add(&s->run->acked, 1);
+        pf_hist_add(s->ack, (uint64_t)(now - start));
+        for (size_t c = 0; c < res->copy_count; c++) {
+            uint64_t hi, lo;
+            if (res->copies[c].message_id &&
+                s_uuid_parse(res->copies[c].message_id, &hi, &lo) == 0)
+                s_idmap_put(&s->ids, hi, lo, start);
+            s->copies++;
+            s_ids_add(s, res->copies[c].recipient, res->copies[c].message_id);
+            if (s->sample_id[0] == '\0') {
+                snprintf(s->sample_mailbox, sizeof(s->sample_mailbox), "%s",
+                         res->copies[c].recipient);
+                snprintf(s->sample_id, sizeof(s->sample_id), "%s", res->copies[c].message_id);
+            }
+        }
+        return;
+    }
+    s->nacked++;
+    if (res->code && strcmp(res->code, "busy") == 0)
+        s->nack_busy++;
+    else if (res->code && strcmp(res->code, "temporary") == 0)
+        s->nack_temporary++;
+    else if (s->error == NULL) {
+        snprintf(s->errbuf, sizeof(s->errbuf), "NACK %s: %s", res->code ? res->code : "?",
+                 res->reason ? res->reason : "");
+        s->error = s->errbuf;
+    }
+}
+
+static void s_on_failure(s_sender_t *s, const char *what, const char *err)
+{
+    s->failed++;
+    if (s->error == NULL) {
+        snprintf(s->errbuf, sizeof(s->errbuf), "%s: %s", what, err ? err : "?");
+        s->error = s->errbuf;
+    }
+}
+
+/* The sequence number at the end of one of our request ids, or -1. */
+static long s_reqid_seq(const char *reqid)
+{
+    const char *dash = reqid ? strrchr(reqid, '-') : NULL;
+    return dash ? strtol(dash + 1, NULL, 10) : -1;
+}
+
+/* Fills the notice's request id and recipients for submission seq. */
+static void s_prepare(s_sender_t *s, pf_client_notice_t *n, char *reqid, size_t reqid_len,
+                      char (*rcpt)[PF_BENCH_ID_MAX], long seq)
+{
+    const pf_bench_send_config_t *cfg = s->run->cfg;
+    snprintf(reqid, reqid_len, "%s-%d-%ld", s->run->runid, s->index, seq);
+    n->request_id = reqid;
+    long base = (long)(pf_bench_rand(&s->rng) % (uint64_t)cfg->mailboxes);
+    for (int j = 0; j < cfg->recipients; j++)
+        pf_bench_mailbox_id(rcpt[j], cfg->mailbox_prefix, (base + j) % cfg->mailboxes);
+}
+
 static void *s_sender_main(void *arg)
 {
     s_sender_t *s = arg;
@@ -276,66 +341,86 @@ static void *s_sender_main(void *arg)
     pthread_barrier_wait(&run->ready);
     int64_t planned = run->t0_us + (interval_us * s->index) / (cfg->senders ? cfg->senders : 1);
     long seq = 0;
-    while (s->client != NULL && s_more(s)) {
-        int64_t start;
-        if (interval_us > 0) {
-            pf_bench_sleep_until(planned);
-            start = planned;
-            planned += interval_us;
-        } else {
-            start = pf_bench_now_us();
+    char reqid[96];
+    if (cfg->window <= 1) {
+        /* one notice in flight: the blocking call */
+        while (s->client != NULL && s_more(s)) {
+            int64_t start;
+            if (interval_us > 0) {
+                pf_bench_sleep_until(planned);
+                start = planned;
+                planned += interval_us;
+            } else {
+                start = pf_bench_now_us();
+            }
+            s_prepare(s, &n, reqid, sizeof(reqid), rcpt, seq++);
+            pf_client_result_t res;
+            const char *err;
+            int rc = pf_client_send(s->client, &n, &res, &err);
+            if (rc == 0) {
+                s_on_result(s, &res, start, pf_bench_now_us());
+                pf_client_result_clear(&res);
+            } else {
+                s_on_failure(s, "send failed", err);
+                if (rc == -2)
+                    break; /* the notice itself is invalid: every further one would be too */
+            }
+            s_drain_receipts(s, 0);
         }
-        char reqid[96];
-        snprintf(reqid, sizeof(reqid), "%s-%d-%ld", run->runid, s->index, seq++);
-        n.request_id = reqid;
-        long base = (long)(pf_bench_rand(&s->rng) % (uint64_t)cfg->mailboxes);
-        for (int j = 0; j < k; j++)
-            pf_bench_mailbox_id(rcpt[j], cfg->mailbox_prefix, (base + j) % cfg->mailboxes);
-        pf_client_result_t res;
-        const char *err;
-        int rc = pf_client_send(s->client, &n, &res, &err);
-        int64_t now = pf_bench_now_us();
-        if (rc == 0 && res.ok) {
-            s->acked++;
-            s->last_ack_us = now;
-            atomic_fetch_add(&run->acked, 1);
-            pf_hist_add(s->ack, (uint64_t)(now - start));
-            for (size_t c = 0; c < res.copy_count; c++) {
-                uint64_t hi, lo;
-                if (res.copies[c].message_id &&
-                    s_uuid_parse(res.copies[c].message_id, &hi, &lo) == 0)
-                    s_idmap_put(&s->ids, hi, lo, start);
-                s->copies++;
-                s_ids_add(s, res.copies[c].recipient, res.copies[c].message_id);
-                if (s->sample_id[0] == '\0') {
-                    snprintf(s->sample_mailbox, sizeof(s->sample_mailbox), "%s",
-                             res.copies[c].recipient);
-                    snprintf(s->sample_id, sizeof(s->sample_id), "%s", res.copies[c].message_id);
+    } else {
+        /* a window: up to cfg->window notices in flight on one client;
+         * planned start times are kept by sequence number */
+        s_idmap_t starts = {0};
+        bool sending = true;
+        while (s->client != NULL) {
+            int64_t now = pf_bench_now_us();
+            if (sending && starts.n < (size_t)cfg->window && !(interval_us > 0 && now < planned)) {
+                if (!s_more(s)) {
+                    sending = false;
+                    continue;
                 }
+                int64_t start = interval_us > 0 ? planned : now;
+                planned += interval_us;
+                s_prepare(s, &n, reqid, sizeof(reqid), rcpt, seq);
+                const char *err;
+                int rc = pf_client_submit(s->client, &n, &err);
+                if (rc == 0) {
+                    s_idmap_put(&starts, 1, (uint64_t)seq + 1, start);
+                    seq++;
+                    continue;
+                }
+                s_on_failure(s, "submit failed", err);
+                break;
             }
-        } else if (rc == 0) {
-            s->nacked++;
-            if (res.code && strcmp(res.code, "busy") == 0)
-                s->nack_busy++;
-            else if (res.code && strcmp(res.code, "temporary") == 0)
-                s->nack_temporary++;
-            else if (s->error == NULL) {
-                snprintf(s->errbuf, sizeof(s->errbuf), "NACK %s: %s", res.code ? res.code : "?",
-                         res.reason ? res.reason : "");
-                s->error = s->errbuf;
+            if (!sending && starts.n == 0)
+                break;
+            if (starts.n == 0) {
+                /* open loop, nothing in flight: wait for the next planned
+                 * start (pf_client_poll_result would return at once) */
+                int64_t until = planned < now + 10000 ? planned : now + 10000;
+                pf_bench_sleep_until(until);
+                s_drain_receipts(s, 0);
+                continue;
             }
-        } else {
-            s->failed++;
-            if (s->error == NULL) {
-                snprintf(s->errbuf, sizeof(s->errbuf), "send failed: %s", err ? err : "?");
-                s->error = s->errbuf;
+            int wait_ms = 100;
+            if (sending && interval_us > 0 && starts.n < (size_t)cfg->window)
+                wait_ms = (int)((planned - now) / 1000);
+            pf_client_result_t res;
+            const char *err;
+            int r = pf_client_poll_result(s->client, wait_ms, &res, &err);
+            if (r == 1) {
+                long rseq = s_reqid_seq(res.request_id);
+                int64_t start = rseq >= 0 ? s_idmap_take(&starts, 1, (uint64_t)rseq + 1) : -1;
+                if (start >= 0)
+                    s_on_result(s, &res, start, pf_bench_now_us());
+                pf_client_result_clear(&res);
+            } else if (r < 0) {
+                s_on_failure(s, "poll failed", err);
+                break;
             }
-            if (rc == -2)
-                break; /* the notice itself is invalid: every further one would be too */
+            s_drain_receipts(s, 0);
         }
-        if (rc == 0)
-            pf_client_result_clear(&res);
-        s_drain_receipts(s, 0);
+        free(starts.slots);
     }
     atomic_fetch_sub(&run->running, 1);
     /* the receipts still under way */
@@ -453,6 +538,8 @@ static int s_check(const pf_bench_send_config_t *cfg, const char **error_r)
         *error_r = "give a duration or a count";
     else if (cfg->broker_key_file == NULL)
         *error_r = "the broker's public key file is required";
+    else if (cfg->window < 1 || cfg->window > 4096)
+        *error_r = "window must be 1..4096";
     else if (cfg->rate < 0)
         *error_r = "rate must not be negative";
     else
@@ -507,6 +594,8 @@ int pf_bench_send_run(const pf_bench_send_config_t *cfg, FILE *out, const char *
         }
         pf_client_set_timeout(s->client, cfg->timeout_ms, 3);
         pf_client_set_manual_ack(s->client, cfg->no_rack);
+        if (cfg->window > 1)
+            pf_client_set_window(s->client, (size_t)cfg->window);
     }
     pthread_barrier_init(&run.ready, NULL, (unsigned)ns + 1);
     atomic_store(&run.running, ns);
@@ -577,8 +666,9 @@ int pf_bench_send_run(const pf_bench_send_config_t *cfg, FILE *out, const char *
         fprintf(out, "  load: open loop at %.0f notices/s", cfg->rate);
     else
         fprintf(out, "  load: closed loop");
-    fprintf(out, ", %d senders, %d recipient(s) of %ld mailboxes, body %zu B, attachment %zu B\n",
-            cfg->senders, cfg->recipients, cfg->mailboxes, cfg->body_size, cfg->attachment_size);
+    fprintf(out, ", %d senders, window %d", cfg->senders, cfg->window < 1 ? 1 : cfg->window);
+    fprintf(out, ", %d recipient(s) of %ld mailboxes, body %zu B, attachment %zu B\n",
+            cfg->recipients, cfg->mailboxes, cfg->body_size, cfg->attachment_size);
     fprintf(out,
             "  notices: %ld acked (%ld copies), %ld nacked (busy %ld, temporary %ld), "
             "%ld failed, in %.2f s\n",

@@ -23,6 +23,7 @@ typedef struct {
     const char *db;              /* libpq conninfo for the ceiling; NULL = no ceiling */
     const char *ids_out;         /* write "mailbox message-id" lines here (NULL = no) */
     int senders;
+    int window;             /* notices in flight per sender; 1 = blocking pf_client_send */
     double rate;    /* offered notices/s over all senders; 0 = closed loop */
     int recipients; /* per notice */
     long mailboxes;
