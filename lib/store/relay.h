@@ -16,17 +16,19 @@ typedef struct {
     char *token; /* compact JWS */
 } pf_relay_receipt_t;
 
-/* Claims up to limit receipts of the given senders that are unacknowledged
- * and due (next_attempt_at <= now()), skipping rows another broker holds
- * locked, and pushes their next_attempt_at retry_seconds ahead (so a lost
- * RECEIPT is resent then).  *rows_r (release with pf_relay_receipts_free),
- * *n_r. */
+/* Claims up to limit receipts per given sender that are unacknowledged
+ * and due (receipt_delivery.next_attempt_at <= now()), oldest first,
+ * skipping rows another broker holds locked, and pushes their
+ * next_attempt_at retry_seconds ahead (so a lost RECEIPT is resent then).
+ * Claims, acknowledgements and replays commit without waiting for the WAL
+ * flush (losing one only resends a receipt).  *rows_r (release with
+ * pf_relay_receipts_free), *n_r. */
 int pf_store_relay_claim(pf_store_t *st, const int64_t *sender_ids, size_t nsenders, int limit,
                          int retry_seconds, pf_relay_receipt_t **rows_r, size_t *n_r,
                          const char **error_r);
 void pf_relay_receipts_free(pf_relay_receipt_t **rows, size_t n);
 
-/* Sets acked_at on the listed receipts (UUID texts, already validated) of
+/* Sets receipt_delivery.acked_at on the listed receipts (UUID texts, already validated) of
  * this sender that are not acknowledged yet; others' jtis are ignored.
  * Returns the number of rows marked, or -1. */
 int pf_store_relay_ack(pf_store_t *st, int64_t sender_id, const char *const *jtis, size_t n,

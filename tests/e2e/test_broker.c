@@ -540,7 +540,8 @@ static int s_receipts(pf_client_t *c, const char *message_id, int timeout_ms, in
 static bool s_acked(void *arg)
 {
     pf_env_t *env = arg;
-    return pf_env_sql_int(env, "SELECT count(*) FROM receipt WHERE acked_at IS NOT NULL") == 1;
+    return pf_env_sql_int(env,
+                          "SELECT count(*) FROM receipt_delivery WHERE acked_at IS NOT NULL") == 1;
 }
 
 static void test_delivered_receipt_exactly_once(void **state)
@@ -574,7 +575,7 @@ static void test_delivered_receipt_exactly_once(void **state)
     assert_true(pf_test_wait(s_acked, f->env, 5000));
     assert_int_equal(s_receipts(c, NULL, 2500, 0), 0);
     /* a resend of the same receipt (made due again) is not handed out twice */
-    free(pf_env_sql(f->env, "UPDATE receipt SET acked_at = NULL RETURNING 1"));
+    free(pf_env_sql(f->env, "UPDATE receipt_delivery SET acked_at = NULL RETURNING 1"));
     assert_int_equal(pf_client_hello(c, &err), 0);
     assert_int_equal(s_receipts(c, NULL, 2500, 0), 0);
     assert_true(pf_test_wait(s_acked, f->env, 5000));
@@ -595,7 +596,8 @@ static void test_receipts_queued_offline_arrive_on_reconnect(void **state)
     /* and the broker restarted in between, so nothing is in memory */
     assert_int_equal(pf_env_stop_broker(f->env, SIGTERM), 0);
     assert_int_equal(pf_env_start_broker(f->env, NULL), 0);
-    assert_int_equal(s_count(f->env, "SELECT count(*) FROM receipt WHERE acked_at IS NULL"), 2);
+    assert_int_equal(
+        s_count(f->env, "SELECT count(*) FROM receipt_delivery WHERE acked_at IS NULL"), 2);
 
     c = s_client(f->env);
     int got = s_receipts(c, res.copies[0].message_id, 8000, 1);
@@ -608,7 +610,8 @@ static void test_receipts_queued_offline_arrive_on_reconnect(void **state)
 static bool s_acked_a(void *arg)
 {
     pf_env_t *env = arg;
-    return pf_env_sql_int(env, "SELECT count(*) FROM receipt WHERE acked_at IS NOT NULL") >= 1;
+    return pf_env_sql_int(env,
+                          "SELECT count(*) FROM receipt_delivery WHERE acked_at IS NOT NULL") >= 1;
 }
 
 static void test_sender_isolation(void **state)
@@ -631,7 +634,8 @@ static void test_sender_isolation(void **state)
     assert_non_null(jti);
     assert_int_equal(pf_client_ack_receipt(b, jti, &err), 0);
     assert_int_equal(s_receipts(b, NULL, 2500, 0), 0);
-    assert_int_equal(s_count(f->env, "SELECT count(*) FROM receipt WHERE acked_at IS NOT NULL"), 0);
+    assert_int_equal(
+        s_count(f->env, "SELECT count(*) FROM receipt_delivery WHERE acked_at IS NOT NULL"), 0);
     /* A gets its own */
     assert_int_equal(s_receipts(a, res.copies[0].message_id, 5000, 1), 1);
     assert_true(pf_test_wait(s_acked_a, f->env, 5000));

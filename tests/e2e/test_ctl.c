@@ -68,10 +68,10 @@ static void test_sender_names_and_duplicates(void **state)
     free(after);
     assert_int_equal(pf_env_ctl(env, &out, "sender", "revoke", "dog-registry", NULL), 0);
     free(out);
-    assert_int_equal(
-        pf_env_sql_int(env, "SELECT count(*) FROM sender WHERE name = 'dog-registry' AND "
-                            "status = 'revoked' AND revoked_at IS NOT NULL"),
-        1);
+    assert_int_equal(pf_env_sql_int(env,
+                                    "SELECT count(*) FROM sender WHERE name = 'dog-registry' AND "
+                                    "status = 'revoked' AND revoked_at IS NOT NULL"),
+                     1);
     assert_int_equal(pf_env_ctl(env, &out, "sender", "revoke", "nobody", NULL), 1);
     free(out);
 }
@@ -102,8 +102,7 @@ static void test_sender_allowlist(void **state)
     assert_int_equal(pf_env_ctl(env, &out, "sender", "disallow", "tax-office", "citizen-a", NULL),
                      0);
     free(out);
-    assert_int_equal(
-        pf_env_sql_int(env, "SELECT count(*) FROM sender_recipient_allow"), 0);
+    assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM sender_recipient_allow"), 0);
 }
 
 static void test_citizen_keys(void **state)
@@ -173,7 +172,8 @@ static void test_citizen_keys(void **state)
     assert_int_equal(pf_env_ctl(env, &out, "citizen", "rotate-key", "citizen-a", NULL), 0);
     free(out);
     assert_int_equal(
-        pf_env_sql_int(env, "SELECT max(version) FROM mailbox_secret WHERE mailbox_id = 'citizen-a'"),
+        pf_env_sql_int(env,
+                       "SELECT max(version) FROM mailbox_secret WHERE mailbox_id = 'citizen-a'"),
         2);
     assert_int_equal(
         pf_env_ctl(env, &out, "citizen", "export-key", "citizen-a", "--version", "1", NULL), 0);

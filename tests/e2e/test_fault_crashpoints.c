@@ -85,7 +85,7 @@ static void s_run_point(pf_env_t *env, const point_t *p, pf_load_counts_t *sum)
     /* receipts left over from earlier points would arrive in one burst
      * and move the relay points' count: start each point from an empty
      * relay queue */
-    free(pf_env_sql(env, "UPDATE receipt SET acked_at = now() WHERE acked_at IS NULL "
+    free(pf_env_sql(env, "UPDATE receipt_delivery SET acked_at = now() WHERE acked_at IS NULL "
                          "RETURNING 1"));
     char var[96];
     snprintf(var, sizeof(var), "POSTFACH_CRASH_POINT=%s:%d", p->point, p->at);

@@ -182,9 +182,10 @@ static void test_offline_procedure_gets_every_receipt_once(void **state)
     /* all acknowledged in the outbox */
     end = pf_test_now_ms() + 10000;
     while (pf_test_now_ms() < end &&
-           pf_env_sql_int(env, "SELECT count(*) FROM receipt WHERE acked_at IS NULL") > 0)
+           pf_env_sql_int(env, "SELECT count(*) FROM receipt_delivery WHERE acked_at IS NULL") > 0)
         usleep(100 * 1000);
-    long long unacked = pf_env_sql_int(env, "SELECT count(*) FROM receipt WHERE acked_at IS NULL");
+    long long unacked =
+        pf_env_sql_int(env, "SELECT count(*) FROM receipt_delivery WHERE acked_at IS NULL");
     /* the expired receipt's time is the end of the period */
     long long skew = pf_env_sql_int(
         env, "SELECT count(*) FROM receipt r JOIN message m ON m.id = r.message_id "

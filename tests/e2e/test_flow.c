@@ -253,8 +253,8 @@ static void test_send_list_open_attachment_receipts(void **state)
     assert_int_not_equal(pf_env_ctl(f->env, &out, "receipt", "verify", rfile, NULL), 0);
     free(out);
     free(rfile);
-    assert_int_equal(pf_env_sql_int(f->env, "SELECT count(*) FROM receipt WHERE acked_at IS NULL"),
-                     0);
+    assert_int_equal(
+        pf_env_sql_int(f->env, "SELECT count(*) FROM receipt_delivery WHERE acked_at IS NULL"), 0);
 }
 
 static void test_multi_recipient_separate_copies_and_isolation(void **state)
@@ -303,8 +303,8 @@ static void test_multi_recipient_separate_copies_and_isolation(void **state)
     json_t *list = s_get_json(f, "/v1/messages", f->token_b, 200);
     json_t *items = json_object_get(list, "messages");
     for (size_t i = 0; i < json_array_size(items); i++)
-        assert_string_not_equal(
-            json_string_value(json_object_get(json_array_get(items, i), "id")), id_a);
+        assert_string_not_equal(json_string_value(json_object_get(json_array_get(items, i), "id")),
+                                id_a);
     json_decref(list);
     /* A was not marked read by B's attempts */
     snprintf(q, sizeof(q), "SELECT count(*) FROM message WHERE id = '%s' AND read_at IS NULL",

@@ -48,13 +48,11 @@ static void test_two_jwks_files_accepted_third_refused(void **state)
         abort();
     /* two more key sets, each with its own development identity key */
     char *out = NULL;
-    assert_int_equal(pf_env_run(env, &out, NULL, "postfach-ctl", "--keys", next, "keys", "init",
-                                NULL),
-                     0);
+    assert_int_equal(
+        pf_env_run(env, &out, NULL, "postfach-ctl", "--keys", next, "keys", "init", NULL), 0);
     free(out);
-    assert_int_equal(pf_env_run(env, &out, NULL, "postfach-ctl", "--keys", other, "keys", "init",
-                                NULL),
-                     0);
+    assert_int_equal(
+        pf_env_run(env, &out, NULL, "postfach-ctl", "--keys", other, "keys", "init", NULL), 0);
     free(out);
 
     const char *const settings[] = {setting, NULL};

@@ -32,8 +32,8 @@ static int setup(void **state)
     f->env = pf_env_new("interop", citizens);
     *state = f;
     char *out = NULL;
-    if (pf_env_ctl(f->env, &out, "citizen", "add", "citizen-rsa", "--key-type", "rsa3072",
-                   NULL) != 0)
+    if (pf_env_ctl(f->env, &out, "citizen", "add", "citizen-rsa", "--key-type", "rsa3072", NULL) !=
+        0)
         return -1;
     free(out);
     if (pf_env_start_broker(f->env, NULL) != 0 || pf_env_start_reader(f->env, NULL) != 0)
@@ -93,8 +93,12 @@ static int s_node(const char *cmd, const char *keyfile, const char *datafile, ch
 static void s_our_copy_opens_in_node(fixture_t *f, const char *citizen)
 {
     const char *to[] = {citizen};
-    pf_client_notice_t n = {.request_id = citizen, .recipients = to, .recipient_count = 1,
-                            .title = "Interop", .subject = "Betreff äöü", .body = "Text"};
+    pf_client_notice_t n = {.request_id = citizen,
+                            .recipients = to,
+                            .recipient_count = 1,
+                            .title = "Interop",
+                            .subject = "Betreff äöü",
+                            .body = "Text"};
     pf_client_result_t res;
     const char *err;
     assert_int_equal(pf_client_send(f->client, &n, &res, &err), 0);

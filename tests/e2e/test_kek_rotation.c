@@ -19,8 +19,12 @@
 static char *s_send(pf_env_t *env, pf_client_t *c, const char *to, const char *rid)
 {
     const char *rcpt[] = {to};
-    pf_client_notice_t n = {.request_id = rid, .recipients = rcpt, .recipient_count = 1,
-                            .title = "KEK", .subject = "rotation", .body = "still readable"};
+    pf_client_notice_t n = {.request_id = rid,
+                            .recipients = rcpt,
+                            .recipient_count = 1,
+                            .title = "KEK",
+                            .subject = "rotation",
+                            .body = "still readable"};
     pf_client_result_t res;
     const char *err;
     assert_int_equal(pf_client_send(c, &n, &res, &err), 0);

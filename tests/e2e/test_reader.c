@@ -140,7 +140,8 @@ static json_t *s_get_json(fx_t *fx, const char *path, const char *token, int wan
 static char *s_raw(int port, const char *req, size_t len)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
     size_t off = 0;
@@ -173,9 +174,8 @@ static char *s_raw(int port, const char *req, size_t len)
 static char *s_raw_get(fx_t *fx, const char *path, const char *token)
 {
     char req[16384];
-    snprintf(req, sizeof(req),
-             "GET %s HTTP/1.1\r\nHost: x\r\n%s%s%sConnection: close\r\n\r\n", path,
-             token ? "Authorization: Bearer " : "", token ? token : "", token ? "\r\n" : "");
+    snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n%s%s%sConnection: close\r\n\r\n",
+             path, token ? "Authorization: Bearer " : "", token ? token : "", token ? "\r\n" : "");
     return s_raw(fx->port, req, strlen(req));
 }
 
@@ -244,8 +244,8 @@ static void test_list_pages_newest_first(void **state)
     json_decref(o);
 
     /* bad paging parameters are clear 400s */
-    const char *bad[] = {"/v1/messages?limit=0", "/v1/messages?limit=101",
-                         "/v1/messages?limit=abc", "/v1/messages?cursor=garbage",
+    const char *bad[] = {"/v1/messages?limit=0", "/v1/messages?limit=101", "/v1/messages?limit=abc",
+                         "/v1/messages?cursor=garbage",
                          "/v1/messages?cursor=0190a5b2-1c3d-7e4f-8a9b-0c1d2e3f4a5b"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         o = s_get_json(fx, bad[i], tok, 400);
@@ -258,7 +258,8 @@ static void test_list_pages_newest_first(void **state)
     s_fx_free(&fx);
 }
 
-static const unsigned char s_pdf[] = {'%', 'P', 'D', 'F', '-', '1', '.', '7', 0, 1, 2, 0xff, 0xfe, 0, '\n'};
+static const unsigned char s_pdf[] = {'%', 'P', 'D', 'F',  '-',  '1', '.', '7',
+                                      0,   1,   2,   0xff, 0xfe, 0,   '\n'};
 
 static void test_open_attachment_read_once(void **state)
 {
@@ -269,12 +270,19 @@ static void test_open_attachment_read_once(void **state)
     for (size_t i = 0; i < sizeof(big); i++)
         big[i] = (unsigned char)(i * 7 + 3);
     pf_client_attachment_t atts[2] = {
-        {.name = "bescheid.pdf", .media_type = "application/pdf", .data = s_pdf, .size = sizeof(s_pdf)},
+        {.name = "bescheid.pdf",
+         .media_type = "application/pdf",
+         .data = s_pdf,
+         .size = sizeof(s_pdf)},
         {.name = "Anlage \xc3\xa4.bin", .media_type = NULL, .data = big, .size = sizeof(big)},
     };
-    s_notice_t n = {.title = "Grundsteuer", .subject = "Ihr Grundsteuerbescheid",
+    s_notice_t n = {.title = "Grundsteuer",
+                    .subject = "Ihr Grundsteuerbescheid",
                     .body = "Sehr geehrte Frau A.,\n\nanbei \xe2\x80\x9e Ihr Bescheid\xe2\x80\x9c.",
-                    .reference = "GS-2025/0815", .read_receipt = true, .atts = atts, .natts = 2};
+                    .reference = "GS-2025/0815",
+                    .read_receipt = true,
+                    .atts = atts,
+                    .natts = 2};
     char *id = s_send(fx, &n);
     char *tok = s_token(fx, "citizen-a", NULL);
     char path[256];
@@ -347,8 +355,8 @@ static void test_open_attachment_read_once(void **state)
     assert_int_equal(pf_env_sql_int(fx->env, sql), 1);
 
     /* the receipt verifies with the published key and names this copy */
-    snprintf(sql, sizeof(sql), "SELECT token FROM receipt WHERE message_id = '%s' AND event = 'read'",
-             id);
+    snprintf(sql, sizeof(sql),
+             "SELECT token FROM receipt WHERE message_id = '%s' AND event = 'read'", id);
     char *rtok = pf_env_sql(fx->env, sql);
     assert_non_null(rtok);
     pf_http_get(fx->port, "/.well-known/jwks.json", NULL, &r);
@@ -367,9 +375,10 @@ static void test_open_attachment_read_once(void **state)
     assert_string_equal(rc.message_id, id);
     assert_string_equal(rc.mailbox, "citizen-a");
     assert_string_equal(rc.sender, "tax-office");
-    snprintf(sql, sizeof(sql),
-             "SELECT floor(extract(epoch FROM read_at) * 1000)::bigint FROM message WHERE id = '%s'",
-             id);
+    snprintf(
+        sql, sizeof(sql),
+        "SELECT floor(extract(epoch FROM read_at) * 1000)::bigint FROM message WHERE id = '%s'",
+        id);
     assert_int_equal(rc.event_time_ms, pf_env_sql_int(fx->env, sql));
     snprintf(sql, sizeof(sql),
              "SELECT translate(encode(jwe_tag, 'base64'), E'+/=\\n', '-_') FROM message "
@@ -395,7 +404,8 @@ static void test_receipts_only_when_asked(void **state)
     fx_t *fx = s_fx("reader_noreceipt", citizens);
     s_notice_t n = {.title = "Ohne Lesebestaetigung", .read_receipt = false};
     char *id = s_send(fx, &n);
-    pf_client_attachment_t att = {.name = "a.txt", .media_type = "text/plain", .data = "hallo", .size = 5};
+    pf_client_attachment_t att = {
+        .name = "a.txt", .media_type = "text/plain", .data = "hallo", .size = 5};
     s_notice_t n2 = {.title = "Mit", .read_receipt = true, .atts = &att, .natts = 1};
     char *id2 = s_send(fx, &n2);
     char *tok = s_token(fx, "citizen-a", NULL);
@@ -403,9 +413,11 @@ static void test_receipts_only_when_asked(void **state)
 
     snprintf(path, sizeof(path), "/v1/messages/%s", id);
     json_decref(s_get_json(fx, path, tok, 200));
-    snprintf(sql, sizeof(sql), "SELECT count(*) FROM message WHERE id = '%s' AND read_at IS NOT NULL", id);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM message WHERE id = '%s' AND read_at IS NOT NULL", id);
     assert_int_equal(pf_env_sql_int(fx->env, sql), 1);
-    snprintf(sql, sizeof(sql), "SELECT count(*) FROM receipt WHERE message_id = '%s' AND event = 'read'", id);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM receipt WHERE message_id = '%s' AND event = 'read'", id);
     assert_int_equal(pf_env_sql_int(fx->env, sql), 0);
 
     /* the attachment download is a first retrieval as well */
@@ -417,9 +429,11 @@ static void test_receipts_only_when_asked(void **state)
         assert_string_equal(r.body, "hallo");
         pf_http_response_clear(&r);
     }
-    snprintf(sql, sizeof(sql), "SELECT count(*) FROM message WHERE id = '%s' AND read_at IS NOT NULL", id2);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM message WHERE id = '%s' AND read_at IS NOT NULL", id2);
     assert_int_equal(pf_env_sql_int(fx->env, sql), 1);
-    snprintf(sql, sizeof(sql), "SELECT count(*) FROM receipt WHERE message_id = '%s' AND event = 'read'", id2);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM receipt WHERE message_id = '%s' AND event = 'read'", id2);
     assert_int_equal(pf_env_sql_int(fx->env, sql), 1);
     free(id);
     free(id2);
@@ -442,7 +456,8 @@ static void test_jwe_route(void **state)
     assert_int_equal(r.status, 200);
     assert_string_equal(r.content_type, "application/jose");
     /* five parts, each equal to the stored one */
-    const char *cols[] = {"jwe_protected", "jwe_encrypted_key", "jwe_iv", "jwe_ciphertext", "jwe_tag"};
+    const char *cols[] = {"jwe_protected", "jwe_encrypted_key", "jwe_iv", "jwe_ciphertext",
+                          "jwe_tag"};
     char *p = r.body;
     for (int i = 0; i < 5; i++) {
         char *dot = strchr(p, '.');
@@ -469,9 +484,11 @@ static void test_jwe_route(void **state)
     pf_jwe_destroy(&jwe);
     pf_http_response_clear(&r);
     /* handing out ciphertext is not a retrieval */
-    snprintf(sql, sizeof(sql), "SELECT count(*) FROM message WHERE id = '%s' AND read_at IS NULL", id);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM message WHERE id = '%s' AND read_at IS NULL",
+             id);
     assert_int_equal(pf_env_sql_int(fx->env, sql), 1);
-    snprintf(sql, sizeof(sql), "SELECT count(*) FROM receipt WHERE message_id = '%s' AND event = 'read'", id);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM receipt WHERE message_id = '%s' AND event = 'read'", id);
     assert_int_equal(pf_env_sql_int(fx->env, sql), 0);
     free(id);
     free(tok);
@@ -483,7 +500,8 @@ static void test_other_citizen_gets_404(void **state)
     (void)state;
     const char *const citizens[] = {"citizen-a", "citizen-b", NULL};
     fx_t *fx = s_fx("reader_isolation", citizens);
-    pf_client_attachment_t att = {.name = "a.txt", .media_type = "text/plain", .data = "x", .size = 1};
+    pf_client_attachment_t att = {
+        .name = "a.txt", .media_type = "text/plain", .data = "x", .size = 1};
     s_notice_t n = {.title = "Nur fuer A", .read_receipt = true, .atts = &att, .natts = 1};
     char *id = s_send(fx, &n);
     char *tok_b = s_token(fx, "citizen-b", NULL);
@@ -513,7 +531,8 @@ static void test_other_citizen_gets_404(void **state)
     assert_int_equal(json_array_size(json_object_get(o, "messages")), 0);
     json_decref(o);
     char sql[256];
-    snprintf(sql, sizeof(sql), "SELECT count(*) FROM message WHERE id = '%s' AND read_at IS NULL", id);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM message WHERE id = '%s' AND read_at IS NULL",
+             id);
     assert_int_equal(pf_env_sql_int(fx->env, sql), 1);
     free(id);
     free(tok_b);
@@ -567,7 +586,8 @@ static void test_bad_tokens_401(void **state)
         for (size_t j = 0; j < 3; j++) {
             char *raw = s_raw_get(fx, paths[j], bad[i]);
             assert_non_null(strstr(raw, "HTTP/1.1 401 "));
-            assert_non_null(strstr(raw, "WWW-Authenticate: Bearer realm=\"postfach\", error=\"invalid_token\"\r\n"));
+            assert_non_null(strstr(
+                raw, "WWW-Authenticate: Bearer realm=\"postfach\", error=\"invalid_token\"\r\n"));
             assert_non_null(strstr(raw, "\"error\":\"invalid_token\""));
             assert_non_null(strstr(raw, "Cache-Control: no-store"));
             /* nothing of the token comes back */
@@ -578,9 +598,12 @@ static void test_bad_tokens_401(void **state)
     }
     /* other schemes and malformed headers */
     const char *reqs[] = {
-        "GET /v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Basic YTpi\r\nConnection: close\r\n\r\n",
-        "GET /v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer\r\nConnection: close\r\n\r\n",
-        "GET /v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer a b\r\nConnection: close\r\n\r\n",
+        "GET /v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Basic YTpi\r\nConnection: "
+        "close\r\n\r\n",
+        "GET /v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer\r\nConnection: "
+        "close\r\n\r\n",
+        "GET /v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer a b\r\nConnection: "
+        "close\r\n\r\n",
     };
     for (size_t i = 0; i < 3; i++) {
         char *raw = s_raw(fx->port, reqs[i], strlen(reqs[i]));
@@ -612,8 +635,10 @@ static void test_level_403(void **state)
     (void)state;
     const char *const citizens[] = {"citizen-a", NULL};
     fx_t *fx = s_fx("reader_level", citizens);
-    pf_client_attachment_t att = {.name = "a.txt", .media_type = "text/plain", .data = "x", .size = 1};
-    s_notice_t n = {.title = "Vertraulich", .level = "hoch", .read_receipt = true, .atts = &att, .natts = 1};
+    pf_client_attachment_t att = {
+        .name = "a.txt", .media_type = "text/plain", .data = "x", .size = 1};
+    s_notice_t n = {
+        .title = "Vertraulich", .level = "hoch", .read_receipt = true, .atts = &att, .natts = 1};
     char *id = s_send(fx, &n);
     char *normal = s_token(fx, "citizen-a", "normal");
     char *subst = s_token(fx, "citizen-a", "substantiell");
@@ -635,7 +660,8 @@ static void test_level_403(void **state)
         json_decref(o);
         json_decref(s_get_json(fx, path, subst, 403));
     }
-    snprintf(sql, sizeof(sql), "SELECT count(*) FROM message WHERE id = '%s' AND read_at IS NULL", id);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM message WHERE id = '%s' AND read_at IS NULL",
+             id);
     assert_int_equal(pf_env_sql_int(fx->env, sql), 1);
     snprintf(path, sizeof(path), "/v1/messages/%s", id);
     json_decref(s_get_json(fx, path, hoch, 200));
@@ -657,13 +683,20 @@ static void test_broken_requests(void **state)
         const char *req;
         const char *want; /* status line prefix, or NULL: any answer or a close */
     } cases[] = {
-        {"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello", "HTTP/1.1 405 "},
-        {"DELETE /v1/messages/0190a5b2-1c3d-7e4f-8a9b-0c1d2e3f4a5b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "HTTP/1.1 405 "},
-        {"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", "HTTP/1.1 405 "},
+        {"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: "
+         "close\r\n\r\nhello",
+         "HTTP/1.1 405 "},
+        {"DELETE /v1/messages/0190a5b2-1c3d-7e4f-8a9b-0c1d2e3f4a5b HTTP/1.1\r\nHost: "
+         "x\r\nConnection: close\r\n\r\n",
+         "HTTP/1.1 405 "},
+        {"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+         "HTTP/1.1 405 "},
         {"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "HTTP/1.1 404 "},
-        {"GET /v1/messages/../../etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "HTTP/1.1 404 "},
+        {"GET /v1/messages/../../etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+         "HTTP/1.1 404 "},
         {"GET /v1/messages/%00 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", NULL},
-        {"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbody", "HTTP/1.1 413 "},
+        {"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbody",
+         "HTTP/1.1 413 "},
         {"GARBAGE\r\n\r\n", NULL},
         {"GET\r\n\r\n", NULL},
         {"GET / HTTP/9.9\r\nHost: x\r\n\r\n", NULL},
@@ -704,7 +737,8 @@ static void test_broken_requests(void **state)
     raw = s_raw_get(fx, "/", NULL);
     assert_non_null(strstr(raw, "HTTP/1.1 200 "));
     assert_non_null(strstr(raw, "Content-Type: text/html; charset=utf-8\r\n"));
-    assert_non_null(strstr(raw, "Content-Security-Policy: default-src 'none'; script-src 'sha256-"));
+    assert_non_null(
+        strstr(raw, "Content-Security-Policy: default-src 'none'; script-src 'sha256-"));
     assert_non_null(strstr(raw, "Referrer-Policy: no-referrer\r\n"));
     assert_non_null(strstr(raw, "X-Content-Type-Options: nosniff\r\n"));
     assert_non_null(strstr(raw, "Postfach"));

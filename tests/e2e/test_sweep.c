@@ -44,9 +44,15 @@ static void test_cross_citizen_sweep(void **state)
     for (int i = 0; i < B_NOTICES; i++) {
         char rid[32];
         snprintf(rid, sizeof(rid), "sweep-b-%d", i);
-        pf_client_notice_t n = {.request_id = rid, .recipients = to_b, .recipient_count = 1,
-                                .title = "B only", .subject = "secret of B", .body = "body of B",
-                                .attachments = atts, .attachment_count = 2, .read_receipt = true};
+        pf_client_notice_t n = {.request_id = rid,
+                                .recipients = to_b,
+                                .recipient_count = 1,
+                                .title = "B only",
+                                .subject = "secret of B",
+                                .body = "body of B",
+                                .attachments = atts,
+                                .attachment_count = 2,
+                                .read_receipt = true};
         pf_client_result_t res;
         assert_int_equal(pf_client_send(c, &n, &res, &err), 0);
         assert_true(res.ok);
@@ -54,8 +60,12 @@ static void test_cross_citizen_sweep(void **state)
         pf_client_result_clear(&res);
     }
     /* and one of A's own, so A's listing is not trivially empty */
-    pf_client_notice_t na = {.request_id = "sweep-a", .recipients = to_a, .recipient_count = 1,
-                             .title = "A's", .subject = "for A", .body = "A"};
+    pf_client_notice_t na = {.request_id = "sweep-a",
+                             .recipients = to_a,
+                             .recipient_count = 1,
+                             .title = "A's",
+                             .subject = "for A",
+                             .body = "A"};
     pf_client_result_t ra;
     assert_int_equal(pf_client_send(c, &na, &ra, &err), 0);
     assert_true(ra.ok);
@@ -113,7 +123,8 @@ static void test_cross_citizen_sweep(void **state)
             json_t *j = resp.status == 200 ? json_loadb(resp.body, resp.body_len, 0, &je) : NULL;
             json_t *items = json_object_get(j, "messages");
             for (size_t x = 0; x < json_array_size(items); x++) {
-                const char *mid = json_string_value(json_object_get(json_array_get(items, x), "id"));
+                const char *mid =
+                    json_string_value(json_object_get(json_array_get(items, x), "id"));
                 if (mid == NULL || strcmp(mid, a_id) != 0) {
                     leaks++;
                     fprintf(stderr, "LEAK: %s lists %s\n", path, mid ? mid : "?");
