@@ -15,7 +15,9 @@
 # Ctrl-C.  Knobs (environment): BENCH_SECONDS (per send scenario, default
 # 20), BENCH_SENDERS (default 4) and BENCH_WINDOW (notices in flight per
 # sender, default 64), BENCH_MAILBOXES (default 100000), BENCH_PRELOAD (copies, default 1000000),
-# BENCH_BIG=1, BENCH_LONG=1, BENCH_KEEP=1 (keep var/bench-pg afterwards).
+# BENCH_BIG=1, BENCH_LONG=1, BENCH_KEEP=1 (keep var/bench-pg afterwards),
+# BENCH_ONLY="a c" (run only those scenarios; (a) always runs: the others
+# are measured against it).
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -91,7 +93,7 @@ BROKER_PORT=$(free_port)
 READER_PORT=$(free_port)
 "$BIN/postfach-broker" --set "db=$DB" --set "bind=tcp://127.0.0.1:$BROKER_PORT" \
     --set "curve_secret_file=$KEYS/broker.curve" --set "receipt_key_file=$KEYS/receipt.jwk" \
-    --set log_level=warn 2>"$OUT/broker.log" &
+    --set log_level=${BENCH_BROKER_LOG:-warn} 2>"$OUT/broker.log" &
 broker_pid=$!
 wait_ready "$BROKER_PORT" "$broker_pid" broker "$OUT/broker.log"
 "$BIN/postfach-reader" --set "db=$DB" --set listen_address=127.0.0.1 --set "listen_port=$READER_PORT" \
@@ -102,16 +104,23 @@ reader_pid=$!
 wait_ready "$READER_PORT" "$reader_pid" reader "$OUT/reader.log"
 echo "bench: broker pid $broker_pid on $BROKER_PORT, reader pid $reader_pid on $READER_PORT"
 
+PG_PID=$(head -n 1 "$PGDIR/data/postmaster.pid" 2>/dev/null || echo 0)
 SEND=("$BIN/postfach-bench" send --broker "tcp://127.0.0.1:$BROKER_PORT" --broker-key "$KEYS/broker.curve.pub"
-      --keys "$KEYS" --db "$DB" --broker-pid "$broker_pid" --senders "$SENDERS" --window "$WINDOW")
+      --keys "$KEYS" --db "$DB" --broker-pid "$broker_pid" --pg-pid "$PG_PID" --senders "$SENDERS"
+      --window "$WINDOW")
 copies() { $PSQL -d postfach_bench -c "SELECT count(*) FROM message"; }
 field() { # FILE AWK-PROGRAM on the summary line
     grep '^postfach:' "$1" | tail -n 1 | awk "$2"
 }
 
+want() { # NAME: is this scenario selected by BENCH_ONLY?
+    [ -z "${BENCH_ONLY:-}" ] || [ "$1" = a ] || [[ " $BENCH_ONLY " == *" $1 "* ]]
+}
+
 run() { # NAME ARGS... : runs one scenario, prints and keeps its output
     local name=$1
     shift
+    want "$name" || return 0
     echo
     echo "== $name (copies stored before: $(copies))"
     set -o pipefail
@@ -130,15 +139,19 @@ run c "${SEND[@]}" --window 8 --label c-200k-attachment --body 2048 --attachment
     --duration "$SECS"
 
 # growth in mailboxes: (a) ran against 1,000 of them
-echo
-echo "bench: $MANY mailboxes"
-"$BIN/postfach-bench" setup --db "$DB" --keys "$KEYS" --senders 0 --mailboxes "$MANY" --threads 8
+if want e1; then
+    echo
+    echo "bench: $MANY mailboxes"
+    "$BIN/postfach-bench" setup --db "$DB" --keys "$KEYS" --senders 0 --mailboxes "$MANY" --threads 8
+fi
 run e1 "${SEND[@]}" --label e1-many-mailboxes --mailboxes "$MANY" --duration "$SECS"
 
-echo
-echo "bench: preloading $PRELOAD copies over 1,000 mailboxes"
-"$BIN/postfach-bench" preload --db "$DB" --copies "$PRELOAD" --mailboxes 1000 --body 2048 --threads 2
-$PSQL -d postfach_bench -c "VACUUM ANALYZE message" >/dev/null
+if want e2 || want d3; then
+    echo
+    echo "bench: preloading $PRELOAD copies over 1,000 mailboxes"
+    "$BIN/postfach-bench" preload --db "$DB" --copies "$PRELOAD" --mailboxes 1000 --body 2048 --threads 2
+    $PSQL -d postfach_bench -c "VACUUM ANALYZE message" >/dev/null
+fi
 run e2 "${SEND[@]}" --label e2-preloaded --duration "$SECS"
 
 # reader: RSA notices first (the P-256 ones come from (a))
@@ -162,7 +175,7 @@ echo "== figures (ratios to the same-run ceiling)"
 for s in a b c e1 e2 x f; do
     [ -f "$OUT/$s.txt" ] || continue
     printf '%-3s %s\n' "$s" "$(grep '^postfach:' "$OUT/$s.txt" | tail -n 1)"
-    grep -E '^  (throughput|broker):' "$OUT/$s.txt" | sed 's/^/    /'
+    grep -E '^  (throughput|broker|cpu per notice):' "$OUT/$s.txt" | sed 's/^/    /'
 done
 for s in d1 d2 d3; do
     printf '%-3s %s\n' "$s" "$(grep '^reader ' "$OUT/$s.txt" | tail -n 1)"

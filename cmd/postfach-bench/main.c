@@ -24,7 +24,8 @@ static void s_usage(FILE *out)
           "  send     --broker-key FILE [--broker ENDPOINT] [--keys DIR] [--db CONNINFO]\n"
           "           [--senders S] [--window W] [--rate R|0] [--recipients K] [--mailboxes M]\n"
           "           [--body BYTES] [--attachment BYTES] [--duration SEC] [--count N]\n"
-          "           [--broker-pid PID] [--label NAME] [--prefix P] [--sender-prefix P]\n"
+          "           [--broker-pid PID] [--pg-pid PID] [--label NAME] [--prefix P] "
+          "[--sender-prefix P]\n"
           "           [--ceiling-batch ROWS] [--ceiling-max ROWS] [--receipt-wait SEC]\n"
           "           [--ids-out FILE] [--ids-max N] [--timeout MS] [--progress] [--no-rack]\n"
           "  reader   --port PORT [--host IP] [--keys DIR] --mode list|open [--ids FILE]\n"
@@ -108,6 +109,8 @@ static int s_send(s_args_t *a)
             c.count = s_long(a);
         else if (s_is(a, "--broker-pid"))
             c.broker_pid = (int)s_long(a);
+        else if (s_is(a, "--pg-pid"))
+            c.pg_pid = (int)s_long(a);
         else if (s_is(a, "--label"))
             c.label = a->value;
         else if (s_is(a, "--prefix"))

@@ -6,6 +6,7 @@
  * from the last ')'). */
 #include "bench/procstat.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,28 +20,29 @@ static long s_status_kib(const char *text, const char *key)
     return strtol(p + strlen(key), NULL, 10);
 }
 
-int pf_procstat_read(pid_t pid, pf_procstat_t *s_r, const char **error_r)
+/* Parent pid and CPU seconds from /proc/<pid>/stat; -1 when gone. */
+static int s_stat(pid_t pid, pid_t *ppid_r, double *cpu_r)
 {
     char path[64], buf[4096];
     snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
     FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        *error_r = "cannot open /proc/PID/stat (is the process running?)";
+    if (f == NULL)
         return -1;
-    }
     size_t n = fread(buf, 1, sizeof(buf) - 1, f);
     fclose(f);
     buf[n] = '\0';
     char *p = strrchr(buf, ')');
-    if (p == NULL) {
-        *error_r = "cannot parse /proc/PID/stat";
+    if (p == NULL)
         return -1;
-    }
-    /* after ") " come fields 3 (state), 4, ...; utime and stime are 14, 15 */
+    /* after ") " come fields 3 (state), 4 (ppid), ...; utime and stime
+     * are 14 and 15 */
     p += 2;
     unsigned long long utime = 0, stime = 0;
+    long ppid = 0;
     for (int field = 3; field <= 15 && p != NULL && *p; field++) {
-        if (field == 14)
+        if (field == 4)
+            ppid = strtol(p, NULL, 10);
+        else if (field == 14)
             utime = strtoull(p, NULL, 10);
         else if (field == 15)
             stime = strtoull(p, NULL, 10);
@@ -49,7 +51,61 @@ int pf_procstat_read(pid_t pid, pf_procstat_t *s_r, const char **error_r)
             p++;
     }
     long hz = sysconf(_SC_CLK_TCK);
-    s_r->cpu_s = (double)(utime + stime) / (double)(hz > 0 ? hz : 100);
+    *ppid_r = (pid_t)ppid;
+    *cpu_r = (double)(utime + stime) / (double)(hz > 0 ? hz : 100);
+    return 0;
+}
+
+double pf_procstat_tree_cpu(pid_t parent)
+{
+    pid_t ppid;
+    double total;
+    if (s_stat(parent, &ppid, &total) != 0)
+        return -1;
+    DIR *d = opendir("/proc");
+    if (d == NULL)
+        return -1;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        double cpu;
+        if (*end == '\0' && pid > 0 && s_stat((pid_t)pid, &ppid, &cpu) == 0 && ppid == parent)
+            total += cpu;
+    }
+    closedir(d);
+    return total;
+}
+
+int pf_procstat_machine(unsigned long long *busy_r, unsigned long long *total_r)
+{
+    FILE *f = fopen("/proc/stat", "r");
+    if (f == NULL)
+        return -1;
+    unsigned long long v[8] = {0};
+    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+                   &v[4], &v[5], &v[6], &v[7]);
+    fclose(f);
+    if (n < 5)
+        return -1;
+    unsigned long long total = 0;
+    for (int i = 0; i < 8; i++)
+        total += v[i];
+    *total_r = total;
+    *busy_r = total - v[3] - v[4]; /* idle, iowait */
+    return 0;
+}
+
+int pf_procstat_read(pid_t pid, pf_procstat_t *s_r, const char **error_r)
+{
+    char path[64], buf[4096];
+    pid_t ppid;
+    if (s_stat(pid, &ppid, &s_r->cpu_s) != 0) {
+        *error_r = "cannot read /proc/PID/stat (is the process running?)";
+        return -1;
+    }
+    size_t n;
+    FILE *f;
 
     snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
     f = fopen(path, "r");

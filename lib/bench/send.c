@@ -31,6 +31,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 void pf_bench_send_config_default(pf_bench_send_config_t *cfg)
@@ -199,6 +200,13 @@ struct s_run {
     atomic_int monitor_stop;
     /* broker samples by the monitor */
     pf_procstat_t first, last;
+    /* CPU seconds of PostgreSQL and of this process, machine jiffies,
+     * at the first and the last sample: where the time goes */
+    double pg_cpu[2], self_cpu[2];
+    /* machine jiffies while every sender is sending (the monitor's
+     * first tick and its last tick before the end) */
+    unsigned long long busy[2], total[2];
+    bool have_busy[2];
     long rss_max_kib, rss_at_10pct_kib;
     bool have_stats;
     pthread_mutex_t lock;
@@ -260,8 +268,7 @@ static void s_on_result(s_sender_t *s, const pf_client_result_t *res, int64_t st
         pf_hist_add(s->ack, (uint64_t)(now - start));
         for (size_t c = 0; c < res->copy_count; c++) {
             uint64_t hi, lo;
-            if (res->copies[c].message_id &&
-                s_uuid_parse(res->copies[c].message_id, &hi, &lo) == 0)
+            if (res->copies[c].message_id && s_uuid_parse(res->copies[c].message_id, &hi, &lo) == 0)
                 s_idmap_put(&s->ids, hi, lo, start);
             s->copies++;
             s_ids_add(s, res->copies[c].recipient, res->copies[c].message_id);
@@ -432,6 +439,34 @@ static void *s_sender_main(void *arg)
     return NULL;
 }
 
+static double s_self_cpu(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* CPU of PostgreSQL and of this process at the start (k 0) and the end
+ * (k 1) of the run. */
+static void s_sample_system(s_run_t *run, int k)
+{
+    run->pg_cpu[k] = run->cfg->pg_pid > 0 ? pf_procstat_tree_cpu(run->cfg->pg_pid) : -1;
+    run->self_cpu[k] = s_self_cpu();
+}
+
+/* Machine load while all senders send: the first tick, then every tick
+ * until one sender is done or the duration is over. */
+static void s_sample_machine(s_run_t *run, int64_t now)
+{
+    int k = run->have_busy[0] ? 1 : 0;
+    if (k == 1 && (atomic_load(&run->running) < run->cfg->senders ||
+                   (run->cfg->duration_s > 0 && now > run->end_us)))
+        return;
+    if (pf_procstat_machine(&run->busy[k], &run->total[k]) == 0)
+        run->have_busy[k] = true;
+}
+
 static void s_sample(s_run_t *run, bool first)
 {
     const pf_bench_send_config_t *cfg = run->cfg;
@@ -468,6 +503,7 @@ static void *s_monitor_main(void *arg)
         }
         next += 1000000;
         s_sample(run, false);
+        s_sample_machine(run, now);
         long acked = atomic_load(&run->acked);
         double t = (double)(now - run->t0_us) / 1e6;
         if (cfg->duration_s > 0 && run->rss_at_10pct_kib == 0 && t >= cfg->duration_s / 10)
@@ -607,6 +643,7 @@ int pf_bench_send_run(const pf_bench_send_config_t *cfg, FILE *out, const char *
     run.t0_us = pf_bench_now_us() + 20000;
     run.end_us = run.t0_us + (int64_t)(cfg->duration_s * 1e6);
     s_sample(&run, true);
+    s_sample_system(&run, 0);
     pthread_t mon;
     pthread_create(&mon, NULL, s_monitor_main, &run);
     pthread_barrier_wait(&run.ready);
@@ -616,6 +653,7 @@ int pf_bench_send_run(const pf_bench_send_config_t *cfg, FILE *out, const char *
     pthread_join(mon, NULL);
     pthread_barrier_destroy(&run.ready);
     s_sample(&run, false);
+    s_sample_system(&run, 1);
 
     /* ---- merge ---- */
     pf_hist_t *ack = pf_hist_new(), *rcpt = pf_hist_new();
@@ -696,6 +734,27 @@ int pf_bench_send_run(const pf_bench_send_config_t *cfg, FILE *out, const char *
                 (double)run.last.rss_kib / 1024, (double)run.rss_max_kib / 1024,
                 (double)run.last.hwm_kib / 1024, acked ? cpu * 1e6 / (double)acked : 0,
                 secs > 0 ? 100 * cpu / secs : 0);
+    }
+    if (run.have_stats && acked > 0) {
+        /* everything on this machine per notice: what bounds the rate
+         * when the machine is busy */
+        double per = 1e6 / (double)acked;
+        double broker = (run.last.cpu_s - run.first.cpu_s) * per;
+        double pg = run.pg_cpu[0] >= 0 && run.pg_cpu[1] >= run.pg_cpu[0]
+                        ? (run.pg_cpu[1] - run.pg_cpu[0]) * per
+                        : -1;
+        double client = (run.self_cpu[1] - run.self_cpu[0]) * per;
+        unsigned long long dt = run.have_busy[1] ? run.total[1] - run.total[0] : 0;
+        double busy_pct = dt ? 100.0 * (double)(run.busy[1] - run.busy[0]) / (double)dt : -1;
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        fprintf(out, "  cpu per notice: broker %.0f us, postgres %s%.0f us, bench client %.0f us",
+                broker, pg < 0 ? "n/a " : "", pg < 0 ? 0 : pg, client);
+        if (pg >= 0)
+            fprintf(out, ", together %.0f us: %ld cores allow at most %.0f notices/s",
+                    broker + pg + client, cpus, (double)cpus * 1e6 / (broker + pg + client));
+        if (busy_pct >= 0)
+            fprintf(out, "; machine %.0f%% busy while sending", busy_pct);
+        fprintf(out, "\n");
     }
     double ceiling = 0;
     if (cfg->db && sample_id) {

@@ -23,7 +23,7 @@ typedef struct {
     const char *db;              /* libpq conninfo for the ceiling; NULL = no ceiling */
     const char *ids_out;         /* write "mailbox message-id" lines here (NULL = no) */
     int senders;
-    int window;             /* notices in flight per sender; 1 = blocking pf_client_send */
+    int window;     /* notices in flight per sender; 1 = blocking pf_client_send */
     double rate;    /* offered notices/s over all senders; 0 = closed loop */
     int recipients; /* per notice */
     long mailboxes;
@@ -32,6 +32,7 @@ typedef struct {
     double duration_s;      /* stop after this long (0 = only count) */
     long count;             /* stop after this many notices (0 = only duration) */
     int broker_pid;         /* 0 = no RSS/CPU figures */
+    int pg_pid;             /* the postmaster: PostgreSQL's CPU; 0 = none */
     size_t ceiling_batch;   /* rows per COPY for the ceiling */
     long ceiling_max;       /* at most this many ceiling rows (0 = as many as copies) */
     double receipt_wait_s;  /* wait this long at most for outstanding receipts */
