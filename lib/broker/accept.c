@@ -99,6 +99,17 @@ typedef struct {
     pf_key_t *key;
 } s_key_t;
 
+/* Which version is a mailbox's current one, and when the database said
+ * so: trusted for sender_cache_ms, like a sender's state, so a batch of
+ * known recipients needs no query (a rotated key applies within that
+ * delay; the old key still opens what was sealed to it, and a closed
+ * mailbox stops receiving within it). */
+typedef struct {
+    const char *mailbox; /* that of keys[slot] */
+    size_t slot;
+    int64_t checked_ms;
+} s_current_t;
+
 /* A sender's recipient allowlist, trusted for sender_cache_ms like the
  * sender's state (a change applies within that delay). */
 typedef struct {
@@ -118,10 +129,12 @@ struct pf_accept {
     s_batch_t *forming;
     s_batch_t *wait_head, *wait_tail; /* sealed, no committer free yet */
     int sealing;
+    int workers; /* crypto worker threads */
     size_t inflight;
     long long inflight_bytes;
     s_key_t keys[S_KEY_SLOTS]; /* open addressing, mailbox id hashed */
     size_t nkeys;
+    s_current_t current[S_KEY_SLOTS]; /* open addressing, mailbox id hashed */
     s_allow_t *allow;
     size_t nallow;
 };
@@ -232,13 +245,17 @@ void pf_broker_payload_hash(const pf_wire_send_t *s, unsigned char out[32])
 
 /* ---- recipient key cache --------------------------------------------------- */
 
-static size_t s_key_slot(const char *mailbox, int version)
+static uint32_t s_hash(const char *mailbox)
 {
     uint32_t h = 2166136261u; /* FNV-1a */
     for (const unsigned char *p = (const unsigned char *)mailbox; *p; p++)
         h = (h ^ *p) * 16777619u;
-    h = (h ^ (uint32_t)version) * 16777619u;
-    return h % S_KEY_SLOTS;
+    return h;
+}
+
+static size_t s_key_slot(const char *mailbox, int version)
+{
+    return ((s_hash(mailbox) ^ (uint32_t)version) * 16777619u) % S_KEY_SLOTS;
 }
 
 static void s_keys_flush(pf_accept_t *a)
@@ -248,19 +265,31 @@ static void s_keys_flush(pf_accept_t *a)
         pf_key_destroy(&a->keys[i].key);
         a->keys[i].mailbox = NULL;
     }
+    memset(a->current, 0, sizeof(a->current));
     a->nkeys = 0;
+}
+
+/* The current-version entry of mailbox (found or empty). */
+static s_current_t *s_current(pf_accept_t *a, const char *mailbox)
+{
+    size_t i = s_hash(mailbox) % S_KEY_SLOTS;
+    while (a->current[i].mailbox != NULL && strcmp(a->current[i].mailbox, mailbox) != 0)
+        i = (i + 1) % S_KEY_SLOTS;
+    return &a->current[i];
 }
 
 /* The parsed key of (mailbox, version), parsing jwk on a miss (the point
  * is validated once, here, not on every seal).  NULL when the stored JWK
  * does not parse: data corruption, reported as such. */
 static const pf_key_t *s_cached_key(pf_accept_t *a, const char *mailbox, int version,
-                                    const char *jwk)
+                                    const char *jwk, size_t *slot_r)
 {
     size_t i = s_key_slot(mailbox, version);
     while (a->keys[i].mailbox != NULL) {
-        if (a->keys[i].version == version && strcmp(a->keys[i].mailbox, mailbox) == 0)
+        if (a->keys[i].version == version && strcmp(a->keys[i].mailbox, mailbox) == 0) {
+            *slot_r = i;
             return a->keys[i].key;
+        }
         i = (i + 1) % S_KEY_SLOTS;
     }
     if (a->nkeys >= S_KEY_SLOTS * 3 / 4)
@@ -275,6 +304,7 @@ static const pf_key_t *s_cached_key(pf_accept_t *a, const char *mailbox, int ver
     }
     a->keys[i] = (s_key_t){xstrdup(mailbox), version, key};
     a->nkeys++;
+    *slot_r = i;
     return key;
 }
 
@@ -410,6 +440,7 @@ typedef struct {
     const char **ids;
     int *versions;
     char **jwks;
+    const pf_key_t **keys; /* parsed, from the cache */
     size_t n;
 } s_keytab_t;
 
@@ -431,6 +462,7 @@ static void s_keytab_free(s_keytab_t *t)
     free(t->ids);
     free(t->versions);
     free(t->jwks);
+    free(t->keys);
     memset(t, 0, sizeof(*t));
 }
 
@@ -576,17 +608,54 @@ static void s_find_keys(pf_broker_t *b, s_batch_t *bt)
     tab.n = u;
     tab.versions = xcalloc(tab.n, sizeof(*tab.versions));
     tab.jwks = xcalloc(tab.n, sizeof(*tab.jwks));
+    tab.keys = xcalloc(tab.n, sizeof(*tab.keys));
+    if (a->nkeys + tab.n > S_KEY_MAX && a->sealing == 0)
+        s_keys_flush(a);
+    /* recipients whose current key is known and fresh need no query */
+    int64_t now = pf_broker_now_ms();
+    const char **miss = xcalloc(tab.n, sizeof(*miss));
+    size_t nmiss = 0;
+    for (size_t i = 0; i < tab.n; i++) {
+        const s_current_t *c = s_current(a, tab.ids[i]);
+        if (c->mailbox != NULL && now - c->checked_ms < b->cfg.sender_cache_ms) {
+            tab.versions[i] = a->keys[c->slot].version;
+            tab.keys[i] = a->keys[c->slot].key;
+        } else {
+            miss[nmiss++] = tab.ids[i];
+        }
+    }
+    int *mversions = xcalloc(nmiss ? nmiss : 1, sizeof(*mversions));
+    char **mjwks = xcalloc(nmiss ? nmiss : 1, sizeof(*mjwks));
     const char *err;
-    if (pf_store_recipient_keys(b->st, tab.ids, tab.n, tab.versions, tab.jwks, &err) != 0) {
+    if (nmiss > 0 && pf_store_recipient_keys(b->st, miss, nmiss, mversions, mjwks, &err) != 0) {
         pf_broker_db_failed(b, "cannot look up recipient keys", err);
         for (size_t i = 0; i < bt->n; i++)
             if (bt->subs[i]->state == S_OPEN)
                 s_nack(b, bt->subs[i], PF_WIRE_E_TEMPORARY, "database unavailable, retry later");
+        free(miss);
+        free(mversions);
+        free(mjwks);
         s_keytab_free(&tab);
         return;
     }
-    if (a->nkeys + tab.n > S_KEY_MAX && a->sealing == 0)
-        s_keys_flush(a);
+    /* miss is in the order of tab.ids (both sorted) */
+    for (size_t i = 0, m = 0; i < tab.n && m < nmiss; i++) {
+        if (tab.ids[i] != miss[m])
+            continue;
+        tab.versions[i] = mversions[m];
+        tab.jwks[i] = mjwks[m++];
+        if (tab.jwks[i] == NULL)
+            continue; /* no such open mailbox */
+        size_t slot;
+        tab.keys[i] = s_cached_key(a, tab.ids[i], tab.versions[i], tab.jwks[i], &slot);
+        if (tab.keys[i] != NULL && a->nkeys < S_KEY_SLOTS * 3 / 4) {
+            s_current_t *c = s_current(a, tab.ids[i]);
+            *c = (s_current_t){a->keys[slot].mailbox, slot, now};
+        }
+    }
+    free(miss);
+    free(mversions);
+    free(mjwks);
     for (size_t i = 0; i < bt->n; i++) {
         s_sub_t *w = bt->subs[i];
         if (w->state != S_OPEN)
@@ -596,13 +665,13 @@ static void s_find_keys(pf_broker_t *b, s_batch_t *bt)
         w->versions = xcalloc(s->recipient_count, sizeof(*w->versions));
         for (size_t r = 0; r < s->recipient_count; r++) {
             size_t k = s_keytab_find(&tab, s->recipients[r]);
-            if (k == (size_t)-1 || tab.jwks[k] == NULL) {
+            if (k == (size_t)-1 || (tab.keys[k] == NULL && tab.jwks[k] == NULL)) {
                 s_nack(b, w, PF_WIRE_E_UNKNOWN_RECIPIENT,
                        "mailbox \"%s\" does not exist or is closed", s->recipients[r]);
                 break;
             }
             w->versions[r] = tab.versions[k];
-            w->keys[r] = s_cached_key(a, s->recipients[r], w->versions[r], tab.jwks[k]);
+            w->keys[r] = tab.keys[k];
             if (w->keys[r] == NULL) {
                 s_nack(b, w, PF_WIRE_E_TEMPORARY, "the key of mailbox \"%s\" cannot be used",
                        s->recipients[r]);
@@ -835,9 +904,13 @@ static void s_pump(pf_broker_t *b)
         bt->next = NULL;
         s_commit(b, ci, bt);
     }
+    /* the forming batch moves on while a worker is free and no sealed
+     * batch waits for a committer: at moderate load each batch starts
+     * sealing at once (latency); when the committers are the bottleneck,
+     * batches grow to what arrives during one commit (throughput) */
     s_batch_t *f = a->forming;
     if (f != NULL && f->n > 0 &&
-        ((a->sealing == 0 && a->wait_head == NULL) || f->n >= S_BATCH_MAX ||
+        ((a->sealing < a->workers && a->wait_head == NULL) || f->n >= S_BATCH_MAX ||
          f->bytes >= S_BATCH_BYTES))
         s_launch(b);
 }
@@ -849,8 +922,8 @@ static int s_accept_new(pf_broker_t *b)
     pf_accept_t *a = xcalloc(1, sizeof(*a));
     const char *err;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    if (pf_seal_pool_new(cpus > 0 ? (int)cpus : 2, b->receipt_key, b->issuer, &a->pool, &err) !=
-        0) {
+    a->workers = cpus > 0 ? (int)cpus : 2;
+    if (pf_seal_pool_new(a->workers, b->receipt_key, b->issuer, &a->pool, &err) != 0) {
         pf_error("event=seal_pool_failed error=\"%s\"", pf_broker_esc(err));
         free(a);
         return -1;
