@@ -58,6 +58,12 @@ struct pf_broker {
     size_t nkeys;
     bool relay_due;
     int64_t next_relay_ms;
+    int64_t last_relay_ms;
+    /* RACKed jtis not yet marked in the database (see s_rack_flush) */
+    struct pf_rack_pending *racks;
+    size_t nracks;
+    size_t rack_jtis;
+    int64_t rack_due_ms; /* 0: nothing pending */
     /* overload: since when input has been left waiting after every batch
      * (0 = the last batch took everything) */
     int64_t backlog_since_ms;
