@@ -1,0 +1,283 @@
+/* End-to-end: the database roles of sql/0008_roles.sql.
+ * The broker, the reader and postfach-ctl run under logins that are
+ * members of postfach_broker, postfach_reader and postfach_admin only (not
+ * the superuser the other tests use), and the whole path still works:
+ * send -> ACK -> list -> open -> delivered and read receipts; a citizen
+ * and a sender created by ctl.  Then, on a connection of our own with SET
+ * ROLE, what each role must not do is refused with insufficient_privilege
+ * (42501): the broker reads no wrapped private key, the reader inserts no
+ * copy, the administration reads no ciphertext. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "postfach/postfach.h"
+
+static const char *const s_citizens[] = {"citizen-a", NULL};
+
+typedef struct {
+    pf_env_t *env;
+    PGconn *db;        /* superuser, for SET ROLE probes and clean-up */
+    char login[3][48]; /* broker, reader, admin */
+    char conn[3][512];
+} fixture_t;
+
+static const char *const s_groups[3] = {"postfach_broker", "postfach_reader", "postfach_admin"};
+
+static void s_exec(PGconn *db, const char *sql)
+{
+    PGresult *r = PQexec(db, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", sql, PQerrorMessage(db));
+    PQclear(r);
+}
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+    *state = f;
+    f->env = pf_env_new("roles", s_citizens);
+    f->db = PQconnectdb(pf_env_conninfo(f->env));
+    if (PQstatus(f->db) != CONNECTION_OK)
+        return -1;
+    /* logins are global to the cluster: one set per test process */
+    static const char *const kinds[3] = {"broker", "reader", "admin"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(f->login[i], sizeof(f->login[i]), "pf_t_%s_%ld", kinds[i], (long)getpid());
+        char sql[256];
+        snprintf(sql, sizeof(sql), "CREATE ROLE %s LOGIN IN ROLE %s", f->login[i], s_groups[i]);
+        s_exec(f->db, sql);
+        /* the conninfo's user=postgres is overridden by the later user= */
+        char conn[sizeof(f->conn[i])];
+        snprintf(conn, sizeof(conn), "%s user=%s", pf_env_conninfo(f->env), f->login[i]);
+        memcpy(f->conn[i], conn, sizeof(conn));
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    pf_env_stop_broker(f->env, 15);
+    pf_env_stop_reader(f->env, 15);
+    /* the logins own nothing; drop them once their sessions are gone */
+    pf_env_destroy(&f->env);
+    for (int i = 0; i < 3; i++) {
+        char sql[128];
+        snprintf(sql, sizeof(sql), "DROP ROLE IF EXISTS %s", f->login[i]);
+        PQclear(PQexec(f->db, sql));
+    }
+    PQfinish(f->db);
+    free(f);
+    return 0;
+}
+
+/* Runs sql as role; returns its SQLSTATE ("00000" when it succeeded). */
+static void s_as(fixture_t *f, const char *role, const char *sql, char state[6])
+{
+    char set[96];
+    snprintf(set, sizeof(set), "SET ROLE %s", role);
+    s_exec(f->db, "BEGIN");
+    s_exec(f->db, set);
+    PGresult *r = PQexec(f->db, sql);
+    ExecStatusType st = PQresultStatus(r);
+    const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    snprintf(state, 6, "%s",
+             st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? "00000"
+             : code                                          ? code
+                                                             : "?????");
+    PQclear(r);
+    s_exec(f->db, "ROLLBACK");
+}
+
+static void s_refused(fixture_t *f, const char *role, const char *sql)
+{
+    char state[6];
+    s_as(f, role, sql, state);
+    if (strcmp(state, "42501") != 0)
+        fail_msg("%s may: %s (SQLSTATE %s, want 42501)", role, sql, state);
+}
+
+static void s_allowed(fixture_t *f, const char *role, const char *sql)
+{
+    char state[6];
+    s_as(f, role, sql, state);
+    if (strcmp(state, "00000") != 0)
+        fail_msg("%s may not: %s (SQLSTATE %s)", role, sql, state);
+}
+
+static json_t *s_get_json(fixture_t *f, const char *path, const char *token)
+{
+    pf_http_response_t r;
+    assert_int_equal(pf_http_get(pf_env_reader_port(f->env), path, token, &r), 0);
+    if (r.status != 200)
+        fail_msg("GET %s: status %d: %s", path, r.status, r.body);
+    json_error_t e;
+    json_t *j = json_loadb(r.body, r.body_len, 0, &e);
+    pf_http_response_clear(&r);
+    assert_non_null(j);
+    return j;
+}
+
+/* ctl as the admin login */
+static int s_ctl(fixture_t *f, char **out, const char *a, const char *b, const char *c,
+                 const char *d)
+{
+    return pf_env_run(f->env, out, NULL, "postfach-ctl", "--db", f->conn[2], "--keys",
+                      pf_env_keys(f->env), a, b, c, d, NULL);
+}
+
+static void test_daemons_and_ctl_work_under_their_roles(void **state)
+{
+    fixture_t *f = *state;
+    char *out = NULL;
+    /* administration: a citizen and a sender allowlist under postfach_admin */
+    assert_int_equal(s_ctl(f, &out, "citizen", "add", "citizen-r", NULL), 0);
+    free(out);
+    assert_int_equal(s_ctl(f, &out, "sender", "list", NULL, NULL), 0);
+    assert_non_null(strstr(out, "tax-office"));
+    free(out);
+    assert_int_equal(s_ctl(f, &out, "kek", "status", NULL, NULL), 0);
+    free(out);
+
+    char db_b[600], db_r[600];
+    snprintf(db_b, sizeof(db_b), "db=%s", f->conn[0]);
+    snprintf(db_r, sizeof(db_r), "db=%s", f->conn[1]);
+    const char *sb[] = {db_b, NULL}, *sr[] = {db_r, NULL};
+    assert_int_equal(pf_env_start_broker(f->env, sb), 0);
+    assert_int_equal(pf_env_start_reader(f->env, sr), 0);
+
+    char *pub = pf_env_broker_pubfile(f->env), *key = pf_env_sender_keyfile(f->env, "tax-office");
+    char jwks[512];
+    snprintf(jwks, sizeof(jwks), "%s/receipt.jwks", pf_env_keys(f->env));
+    pf_client_t *c = NULL;
+    const char *err = NULL;
+    assert_int_equal(pf_client_new(pf_env_broker_endpoint(f->env), pub, key, &c, &err), 0);
+    assert_int_equal(pf_client_set_receipt_keys(c, jwks, &err), 0);
+    pf_client_set_timeout(c, 5000, 3);
+    free(pub);
+    free(key);
+
+    const char *to[] = {"citizen-r"};
+    pf_client_notice_t n = {.request_id = "req-roles-1",
+                            .recipients = to,
+                            .recipient_count = 1,
+                            .title = "Bescheid",
+                            .subject = "Rollen",
+                            .body = "Der Broker darf schreiben, der Leser lesen.",
+                            .read_receipt = true};
+    pf_client_result_t res;
+    int rc = pf_client_send(c, &n, &res, &err);
+    if (rc != 0 || !res.ok)
+        fail_msg("send: rc %d %s %s", rc, err ? err : "", res.reason ? res.reason : "");
+    char id[40];
+    snprintf(id, sizeof(id), "%s", res.copies[0].message_id);
+    pf_client_result_clear(&res);
+
+    char *token = pf_env_token(f->env, "citizen-r");
+    assert_non_null(token);
+    json_t *list = s_get_json(f, "/v1/messages", token);
+    assert_int_equal(json_array_size(json_object_get(list, "messages")), 1);
+    json_decref(list);
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/messages/%s", id);
+    json_t *msg = s_get_json(f, path, token);
+    assert_string_equal(json_string_value(json_object_get(msg, "body")),
+                        "Der Broker darf schreiben, der Leser lesen.");
+    json_decref(msg);
+    free(token);
+
+    /* both receipts come back through the broker's relay */
+    int delivered = 0, read = 0;
+    int64_t end = pf_test_now_ms() + 15000;
+    while ((delivered < 1 || read < 1) && pf_test_now_ms() < end) {
+        pf_client_receipt_t r;
+        rc = pf_client_next_receipt(c, 200, &r, &err);
+        assert_true(rc >= 0);
+        if (rc == 0)
+            continue;
+        assert_true(r.verified);
+        assert_string_equal(r.message_id, id);
+        delivered += strcmp(r.event, "delivered") == 0;
+        read += strcmp(r.event, "read") == 0;
+        pf_client_receipt_clear(&r);
+    }
+    assert_int_equal(delivered, 1);
+    assert_int_equal(read, 1);
+    pf_client_destroy(&c);
+    assert_true(pf_env_broker_alive(f->env));
+    assert_true(pf_env_reader_alive(f->env));
+    /* the daemons really ran under the logins */
+    char q[256];
+    snprintf(q, sizeof(q), "SELECT count(*) FROM pg_stat_activity WHERE usename IN ('%s', '%s')",
+             f->login[0], f->login[1]);
+    assert_true(pf_env_sql_int(f->env, q) >= 2);
+}
+
+static void test_what_each_role_must_not_do(void **state)
+{
+    fixture_t *f = *state;
+    /* the broker: no wrapped private key, no content of stored copies, no
+     * change of what the administration owns */
+    s_refused(f, "postfach_broker", "SELECT wrapped_key FROM mailbox_secret");
+    s_refused(f, "postfach_broker", "SELECT count(*) FROM mailbox_secret");
+    s_refused(f, "postfach_broker", "SELECT jwe_ciphertext FROM message");
+    s_refused(f, "postfach_broker", "DELETE FROM message");
+    s_refused(f, "postfach_broker", "UPDATE message SET read_at = now()");
+    s_refused(f, "postfach_broker", "UPDATE sender SET status = 'active'");
+    s_refused(f, "postfach_broker", "INSERT INTO mailbox (id) VALUES ('x')");
+    s_allowed(f, "postfach_broker", "SELECT public_jwk FROM mailbox_key");
+    s_allowed(f, "postfach_broker", "SELECT count(*) FROM submission");
+    /* the reader: no new copies, no submissions, no deletion */
+    s_refused(f, "postfach_reader",
+              "INSERT INTO message (mailbox_id, id, sender_id, request_id, title, read_receipt, "
+              "size, key_version, jwe_protected, jwe_encrypted_key, jwe_iv, jwe_ciphertext, "
+              "jwe_tag) VALUES ('citizen-a', gen_random_uuid(), 1, 'r', 't', false, 1, 1, 'p', "
+              "'', '', '', '')");
+    s_refused(f, "postfach_reader", "SELECT * FROM submission");
+    s_refused(f, "postfach_reader",
+              "INSERT INTO submission (sender_id, request_id, payload_hash, "
+              "ack) VALUES (1, 'r', '\\x00', '')");
+    s_refused(f, "postfach_reader", "DELETE FROM message");
+    s_refused(f, "postfach_reader", "UPDATE message SET title = 'forged'");
+    s_refused(f, "postfach_reader", "UPDATE mailbox_secret SET kek_id = 'x'");
+    s_refused(f, "postfach_reader", "UPDATE receipt SET token = 'x'");
+    s_allowed(f, "postfach_reader", "SELECT wrapped_key FROM mailbox_secret");
+    s_allowed(f, "postfach_reader", "UPDATE message SET read_at = read_at WHERE false");
+    /* the administration: keys and senders, never the content */
+    s_refused(f, "postfach_admin", "SELECT jwe_ciphertext FROM message");
+    s_refused(f, "postfach_admin", "SELECT payload_hash FROM submission");
+    s_refused(f, "postfach_admin",
+              "INSERT INTO receipt (jti, sender_id, mailbox_id, message_id, "
+              "event, token) VALUES (gen_random_uuid(), 1, 'a', "
+              "gen_random_uuid(), 'read', 't')");
+    s_allowed(f, "postfach_admin", "SELECT title, read_at FROM message");
+    /* nobody else: a login without a group sees nothing */
+    char nobody[48], sql[96];
+    snprintf(nobody, sizeof(nobody), "pf_t_nobody_%ld", (long)getpid());
+    snprintf(sql, sizeof(sql), "CREATE ROLE %s NOLOGIN", nobody);
+    s_exec(f->db, sql);
+    s_refused(f, nobody, "SELECT title FROM message");
+    s_refused(f, nobody, "SELECT name FROM sender");
+    snprintf(sql, sizeof(sql), "DROP ROLE %s", nobody);
+    s_exec(f->db, sql);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_daemons_and_ctl_work_under_their_roles),
+        cmocka_unit_test(test_what_each_role_must_not_do),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
