@@ -310,6 +310,26 @@ static void s_hmac_sha256(const void *key, size_t keylen, const void *msg, size_
     free(buf);
 }
 
+/* A token "signed" with HMAC-SHA256 keyed with the IdP's public JWK, the
+ * classic key-confusion forgery. */
+static char *s_hs256_forgery(void)
+{
+    char *pub = pf_key_to_jwk(s_idp, false);
+    char *h = xasprintf("{\"alg\":\"HS256\",\"typ\":\"JWT\",\"kid\":\"%s\"}", pf_key_kid(s_idp));
+    char *t = s_forge(h, "", 0);
+    char *input = xstrndup(t, (size_t)(strrchr(t, '.') - t));
+    unsigned char mac[32];
+    s_hmac_sha256(pub, strlen(pub), input, strlen(input), mac);
+    char *m64 = pf_b64url_encode(mac, 32);
+    char *hs = xasprintf("%s.%s", input, m64);
+    free(m64);
+    free(input);
+    free(t);
+    free(h);
+    free(pub);
+    return hs;
+}
+
 static void test_algorithms(void **state)
 {
     (void)state;
@@ -321,21 +341,9 @@ static void test_algorithms(void **state)
     free(t);
 
     /* HS256 keyed with the public key as the verifier publishes it */
-    char *pub = pf_key_to_jwk(s_idp, false);
-    char *h = xasprintf("{\"alg\":\"HS256\",\"typ\":\"JWT\",\"kid\":\"%s\"}", pf_key_kid(s_idp));
-    t = s_forge(h, "", 0);
-    char *input = xstrndup(t, (size_t)(strrchr(t, '.') - t));
-    unsigned char mac[32];
-    s_hmac_sha256(pub, strlen(pub), input, strlen(input), mac);
-    char *m64 = pf_b64url_encode(mac, 32);
-    char *hs = xasprintf("%s.%s", input, m64);
+    char *hs = s_hs256_forgery();
     assert_string_equal(s_check(&s_policy, hs, NOW, NULL), "unsupported algorithm");
     free(hs);
-    free(m64);
-    free(input);
-    free(t);
-    free(h);
-    free(pub);
 
     /* a good ES256 token, but the policy allows RSA only */
     char *good = s_mint(s_idp, ISS, AUD, PF_LEVEL_NORMAL, NOW, 600);
@@ -465,6 +473,91 @@ static void test_node_tokens(void **state)
     free(jwks);
 }
 
+/* The issue's token cases, each through the real verifier (and, for the
+ * assurance level, the reader's comparison with the notice's level): every
+ * one is refused with its own clear reason, a good token is accepted, and
+ * the count is printed for the record. */
+typedef struct {
+    const char *name;
+    char *token;
+    const pf_token_policy_t *policy;
+    pf_level_t required; /* the notice's level (PF_LEVEL_NONE: listing) */
+    const char *want;    /* the verifier's reason, or "level too low" */
+} s_case_t;
+
+static char *s_tamper(char *t, bool payload)
+{
+    if (payload) {
+        char *dot1 = strchr(t, '.'), *dot2 = strchr(dot1 + 1, '.');
+        const char *forged = "{\"iss\":\"" ISS "\",\"aud\":\"" AUD "\",\"sub\":\"victim\","
+                             "\"exp\":1700000600,\"acr\":\"hoch\"}";
+        char *p64 = pf_b64url_encode(forged, strlen(forged));
+        char *x = xasprintf("%.*s.%s%s", (int)(dot1 - t), t, p64, dot2);
+        free(p64);
+        free(t);
+        return x;
+    }
+    char *sig = strrchr(t, '.') + 1;
+    sig[5] = sig[5] == 'A' ? 'B' : 'A';
+    return t;
+}
+
+static void test_token_cases(void **state)
+{
+    (void)state;
+    const char *rsa_only[] = {"PS256", "RS256", NULL};
+    pf_token_policy_t rsa_policy = s_policy;
+    rsa_policy.algs = rsa_only;
+    const char *no_exp = "{\"iss\":\"" ISS "\",\"aud\":\"" AUD "\",\"sub\":\"a\"}";
+    char *none = s_forge("{\"alg\":\"none\",\"typ\":\"JWT\"}", "", 0);
+    s_case_t cases[] = {
+        {"expired", s_mint(s_idp, ISS, AUD, PF_LEVEL_HOCH, NOW - 7200, 600), &s_policy,
+         PF_LEVEL_NONE, "token expired"},
+        {"not yet valid", s_mint(s_idp, ISS, AUD, PF_LEVEL_HOCH, NOW + 3600, 600), &s_policy,
+         PF_LEVEL_NONE, "token not yet valid"},
+        {"wrong iss", s_mint(s_idp, "https://evil.example", AUD, PF_LEVEL_HOCH, NOW, 600),
+         &s_policy, PF_LEVEL_NONE, "wrong issuer"},
+        {"wrong aud", s_mint(s_idp, ISS, "another-service", PF_LEVEL_HOCH, NOW, 600), &s_policy,
+         PF_LEVEL_NONE, "wrong audience"},
+        {"alg none", none, &s_policy, PF_LEVEL_NONE, "unsupported algorithm"},
+        {"HS256 with the public key", s_hs256_forgery(), &s_policy, PF_LEVEL_NONE,
+         "unsupported algorithm"},
+        {"alg outside the allowlist", s_mint(s_idp, ISS, AUD, PF_LEVEL_HOCH, NOW, 600), &rsa_policy,
+         PF_LEVEL_NONE, "unsupported algorithm"},
+        {"unknown kid", s_mint(s_stranger, ISS, AUD, PF_LEVEL_HOCH, NOW, 600), &s_policy,
+         PF_LEVEL_NONE, "unknown key"},
+        {"tampered signature", s_tamper(s_mint(s_idp, ISS, AUD, PF_LEVEL_HOCH, NOW, 600), false),
+         &s_policy, PF_LEVEL_NONE, "bad signature"},
+        {"tampered claims", s_tamper(s_mint(s_idp, ISS, AUD, PF_LEVEL_NORMAL, NOW, 600), true),
+         &s_policy, PF_LEVEL_NONE, "bad signature"},
+        {"no exp", s_sign(no_exp), &s_policy, PF_LEVEL_NONE, "malformed token"},
+        {"too low assurance level", s_mint(s_idp, ISS, AUD, PF_LEVEL_NORMAL, NOW, 600), &s_policy,
+         PF_LEVEL_SUBSTANTIELL, "level too low"},
+        {"no assurance level for a normal notice", s_mint(s_idp, ISS, AUD, PF_LEVEL_NONE, NOW, 600),
+         &s_policy, PF_LEVEL_NORMAL, "level too low"},
+    };
+    size_t n = sizeof(cases) / sizeof(cases[0]), refused = 0;
+    for (size_t i = 0; i < n; i++) {
+        pf_token_claims_t claims;
+        const char *err = s_check(cases[i].policy, cases[i].token, NOW, &claims);
+        if (err == NULL && claims.level < cases[i].required)
+            err = "level too low";
+        if (err == NULL)
+            fail_msg("token case \"%s\" was accepted", cases[i].name);
+        if (strcmp(err, cases[i].want) != 0)
+            fail_msg("token case \"%s\": \"%s\", want \"%s\"", cases[i].name, err, cases[i].want);
+        refused++;
+        free(cases[i].token);
+    }
+    /* and the same verifier still lets a good one in */
+    char *good = s_mint(s_idp, ISS, AUD, PF_LEVEL_SUBSTANTIELL, NOW, 600);
+    pf_token_claims_t claims;
+    assert_null(s_check(&s_policy, good, NOW, &claims));
+    assert_true(claims.level >= PF_LEVEL_SUBSTANTIELL);
+    free(good);
+    printf("token cases: %zu refused of %zu\n", refused, n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -477,6 +570,7 @@ int main(void)
         cmocka_unit_test(test_keys_and_signatures),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_node_tokens),
+        cmocka_unit_test(test_token_cases),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }
