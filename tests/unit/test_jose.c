@@ -396,6 +396,13 @@ static char *s_seal(const pf_key_t *key, const char *cty)
     return c;
 }
 
+/* Every refusal of s_open, for the figure of test_jwe_negative_figure:
+ * how many, and the distinct error texts among them (one is the rule: a
+ * second text would tell an attacker which check failed). */
+static size_t s_refusals;
+static const char *s_errors[8];
+static size_t s_nerrors;
+
 /* Opens a compact JWE: 0 and the plaintext, or -1 with "cannot decrypt". */
 static int s_open(const pf_key_t *key, const char *compact, size_t len, char **pt_r)
 {
@@ -408,6 +415,13 @@ static int s_open(const pf_key_t *key, const char *compact, size_t len, char **p
         rc = pf_jwe_open(key, jwe, &pt, &ptlen, &err);
     pf_jwe_destroy(&jwe);
     if (rc != 0) {
+        assert_non_null(err);
+        s_refusals++;
+        size_t e = 0;
+        while (e < s_nerrors && strcmp(s_errors[e], err) != 0)
+            e++;
+        if (e == s_nerrors && s_nerrors < 8)
+            s_errors[s_nerrors++] = err;
         assert_string_equal(err, "cannot decrypt");
         assert_null(pt);
         return -1;
@@ -881,6 +895,19 @@ static void test_jws_refused(void **state)
     pf_keyset_destroy(&set);
 }
 
+/* Runs last: the JWE negative cases of the tests above (wrong alg and enc,
+ * zip, crit, foreign or off-curve epk, tag, IV and ciphertext changed,
+ * truncated or extended in every position, wrong key) were all refused
+ * with the one error. */
+static void test_jwe_negative_figure(void **state)
+{
+    (void)state;
+    assert_true(s_refusals > 100);
+    assert_int_equal(s_nerrors, 1);
+    printf("jwe negative cases: %zu refused, 0 accepted, %zu distinct error (\"%s\")\n", s_refusals,
+           s_nerrors, s_errors[0]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -898,6 +925,7 @@ int main(void)
         cmocka_unit_test(test_jwe_truncated_and_trailing),
         cmocka_unit_test(test_jwe_lengths),
         cmocka_unit_test(test_jwe_header_refused),
+        cmocka_unit_test(test_jwe_negative_figure),
         cmocka_unit_test(test_jws_roundtrip),
         cmocka_unit_test(test_jws_refused),
     };
