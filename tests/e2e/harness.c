@@ -657,6 +657,19 @@ int pf_env_sql_rows(pf_env_t *env, const char *sql,
     return n;
 }
 
+int pf_env_sql_state(pf_env_t *env, const char *sql, char state[6])
+{
+    PGresult *r = s_db_exec(env, sql);
+    ExecStatusType st = PQresultStatus(r);
+    const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    int ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+    snprintf(state, 6, "%s", ok ? "00000" : code ? code : "?????");
+    PQclear(r);
+    if (PQtransactionStatus(env->db) != PQTRANS_IDLE)
+        PQclear(PQexec(env->db, "ROLLBACK"));
+    return ok ? 0 : -1;
+}
+
 char *pf_env_sql(pf_env_t *env, const char *sql)
 {
     PGresult *r = s_db_exec(env, sql);

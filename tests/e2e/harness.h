@@ -89,6 +89,12 @@ long long pf_env_sql_int(pf_env_t *env, const char *sql);
  * columns); returns the row count or -1. */
 int pf_env_sql_rows(pf_env_t *env, const char *sql,
                     void (*row)(void *arg, int ncols, const char *const *values), void *arg);
+/* Runs sql (one or several statements) on the test's connection and writes
+ * its SQLSTATE to state ("00000" when every statement succeeded); a
+ * transaction left open by sql, aborted or not, is rolled back.  Returns 0
+ * on success, -1 otherwise.  For probes of what a role may not do:
+ * "BEGIN; SET ROLE r; <probe>; ROLLBACK". */
+int pf_env_sql_state(pf_env_t *env, const char *sql, char state[6]);
 
 /* Minimal HTTP/1.1 client over loopback (no TLS in tests). */
 typedef struct {

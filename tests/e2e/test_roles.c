@@ -14,7 +14,6 @@
 #include <cmocka.h>
 
 #include <jansson.h>
-#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,19 +26,17 @@ static const char *const s_citizens[] = {"citizen-a", NULL};
 
 typedef struct {
     pf_env_t *env;
-    PGconn *db;        /* superuser, for SET ROLE probes and clean-up */
     char login[3][48]; /* broker, reader, admin */
     char conn[3][512];
 } fixture_t;
 
 static const char *const s_groups[3] = {"postfach_broker", "postfach_reader", "postfach_admin"};
 
-static void s_exec(PGconn *db, const char *sql)
+static void s_exec(fixture_t *f, const char *sql)
 {
-    PGresult *r = PQexec(db, sql);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", sql, PQerrorMessage(db));
-    PQclear(r);
+    char state[6];
+    if (pf_env_sql_state(f->env, sql, state) != 0)
+        fail_msg("%s: SQLSTATE %s", sql, state);
 }
 
 static int setup(void **state)
@@ -47,8 +44,7 @@ static int setup(void **state)
     fixture_t *f = calloc(1, sizeof(*f));
     *state = f;
     f->env = pf_env_new("roles", s_citizens);
-    f->db = PQconnectdb(pf_env_conninfo(f->env));
-    if (PQstatus(f->db) != CONNECTION_OK)
+    if (f->env == NULL)
         return -1;
     /* logins are global to the cluster: one set per test process */
     static const char *const kinds[3] = {"broker", "reader", "admin"};
@@ -56,7 +52,7 @@ static int setup(void **state)
         snprintf(f->login[i], sizeof(f->login[i]), "pf_t_%s_%ld", kinds[i], (long)getpid());
         char sql[256];
         snprintf(sql, sizeof(sql), "CREATE ROLE %s LOGIN IN ROLE %s", f->login[i], s_groups[i]);
-        s_exec(f->db, sql);
+        s_exec(f, sql);
         /* the conninfo's user=postgres is overridden by the later user= */
         char conn[sizeof(f->conn[i])];
         snprintf(conn, sizeof(conn), "%s user=%s", pf_env_conninfo(f->env), f->login[i]);
@@ -71,13 +67,12 @@ static int teardown(void **state)
     pf_env_stop_broker(f->env, 15);
     pf_env_stop_reader(f->env, 15);
     /* the logins own nothing; drop them once their sessions are gone */
-    pf_env_destroy(&f->env);
     for (int i = 0; i < 3; i++) {
-        char sql[128];
+        char sql[128], state[6];
         snprintf(sql, sizeof(sql), "DROP ROLE IF EXISTS %s", f->login[i]);
-        PQclear(PQexec(f->db, sql));
+        (void)pf_env_sql_state(f->env, sql, state);
     }
-    PQfinish(f->db);
+    pf_env_destroy(&f->env);
     free(f);
     return 0;
 }
@@ -85,19 +80,12 @@ static int teardown(void **state)
 /* Runs sql as role; returns its SQLSTATE ("00000" when it succeeded). */
 static void s_as(fixture_t *f, const char *role, const char *sql, char state[6])
 {
-    char set[96];
-    snprintf(set, sizeof(set), "SET ROLE %s", role);
-    s_exec(f->db, "BEGIN");
-    s_exec(f->db, set);
-    PGresult *r = PQexec(f->db, sql);
-    ExecStatusType st = PQresultStatus(r);
-    const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    snprintf(state, 6, "%s",
-             st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? "00000"
-             : code                                          ? code
-                                                             : "?????");
-    PQclear(r);
-    s_exec(f->db, "ROLLBACK");
+    /* the probe's transaction is rolled back whether it failed or not */
+    char *sql2 = NULL;
+    if (asprintf(&sql2, "BEGIN; SET ROLE %s; %s; ROLLBACK", role, sql) < 0)
+        fail_msg("out of memory");
+    (void)pf_env_sql_state(f->env, sql2, state);
+    free(sql2);
 }
 
 static void s_refused(fixture_t *f, const char *role, const char *sql)
@@ -266,11 +254,11 @@ static void test_what_each_role_must_not_do(void **state)
     char nobody[48], sql[96];
     snprintf(nobody, sizeof(nobody), "pf_t_nobody_%ld", (long)getpid());
     snprintf(sql, sizeof(sql), "CREATE ROLE %s NOLOGIN", nobody);
-    s_exec(f->db, sql);
+    s_exec(f, sql);
     s_refused(f, nobody, "SELECT title FROM message");
     s_refused(f, nobody, "SELECT name FROM sender");
     snprintf(sql, sizeof(sql), "DROP ROLE %s", nobody);
-    s_exec(f->db, sql);
+    s_exec(f, sql);
 }
 
 int main(void)
