@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -250,6 +251,78 @@ static void test_jwk_roundtrip(void **state)
     assert_true(pf_key_is_private(k));
     pf_key_destroy(&k);
     free(j);
+}
+
+/* An RSA modulus with a prime factor between OpenSSL's trial divisions
+ * (up to 751) and 2^16 is refused, on every import: 65521 x (2^2040 + 1),
+ * 2056 bits. */
+static void test_jwk_rsa_small_factor_refused(void **state)
+{
+    (void)state;
+    unsigned char n[257];
+    memset(n, 0, sizeof(n));
+    /* big-endian 65521 * 2^2040 + 65521 = 0xFFF1 << 2040 | 0xFFF1 */
+    n[0] = 0xFF;
+    n[1] = 0xF1;
+    n[255] = 0xFF;
+    n[256] = 0xF1;
+    char *nb = pf_b64url_encode(n, sizeof(n));
+    char *json = xasprintf("{\"kty\":\"RSA\",\"n\":\"%s\",\"e\":\"AQAB\"}", nb);
+    for (int i = 0; i < 20; i++) {
+        pf_key_t *k = NULL;
+        const char *err = NULL;
+        assert_int_equal(pf_key_from_jwk(json, strlen(json), &k, &err), -1);
+        assert_null(k);
+    }
+    free(json);
+    free(nb);
+}
+
+/* PKCS#8 private keys (the form wrapped under the KEK) of both types decode
+ * one after another, on several threads (each keeps decoder contexts of
+ * its own, freed at its end: leaks would show under LeakSanitizer). */
+static void *s_der_thread(void *arg)
+{
+    (void)arg;
+    const pf_key_t *keys[2] = {s_p256, s_rsa3072};
+    for (int i = 0; i < 6; i++) {
+        const pf_key_t *k = keys[i % 2];
+        unsigned char *der;
+        size_t len;
+        const char *err;
+        pf_key_t *back = NULL;
+        if (pf_key_to_der(k, &der, &len, &err) != 0 ||
+            pf_key_from_der(der, len, &back, &err) != 0 ||
+            strcmp(pf_key_kid(back), pf_key_kid(k)) != 0 || !pf_key_is_private(back))
+            return (void *)1;
+        /* a truncated or extended blob is refused, and the next one decodes */
+        pf_key_t *bad = NULL;
+        if (pf_key_from_der(der, len - 1, &bad, &err) == 0)
+            return (void *)1;
+        unsigned char *longer = xmalloc(len + 1);
+        memcpy(longer, der, len);
+        longer[len] = 0;
+        if (pf_key_from_der(longer, len + 1, &bad, &err) == 0)
+            return (void *)1;
+        free(longer);
+        free(der);
+        pf_key_destroy(&back);
+    }
+    return NULL;
+}
+
+static void test_der_many_threads(void **state)
+{
+    (void)state;
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, s_der_thread, NULL), 0);
+    assert_null(s_der_thread(NULL));
+    for (int i = 0; i < 3; i++) {
+        void *rv;
+        assert_int_equal(pthread_join(t[i], &rv), 0);
+        assert_null(rv);
+    }
 }
 
 static void test_jwk_refused(void **state)
@@ -916,6 +989,8 @@ int main(void)
         cmocka_unit_test(test_rfc7638_thumbprint),
         cmocka_unit_test(test_jwk_roundtrip),
         cmocka_unit_test(test_jwk_refused),
+        cmocka_unit_test(test_jwk_rsa_small_factor_refused),
+        cmocka_unit_test(test_der_many_threads),
         cmocka_unit_test(test_keyset),
         cmocka_unit_test(test_jwe_roundtrip),
         cmocka_unit_test(test_jwe_rsa2048_refused),
