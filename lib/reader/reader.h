@@ -31,6 +31,7 @@ typedef struct {
     int list_limit_default;     /* page size of GET /v1/messages */
     int list_limit_max;
     int token_max_lifetime;     /* seconds from iat to exp a token may span */
+    int token_cache_seconds;    /* verified tokens trusted again this long (0 = off) */
     int statement_timeout_ms;   /* per SQL statement */
 } pf_reader_settings_t;
 

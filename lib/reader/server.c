@@ -21,6 +21,7 @@
  * tokens and bodies are never logged. */
 #include "reader/reader.h"
 
+#include "auth/tokencache.h"
 #include "reader/pool.h"
 #include "reader/reader_private.h"
 #include "util/fileio.h"
@@ -51,6 +52,7 @@ struct pf_reader {
     pf_reader_shared_t sh;
     pf_keyset_t *idp_keys;
     pf_token_policy_t policy;
+    pf_token_cache_t *token_cache;
     char *issuer;
     char *audience;
     char *receipt_issuer;
@@ -162,7 +164,8 @@ static int s_authenticate(pf_reader_t *rd, struct MHD_Connection *c, pf_token_cl
         return -1;
     }
     const char *err = NULL;
-    if (pf_token_verify(&rd->policy, tok, len, (int64_t)time(NULL), claims, &err) != 0) {
+    if (pf_token_cache_verify(rd->token_cache, &rd->policy, tok, len, (int64_t)time(NULL), claims,
+                              &err) != 0) {
         char esc[200];
         /* the verifier's reason (static text), never the token */
         pf_info("event=auth_failed reason=\"%s\"",
@@ -194,9 +197,11 @@ static bool s_refuse(struct MHD_Connection *c, const pf_route_t *route, pf_reply
     }
     /* GET has no body here: refuse one before it is read (MHD then closes
      * the connection instead of reading what we did not ask for) */
-    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *cl =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if ((cl != NULL && strcmp(cl, "0") != 0) ||
-        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL) {
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) !=
+            NULL) {
         pf_reply_error(rep, 413, "body_not_allowed", "requests to this service carry no body");
         return true;
     }
@@ -366,8 +371,7 @@ static int s_load_keys(pf_reader_t *rd, const pf_reader_settings_t *s, const cha
     char *text = NULL;
     size_t len = 0;
     if (pf_file_read(s->receipt_key_file, S_MAX_KEYFILE, &text, &len, &err) != 0)
-        return s_fail(error_r, "cannot read receipt_key_file \"%s\": %s", s->receipt_key_file,
-                      err);
+        return s_fail(error_r, "cannot read receipt_key_file \"%s\": %s", s->receipt_key_file, err);
     int rc = pf_key_from_jwk(text, len, &rd->sh.receipt_key, &err);
     pf_wipe(text, len);
     free(text);
@@ -454,6 +458,8 @@ int pf_reader_new(const pf_reader_settings_t *s, pf_reader_t **r_r, const char *
         .algs = s_algs,
         .max_lifetime_seconds = s->token_max_lifetime,
     };
+    /* a few entries per connection: citizens come back with the same token */
+    rd->token_cache = pf_token_cache_new((size_t)s->max_connections * 4, s->token_cache_seconds);
     rd->sh.receipt_issuer = rd->receipt_issuer;
     rd->sh.list_limit_default = s->list_limit_default;
     rd->sh.list_limit_max = s->list_limit_max;
@@ -505,6 +511,7 @@ void pf_reader_destroy(pf_reader_t **rp)
     pf_keyring_destroy(&rd->sh.keyring);
     pf_key_destroy(&rd->sh.receipt_key);
     pf_keyset_destroy(&rd->idp_keys);
+    pf_token_cache_destroy(&rd->token_cache);
     free(rd->sh.jwks);
     free(rd->sh.page);
     free(rd->sh.page_csp);
