@@ -123,8 +123,9 @@ static int s_work_list(const pf_bench_reader_config_t *cfg, const pf_key_t *idp,
     return 0;
 }
 
-/* Items of the open mode: one per line of the ids file; a token per run of
- * lines of the same citizen. */
+/* Items of the open mode: one per line of the ids file; one token per
+ * citizen, as a citizen's session reuses its token for every notice it
+ * opens (the reader's token cache sees what it sees in service). */
 static int s_work_open(const pf_bench_reader_config_t *cfg, const pf_key_t *idp, s_work_t *w,
                        const char **error_r)
 {
@@ -136,10 +137,15 @@ static int s_work_open(const pf_bench_reader_config_t *cfg, const pf_key_t *idp,
     }
     if (pf_file_read(cfg->ids_file, 256u * 1024 * 1024, &text, &len, error_r) != 0)
         return -1;
-    size_t cap = 1024;
+    size_t cap = 1024, tcap = 1024;
     w->items = xcalloc(cap, sizeof(*w->items));
-    w->tokens = xcalloc(cap, sizeof(*w->tokens));
-    char prev[PF_BENCH_ID_MAX] = "";
+    w->tokens = xcalloc(tcap, sizeof(*w->tokens));
+    /* citizen -> token, open addressing over the mailbox id */
+    enum { SLOTS = 1 << 16 };
+    struct {
+        char *mailbox;
+        size_t token;
+    } *map = xcalloc(SLOTS, sizeof(*map));
     int rc = 0;
     for (char *line = strtok(text, "\n"); line && (long)w->n < cfg->ids_max;
          line = strtok(NULL, "\n")) {
@@ -149,21 +155,38 @@ static int s_work_open(const pf_bench_reader_config_t *cfg, const pf_key_t *idp,
         if (w->n == cap) {
             cap *= 2;
             w->items = xrealloc(w->items, cap * sizeof(*w->items));
-            w->tokens = xrealloc(w->tokens, cap * sizeof(*w->tokens));
         }
-        if (strcmp(mb, prev) != 0 || w->ntokens == 0) {
+        size_t h = 5381;
+        for (const char *c = mb; *c; c++)
+            h = h * 33 + (unsigned char)*c;
+        size_t slot = h & (SLOTS - 1);
+        while (map[slot].mailbox != NULL && strcmp(map[slot].mailbox, mb) != 0)
+            slot = (slot + 1) & (SLOTS - 1);
+        if (map[slot].mailbox == NULL) {
+            if (w->ntokens == SLOTS / 2) {
+                *error_r = "too many citizens in the ids file";
+                rc = -1;
+                break;
+            }
+            if (w->ntokens == tcap) {
+                tcap *= 2;
+                w->tokens = xrealloc(w->tokens, tcap * sizeof(*w->tokens));
+            }
             w->tokens[w->ntokens] = s_mint(idp, mb, error_r);
             if (w->tokens[w->ntokens] == NULL) {
                 rc = -1;
                 break;
             }
-            w->ntokens++;
-            snprintf(prev, sizeof(prev), "%s", mb);
+            map[slot].mailbox = xstrdup(mb);
+            map[slot].token = w->ntokens++;
         }
         w->items[w->n].path = xasprintf("/v1/messages/%s", id);
-        w->items[w->n].token = w->tokens[w->ntokens - 1];
+        w->items[w->n].token = w->tokens[map[slot].token];
         w->n++;
     }
+    for (size_t i = 0; i < SLOTS; i++)
+        free(map[i].mailbox);
+    free(map);
     free(text);
     if (rc == 0 && w->n == 0) {
         *error_r = "the ids file lists no notices";
