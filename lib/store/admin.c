@@ -217,10 +217,10 @@ int pf_store_mailbox_secret(pf_store_t *st, const char *mailbox_id, int version,
     snprintf(v, sizeof(v), "%d", version);
     const char *p[2] = {mailbox_id, v};
     int fmt[2] = {0, 0};
-    PGresult *res = PQexecParams(st->conn,
+    PGresult *res = pf_store_run(st,
                                  "SELECT kek_id, wrapped_key FROM mailbox_secret "
                                  "WHERE mailbox_id = $1 AND version = $2",
-                                 2, NULL, p, NULL, fmt, 1 /* binary results */);
+                                 2, p, NULL, fmt, 1 /* binary results */);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         *error_r = pf_store_fail(st, "cannot read wrapped key", res);
         PQclear(res);

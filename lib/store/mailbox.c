@@ -85,7 +85,7 @@ static void s_entry_clear(pf_mailbox_entry_t *e)
 static PGresult *s_query(pf_store_t *st, const char *what, const char *sql, int n,
                          const char *const *values, const char **error_r)
 {
-    PGresult *res = PQexecParams(st->conn, sql, n, NULL, values, NULL, NULL, 1);
+    PGresult *res = pf_store_run(st, sql, n, values, NULL, NULL, 1);
     ExecStatusType s = PQresultStatus(res);
     if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK) {
         *error_r = pf_store_fail(st, what, res);

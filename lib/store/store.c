@@ -39,11 +39,68 @@ const char *pf_store_sqlstate(const PGresult *res)
     return s ? s : "";
 }
 
+/* Forgets the statements prepared on the connection (closed or reset:
+ * the server has dropped them). */
+static void s_prepared_clear(pf_store_t *st)
+{
+    for (int i = 0; i < st->nprepared; i++)
+        free(st->prepared[i].sql);
+    memset(st->prepared, 0, sizeof(st->prepared));
+    st->nprepared = 0;
+}
+
+/* The name of sql prepared on this connection, preparing it on first use.
+ * NULL with *failed_r NULL: run the text instead (the cache is full, or
+ * the transaction has failed and the statement will report that).  NULL
+ * with *failed_r: the server refused the statement; that is its answer. */
+static const char *s_prepared_name(pf_store_t *st, const char *sql, int nparams,
+                                   PGresult **failed_r)
+{
+    *failed_r = NULL;
+    for (int i = 0; i < st->nprepared; i++) {
+        pf_prepared_t *p = &st->prepared[i];
+        if (p->key == sql && strcmp(p->sql, sql) == 0)
+            return p->name;
+    }
+    /* a text seen before at another address (built at run time) */
+    for (int i = 0; i < st->nprepared; i++)
+        if (strcmp(st->prepared[i].sql, sql) == 0)
+            return st->prepared[i].name;
+    if (st->nprepared == PF_STORE_PREPARED_MAX ||
+        PQtransactionStatus(st->conn) == PQTRANS_INERROR)
+        return NULL;
+    pf_prepared_t *p = &st->prepared[st->nprepared];
+    snprintf(p->name, sizeof(p->name), "pf_q%u", st->prepared_seq++);
+    PGresult *res = PQprepare(st->conn, p->name, sql, nparams, NULL);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        *failed_r = res;
+        return NULL;
+    }
+    PQclear(res);
+    p->key = sql;
+    p->sql = xstrdup(sql);
+    st->nprepared++;
+    return p->name;
+}
+
+PGresult *pf_store_run(pf_store_t *st, const char *sql, int nparams, const char *const *values,
+                       const int *lengths, const int *formats, int result_format)
+{
+    PGresult *failed;
+    const char *name = s_prepared_name(st, sql, nparams, &failed);
+    if (failed != NULL)
+        return failed;
+    if (name == NULL)
+        return PQexecParams(st->conn, sql, nparams, NULL, values, lengths, formats,
+                            result_format);
+    return PQexecPrepared(st->conn, name, nparams, values, lengths, formats, result_format);
+}
+
 PGresult *pf_store_query_bin(pf_store_t *st, const char *what, const char *sql, int nparams,
                              const char *const *values, const int *lengths, const int *formats,
                              const char **error_r)
 {
-    PGresult *res = PQexecParams(st->conn, sql, nparams, NULL, values, lengths, formats, 0);
+    PGresult *res = pf_store_run(st, sql, nparams, values, lengths, formats, 0);
     ExecStatusType s = PQresultStatus(res);
     if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
         *error_r = pf_store_fail(st, what, res);
@@ -87,6 +144,7 @@ void pf_store_destroy(pf_store_t **stp)
     if (st == NULL)
         return;
     PQfinish(st->conn);
+    s_prepared_clear(st);
     free(st->conninfo);
     free(st);
     *stp = NULL;
@@ -105,6 +163,7 @@ bool pf_store_broken(pf_store_t *st)
 int pf_store_reconnect(pf_store_t *st, const char **error_r)
 {
     PQreset(st->conn);
+    s_prepared_clear(st);
     if (PQstatus(st->conn) != CONNECTION_OK) {
         *error_r = pf_store_fail(st, "cannot reconnect to the database", NULL);
         return -1;

@@ -5,9 +5,22 @@
 
 #include <libpq-fe.h>
 
+/* Statements prepared on this connection, found by the address of their
+ * text (the SQL literals of the query modules) and checked by content. */
+#define PF_STORE_PREPARED_MAX 48
+
+typedef struct {
+    const char *key; /* the caller's pointer */
+    char *sql;       /* our copy, compared on every hit */
+    char name[16];
+} pf_prepared_t;
+
 struct pf_store {
     PGconn *conn;
     char *conninfo;
+    pf_prepared_t prepared[PF_STORE_PREPARED_MAX];
+    int nprepared;
+    unsigned prepared_seq;
     char err[512];
 };
 
@@ -21,6 +34,11 @@ PGresult *pf_store_query(pf_store_t *st, const char *what, const char *sql, int 
 PGresult *pf_store_query_bin(pf_store_t *st, const char *what, const char *sql, int nparams,
                              const char *const *values, const int *lengths, const int *formats,
                              const char **error_r);
+/* PQexecParams through the connection's prepared statements: the first
+ * call with a statement text prepares it, later calls skip the parse and
+ * plan.  Same contract as PQexecParams (the result may be an error). */
+PGresult *pf_store_run(pf_store_t *st, const char *sql, int nparams, const char *const *values,
+                       const int *lengths, const int *formats, int result_format);
 /* SQLSTATE of a failed result, or "" */
 const char *pf_store_sqlstate(const PGresult *res);
 
