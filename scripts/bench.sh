@@ -114,7 +114,8 @@ field() { # FILE AWK-PROGRAM on the summary line
 }
 
 want() { # NAME: is this scenario selected by BENCH_ONLY?
-    [ -z "${BENCH_ONLY:-}" ] || [ "$1" = a ] || [[ " $BENCH_ONLY " == *" $1 "* ]]
+    [ -z "${BENCH_ONLY:-}" ] || [ "$1" = a ] || [[ " $BENCH_ONLY " == *" $1 "* ]] ||
+        { [ "$1" = d0 ] && [[ " $BENCH_ONLY " == *" d2 "* ]]; } # d2 opens what d0 sent
 }
 
 run() { # NAME ARGS... : runs one scenario, prints and keeps its output

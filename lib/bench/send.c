@@ -339,6 +339,7 @@ static void *s_sender_main(void *arg)
         .subject = "Ihr Bescheid",
         .body = run->body,
         .reference = "BENCH-1",
+        .read_receipt = true, /* as a Bescheid would: opening pays the durable receipt */
         .attachments = cfg->attachment_size ? &att : NULL,
         .attachment_count = cfg->attachment_size ? 1 : 0,
     };

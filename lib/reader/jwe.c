@@ -22,7 +22,8 @@ void pf_reader_jwe(const pf_request_t *rq, pf_reply_t *rep)
 {
     pf_mailbox_message_t m;
     const char *err = NULL;
-    int found = pf_store_message_get(rq->st, rq->mailbox, rq->route->message_id, true, &m, &err);
+    int found = pf_store_message_get(rq->st, rq->mailbox, rq->route->message_id, PF_MESSAGE_JWE, &m,
+                                     &err);
     if (found < 0) {
         pf_reply_unavailable(rep, "message", err);
         return;

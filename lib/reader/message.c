@@ -2,17 +2,17 @@
  * attachment download (pf_reader_open).
  *
  * Callers: server.c (after the token was verified), attachment.c.
- * Steps: load the copy scoped by the token's mailbox -> check the token's
- * assurance level against the notice's -> fetch the wrapped private key of
- * the copy's key version -> unwrap it under the KEK (context
+ * Steps: load the copy scoped by the token's mailbox, with the wrapped
+ * private key of its key version (one query) -> check the token's
+ * assurance level against the notice's -> unwrap it under the KEK (context
  * "<mailbox>:<version>", so a wrapped key moved to another mailbox does not
  * open) -> decrypt the JWE -> decode the notice -> on the first retrieval,
- * record it (read_at and the read receipt in one transaction) -> answer.
+ * record it (read_at and the read receipt in one statement) -> answer.
  *
  * Decisions:
  * - The unwrapped key is not cached.  Opening a notice is a human action
- *   (a few per session), and unwrapping costs one indexed query, one
- *   AES-GCM and a DER parse, well under a millisecond for P-256; a cache
+ *   (a few per session), and unwrapping costs one AES-GCM and a DER parse
+ *   (the wrapped key comes with the copy's row), about 40 us for P-256; a cache
  *   would keep private keys of many citizens in memory for no noticeable
  *   gain, against the rule that key material is not kept in long-lived
  *   structures.  The key lives for one request and is destroyed at its end.
@@ -20,13 +20,16 @@
  *   decoded, and the content is sent only after the record is committed.
  *   A copy that cannot be decrypted is not marked read (the citizen has
  *   not received anything; a read receipt would be false proof); it is
- *   reported in the log for the operator and answers 500.  A failed COMMIT
+ *   reported in the log for the operator and answers 500.  A failed record
  *   answers 503 without content: the retry either finds the record (it
  *   landed) or makes it.
  * - The read time is set once (read_at IS NULL in the UPDATE); later
  *   retrievals report the stored time.  The receipt row is written only by
- *   the request whose UPDATE set read_at, and the UNIQUE (mailbox,
+ *   the request whose UPDATE set read_at, in the same statement (so one
+ *   implicit transaction, one round trip), and the UNIQUE (mailbox,
  *   message, event) constraint is the last guard against a second one.
+ *   The read time is the reader's clock (the receipt that states it is
+ *   signed before the statement runs); hosts run NTP.
  * Untrusted input: the id (already syntax-checked), and the stored copy
  * itself (a broken row must not crash the reader). */
 #include "reader/reader_private.h"
@@ -60,17 +63,7 @@ static int s_cannot_open(const pf_request_t *rq, pf_reply_t *rep, const char *wh
 static int s_private_key(const pf_request_t *rq, const pf_mailbox_message_t *m, pf_key_t **key_r,
                          pf_reply_t *rep)
 {
-    char *kek_id = NULL;
-    unsigned char *wrapped = NULL;
-    size_t wrapped_len = 0;
-    const char *err = NULL;
-    int found = pf_store_mailbox_secret(rq->st, rq->mailbox, m->key_version, &kek_id, &wrapped,
-                                        &wrapped_len, &err);
-    if (found < 0) {
-        pf_reply_unavailable(rep, "mailbox_secret", err);
-        return -1;
-    }
-    if (found == 0) {
+    if (m->wrapped_key == NULL) {
         /* the citizen keeps this key (imported public key): only the
          * citizen's own client can open the copy, from the /jwe route */
         pf_reply_error(rep, 409, "client_key",
@@ -78,14 +71,16 @@ static int s_private_key(const pf_request_t *rq, const pf_mailbox_message_t *m, 
                        "and decrypt it locally");
         return -1;
     }
+    const char *err = NULL;
     int rc = -1;
     unsigned char *der = NULL;
     size_t der_len = 0;
     char *context = xasprintf("%s:%d", rq->mailbox, m->key_version);
-    const pf_kek_t *kek = pf_keyring_find(rq->sh->keyring, kek_id);
+    const pf_kek_t *kek = pf_keyring_find(rq->sh->keyring, m->kek_id);
     if (kek == NULL)
         s_cannot_open(rq, rep, "kek_unknown", "wrapped under a key-encryption key not in kek_file");
-    else if (pf_kek_unwrap(kek, context, wrapped, wrapped_len, &der, &der_len, &err) != 0)
+    else if (pf_kek_unwrap(kek, context, m->wrapped_key, m->wrapped_key_len, &der, &der_len,
+                           &err) != 0)
         s_cannot_open(rq, rep, "unwrap", err);
     else if (pf_key_from_der(der, der_len, key_r, &err) != 0)
         s_cannot_open(rq, rep, "key_parse", err);
@@ -96,8 +91,6 @@ static int s_private_key(const pf_request_t *rq, const pf_mailbox_message_t *m, 
         free(der);
     }
     free(context);
-    free(kek_id);
-    free(wrapped);
     return rc;
 }
 
@@ -157,66 +150,49 @@ static char *s_receipt(const pf_request_t *rq, const pf_mailbox_message_t *m, co
     return token;
 }
 
-/* First retrieval: read_at and the receipt in one transaction.  Returns 0
- * with *read_at_r (the stored time, whoever set it), or -1 with rep. */
+/* First retrieval: read_at and the receipt in one statement.  The
+ * receipt is signed before it is known whether this request wins the
+ * first retrieval (its event time is the read time the statement sets);
+ * a request that loses signs for nothing, which is rare.  Returns 0 with
+ * *read_at_r (the stored time, whoever set it), or -1 with rep. */
 static int s_record_read(const pf_request_t *rq, const pf_mailbox_message_t *m, char **read_at_r,
                          pf_reply_t *rep)
 {
     const char *err = NULL;
-    const char *op = "begin";
     char *token = NULL;
-    int64_t read_ms = 0;
-    if (pf_store_exec(rq->st, "BEGIN", &err) != 0)
-        goto db_fail;
-    op = "mark_read";
-    int updated = pf_store_message_mark_read(rq->st, rq->mailbox, m->meta.id, read_at_r, &read_ms,
-                                             &err);
-    if (updated < 0)
-        goto db_fail;
-    if (*read_at_r == NULL) {
-        /* gone between the SELECT and now (deleted by retention) */
-        pf_store_exec(rq->st, "ROLLBACK", &err);
-        pf_reply_no_message(rep);
-        return -1;
-    }
-    if (updated == 1 && m->read_receipt) {
-        char jti[PF_UUID_STRLEN + 1];
+    char jti[PF_UUID_STRLEN + 1];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    if (m->read_receipt) {
         pf_uuid7_generate(jti);
-        token = s_receipt(rq, m, jti, read_ms, &err);
+        token = s_receipt(rq, m, jti, now_ms, &err);
         if (token == NULL) {
             char esc[256];
             pf_error("event=receipt_sign_failed message=%s error=\"%s\"", m->meta.id,
                      pf_log_escape(err, esc, sizeof(esc)));
-            pf_store_exec(rq->st, "ROLLBACK", &err);
-            free(*read_at_r);
-            *read_at_r = NULL;
             pf_reply_error(rep, 500, "internal", "the retrieval could not be recorded");
             return -1;
         }
-        op = "receipt";
-        if (pf_store_receipt_add(rq->st, jti, m->sender_id, rq->mailbox, m->meta.id, "read", token,
-                                 &err) < 0)
-            goto db_fail;
     }
-    op = "commit";
-    if (pf_store_exec(rq->st, "COMMIT", &err) != 0)
-        goto db_fail;
+    int64_t read_ms = 0;
+    int updated = pf_store_message_record_read(rq->st, rq->mailbox, m->meta.id, now_ms,
+                                               token != NULL ? jti : NULL, token, read_at_r,
+                                               &read_ms, &err);
+    free(token);
+    if (updated < 0) {
+        pf_reply_unavailable(rep, "record_read", err);
+        return -1;
+    }
+    if (*read_at_r == NULL) {
+        /* gone between the SELECT and now (deleted by retention) */
+        pf_reply_no_message(rep);
+        return -1;
+    }
     if (updated == 1)
         pf_info("event=first_retrieval message=%s receipt=%s", m->meta.id,
-                token != NULL ? "yes" : "no");
-    free(token);
+                m->read_receipt ? "yes" : "no");
     return 0;
-db_fail:
-    pf_reply_unavailable(rep, op, err);
-    {
-        const char *ignored;
-        if (!pf_store_broken(rq->st))
-            pf_store_exec(rq->st, "ROLLBACK", &ignored);
-    }
-    free(token);
-    free(*read_at_r);
-    *read_at_r = NULL;
-    return -1;
 }
 
 int pf_reader_open(const pf_request_t *rq, bool want_data, pf_mailbox_message_t *m_r,
@@ -225,7 +201,8 @@ int pf_reader_open(const pf_request_t *rq, bool want_data, pf_mailbox_message_t 
     memset(n_r, 0, sizeof(*n_r));
     *read_at_r = NULL;
     const char *err = NULL;
-    int found = pf_store_message_get(rq->st, rq->mailbox, rq->route->message_id, true, m_r, &err);
+    int found = pf_store_message_get(rq->st, rq->mailbox, rq->route->message_id,
+                                     PF_MESSAGE_SECRET, m_r, &err);
     if (found < 0) {
         pf_reply_unavailable(rep, "message", err);
         return -1;

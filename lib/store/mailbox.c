@@ -12,6 +12,7 @@
 #include "store/store_private.h"
 #include "util/xalloc.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -132,21 +133,29 @@ void pf_mailbox_entries_free(pf_mailbox_entry_t **rows, size_t n)
     *rows = NULL;
 }
 
+#define S_MESSAGE_COLS                                                                            \
+    "SELECT " S_META_COLS ", m.sender_id::text, m.request_id, m.read_receipt::text, "            \
+    "m.key_version::text"
+#define S_JWE_COLS ", m.jwe_protected, m.jwe_encrypted_key, m.jwe_iv, m.jwe_ciphertext, m.jwe_tag"
+#define S_MESSAGE_FROM                                                                            \
+    " FROM message m JOIN sender s ON s.id = m.sender_id"
+#define S_MESSAGE_WHERE " WHERE m.mailbox_id = $1 AND m.id = $2::uuid"
+
 int pf_store_message_get(pf_store_t *st, const char *mailbox_id, const char *message_id,
-                         bool with_jwe, pf_mailbox_message_t *m_r, const char **error_r)
+                         unsigned what, pf_mailbox_message_t *m_r, const char **error_r)
 {
     memset(m_r, 0, sizeof(*m_r));
     const char *p[2] = {mailbox_id, message_id};
-    const char *sql =
-        with_jwe ? "SELECT " S_META_COLS ", m.sender_id::text, m.request_id, "
-                   "m.read_receipt::text, m.key_version::text, m.jwe_protected, "
-                   "m.jwe_encrypted_key, m.jwe_iv, m.jwe_ciphertext, m.jwe_tag "
-                   "FROM message m JOIN sender s ON s.id = m.sender_id "
-                   "WHERE m.mailbox_id = $1 AND m.id = $2::uuid"
-                 : "SELECT " S_META_COLS ", m.sender_id::text, m.request_id, "
-                   "m.read_receipt::text, m.key_version::text "
-                   "FROM message m JOIN sender s ON s.id = m.sender_id "
-                   "WHERE m.mailbox_id = $1 AND m.id = $2::uuid";
+    bool with_jwe = (what & PF_MESSAGE_JWE) != 0;
+    bool with_secret = what == PF_MESSAGE_SECRET;
+    /* the wrapped key comes with the copy (a round trip less on every
+     * open); LEFT JOIN: a mailbox whose citizen keeps the key has none */
+    const char *sql = with_secret ? S_MESSAGE_COLS S_JWE_COLS ", k.kek_id, k.wrapped_key"
+                                    S_MESSAGE_FROM " LEFT JOIN mailbox_secret k"
+                                    " ON k.mailbox_id = m.mailbox_id AND k.version = m.key_version"
+                                    S_MESSAGE_WHERE
+                      : with_jwe ? S_MESSAGE_COLS S_JWE_COLS S_MESSAGE_FROM S_MESSAGE_WHERE
+                                 : S_MESSAGE_COLS S_MESSAGE_FROM S_MESSAGE_WHERE;
     PGresult *res = s_query(st, "cannot read message", sql, 2, p, error_r);
     if (res == NULL)
         return -1;
@@ -173,6 +182,12 @@ int pf_store_message_get(pf_store_t *st, const char *mailbox_id, const char *mes
         m_r->ciphertext = s_bytes(res, 0, c + 7, &m_r->ciphertext_len);
         m_r->tag = s_bytes(res, 0, c + 8, &m_r->tag_len);
     }
+    if (with_secret && !PQgetisnull(res, 0, c + 10)) {
+        m_r->kek_id = s_val(res, 0, c + 9);
+        m_r->wrapped_key = s_bytes(res, 0, c + 10, &m_r->wrapped_key_len);
+        if (m_r->kek_id == NULL)
+            m_r->kek_id = xstrdup("");
+    }
     PQclear(res);
     return 1;
 }
@@ -188,63 +203,66 @@ void pf_mailbox_message_clear(pf_mailbox_message_t *m)
     free(m->iv);
     free(m->ciphertext);
     free(m->tag);
+    free(m->kek_id);
+    free(m->wrapped_key);
     memset(m, 0, sizeof(*m));
 }
 
-int pf_store_message_mark_read(pf_store_t *st, const char *mailbox_id, const char *message_id,
-                               char **read_at_r, int64_t *read_ms_r, const char **error_r)
+int pf_store_message_record_read(pf_store_t *st, const char *mailbox_id, const char *message_id,
+                                 int64_t read_ms, const char *jti, const char *token,
+                                 char **read_at_r, int64_t *read_ms_r, const char **error_r)
 {
     *read_at_r = NULL;
     *read_ms_r = 0;
-    const char *p[2] = {mailbox_id, message_id};
+    char ms[32];
+    snprintf(ms, sizeof(ms), "%lld", (long long)read_ms);
+    const char *p[5] = {mailbox_id, message_id, ms, jti, token};
     /* read_at IS NULL makes the first retrieval win exactly once, also
      * against a concurrent request for the same copy: the second UPDATE
-     * waits for the row lock and then finds read_at set */
-    PGresult *res = s_query(st, "cannot record retrieval",
-                            "UPDATE message SET read_at = now() "
-                            "WHERE mailbox_id = $1 AND id = $2::uuid AND read_at IS NULL "
-                            "RETURNING " S_TS("read_at") ", "
-                            "floor(extract(epoch FROM read_at) * 1000)::bigint::text",
-                            2, p, error_r);
+     * waits for the row lock, finds read_at set and changes nothing, and
+     * then its receipt CTE inserts nothing either.  The second branch
+     * reports the time that stands for a copy read before. */
+    PGresult *res = s_query(
+        st, "cannot record retrieval",
+        "WITH u AS (UPDATE message SET read_at = timestamptz 'epoch' + $3::bigint * "
+        "interval '1 millisecond' "
+        "WHERE mailbox_id = $1 AND id = $2::uuid AND read_at IS NULL RETURNING sender_id, read_at), "
+        "r AS (INSERT INTO receipt (jti, sender_id, mailbox_id, message_id, event, token) "
+        "SELECT $4::uuid, u.sender_id, $1, $2::uuid, 'read', $5::text FROM u "
+        "WHERE $5::text IS NOT NULL ON CONFLICT (mailbox_id, message_id, event) DO NOTHING) "
+        "SELECT 'set', " S_TS("u.read_at") ", floor(extract(epoch FROM u.read_at) * 1000)::bigint::text "
+        "FROM u "
+        "UNION ALL SELECT 'was', " S_TS("m.read_at") ", "
+        "floor(extract(epoch FROM m.read_at) * 1000)::bigint::text FROM message m "
+        "WHERE m.mailbox_id = $1 AND m.id = $2::uuid AND NOT EXISTS (SELECT 1 FROM u)",
+        5, p, error_r);
     if (res == NULL)
         return -1;
-    int updated = PQntuples(res) == 1;
-    if (!updated) {
-        /* already retrieved (or gone): report the time that stands */
+    int updated = 0;
+    if (PQntuples(res) == 1) {
+        char *how = s_val(res, 0, 0);
+        updated = how != NULL && strcmp(how, "set") == 0;
+        free(how);
+    }
+    if (PQntuples(res) == 1 && PQgetisnull(res, 0, 1)) {
+        /* lost the race to a request that committed after this
+         * statement's snapshot was taken: a new statement sees its time */
         PQclear(res);
+        const char *q[2] = {mailbox_id, message_id};
         res = s_query(st, "cannot read retrieval time",
-                      "SELECT " S_TS("read_at") ", "
+                      "SELECT 'was', " S_TS("read_at") ", "
                       "floor(extract(epoch FROM read_at) * 1000)::bigint::text "
                       "FROM message WHERE mailbox_id = $1 AND id = $2::uuid",
-                      2, p, error_r);
+                      2, q, error_r);
         if (res == NULL)
             return -1;
     }
-    if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
-        *read_at_r = s_val(res, 0, 0);
-        *read_ms_r = s_int(res, 0, 1);
+    if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 1)) {
+        *read_at_r = s_val(res, 0, 1);
+        *read_ms_r = s_int(res, 0, 2);
     }
     PQclear(res);
     return updated;
-}
-
-int pf_store_receipt_add(pf_store_t *st, const char *jti, int64_t sender_id,
-                         const char *mailbox_id, const char *message_id, const char *event,
-                         const char *token, const char **error_r)
-{
-    char sid[32];
-    snprintf(sid, sizeof(sid), "%lld", (long long)sender_id);
-    const char *p[6] = {jti, sid, mailbox_id, message_id, event, token};
-    PGresult *res = pf_store_query(st, "cannot add receipt",
-                                   "INSERT INTO receipt (jti, sender_id, mailbox_id, message_id, "
-                                   "event, token) VALUES ($1::uuid, $2::bigint, $3, $4::uuid, $5, "
-                                   "$6) ON CONFLICT (mailbox_id, message_id, event) DO NOTHING",
-                                   6, p, error_r);
-    if (res == NULL)
-        return -1;
-    int inserted = strcmp(PQcmdTuples(res), "1") == 0;
-    PQclear(res);
-    return inserted;
 }
 
 int pf_store_ping(pf_store_t *st, const char **error_r)

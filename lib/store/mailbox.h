@@ -31,7 +31,7 @@ typedef struct {
     char *request_id; /* the sender's request id: "txn" of the receipt */
     bool read_receipt;
     int key_version;
-    /* the JWE parts (only when asked for with with_jwe) */
+    /* the JWE parts (only with PF_MESSAGE_JWE) */
     char *jwe_protected; /* base64url text of the protected header */
     unsigned char *encrypted_key;
     size_t encrypted_key_len;
@@ -41,7 +41,16 @@ typedef struct {
     size_t ciphertext_len;
     unsigned char *tag;
     size_t tag_len;
+    /* the wrapped private key of key_version (only with PF_MESSAGE_SECRET;
+     * NULL when the citizen keeps the private key) */
+    char *kek_id;
+    unsigned char *wrapped_key;
+    size_t wrapped_key_len;
 } pf_mailbox_message_t;
+
+/* What pf_store_message_get fetches beyond the metadata. */
+#define PF_MESSAGE_JWE 1u    /* the JWE parts (the large part of the row) */
+#define PF_MESSAGE_SECRET 3u /* and the wrapped key to open them, in the same query */
 
 /* Newest first: up to limit entries of mailbox_id with an id below
  * before_id (NULL = from the newest).  *rows_r (release with
@@ -51,26 +60,24 @@ int pf_store_mailbox_list(pf_store_t *st, const char *mailbox_id, const char *be
                           const char **error_r);
 void pf_mailbox_entries_free(pf_mailbox_entry_t **rows, size_t n);
 
-/* One copy of mailbox_id; with_jwe also fetches the JWE parts (the large
- * part of the row).  Release with pf_mailbox_message_clear. */
+/* One copy of mailbox_id, with what `what` asks for (0, PF_MESSAGE_JWE or
+ * PF_MESSAGE_SECRET).  Release with pf_mailbox_message_clear. */
 int pf_store_message_get(pf_store_t *st, const char *mailbox_id, const char *message_id,
-                         bool with_jwe, pf_mailbox_message_t *m_r, const char **error_r);
+                         unsigned what, pf_mailbox_message_t *m_r, const char **error_r);
 void pf_mailbox_message_clear(pf_mailbox_message_t *m);
 
-/* Inside a transaction the caller opened: sets read_at = now() when it is
- * still NULL.  Returns 1 when this call set it, 0 when it was already set
+/* The first retrieval, in one statement (one implicit transaction): sets
+ * read_at to read_ms (milliseconds since the epoch, the reader's clock)
+ * when it is still NULL and, only then and only when token is not NULL,
+ * stores the read receipt (jti, token) in the outbox; the UNIQUE
+ * (mailbox, message, event) constraint is the last guard against a second
+ * one.  Returns 1 when this call set read_at, 0 when it was already set
  * (or the row is gone), -1 on error.  *read_at_r (caller frees) and
- * *read_ms_r get the stored read time in both cases when the row exists;
- * *read_at_r is NULL when it does not. */
-int pf_store_message_mark_read(pf_store_t *st, const char *mailbox_id, const char *message_id,
-                               char **read_at_r, int64_t *read_ms_r, const char **error_r);
-
-/* Inserts a receipt into the outbox; the UNIQUE (mailbox, message, event)
- * constraint makes a second one for the same event a no-op.  Returns 1
- * inserted, 0 already there, -1 error. */
-int pf_store_receipt_add(pf_store_t *st, const char *jti, int64_t sender_id,
-                         const char *mailbox_id, const char *message_id, const char *event,
-                         const char *token, const char **error_r);
+ * *read_ms_r get the stored read time when the row exists; *read_at_r is
+ * NULL when it does not. */
+int pf_store_message_record_read(pf_store_t *st, const char *mailbox_id, const char *message_id,
+                                 int64_t read_ms, const char *jti, const char *token,
+                                 char **read_at_r, int64_t *read_ms_r, const char **error_r);
 
 /* A trivial query: does the database answer? */
 int pf_store_ping(pf_store_t *st, const char **error_r);

@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -796,11 +797,86 @@ static void test_database_down_503(void **state)
     s_fx_free(&fx);
 }
 
+/* Many requests open the same unread notice at once: each gets the
+ * notice with the same read time, and exactly one read receipt is stored
+ * (the first retrieval wins once, whoever races it). */
+typedef struct {
+    int port;
+    const char *path, *token;
+    pthread_barrier_t *go;
+    int status;
+    char read_at[40];
+} s_opener_t;
+
+static void *s_opener(void *arg)
+{
+    s_opener_t *o = arg;
+    pthread_barrier_wait(o->go);
+    pf_http_response_t r;
+    if (pf_http_get(o->port, o->path, o->token, &r) != 0)
+        return NULL;
+    o->status = r.status;
+    json_t *j = json_loadb(r.body, r.body_len, 0, NULL);
+    const char *ra = json_string_value(json_object_get(j, "read_at"));
+    snprintf(o->read_at, sizeof(o->read_at), "%s", ra ? ra : "");
+    json_decref(j);
+    pf_http_response_clear(&r);
+    return NULL;
+}
+
+static void test_concurrent_first_opens(void **state)
+{
+    (void)state;
+    static const char *const citizens[] = {"citizen-a", NULL};
+    fx_t *fx = s_fx("reader_race", citizens);
+    char *tok = s_token(fx, "citizen-a", NULL);
+    enum { ROUNDS = 6, OPENERS = 8 };
+    for (int round = 0; round < ROUNDS; round++) {
+        s_notice_t n = {.read_receipt = true};
+        char *id = s_send(fx, &n);
+        char path[256];
+        snprintf(path, sizeof(path), "/v1/messages/%s", id);
+        pthread_barrier_t go;
+        pthread_barrier_init(&go, NULL, OPENERS);
+        s_opener_t o[OPENERS];
+        pthread_t th[OPENERS];
+        for (int i = 0; i < OPENERS; i++) {
+            o[i] = (s_opener_t){.port = fx->port, .path = path, .token = tok, .go = &go};
+            assert_int_equal(pthread_create(&th[i], NULL, s_opener, &o[i]), 0);
+        }
+        for (int i = 0; i < OPENERS; i++)
+            pthread_join(th[i], NULL);
+        pthread_barrier_destroy(&go);
+        for (int i = 0; i < OPENERS; i++) {
+            assert_int_equal(o[i].status, 200);
+            assert_true(o[i].read_at[0] != '\0');
+            assert_string_equal(o[i].read_at, o[0].read_at);
+        }
+        char sql[512];
+        snprintf(sql, sizeof(sql),
+                 "SELECT count(*) FROM receipt WHERE message_id = '%s' AND event = 'read'", id);
+        assert_int_equal(pf_env_sql_int(fx->env, sql), 1);
+        /* what the citizen was told is what is stored */
+        snprintf(sql, sizeof(sql),
+                 "SELECT to_char(read_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') "
+                 "FROM message WHERE id = '%s'",
+                 id);
+        char *stored = pf_env_sql(fx->env, sql);
+        assert_non_null(stored);
+        assert_string_equal(stored, o[0].read_at);
+        free(stored);
+        free(id);
+    }
+    free(tok);
+    s_fx_free(&fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_list_pages_newest_first),
         cmocka_unit_test(test_open_attachment_read_once),
+        cmocka_unit_test(test_concurrent_first_opens),
         cmocka_unit_test(test_receipts_only_when_asked),
         cmocka_unit_test(test_jwe_route),
         cmocka_unit_test(test_other_citizen_gets_404),
