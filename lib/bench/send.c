@@ -173,9 +173,10 @@ typedef struct {
     int index;
     pf_client_t *client;
     pf_hist_t *ack, *rcpt;
-    s_idmap_t ids;
+    s_idmap_t ids;   /* acknowledged copies waiting for their receipt: start time */
+    s_idmap_t early; /* receipts that came before their ACK: arrival time */
     uint64_t rng;
-    long acked, nacked, failed, copies, delivered, unmatched;
+    long acked, nacked, failed, copies, delivered;
     long nack_busy, nack_temporary;
     int64_t last_ack_us;
     char *ids_text; /* "mailbox id\n" lines for ids_out */
@@ -240,7 +241,9 @@ static void s_drain_receipts(s_sender_t *s, int timeout_ms)
                 pf_hist_add(s->rcpt, (uint64_t)(now - start));
                 s->delivered++;
             } else {
-                s->unmatched++;
+                /* the relay may send a receipt before the ACK of its
+                 * notice has reached us: match it when the ACK comes */
+                s_idmap_put(&s->early, hi, lo, now);
             }
         }
         pf_client_receipt_clear(&r);
@@ -268,8 +271,15 @@ static void s_on_result(s_sender_t *s, const pf_client_result_t *res, int64_t st
         pf_hist_add(s->ack, (uint64_t)(now - start));
         for (size_t c = 0; c < res->copy_count; c++) {
             uint64_t hi, lo;
-            if (res->copies[c].message_id && s_uuid_parse(res->copies[c].message_id, &hi, &lo) == 0)
-                s_idmap_put(&s->ids, hi, lo, start);
+            if (res->copies[c].message_id && s_uuid_parse(res->copies[c].message_id, &hi, &lo) == 0) {
+                int64_t arrived = s_idmap_take(&s->early, hi, lo);
+                if (arrived >= 0) {
+                    pf_hist_add(s->rcpt, (uint64_t)(arrived > start ? arrived - start : 0));
+                    s->delivered++;
+                } else {
+                    s_idmap_put(&s->ids, hi, lo, start);
+                }
+            }
             s->copies++;
             s_ids_add(s, res->copies[c].recipient, res->copies[c].message_id);
             if (s->sample_id[0] == '\0') {
@@ -676,7 +686,7 @@ int pf_bench_send_run(const pf_bench_send_config_t *cfg, FILE *out, const char *
         failed += s->failed;
         copies += s->copies;
         delivered += s->delivered;
-        unmatched += s->unmatched;
+        unmatched += (long)s->early.n; /* receipts no ACK of ours ever matched */
         busy += s->nack_busy;
         temporary += s->nack_temporary;
         if (s->last_ack_us > last)
@@ -794,6 +804,7 @@ out:
         pf_hist_destroy(&snd[i].ack);
         pf_hist_destroy(&snd[i].rcpt);
         free(snd[i].ids.slots);
+        free(snd[i].early.slots);
         free(snd[i].ids_text);
     }
     if (rc != 0 && *error_r != NULL) {
