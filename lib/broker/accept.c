@@ -51,6 +51,8 @@
 /* bytes per transaction: libpq's output buffer grows to one whole batch
  * and keeps that size, per commit connection */
 #define S_BATCH_BYTES (4LL * 1024 * 1024)
+/* a batch this large goes on while another is under way (s_pump) */
+#define S_BATCH_PAIR 8
 /* everything the pipeline may hold (frames, sealed copies) */
 #define S_INFLIGHT_MAX 4096
 #define S_INFLIGHT_BYTES (24LL * 1024 * 1024)
@@ -887,6 +889,17 @@ static void s_sealed(pf_broker_t *b, s_batch_t *bt)
     a->wait_tail = bt;
 }
 
+/* Batches sealing, sealed and waiting, or committing. */
+static int s_batches_under_way(const pf_accept_t *a)
+{
+    int n = a->sealing;
+    for (const s_batch_t *w = a->wait_head; w != NULL; w = w->next)
+        n++;
+    for (int i = 0; i < S_COMMITTERS; i++)
+        n += a->at_com[i] != NULL;
+    return n;
+}
+
 static void s_pump(pf_broker_t *b)
 {
     pf_accept_t *a = b->acc;
@@ -905,13 +918,19 @@ static void s_pump(pf_broker_t *b)
         s_commit(b, ci, bt);
     }
     /* the forming batch moves on while a worker is free and no sealed
-     * batch waits for a committer: at moderate load each batch starts
-     * sealing at once (latency); when the committers are the bottleneck,
+     * batch waits for a committer, and either nothing is under way or the
+     * batch has S_BATCH_PAIR SENDs: at low load each SEND starts at once
+     * (latency); at moderate load the next batch collects what arrives
+     * during one seal + commit instead of going alone to the second
+     * committer (measured at 1,000 notices/s: 1.1 SENDs per transaction,
+     * 260 us of PostgreSQL each, so half the CPU per notice went to
+     * per-transaction costs); when the committers are the bottleneck,
      * batches grow to what arrives during one commit (throughput) */
     s_batch_t *f = a->forming;
     if (f != NULL && f->n > 0 &&
-        ((a->sealing < a->workers && a->wait_head == NULL) || f->n >= S_BATCH_MAX ||
-         f->bytes >= S_BATCH_BYTES))
+        ((a->sealing < a->workers && a->wait_head == NULL &&
+          (s_batches_under_way(a) == 0 || f->n >= S_BATCH_PAIR)) ||
+         f->n >= S_BATCH_MAX || f->bytes >= S_BATCH_BYTES))
         s_launch(b);
 }
 
