@@ -4,6 +4,7 @@
  * teardown it copies any sanitizer report from the daemons' logs to stderr,
  * where scripts/test.sh counts it as a failure. */
 #include "harness.h"
+#include "postfach/postfach.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -404,6 +405,27 @@ char *pf_env_sender_keyfile(const pf_env_t *env, const char *sender)
 char *pf_env_broker_pubfile(const pf_env_t *env)
 {
     return s_strdup_printf("%s/broker.curve.pub", env->keys);
+}
+
+struct pf_client *pf_env_client(pf_env_t *env, const char *sender, const char *keyfile,
+                                int timeout_ms, int retries)
+{
+    char *pub = pf_env_broker_pubfile(env);
+    char *own = keyfile ? NULL : pf_env_sender_keyfile(env, sender);
+    char jwks[1024];
+    snprintf(jwks, sizeof(jwks), "%s/receipt.jwks", pf_env_keys(env));
+    pf_client_t *c = NULL;
+    const char *err = NULL;
+    if (pf_client_new(pf_env_broker_endpoint(env), pub, keyfile ? keyfile : own, &c, &err) != 0)
+        fprintf(stderr, "harness: pf_client_new: %s\n", err);
+    else if (pf_client_set_receipt_keys(c, jwks, &err) != 0) {
+        fprintf(stderr, "harness: pf_client_set_receipt_keys: %s\n", err);
+        pf_client_destroy(&c);
+    } else
+        pf_client_set_timeout(c, timeout_ms, retries);
+    free(pub);
+    free(own);
+    return c;
 }
 
 static long s_file_size(const char *path)

@@ -42,6 +42,13 @@ int pf_env_reader_port(const pf_env_t *env);
 char *pf_env_sender_keyfile(const pf_env_t *env, const char *sender); /* caller frees */
 /* Path of the broker's public CURVE key file. */
 char *pf_env_broker_pubfile(const pf_env_t *env); /* caller frees */
+/* A client of the broker (slot 0) under a sender's CURVE key file
+ * (keyfile NULL: the sender's own), verifying receipts with the service's
+ * JWKS; NULL with the reason on stderr when it cannot be made.  Release
+ * with pf_client_destroy. */
+struct pf_client;
+struct pf_client *pf_env_client(pf_env_t *env, const char *sender, const char *keyfile,
+                                int timeout_ms, int retries);
 
 /* Runs build/.../bin/postfach-ctl with the env's --db and --keys and the
  * given arguments (NULL-terminated); returns the exit status; stdout in

@@ -71,21 +71,8 @@ static int s_teardown(void **state)
 
 static pf_client_t *s_client_for(pf_env_t *env, const char *sender, int timeout_ms, int retries)
 {
-    char *pub = pf_env_broker_pubfile(env);
-    char *key = pf_env_sender_keyfile(env, sender);
-    char *jwks = NULL;
-    if (asprintf(&jwks, "%s/receipt.jwks", pf_env_keys(env)) < 0)
-        abort();
-    pf_client_t *c = NULL;
-    const char *err = NULL;
-    int rc = pf_client_new(pf_env_broker_endpoint(env), pub, key, &c, &err);
-    if (rc != 0)
-        fail_msg("pf_client_new: %s", err);
-    assert_int_equal(pf_client_set_receipt_keys(c, jwks, &err), 0);
-    pf_client_set_timeout(c, timeout_ms, retries);
-    free(pub);
-    free(key);
-    free(jwks);
+    pf_client_t *c = pf_env_client(env, sender, NULL, timeout_ms, retries);
+    assert_non_null(c);
     return c;
 }
 

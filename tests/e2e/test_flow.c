@@ -31,18 +31,8 @@ typedef struct {
 
 static pf_client_t *s_client(pf_env_t *env)
 {
-    char *pub = pf_env_broker_pubfile(env), *key = pf_env_sender_keyfile(env, "tax-office");
-    char *jwks = NULL;
-    if (asprintf(&jwks, "%s/receipt.jwks", pf_env_keys(env)) < 0)
-        abort();
-    pf_client_t *c = NULL;
-    const char *err = NULL;
-    assert_int_equal(pf_client_new(pf_env_broker_endpoint(env), pub, key, &c, &err), 0);
-    assert_int_equal(pf_client_set_receipt_keys(c, jwks, &err), 0);
-    pf_client_set_timeout(c, 5000, 3);
-    free(pub);
-    free(key);
-    free(jwks);
+    pf_client_t *c = pf_env_client(env, "tax-office", NULL, 5000, 3);
+    assert_non_null(c);
     return c;
 }
 

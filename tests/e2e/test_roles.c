@@ -68,9 +68,9 @@ static int teardown(void **state)
     pf_env_stop_reader(f->env, 15);
     /* the logins own nothing; drop them once their sessions are gone */
     for (int i = 0; i < 3; i++) {
-        char sql[128], state[6];
+        char sql[128], sqlstate[6];
         snprintf(sql, sizeof(sql), "DROP ROLE IF EXISTS %s", f->login[i]);
-        (void)pf_env_sql_state(f->env, sql, state);
+        (void)pf_env_sql_state(f->env, sql, sqlstate);
     }
     pf_env_destroy(&f->env);
     free(f);
@@ -145,16 +145,9 @@ static void test_daemons_and_ctl_work_under_their_roles(void **state)
     assert_int_equal(pf_env_start_broker(f->env, sb), 0);
     assert_int_equal(pf_env_start_reader(f->env, sr), 0);
 
-    char *pub = pf_env_broker_pubfile(f->env), *key = pf_env_sender_keyfile(f->env, "tax-office");
-    char jwks[512];
-    snprintf(jwks, sizeof(jwks), "%s/receipt.jwks", pf_env_keys(f->env));
-    pf_client_t *c = NULL;
+    pf_client_t *c = pf_env_client(f->env, "tax-office", NULL, 5000, 3);
+    assert_non_null(c);
     const char *err = NULL;
-    assert_int_equal(pf_client_new(pf_env_broker_endpoint(f->env), pub, key, &c, &err), 0);
-    assert_int_equal(pf_client_set_receipt_keys(c, jwks, &err), 0);
-    pf_client_set_timeout(c, 5000, 3);
-    free(pub);
-    free(key);
 
     const char *to[] = {"citizen-r"};
     pf_client_notice_t n = {.request_id = "req-roles-1",

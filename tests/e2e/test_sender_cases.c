@@ -57,18 +57,8 @@ static int teardown(void **state)
  * refused handshake shows as no answer at all). */
 static pf_client_t *s_client_key(pf_env_t *env, const char *keyfile, int timeout_ms)
 {
-    char *pub = pf_env_broker_pubfile(env);
-    char *jwks = NULL;
-    if (asprintf(&jwks, "%s/receipt.jwks", pf_env_keys(env)) < 0)
-        abort();
-    pf_client_t *c = NULL;
-    const char *err = NULL;
-    if (pf_client_new(pf_env_broker_endpoint(env), pub, keyfile, &c, &err) != 0)
-        fail_msg("pf_client_new: %s", err);
-    assert_int_equal(pf_client_set_receipt_keys(c, jwks, &err), 0);
-    pf_client_set_timeout(c, timeout_ms, 1);
-    free(pub);
-    free(jwks);
+    pf_client_t *c = pf_env_client(env, NULL, keyfile, timeout_ms, 1);
+    assert_non_null(c);
     return c;
 }
 
