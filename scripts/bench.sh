@@ -47,6 +47,8 @@ cleanup() {
     [ -n "$broker_pid" ] && wait "$broker_pid" 2>/dev/null || true
     [ -n "$reader_pid" ] && wait "$reader_pid" 2>/dev/null || true
     scripts/pg.sh stop "$PGDIR" || true
+    # the bench database can be tens of GB (BENCH_BIG): kept only on request
+    [ "${BENCH_KEEP:-0}" = 1 ] || rm -rf "$PGDIR"
 }
 trap cleanup EXIT
 trap 'echo "bench: interrupted" >&2; cleanup; exit 130' INT TERM
@@ -124,6 +126,9 @@ run() { # NAME ARGS... : runs one scenario, prints and keeps its output
     want "$name" || return 0
     echo
     echo "== $name (copies stored before: $(copies))"
+    # each scenario starts with the dirty pages of the previous one
+    # written out, so that its checkpoint does not land in this one's time
+    $PSQL -d postfach_bench -c CHECKPOINT >/dev/null
     set -o pipefail
     "$@" | tee "$OUT/$name.txt" || echo "bench: scenario $name failed (exit status $?)" >&2
     set +o pipefail
