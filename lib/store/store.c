@@ -83,6 +83,25 @@ static const char *s_prepared_name(pf_store_t *st, const char *sql, int nparams,
     return p->name;
 }
 
+/* Forgets one prepared statement (and drops it on the server when it is
+ * still there; best effort). */
+static void s_prepared_forget(pf_store_t *st, const char *name)
+{
+    for (int i = 0; i < st->nprepared; i++) {
+        if (strcmp(st->prepared[i].name, name) != 0)
+            continue;
+        if (PQtransactionStatus(st->conn) == PQTRANS_IDLE) {
+            char sql[48];
+            snprintf(sql, sizeof(sql), "DEALLOCATE %s", name);
+            PQclear(PQexec(st->conn, sql));
+        }
+        free(st->prepared[i].sql);
+        st->prepared[i] = st->prepared[--st->nprepared];
+        memset(&st->prepared[st->nprepared], 0, sizeof(st->prepared[0]));
+        return;
+    }
+}
+
 PGresult *pf_store_run(pf_store_t *st, const char *sql, int nparams, const char *const *values,
                        const int *lengths, const int *formats, int result_format)
 {
@@ -93,7 +112,30 @@ PGresult *pf_store_run(pf_store_t *st, const char *sql, int nparams, const char 
     if (name == NULL)
         return PQexecParams(st->conn, sql, nparams, NULL, values, lengths, formats,
                             result_format);
-    return PQexecPrepared(st->conn, name, nparams, values, lengths, formats, result_format);
+    PGresult *res = PQexecPrepared(st->conn, name, nparams, values, lengths, formats,
+                                   result_format);
+    /* A prepared statement can go stale under us: a migration changed the
+     * type of a column it returns ("cached plan must not change result
+     * type", 0A000), or something dropped it (DEALLOCATE, DISCARD: 26000).
+     * Kept, it would fail on every call on this connection; forgotten, the
+     * next call prepares it afresh.  Outside a transaction this call is
+     * run again as text at once; inside one the transaction has failed
+     * and the caller sees the error (its retry prepares anew). */
+    const char *state = pf_store_sqlstate(res);
+    if (strcmp(state, "0A000") == 0 || strcmp(state, "26000") == 0) {
+        char stale[sizeof(st->prepared[0].name)];
+        snprintf(stale, sizeof(stale), "%s", name);
+        if (strcmp(state, "26000") == 0)
+            s_prepared_clear(st); /* all of them went, most likely */
+        else
+            s_prepared_forget(st, stale);
+        if (PQtransactionStatus(st->conn) == PQTRANS_IDLE) {
+            PQclear(res);
+            res = PQexecParams(st->conn, sql, nparams, NULL, values, lengths, formats,
+                               result_format);
+        }
+    }
+    return res;
 }
 
 PGresult *pf_store_query_bin(pf_store_t *st, const char *what, const char *sql, int nparams,
