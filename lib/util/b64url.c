@@ -10,10 +10,11 @@
 static const char s_url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 static const char s_std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-static char *s_encode(const unsigned char *in, size_t len, const char *alpha, int pad)
+/* Writes the encoding of in to out (room for (len + 2) / 3 * 4 bytes;
+ * no NUL) and returns its length. */
+static size_t s_encode_to(const unsigned char *in, size_t len, const char *alpha, int pad,
+                          char *out)
 {
-    size_t outlen = (len + 2) / 3 * 4;
-    char *out = xmalloc(outlen + 1);
     size_t o = 0, i = 0;
     while (i + 3 <= len) {
         uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
@@ -39,7 +40,13 @@ static char *s_encode(const unsigned char *in, size_t len, const char *alpha, in
         if (pad)
             out[o++] = '=';
     }
-    out[o] = '\0';
+    return o;
+}
+
+static char *s_encode(const unsigned char *in, size_t len, const char *alpha, int pad)
+{
+    char *out = xmalloc((len + 2) / 3 * 4 + 1);
+    out[s_encode_to(in, len, alpha, pad, out)] = '\0';
     return out;
 }
 
@@ -114,6 +121,11 @@ int pf_b64url_decode(const char *s, size_t len, unsigned char **out_r, size_t *o
 char *pf_b64_encode(const void *data, size_t len)
 {
     return s_encode(data, len, s_std, 1);
+}
+
+size_t pf_b64_encode_to(const void *data, size_t len, char *out)
+{
+    return s_encode_to(data, len, s_std, 1, out);
 }
 
 int pf_b64_decode(const char *s, size_t len, unsigned char **out_r, size_t *outlen_r)
