@@ -155,12 +155,29 @@ static void s_send_simple(pf_client_t *c, pf_wire_cmd_t cmd)
 
 static void s_disconnect(pf_client_t *c)
 {
+    /* Monitoring stops before the monitor's socket closes: libzmq's I/O
+     * thread sends each event to that PAIR socket and, once it has no
+     * peer, blocks there for good while holding the lock that
+     * zmq_socket_monitor(NULL) takes (libzmq issue 3575).  Closing first
+     * hung test_sender_cases in pf_client_destroy, on a client whose
+     * refused handshakes made an event every few hundred ms.  What is
+     * queued is read off first, so that a full queue cannot block the I/O
+     * thread either. */
+    if (c->sock) {
+        if (c->mon) {
+            zmq_msg_t m;
+            zmq_msg_init(&m);
+            while (zmq_msg_recv(&m, c->mon, ZMQ_DONTWAIT) >= 0)
+                ;
+            zmq_msg_close(&m);
+        }
+        zmq_socket_monitor(c->sock, NULL, 0);
+    }
     if (c->mon) {
         zmq_close(c->mon);
         c->mon = NULL;
     }
     if (c->sock) {
-        zmq_socket_monitor(c->sock, NULL, 0);
         zmq_close(c->sock);
         c->sock = NULL;
     }
@@ -191,6 +208,8 @@ static int s_connect(pf_client_t *c, const char **error_r)
             zmq_close(c->mon);
             c->mon = NULL;
         }
+        if (c->mon == NULL) /* no reader: the first event would block libzmq */
+            zmq_socket_monitor(c->sock, NULL, 0);
     }
     if (zmq_connect(c->sock, c->endpoint) != 0) {
         s_disconnect(c);
