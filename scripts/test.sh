@@ -70,8 +70,10 @@ run_cmocka_dir() {
     for t in "$dir"/test_*; do
         [ -x "$t" ] || continue
         name=$(basename "$t")
-        "$t" >"$LOGDIR/$name.log" 2>&1
+        # a hung test is a failure, not a CI run that never ends
+        timeout -k 10 "${PF_TEST_TIMEOUT:-600}" "$t" >"$LOGDIR/$name.log" 2>&1
         rc=$?
+        [ "$rc" -eq 124 ] && echo "FAIL: $name timed out after ${PF_TEST_TIMEOUT:-600} s" >&2
         count_cmocka "$LOGDIR/$name.log" "$rc" "$name"
     done
 }
