@@ -221,41 +221,38 @@ int pf_store_message_record_read(pf_store_t *st, const char *mailbox_id, const c
      * against a concurrent request for the same copy: the second UPDATE
      * waits for the row lock, finds read_at set and changes nothing, and
      * then its receipt CTE inserts nothing either.  The second branch
-     * reports the time that stands for a copy read before. */
-    PGresult *res = s_query(
-        st, "cannot record retrieval",
-        "WITH u AS (UPDATE message SET read_at = timestamptz 'epoch' + $3::bigint * "
-        "interval '1 millisecond' "
-        "WHERE mailbox_id = $1 AND id = $2::uuid AND read_at IS NULL RETURNING sender_id, read_at), "
-        "r AS (INSERT INTO receipt (jti, sender_id, mailbox_id, message_id, event, token) "
-        "SELECT $4::uuid, u.sender_id, $1, $2::uuid, 'read', $5::text FROM u "
-        "WHERE $5::text IS NOT NULL ON CONFLICT (mailbox_id, message_id, event) DO NOTHING) "
-        "SELECT 'set', " S_TS("u.read_at") ", floor(extract(epoch FROM u.read_at) * 1000)::bigint::text "
-        "FROM u "
-        "UNION ALL SELECT 'was', " S_TS("m.read_at") ", "
-        "floor(extract(epoch FROM m.read_at) * 1000)::bigint::text FROM message m "
-        "WHERE m.mailbox_id = $1 AND m.id = $2::uuid AND NOT EXISTS (SELECT 1 FROM u)",
-        5, p, error_r);
-    if (res == NULL)
-        return -1;
+     * reports the time that stands for a copy read before.  When that
+     * time is NULL, this statement lost the race to a request that
+     * committed after its snapshot was taken: the same statement again
+     * (a new snapshot) changes nothing and reports that request's time. */
+    PGresult *res = NULL;
     int updated = 0;
-    if (PQntuples(res) == 1) {
+    for (int attempt = 0; attempt < 2; attempt++) {
+        PQclear(res);
+        res = s_query(
+            st, "cannot record retrieval",
+            "WITH u AS (UPDATE message SET read_at = timestamptz 'epoch' + $3::bigint * "
+            "interval '1 millisecond' "
+            "WHERE mailbox_id = $1 AND id = $2::uuid AND read_at IS NULL RETURNING sender_id, "
+            "read_at), "
+            "r AS (INSERT INTO receipt (jti, sender_id, mailbox_id, message_id, event, token) "
+            "SELECT $4::uuid, u.sender_id, $1, $2::uuid, 'read', $5::text FROM u "
+            "WHERE $5::text IS NOT NULL ON CONFLICT (mailbox_id, message_id, event) DO NOTHING) "
+            "SELECT 'set', " S_TS("u.read_at") ", "
+            "floor(extract(epoch FROM u.read_at) * 1000)::bigint::text FROM u "
+            "UNION ALL SELECT 'was', " S_TS("m.read_at") ", "
+            "floor(extract(epoch FROM m.read_at) * 1000)::bigint::text FROM message m "
+            "WHERE m.mailbox_id = $1 AND m.id = $2::uuid AND NOT EXISTS (SELECT 1 FROM u)",
+            5, p, error_r);
+        if (res == NULL)
+            return -1;
+        if (PQntuples(res) != 1) /* the copy is gone */
+            break;
         char *how = s_val(res, 0, 0);
         updated = how != NULL && strcmp(how, "set") == 0;
         free(how);
-    }
-    if (PQntuples(res) == 1 && PQgetisnull(res, 0, 1)) {
-        /* lost the race to a request that committed after this
-         * statement's snapshot was taken: a new statement sees its time */
-        PQclear(res);
-        const char *q[2] = {mailbox_id, message_id};
-        res = s_query(st, "cannot read retrieval time",
-                      "SELECT 'was', " S_TS("read_at") ", "
-                      "floor(extract(epoch FROM read_at) * 1000)::bigint::text "
-                      "FROM message WHERE mailbox_id = $1 AND id = $2::uuid",
-                      2, q, error_r);
-        if (res == NULL)
-            return -1;
+        if (!PQgetisnull(res, 0, 1))
+            break;
     }
     if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 1)) {
         *read_at_r = s_val(res, 0, 1);

@@ -57,12 +57,6 @@ static const char *s_prepared_name(pf_store_t *st, const char *sql, int nparams,
                                    PGresult **failed_r)
 {
     *failed_r = NULL;
-    for (int i = 0; i < st->nprepared; i++) {
-        pf_prepared_t *p = &st->prepared[i];
-        if (p->key == sql && strcmp(p->sql, sql) == 0)
-            return p->name;
-    }
-    /* a text seen before at another address (built at run time) */
     for (int i = 0; i < st->nprepared; i++)
         if (strcmp(st->prepared[i].sql, sql) == 0)
             return st->prepared[i].name;
@@ -77,7 +71,6 @@ static const char *s_prepared_name(pf_store_t *st, const char *sql, int nparams,
         return NULL;
     }
     PQclear(res);
-    p->key = sql;
     p->sql = xstrdup(sql);
     st->nprepared++;
     return p->name;

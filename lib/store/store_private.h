@@ -5,13 +5,12 @@
 
 #include <libpq-fe.h>
 
-/* Statements prepared on this connection, found by the address of their
- * text (the SQL literals of the query modules) and checked by content. */
+/* Statements prepared on this connection, found by their text (texts
+ * differ within their first words, so the search is a few short compares). */
 #define PF_STORE_PREPARED_MAX 48
 
 typedef struct {
-    const char *key; /* the caller's pointer */
-    char *sql;       /* our copy, compared on every hit */
+    char *sql; /* our copy of the text */
     char name[16];
 } pf_prepared_t;
 
