@@ -522,7 +522,9 @@ static void *s_monitor_main(void *arg)
         s_sample_machine(run, now);
         long acked = atomic_load(&run->acked);
         double t = (double)(now - run->t0_us) / 1e6;
-        if (cfg->duration_s > 0 && run->rss_at_10pct_kib == 0 && t >= cfg->duration_s / 10)
+        /* 10% of the run: of its time, or of its notices (--count) */
+        bool tenth = cfg->duration_s > 0 ? t >= cfg->duration_s / 10 : acked >= cfg->count / 10;
+        if (run->rss_at_10pct_kib == 0 && tenth)
             run->rss_at_10pct_kib = run->last.rss_kib;
         if (cfg->progress && ((now - run->t0_us) / 1000000) % 5 == 0)
             fprintf(stderr, "bench: %s %.0f s, %ld acked, %.0f/s now, broker rss %.1f MiB\n",
