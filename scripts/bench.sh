@@ -84,6 +84,11 @@ export POSTFACH_DB=$DB POSTFACH_KEYS=$KEYS
 "$BIN/postfach-ctl" migrate --sql-dir "$ROOT/sql" >/dev/null
 "$BIN/postfach-ctl" keys init >/dev/null
 
+# the computation no design can leave out, timed alone while the machine is
+# quiet: the floor the scenarios are compared with
+echo "bench: floor"
+"$BIN/postfach-bench" floor | tee "$OUT/floor.txt"
+
 echo "bench: senders and mailboxes"
 BLOCKING=16 # senders of the comparison run with one notice in flight each
 "$BIN/postfach-bench" setup --db "$DB" --keys "$KEYS" --senders $((SENDERS > BLOCKING ? SENDERS : BLOCKING)) \
@@ -192,4 +197,12 @@ growth() { # SCENARIO: its notices/s relative to (a)
 }
 echo "growth: $MANY mailboxes / 1,000: $(growth e1); with $PRELOAD more copies / without: $(growth e2)"
 echo "copies stored at the end: $(copies)"
+# the bound: crypto floor + the database's CPU for one stored row (the
+# ceiling's), both per notice, over the cores; (a) against it
+send_floor=$(sed -n 's/^floor send: .* = \([0-9]*\) us per notice.*/\1/p' "$OUT/floor.txt")
+row_cpu=$(sed -n 's/.*; postgres \([0-9]*\) us CPU per row.*/\1/p' "$OUT/a.txt" | tail -n 1)
+if [ -n "$send_floor" ] && [ -n "$row_cpu" ]; then
+    awk -v f="$send_floor" -v r="$row_cpu" -v c="$(nproc)" -v a="$(field "$OUT/a.txt" '{print $4}')" \
+        'BEGIN { b = c * 1e6 / (f + r); printf "bound: crypto floor %d us + database %d us per stored row = %d us per notice; %d cores: at most %.0f notices/s; (a) reached %.2f of that\n", f, r, f + r, c, b, a / b }'
+fi
 grep '^postfach:' "$OUT/a.txt" | tail -n 1

@@ -2,6 +2,7 @@
  * Parses the command line and runs lib/bench.  Results on stdout,
  * diagnostics on stderr.  Exit codes: 0 done, 1 failed, 2 usage. */
 #include "bench/preload.h"
+#include "bench/floor.h"
 #include "bench/reader.h"
 #include "bench/send.h"
 #include "bench/setup.h"
@@ -31,6 +32,7 @@ static void s_usage(FILE *out)
           "  reader   --port PORT [--host IP] [--keys DIR] --mode list|open [--ids FILE]\n"
           "           [--mailboxes M] [--prefix P] [--connections C] [--duration SEC]\n"
           "           [--limit N] [--ids-max N] [--label NAME]\n"
+          "  floor    [--body BYTES] [--seconds SEC] [--cores N]\n"
           "\n"
           "send: --rate 0 (the default) is a closed loop; without --db no ceiling is measured.\n"
           "The last line of send is the summary:\n"
@@ -266,6 +268,31 @@ static int s_reader(s_args_t *a)
     return 0;
 }
 
+static int s_floor(s_args_t *a)
+{
+    pf_bench_floor_config_t c;
+    pf_bench_floor_config_default(&c);
+    int r;
+    while ((r = s_next(a)) == 1) {
+        if (s_is(a, "--body"))
+            c.body_size = (size_t)s_long(a);
+        else if (s_is(a, "--seconds"))
+            c.seconds = strtod(a->value, NULL);
+        else if (s_is(a, "--cores"))
+            c.cores = (int)s_long(a);
+        else
+            return -2;
+    }
+    if (r < 0 || c.seconds <= 0 || c.cores < 1 || c.body_size > 64u * 1024 * 1024)
+        return -2;
+    const char *err = NULL;
+    if (pf_bench_floor_run(&c, stdout, &err) != 0) {
+        fprintf(stderr, "postfach-bench: %s\n", err ? err : "failed");
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     pf_json_wipe_init();
@@ -287,6 +314,8 @@ int main(int argc, char **argv)
         rc = s_preload(&a);
     else if (strcmp(argv[1], "reader") == 0)
         rc = s_reader(&a);
+    else if (strcmp(argv[1], "floor") == 0)
+        rc = s_floor(&a);
     else
         rc = -2;
     if (rc == -2) {

@@ -271,7 +271,8 @@ static void s_on_result(s_sender_t *s, const pf_client_result_t *res, int64_t st
         pf_hist_add(s->ack, (uint64_t)(now - start));
         for (size_t c = 0; c < res->copy_count; c++) {
             uint64_t hi, lo;
-            if (res->copies[c].message_id && s_uuid_parse(res->copies[c].message_id, &hi, &lo) == 0) {
+            if (res->copies[c].message_id &&
+                s_uuid_parse(res->copies[c].message_id, &hi, &lo) == 0) {
                 int64_t arrived = s_idmap_take(&s->early, hi, lo);
                 if (arrived >= 0) {
                     pf_hist_add(s->rcpt, (uint64_t)(arrived > start ? arrived - start : 0));
@@ -781,13 +782,21 @@ int pf_bench_send_run(const pf_bench_send_config_t *cfg, FILE *out, const char *
             rows = cfg->ceiling_max;
         size_t row_bytes = 0;
         const char *err = NULL;
-        if (s_ceiling(&run, sample_mb, sample_id, rows, &ceiling, &row_bytes, &err) != 0)
+        double pg0 = cfg->pg_pid > 0 ? pf_procstat_tree_cpu(cfg->pg_pid) : -1;
+        if (s_ceiling(&run, sample_mb, sample_id, rows, &ceiling, &row_bytes, &err) != 0) {
             fprintf(out, "  ceiling: not measured: %s\n", err ? err : "?");
-        else
+        } else {
+            double pg1 = cfg->pg_pid > 0 ? pf_procstat_tree_cpu(cfg->pg_pid) : -1;
             fprintf(out,
                     "  ceiling: %.0f rows/s (%ld rows of %zu B, %zu rows per COPY "
-                    "transaction, same database, no broker)\n",
+                    "transaction, same database, no broker)",
                     ceiling, rows, row_bytes, cfg->ceiling_batch);
+            /* the database's own cost of storing a copy, without anything
+             * else a notice needs: a floor for its share per notice */
+            if (pg0 >= 0 && pg1 >= pg0 && rows > 0)
+                fprintf(out, "; postgres %.0f us CPU per row", (pg1 - pg0) * 1e6 / (double)rows);
+            fprintf(out, "\n");
+        }
     }
     double ratio = ceiling > 0 ? copy_rate / ceiling : 0;
     fprintf(out, "  ratio to ceiling: %.3f\n", ratio);

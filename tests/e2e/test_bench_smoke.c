@@ -7,14 +7,15 @@
  * ends with one well-formed summary line, that every acknowledged copy got
  * its delivered receipt (delivered == acked), that the ceiling was
  * measured and its scratch table dropped, and that the reader answered
- * every request.  Under ASan/UBSan the programs' own leaks and errors fail
- * the test through their exit status. */
+ * every request; floor times each operation and sums them.  Under ASan/UBSan the programs' own
+ * leaks and errors fail the test through their exit status. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,11 +184,52 @@ static void test_preload_and_reader(void **state)
     free(id);
 }
 
+/* floor: every operation timed, and the summary is their sum */
+static void test_floor(void **state)
+{
+    fixture_t *f = *state;
+    char *out = NULL;
+    assert_int_equal(
+        s_bench(f->env, &out, "floor", "--seconds", "0.02", "--cores", "2", "--body", "1000", NULL),
+        0);
+    assert_non_null(out);
+    fprintf(stderr, "%s", out);
+    static const char *const names[] = {
+        "seal (ECDH-ES P-256, A256GCM)", "receipt signature (ES256)",
+        "receipt verification (client)", "private key unwrap and parse", "open (reader)"};
+    double us[5];
+    for (int i = 0; i < 5; i++) {
+        const char *p = strstr(out, names[i]);
+        assert_non_null(p);
+        assert_int_equal(sscanf(p + strlen(names[i]), " %lf us", &us[i]), 1);
+        assert_true(us[i] > 0);
+    }
+    assert_non_null(strstr(out, "1000 B body"));
+    long send = -1, open = -1;
+    double most = -1;
+    const char *p = strstr(out, "floor send: seal + receipt signature + verification = ");
+    assert_non_null(p);
+    assert_int_equal(
+        sscanf(p, "floor send: seal + receipt signature + verification = %ld us", &send), 1);
+    assert_true(labs(send - lround(us[0] + us[1] + us[2])) <= 1);
+    p = strstr(p, "at most ");
+    assert_non_null(p);
+    assert_int_equal(sscanf(p, "at most %lf notices/s", &most), 1);
+    /* two cores over the (unrounded) sum: within the rounding of send */
+    assert_true(send > 10 && fabs(most - 2e6 / (double)send) <= 2e6 / (double)send * 0.06);
+    p = strstr(out, "floor open: unwrap + open + receipt signature = ");
+    assert_non_null(p);
+    assert_int_equal(sscanf(p, "floor open: unwrap + open + receipt signature = %ld us", &open), 1);
+    assert_true(labs(open - lround(us[3] + us[4] + us[1])) <= 1);
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_send_summary, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_preload_and_reader, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_floor, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
