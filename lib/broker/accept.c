@@ -760,12 +760,30 @@ static void s_settle_unknown(pf_broker_t *b, int ci, s_batch_t *bt)
     }
 }
 
+/* The delivered receipts of a stored submission, from memory (sql/0010):
+ * after its ACK, so a procedure sees the notice accepted before it is
+ * reported delivered.  A receipt that does not get out (the connection
+ * went away since the batch was sent) is sent by the relay when it is due
+ * again, or at the procedure's next HELLO. */
+static void s_send_receipts(pf_broker_t *b, const pf_submit_t *sub)
+{
+    for (size_t c = 0; c < sub->copy_count; c++) {
+        const pf_submit_copy_t *cp = &sub->copies[c];
+        if (!pf_broker_send_receipt(b, sub->sender_id, cp->receipt_jti, cp->receipt_token))
+            return; /* the route is gone, for the rest too */
+        pf_crashpoint("direct_after_send");
+    }
+}
+
 static void s_answer_stored(pf_broker_t *b, s_sub_t *w, const pf_submit_t *sub)
 {
-    if (sub->outcome == PF_SUBMIT_STORED)
+    if (sub->outcome == PF_SUBMIT_STORED) {
         s_ack(b, w, sub->ack_json);
-    else
+        if (sub->receipt_hold_seconds > 0)
+            s_send_receipts(b, sub);
+    } else {
         s_answer_existing(b, w, sub->existing_ack, sub->existing_same);
+    }
 }
 
 /* The transaction failed without losing the connection (a mailbox closed
@@ -831,6 +849,10 @@ static void s_commit(pf_broker_t *b, int ci, s_batch_t *bt)
         if (w->state != S_SEALED)
             continue;
         bt->store[bt->nstore] = w->item->sub;
+        /* a sender without a connection gets its receipts from the relay
+         * when it says HELLO */
+        if (b->cfg.receipt_direct && pf_broker_has_route(b, w->it.sender_id))
+            bt->store[bt->nstore].receipt_hold_seconds = b->cfg.receipt_retry_seconds;
         bt->store_subs[bt->nstore++] = w;
     }
     if (bt->nstore == 0) {

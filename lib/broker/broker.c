@@ -95,6 +95,7 @@ void pf_broker_config_default(pf_broker_config_t *cfg)
     cfg->batch_max = 64;
     cfg->batch_max_bytes = 256LL * 1024 * 1024;
     cfg->receipt_retry_seconds = 30;
+    cfg->receipt_direct = true;
     cfg->relay_poll_ms = 1000;
     cfg->sender_cache_ms = 1000;
     cfg->heartbeat_ms = 10000;
@@ -254,6 +255,37 @@ static void s_route_drop(pf_broker_t *b, size_t i)
     b->routes[i] = b->routes[--b->nroutes];
 }
 
+static size_t s_route_find(const pf_broker_t *b, int64_t sender_id)
+{
+    size_t r = 0;
+    while (r < b->nroutes && b->routes[r].sender_id != sender_id)
+        r++;
+    return r;
+}
+
+bool pf_broker_has_route(const pf_broker_t *b, int64_t sender_id)
+{
+    return s_route_find(b, sender_id) < b->nroutes;
+}
+
+bool pf_broker_send_receipt(pf_broker_t *b, int64_t sender_id, const char *jti, const char *token)
+{
+    size_t r = s_route_find(b, sender_id);
+    if (r == b->nroutes)
+        return false; /* its route was dropped meanwhile: the next attempt is later */
+    pf_wire_out_t out = {0};
+    pf_wire_encode_receipt(jti, token, &out);
+    bool sent = pf_broker_reply(b, b->routes[r].rid, b->routes[r].rid_len, &out);
+    pf_wire_out_clear(&out);
+    if (sent) {
+        pf_debug("event=receipt_sent sender_id=%lld jti=%s", (long long)sender_id, jti);
+    } else {
+        pf_debug("event=route_gone sender_id=%lld", (long long)sender_id);
+        s_route_drop(b, r);
+    }
+    return sent;
+}
+
 /* ---- receipt relay ------------------------------------------------------ */
 
 struct pf_rack_pending {
@@ -337,25 +369,9 @@ static void s_relay(pf_broker_t *b)
         }
         if (n > 0)
             pf_crashpoint("relay_after_select");
-        for (size_t i = 0; i < n; i++) {
-            size_t r = 0;
-            while (r < b->nroutes && b->routes[r].sender_id != rows[i].sender_id)
-                r++;
-            if (r == b->nroutes)
-                continue; /* its route was dropped in this round: next attempt later */
-            pf_wire_out_t out = {0};
-            pf_wire_encode_receipt(rows[i].jti, rows[i].token, &out);
-            bool sent = pf_broker_reply(b, b->routes[r].rid, b->routes[r].rid_len, &out);
-            pf_wire_out_clear(&out);
-            if (sent) {
-                pf_debug("event=receipt_sent sender_id=%lld jti=%s", (long long)rows[i].sender_id,
-                         rows[i].jti);
+        for (size_t i = 0; i < n; i++)
+            if (pf_broker_send_receipt(b, rows[i].sender_id, rows[i].jti, rows[i].token))
                 pf_crashpoint("relay_after_send");
-            } else {
-                pf_debug("event=route_gone sender_id=%lld", (long long)rows[i].sender_id);
-                s_route_drop(b, r);
-            }
-        }
         /* the claim takes up to S_RELAY_BATCH per sender: go on while a
          * sender may have more */
         bool more = false;

@@ -21,6 +21,7 @@ typedef struct {
     int batch_max;             /* SENDs per group commit */
     long long batch_max_bytes; /* plaintext bytes x recipients per batch (and per SEND) */
     int receipt_retry_seconds; /* resend an unacknowledged receipt after this */
+    bool receipt_direct;       /* send delivered receipts right after COMMIT (else: the relay) */
     int relay_poll_ms;         /* outbox polling interval (NOTIFY only wakes early) */
     int sender_cache_ms;       /* how long a sender lookup is trusted (revocation delay) */
     int heartbeat_ms;          /* ZMTP heartbeats to find dead peers; 0 = off */

@@ -88,6 +88,13 @@ const char *pf_broker_esc(const char *s);
 bool pf_broker_reply(pf_broker_t *b, const void *rid, size_t rid_len, pf_wire_out_t *out);
 void pf_broker_nack(pf_broker_t *b, const void *rid, size_t rid_len, const char *request_id,
                     const char *code, const char *reason);
+/* Whether the sender has a connection receipts can be sent on (it said
+ * HELLO on it, and no send to it has failed since). */
+bool pf_broker_has_route(const pf_broker_t *b, int64_t sender_id);
+/* Sends one RECEIPT to the sender's latest connection.  False when it has
+ * none or the send failed (then the route is dropped): the receipt waits
+ * for its next attempt or the sender's next HELLO. */
+bool pf_broker_send_receipt(pf_broker_t *b, int64_t sender_id, const char *jti, const char *token);
 /* The sender's name and state, from a cache trusted for sender_cache_ms.
  * Returns 1 (found), 0 (unknown), -1 (database trouble). */
 int pf_broker_sender(pf_broker_t *b, int64_t sender_id, const pf_sender_info_t **info_r);

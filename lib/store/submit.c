@@ -7,7 +7,9 @@
  * prepared INSERT whose parameters are binary arrays (one element per
  * submission or per copy, unnested on the server; data-modifying CTEs
  * insert the submission rows with ON CONFLICT DO NOTHING and the message
- * and receipt rows of only the new ones), COMMIT, sent in one go in libpq
+ * and receipt rows of only the new ones, plus the delivery rows of the
+ * receipts the broker sends itself after COMMIT, sql/0010; the trigger
+ * adds the others), COMMIT, sent in one go in libpq
  * pipeline mode.  The statement text does not depend on the batch size,
  * so it is parsed and planned once per connection; binary arrays carry
  * ciphertexts without hex doubling and integers without printf/parse.
@@ -39,19 +41,20 @@
 /* microseconds between the Unix epoch and PostgreSQL's (2000-01-01) */
 #define S_PG_EPOCH_US 946684800000000LL
 
-#define S_STMT "pf_submit_v1"
-#define S_NPARAMS 22
+#define S_STMT "pf_submit_v2"
+#define S_NPARAMS 23
 
 static const char s_sql[] =
     "WITH q AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::text[], "
-    "$5::text[], $6::text[], $7::smallint[], $8::boolean[], $9::integer[], $10::timestamptz[]) "
+    "$5::text[], $6::text[], $7::smallint[], $8::boolean[], $9::integer[], $10::timestamptz[], "
+    "$23::integer[]) "
     "WITH ORDINALITY AS q (sender_id, request_id, payload_hash, ack, title, reference, "
-    "required_level, read_receipt, attachment_count, created_at, n)), "
+    "required_level, read_receipt, attachment_count, created_at, hold, n)), "
     "s AS (INSERT INTO submission (sender_id, request_id, payload_hash, ack) "
     "SELECT sender_id, request_id, payload_hash, ack FROM q "
     "ON CONFLICT (sender_id, request_id) DO NOTHING RETURNING sender_id, request_id), "
     "k AS (SELECT q.sender_id, q.request_id, q.title, q.reference, q.required_level, "
-    "q.read_receipt, q.attachment_count, q.created_at, c.* "
+    "q.read_receipt, q.attachment_count, q.created_at, q.hold, c.* "
     "FROM unnest($11::integer[], $12::text[], $13::uuid[], $14::integer[], $15::bigint[], "
     "$16::text[], $17::bytea[], $18::bytea[], $19::bytea[], $20::bytea[], $21::uuid[], "
     "$22::text[]) AS c (sub, mailbox_id, id, key_version, size, jwe_protected, ek, iv, ct, "
@@ -64,7 +67,9 @@ static const char s_sql[] =
     "read_receipt, size, attachment_count, created_at, key_version, jwe_protected, ek, iv, ct, "
     "tag FROM k), "
     "r AS (INSERT INTO receipt (jti, sender_id, mailbox_id, message_id, event, token) "
-    "SELECT jti, sender_id, mailbox_id, id, 'delivered', token FROM k) "
+    "SELECT jti, sender_id, mailbox_id, id, 'delivered', token FROM k), "
+    "d AS (INSERT INTO receipt_delivery (jti, sender_id, attempts, next_attempt_at) "
+    "SELECT jti, sender_id, 1, now() + make_interval(secs => hold) FROM k WHERE hold > 0) "
     "SELECT q.n FROM q JOIN s ON s.sender_id = q.sender_id AND s.request_id = q.request_id";
 
 /* ---- binary arrays (the array_send format of PostgreSQL) ---------------- */
@@ -175,7 +180,7 @@ static void s_arr_finish(s_array_t *a)
     p[3] = (unsigned char)n;
 }
 
-/* The 22 parameters of s_sql for a batch. */
+/* The 23 parameters of s_sql for a batch. */
 typedef struct {
     s_array_t a[S_NPARAMS];
     const char *v[S_NPARAMS];
@@ -189,7 +194,7 @@ static void s_params_build(s_params_t *p, const pf_submit_t *subs, size_t n)
         S_OID_INT8,  S_OID_TEXT,  S_OID_BYTEA, S_OID_TEXT,        S_OID_TEXT,  S_OID_TEXT,
         S_OID_INT2,  S_OID_BOOL,  S_OID_INT4,  S_OID_TIMESTAMPTZ, S_OID_INT4,  S_OID_TEXT,
         S_OID_UUID,  S_OID_INT4,  S_OID_INT8,  S_OID_TEXT,        S_OID_BYTEA, S_OID_BYTEA,
-        S_OID_BYTEA, S_OID_BYTEA, S_OID_UUID,  S_OID_TEXT};
+        S_OID_BYTEA, S_OID_BYTEA, S_OID_UUID,  S_OID_TEXT,        S_OID_INT4};
     for (int i = 0; i < S_NPARAMS; i++)
         s_arr_init(&p->a[i], oids[i]);
     for (size_t i = 0; i < n; i++) {
@@ -204,6 +209,7 @@ static void s_params_build(s_params_t *p, const pf_submit_t *subs, size_t n)
         s_arr_bool(&p->a[7], s->read_receipt);
         s_arr_i32(&p->a[8], s->attachment_count);
         s_arr_i64(&p->a[9], s->created_ms * 1000 - S_PG_EPOCH_US);
+        s_arr_i32(&p->a[22], s->receipt_hold_seconds > 0 ? s->receipt_hold_seconds : 0);
         for (size_t c = 0; c < s->copy_count; c++) {
             const pf_submit_copy_t *cp = &s->copies[c];
             s_arr_i32(&p->a[10], (int32_t)(i + 1)); /* WITH ORDINALITY counts from 1 */

@@ -47,6 +47,11 @@ typedef struct {
     bool read_receipt;
     int attachment_count;
     int64_t created_ms; /* message created_at; also the delivered receipt's time */
+    /* > 0: the caller sends the delivered receipts itself right after the
+     * COMMIT, so their delivery rows are stored as sent once and due again
+     * (for the relay) only after this many seconds; 0: the relay sends
+     * them (the trigger's NOTIFY wakes it) */
+    int receipt_hold_seconds;
     pf_submit_copy_t *copies;
     size_t copy_count;
     /* out */

@@ -712,6 +712,42 @@ long long pf_env_sql_int(pf_env_t *env, const char *sql)
     return n;
 }
 
+int pf_env_listen(pf_env_t *env, const char *channel)
+{
+    char *id = PQescapeIdentifier(env->db, channel, strlen(channel));
+    if (id == NULL)
+        return -1;
+    char sql[256];
+    snprintf(sql, sizeof(sql), "LISTEN %s", id);
+    PQfreemem(id);
+    PGresult *r = PQexec(env->db, sql);
+    int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : -1;
+    PQclear(r);
+    return rc;
+}
+
+int pf_env_notifications(pf_env_t *env, int wait_ms, int enough)
+{
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int n = 0;
+    for (;;) {
+        if (PQconsumeInput(env->db) == 0)
+            return -1;
+        PGnotify *nt;
+        while ((nt = PQnotifies(env->db)) != NULL) {
+            PQfreemem(nt);
+            n++;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        long left = wait_ms - ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
+        if (n >= enough || left <= 0)
+            return n;
+        struct pollfd pfd = {.fd = PQsocket(env->db), .events = POLLIN};
+        poll(&pfd, 1, (int)left);
+    }
+}
+
 /* --- HTTP ----------------------------------------------------------------- */
 
 void pf_http_response_clear(pf_http_response_t *resp)

@@ -92,6 +92,12 @@ char *pf_env_token(pf_env_t *env, const char *citizen);
  * or no row: for checks of what is really stored. */
 char *pf_env_sql(pf_env_t *env, const char *sql);
 long long pf_env_sql_int(pf_env_t *env, const char *sql);
+/* LISTEN on the harness's own connection: the NOTIFYs of every session
+ * on that channel then queue there.  Returns 0 or -1. */
+int pf_env_listen(pf_env_t *env, const char *channel);
+/* Counts (and forgets) the notifications that arrived until now, waiting
+ * wait_ms for more; stops early once there are at least `enough`. */
+int pf_env_notifications(pf_env_t *env, int wait_ms, int enough);
 /* Calls row() for each row of the result (NULL for SQL NULL, at most 32
  * columns); returns the row count or -1. */
 int pf_env_sql_rows(pf_env_t *env, const char *sql,

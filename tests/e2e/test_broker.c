@@ -6,7 +6,8 @@
  * stored row; separate copies per recipient; idempotent retries; conflict;
  * unknown recipient; malformed, oversize and trailing frames answered with
  * a clear NACK while the broker keeps serving; an unregistered key gets no
- * answer; a revoked sender is refused; the delivered receipt arrives once;
+ * answer; a revoked sender is refused; the delivered receipt arrives once,
+ * sent from memory after the COMMIT (or through the relay, when off);
  * receipts queued while the procedure was offline arrive on reconnect;
  * sender B never sees or acknowledges sender A's receipts. */
 #include <setjmp.h>
@@ -575,6 +576,49 @@ static void test_delivered_receipt_exactly_once(void **state)
     pf_client_destroy(&c);
 }
 
+/* Delivered receipts go out from the broker's memory right after the
+ * COMMIT (sql/0010): the batch stores their delivery rows as sent once and
+ * due again after receipt_retry_seconds (30 here), in its own transaction,
+ * so the trigger adds none and wakes no relay.  With receipt_direct=off
+ * they take the relay (NOTIFY, then a claim in a later transaction). */
+static void test_delivered_receipts_sent_from_memory(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(pf_env_listen(f->env, "postfach_receipt"), 0);
+    const char *to[] = {"citizen-a", "citizen-b"};
+    for (int round = 0; round < 2; round++) {
+        bool direct = round == 0;
+        if (!direct) {
+            static const char *const off[] = {"receipt_direct=off", NULL};
+            assert_int_equal(pf_env_stop_broker(f->env, SIGTERM), 0);
+            assert_int_equal(pf_env_start_broker(f->env, off), 0);
+        }
+        pf_client_t *c = s_client(f->env);
+        pf_client_result_t res;
+        char rid[32];
+        snprintf(rid, sizeof(rid), "req-direct-%d", round);
+        assert_int_equal(s_send(c, rid, to, 2, "Text", &res), 0);
+        assert_int_equal(res.ok, 1);
+        assert_int_equal(s_receipts(c, NULL, 5000, 2), 2);
+        /* the NOTIFY of a trigger that inserted delivery rows */
+        int woke = pf_env_notifications(f->env, direct ? 500 : 5000, 1);
+        assert_int_equal(woke, direct ? 0 : 1);
+        /* sent once; due again 30 s after the batch's own transaction
+         * time, or after the relay's later claim */
+        char *same = s_sqlf(f->env,
+                            "SELECT count(*) FILTER (WHERE d.next_attempt_at = r.created_at + "
+                            "interval '30 seconds') || '/' || count(*) "
+                            "FROM receipt_delivery d JOIN receipt r USING (jti) "
+                            "WHERE d.attempts = 1 AND r.message_id IN ('%s', '%s')",
+                            res.copies[0].message_id, res.copies[1].message_id);
+        assert_non_null(same);
+        assert_string_equal(same, direct ? "2/2" : "0/2");
+        free(same);
+        pf_client_result_clear(&res);
+        pf_client_destroy(&c);
+    }
+}
+
 static void test_receipts_queued_offline_arrive_on_reconnect(void **state)
 {
     fixture_t *f = *state;
@@ -871,6 +915,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unregistered_key_gets_no_answer, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_revoked_sender_refused, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_delivered_receipt_exactly_once, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_delivered_receipts_sent_from_memory, s_setup,
+                                        s_teardown),
         cmocka_unit_test_setup_teardown(test_receipts_queued_offline_arrive_on_reconnect, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_sender_isolation, s_setup, s_teardown),

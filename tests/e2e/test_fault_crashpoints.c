@@ -5,8 +5,11 @@
  *
  * Write path: right after reading a SEND, after the INSERTs (before
  * COMMIT), after sending COMMIT (outcome unknown to the broker), after
- * the COMMIT result arrived (before any ACK), after an ACK.  Relay: after
- * claiming receipts, after sending one, after storing a procedure's RACK.
+ * the COMMIT result arrived (before any ACK), after an ACK, after sending
+ * a delivered receipt from memory right after the COMMIT (sql/0010).
+ * Relay: after claiming receipts, after sending one, after storing a
+ * procedure's RACK; the broker that reaches these runs with
+ * receipt_direct=off, so that every receipt goes through the relay.
  * For every point: the point was really reached (exactly one crash), and
  * afterwards nothing acknowledged is missing, nothing is stored twice,
  * and (relay points) every receipt in the outbox was handed out by the
@@ -77,7 +80,8 @@ static void *s_supervisor(void *arg)
 typedef struct {
     const char *point;
     int at;        /* the n-th time the point is passed */
-    bool receipts; /* a relay point: check the receipts too */
+    bool receipts; /* a receipt point: check the receipts too */
+    bool relay;    /* every receipt through the relay (receipt_direct=off) */
 } point_t;
 
 static void s_run_point(pf_env_t *env, const point_t *p, pf_load_counts_t *sum)
@@ -91,7 +95,8 @@ static void s_run_point(pf_env_t *env, const point_t *p, pf_load_counts_t *sum)
     snprintf(var, sizeof(var), "POSTFACH_CRASH_POINT=%s:%d", p->point, p->at);
     const char *envs[] = {var, NULL};
     pf_env_stop_broker(env, SIGTERM);
-    assert_int_equal(pf_env_start_broker_slot(env, 0, NULL, envs), 0);
+    const char *relay_only[] = {"receipt_direct=off", NULL};
+    assert_int_equal(pf_env_start_broker_slot(env, 0, p->relay ? relay_only : NULL, envs), 0);
     supervisor_t sup = {.env = env};
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, s_supervisor, &sup), 0);
@@ -154,10 +159,11 @@ static void test_every_crash_point(void **state)
      * timing (the client library batches its RACKs): those points fire at
      * the first, which always comes */
     static const point_t points[] = {
-        {"after_receive", 3, false},     {"after_insert", 3, false},
-        {"after_commit_sent", 3, false}, {"after_commit_result", 3, false},
-        {"after_ack", 3, false},         {"relay_after_select", 1, true},
-        {"relay_after_send", 3, true},   {"relay_after_rack", 1, true},
+        {"after_receive", 3, false, false},      {"after_insert", 3, false, false},
+        {"after_commit_sent", 3, false, false},  {"after_commit_result", 3, false, false},
+        {"after_ack", 3, false, false},          {"direct_after_send", 3, true, false},
+        {"relay_after_select", 1, true, true},   {"relay_after_send", 3, true, true},
+        {"relay_after_rack", 1, true, true},
     };
     fixture_t *fx = *state;
     pf_env_t *env = fx->env = pf_env_new("fault_crashpoints", s_citizens);
@@ -166,7 +172,7 @@ static void test_every_crash_point(void **state)
     pf_load_counts_t sum = {0};
     for (size_t i = 0; i < sizeof(points) / sizeof(points[0]); i++)
         s_run_point(env, &points[i], &sum);
-    pf_load_print("crash-points (all 8)", &sum);
+    pf_load_print("crash-points (all 9)", &sum);
 }
 
 int main(void)
