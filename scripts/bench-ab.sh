@@ -1,0 +1,98 @@
+#!/bin/bash
+# A/B of two broker configurations on the kept bench database, in
+# alternating runs (this VM's speed drifts by tens of percent within
+# minutes, so only runs side by side compare):
+#
+#   BENCH_KEEP=1 BENCH_ONLY=a make bench     # once: database, keys, senders, mailboxes
+#   scripts/bench-ab.sh [-n ROUNDS] [-s SECONDS] "SETTINGS A" "SETTINGS B" [-- SEND ARGS...]
+#
+# SETTINGS are broker --set values separated by spaces ("" for the
+# defaults), e.g.  scripts/bench-ab.sh "receipt_direct=on" "receipt_direct=off"
+# or, at half rate:  ... -- --rate 1900.  Each round runs A, then B (the
+# order swaps every round), each time with a fresh broker after a
+# CHECKPOINT, and prints postfach-bench's CPU-per-notice, receipt and
+# summary lines (the ceiling is left out: --ceiling-max 1, so ignore its
+# ratio); the end prints the median of each figure for A and B.
+set -eu
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+BIN=$ROOT/build/release/bin
+PGDIR=$ROOT/var/bench-pg
+KEYS=$ROOT/var/bench/keys
+OUT=$ROOT/var/bench/ab
+ROUNDS=3
+SECS=10
+while [ $# -gt 0 ]; do
+    case "$1" in
+    -n) ROUNDS=$2; shift 2 ;;
+    -s) SECS=$2; shift 2 ;;
+    *) break ;;
+    esac
+done
+[ $# -ge 2 ] || { sed -n '2,14p' "$0" >&2; exit 2; }
+A=$1
+B=$2
+shift 2
+[ "${1:-}" = -- ] && shift
+[ -d "$PGDIR/data" ] && [ -f "$KEYS/broker.curve" ] ||
+    { echo "bench-ab: no kept bench database; run BENCH_KEEP=1 BENCH_ONLY=a make bench first" >&2; exit 1; }
+scripts/pg.sh start "$PGDIR" >/dev/null
+PGHOST=$PGDIR/sock
+PGPORT=$(cat "$PGDIR/port")
+DB="host=$PGHOST port=$PGPORT dbname=postfach_bench user=postgres"
+PSQL="psql -h $PGHOST -p $PGPORT -U postgres -d postfach_bench -v ON_ERROR_STOP=1 -qtA"
+PG_PID=$(head -n 1 "$PGDIR/data/postmaster.pid")
+mkdir -p "$OUT"
+rm -f "$OUT"/*.txt
+
+broker_pid=
+trap '[ -n "$broker_pid" ] && kill -TERM "$broker_pid" 2>/dev/null; wait 2>/dev/null' EXIT
+
+one() { # LABEL SETTINGS RUN-NUMBER SEND-ARGS...
+    local label=$1 settings=$2 n=$3
+    shift 3
+    local port=$((20000 + RANDOM % 30000)) args=()
+    for s in $settings; do args+=(--set "$s"); done
+    "$BIN/postfach-broker" --set "db=$DB" --set "bind=tcp://127.0.0.1:$port" \
+        --set "curve_secret_file=$KEYS/broker.curve" --set "receipt_key_file=$KEYS/receipt.jwk" \
+        --set log_level=warn "${args[@]}" 2>"$OUT/broker-$label-$n.log" &
+    broker_pid=$!
+    for _ in $(seq 1 200); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+        sleep 0.05
+    done
+    $PSQL -c CHECKPOINT >/dev/null
+    "$BIN/postfach-bench" send --broker "tcp://127.0.0.1:$port" --broker-key "$KEYS/broker.curve.pub" \
+        --keys "$KEYS" --db "$DB" --broker-pid "$broker_pid" --pg-pid "$PG_PID" --senders 4 \
+        --window 64 --mailboxes 1000 --ceiling-max 1 --duration "$SECS" "$@" \
+        >"$OUT/$label-$n.txt" 2>&1
+    kill -TERM "$broker_pid"
+    wait "$broker_pid" 2>/dev/null || true
+    broker_pid=
+    echo "$label [$settings] run $n:"
+    grep -E 'cpu per notice|delivered receipts:' "$OUT/$label-$n.txt" | head -n 2 | sed 's/^ */  /'
+    grep '^postfach:' "$OUT/$label-$n.txt" | tail -n 1 | sed 's/^/  /'
+}
+
+for r in $(seq 1 "$ROUNDS"); do
+    if [ $((r % 2)) = 1 ]; then
+        one A "$A" "$r" "$@"; one B "$B" "$r" "$@"
+    else
+        one B "$B" "$r" "$@"; one A "$A" "$r" "$@"
+    fi
+done
+
+median() { sort -n | awk '{v[NR] = $1} END {if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2)}'; }
+summary() { # LABEL
+    local f=("$OUT/$1"-*.txt)
+    local rate cpu pg ack99 rc50
+    rate=$(grep -h '^postfach:' "${f[@]}" | awk '{print $4}' | median)
+    ack99=$(grep -h '^postfach:' "${f[@]}" | sed 's/.*p99 \([0-9.]*\) ms.*/\1/' | median)
+    cpu=$(grep -h 'cpu per notice' "${f[@]}" | sed 's/.*together \([0-9]*\) us.*/\1/' | median)
+    pg=$(grep -h 'cpu per notice' "${f[@]}" | sed 's/.*postgres \([0-9]*\) us.*/\1/' | median)
+    rc50=$(grep -h 'delivered receipts:' "${f[@]}" | sed 's/.*latency p50 \([0-9.]*\) ms.*/\1/' | median)
+    echo "$1: median $rate notices/s, ACK p99 $ack99 ms, CPU $cpu us/notice (postgres $pg), receipt p50 $rc50 ms"
+}
+echo
+summary A
+summary B
