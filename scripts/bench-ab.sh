@@ -13,6 +13,9 @@
 # CHECKPOINT, and prints postfach-bench's CPU-per-notice, receipt and
 # summary lines (the ceiling is left out: --ceiling-max 1, so ignore its
 # ratio); the end prints the median of each figure for A and B.
+# BIN_A and BIN_B (directories with postfach-broker) compare two builds,
+# e.g. a worktree of the previous commit:  BIN_B=/tmp/old/build/release/bin
+# scripts/bench-ab.sh "" ""  (the database must carry the newer schema).
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -51,9 +54,11 @@ trap '[ -n "$broker_pid" ] && kill -TERM "$broker_pid" 2>/dev/null; wait 2>/dev/
 one() { # LABEL SETTINGS RUN-NUMBER SEND-ARGS...
     local label=$1 settings=$2 n=$3
     shift 3
-    local port=$((20000 + RANDOM % 30000)) args=()
+    local port=$((20000 + RANDOM % 30000)) args=() bin=$BIN
+    [ "$label" = A ] && bin=${BIN_A:-$BIN}
+    [ "$label" = B ] && bin=${BIN_B:-$BIN}
     for s in $settings; do args+=(--set "$s"); done
-    "$BIN/postfach-broker" --set "db=$DB" --set "bind=tcp://127.0.0.1:$port" \
+    "$bin/postfach-broker" --set "db=$DB" --set "bind=tcp://127.0.0.1:$port" \
         --set "curve_secret_file=$KEYS/broker.curve" --set "receipt_key_file=$KEYS/receipt.jwk" \
         --set log_level=warn "${args[@]}" 2>"$OUT/broker-$label-$n.log" &
     broker_pid=$!

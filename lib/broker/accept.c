@@ -62,6 +62,8 @@
  * sealed (keys are cheap to parse once; a bound matters more) */
 #define S_KEY_SLOTS 8192
 #define S_KEY_MAX 4096
+/* the safety net behind the mailbox NOTIFYs */
+#define S_CURRENT_TRUST_MS 60000
 
 typedef enum { S_OPEN = 0, S_SEALING, S_SEALED, S_ANSWERED, S_FOLLOWER } s_state_t;
 
@@ -102,10 +104,12 @@ typedef struct {
 } s_key_t;
 
 /* Which version is a mailbox's current one, and when the database said
- * so: trusted for sender_cache_ms, like a sender's state, so a batch of
- * known recipients needs no query (a rotated key applies within that
- * delay; the old key still opens what was sealed to it, and a closed
- * mailbox stops receiving within it). */
+ * so, so that a batch of known recipients needs no query.  An entry is
+ * forgotten when the mailbox's status or keys change (NOTIFY on
+ * postfach_mailbox, sql/0011, read before every batch's lookup: a rotated
+ * key or a closed mailbox applies within milliseconds of its COMMIT; the
+ * old key still opens what was sealed to it) and after a reconnect, and
+ * is asked for again after S_CURRENT_TRUST_MS in any case. */
 typedef struct {
     const char *mailbox; /* that of keys[slot] */
     size_t slot;
@@ -596,6 +600,9 @@ static void s_find_keys(pf_broker_t *b, s_batch_t *bt)
             total += bt->subs[i]->it.msg.send.recipient_count;
     if (total == 0)
         return;
+    /* mailbox changes committed so far, also those libpq collected
+     * during other queries */
+    pf_broker_notifications(b, true);
     tab.ids = xcalloc(total, sizeof(*tab.ids));
     for (size_t i = 0; i < bt->n; i++) {
         const pf_wire_send_t *s = &bt->subs[i]->it.msg.send;
@@ -619,7 +626,7 @@ static void s_find_keys(pf_broker_t *b, s_batch_t *bt)
     size_t nmiss = 0;
     for (size_t i = 0; i < tab.n; i++) {
         const s_current_t *c = s_current(a, tab.ids[i]);
-        if (c->mailbox != NULL && now - c->checked_ms < b->cfg.sender_cache_ms) {
+        if (c->mailbox != NULL && now - c->checked_ms < S_CURRENT_TRUST_MS) {
             tab.versions[i] = a->keys[c->slot].version;
             tab.keys[i] = a->keys[c->slot].key;
         } else {
@@ -1057,6 +1064,28 @@ bool pf_broker_accept_saturated(pf_broker_t *b)
     pf_accept_t *a = b->acc;
     return a != NULL &&
            (a->inflight >= S_INFLIGHT_MAX / 2 || a->inflight_bytes >= S_INFLIGHT_BYTES / 2);
+}
+
+void pf_broker_accept_mailbox_changed(pf_broker_t *b, const char *mailbox)
+{
+    pf_accept_t *a = b->acc;
+    if (a == NULL)
+        return;
+    /* made stale, not removed: the entry stays in the probe sequences of
+     * the others (older than any trust window, and now - stale cannot
+     * overflow) */
+    const int64_t stale = INT64_MIN / 2;
+    if (mailbox == NULL) {
+        for (size_t i = 0; i < S_KEY_SLOTS; i++)
+            a->current[i].checked_ms = stale;
+        return;
+    }
+    s_current_t *c = s_current(a, mailbox);
+    if (c->mailbox != NULL) {
+        c->checked_ms = stale;
+        char esc[200];
+        pf_debug("event=mailbox_changed mailbox=\"%s\"", pf_log_escape(mailbox, esc, sizeof(esc)));
+    }
 }
 
 bool pf_broker_accept_idle(pf_broker_t *b)

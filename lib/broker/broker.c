@@ -166,6 +166,8 @@ int pf_broker_db_reconnect(pf_broker_t *b)
     const char *err;
     if (pf_store_reconnect(b->st, &err) == 0 && s_db_ready(b, &err) == 0) {
         pf_info("event=db_reconnected");
+        /* mailbox changes NOTIFYed while we were away are lost to us */
+        pf_broker_accept_mailbox_changed(b, NULL);
         b->db_ok = true;
         b->db_retry_ms = 0;
         b->db_backoff_ms = 0;
@@ -386,6 +388,26 @@ static void s_relay(pf_broker_t *b)
             break;
     }
     free(ids);
+}
+
+/* ---- notifications ------------------------------------------------------- */
+
+static void s_notified(void *arg, pf_notify_kind_t kind, const char *payload)
+{
+    pf_broker_t *b = arg;
+    if (kind == PF_NOTIFY_RECEIPT)
+        b->relay_due = true;
+    else
+        pf_broker_accept_mailbox_changed(b, payload);
+}
+
+void pf_broker_notifications(pf_broker_t *b, bool consume)
+{
+    if (!b->db_ok)
+        return;
+    const char *err;
+    if (pf_store_relay_drain(b->st, consume, s_notified, b, &err) < 0)
+        pf_broker_db_failed(b, "cannot read notifications", err);
 }
 
 /* ---- reading and dispatch ----------------------------------------------- */
@@ -675,14 +697,8 @@ int pf_broker_run(pf_broker_t *b)
         if (items[0].revents & ZMQ_POLLIN)
             s_serve(b);
         pf_broker_accept_progress(b);
-        if (nitems == 2 && (items[1].revents & ZMQ_POLLIN) && b->db_ok) {
-            const char *err;
-            int k = pf_store_relay_drain(b->st, &err);
-            if (k < 0)
-                pf_broker_db_failed(b, "cannot read notifications", err);
-            else if (k > 0)
-                b->relay_due = true;
-        }
+        if (nitems == 2 && b->db_ok)
+            pf_broker_notifications(b, (items[1].revents & ZMQ_POLLIN) != 0);
         s_db_retry(b);
         now = pf_broker_now_ms();
         if (b->db_ok && now >= b->next_expire_ms) {

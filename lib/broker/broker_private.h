@@ -98,6 +98,9 @@ bool pf_broker_send_receipt(pf_broker_t *b, int64_t sender_id, const char *jti, 
 /* The sender's name and state, from a cache trusted for sender_cache_ms.
  * Returns 1 (found), 0 (unknown), -1 (database trouble). */
 int pf_broker_sender(pf_broker_t *b, int64_t sender_id, const pf_sender_info_t **info_r);
+/* Acts on the notifications of the main connection (receipts to relay,
+ * changed mailboxes); reads the socket first when consume. */
+void pf_broker_notifications(pf_broker_t *b, bool consume);
 /* Marks the database connection as failed (reconnect with backoff). */
 void pf_broker_db_failed(pf_broker_t *b, const char *what, const char *err);
 /* Reconnects now (and LISTENs again); 0 or -1 (then retried with backoff). */
@@ -117,6 +120,9 @@ typedef struct pf_accept pf_accept_t;
 int pf_broker_accept_pollitems(pf_broker_t *b, zmq_pollitem_t *items, int max);
 void pf_broker_accept_progress(pf_broker_t *b);
 bool pf_broker_accept_idle(pf_broker_t *b);
+/* Forgets what is cached about the mailbox's current key (NULL: about
+ * every mailbox), after a NOTIFY on postfach_mailbox or a reconnect. */
+void pf_broker_accept_mailbox_changed(pf_broker_t *b, const char *mailbox);
 /* True when the pipeline holds half of what it may (overload). */
 bool pf_broker_accept_saturated(pf_broker_t *b);
 void pf_broker_accept_drain(pf_broker_t *b);

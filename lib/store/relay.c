@@ -163,18 +163,23 @@ int pf_store_relay_replay(pf_store_t *st, int64_t sender_id, const char **error_
 
 int pf_store_relay_listen(pf_store_t *st, const char **error_r)
 {
-    return pf_store_exec(st, "LISTEN postfach_receipt", error_r);
+    return pf_store_exec(st, "LISTEN postfach_receipt; LISTEN postfach_mailbox", error_r);
 }
 
-int pf_store_relay_drain(pf_store_t *st, const char **error_r)
+int pf_store_relay_drain(pf_store_t *st, bool consume, pf_notify_fn *fn, void *arg,
+                         const char **error_r)
 {
-    if (PQconsumeInput(st->conn) == 0) {
+    if (consume && PQconsumeInput(st->conn) == 0) {
         *error_r = pf_store_fail(st, "cannot read notifications", NULL);
         return -1;
     }
     int n = 0;
     PGnotify *nt;
     while ((nt = PQnotifies(st->conn)) != NULL) {
+        if (strcmp(nt->relname, "postfach_mailbox") == 0)
+            fn(arg, PF_NOTIFY_MAILBOX, nt->extra);
+        else
+            fn(arg, PF_NOTIFY_RECEIPT, nt->extra);
         PQfreemem(nt);
         n++;
     }

@@ -73,10 +73,18 @@ int pf_store_expiry_finish(pf_store_t *st, pf_expiry_t *rows, size_t n, const ch
 void pf_store_expiry_abort(pf_store_t *st);
 void pf_expiry_free(pf_expiry_t **rows, size_t n);
 
-/* LISTEN postfach_receipt on this connection. */
+/* LISTEN on this connection: postfach_receipt (new receipts to relay)
+ * and postfach_mailbox (a mailbox's status or keys changed, sql/0011). */
 int pf_store_relay_listen(pf_store_t *st, const char **error_r);
-/* Reads what arrived on the socket and drops the notifications: returns
- * how many there were (0 when none), -1 when the connection failed. */
-int pf_store_relay_drain(pf_store_t *st, const char **error_r);
+/* What a notification said. */
+typedef enum { PF_NOTIFY_RECEIPT, PF_NOTIFY_MAILBOX } pf_notify_kind_t;
+typedef void pf_notify_fn(void *arg, pf_notify_kind_t kind, const char *payload);
+/* Hands every notification libpq holds to fn, after reading what arrived
+ * on the socket when `consume` (libpq also collects notifications while
+ * it waits for any query's result, so calling this without consume
+ * after a query is cheap and catches those).  Returns how many there
+ * were, -1 when the connection failed. */
+int pf_store_relay_drain(pf_store_t *st, bool consume, pf_notify_fn *fn, void *arg,
+                         const char **error_r);
 
 #endif
