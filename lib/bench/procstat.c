@@ -20,8 +20,9 @@ static long s_status_kib(const char *text, const char *key)
     return strtol(p + strlen(key), NULL, 10);
 }
 
-/* Parent pid and CPU seconds from /proc/<pid>/stat; -1 when gone. */
-static int s_stat(pid_t pid, pid_t *ppid_r, double *cpu_r)
+/* Parent pid and CPU seconds from /proc/<pid>/stat (with the reaped
+ * children's, fields 16 and 17, when reaped_r); -1 when gone. */
+static int s_stat_full(pid_t pid, pid_t *ppid_r, double *cpu_r, double *reaped_r)
 {
     char path[64], buf[4096];
     snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
@@ -37,31 +38,48 @@ static int s_stat(pid_t pid, pid_t *ppid_r, double *cpu_r)
     /* after ") " come fields 3 (state), 4 (ppid), ...; utime and stime
      * are 14 and 15 */
     p += 2;
-    unsigned long long utime = 0, stime = 0;
+    unsigned long long utime = 0, stime = 0, cutime = 0, cstime = 0;
     long ppid = 0;
-    for (int field = 3; field <= 15 && p != NULL && *p; field++) {
+    for (int field = 3; field <= 17 && p != NULL && *p; field++) {
         if (field == 4)
             ppid = strtol(p, NULL, 10);
         else if (field == 14)
             utime = strtoull(p, NULL, 10);
         else if (field == 15)
             stime = strtoull(p, NULL, 10);
+        else if (field == 16)
+            cutime = strtoull(p, NULL, 10);
+        else if (field == 17)
+            cstime = strtoull(p, NULL, 10);
         p = strchr(p, ' ');
         if (p)
             p++;
     }
     long hz = sysconf(_SC_CLK_TCK);
+    double tick = (double)(hz > 0 ? hz : 100);
     *ppid_r = (pid_t)ppid;
-    *cpu_r = (double)(utime + stime) / (double)(hz > 0 ? hz : 100);
+    *cpu_r = (double)(utime + stime) / tick;
+    if (reaped_r != NULL)
+        *reaped_r = (double)(cutime + cstime) / tick;
     return 0;
+}
+
+static int s_stat(pid_t pid, pid_t *ppid_r, double *cpu_r)
+{
+    return s_stat_full(pid, ppid_r, cpu_r, NULL);
 }
 
 double pf_procstat_tree_cpu(pid_t parent)
 {
     pid_t ppid;
-    double total;
-    if (s_stat(parent, &ppid, &total) != 0)
+    double total, reaped;
+    /* the children that have exited count through the parent's reaped
+     * time (their whole life); without it a backend or autovacuum worker
+     * that was there at the first reading and gone at the second took
+     * its CPU time out of the difference */
+    if (s_stat_full(parent, &ppid, &total, &reaped) != 0)
         return -1;
+    total += reaped;
     DIR *d = opendir("/proc");
     if (d == NULL)
         return -1;

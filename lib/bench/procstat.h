@@ -14,10 +14,11 @@ typedef struct {
  * files cannot be read. */
 int pf_procstat_read(pid_t pid, pf_procstat_t *s_r, const char **error_r);
 
-/* CPU time (user + system, seconds) of parent and of its children that
- * are alive now (PostgreSQL: the postmaster and its backends), or -1 when
- * parent is gone.  A child that exited between two readings takes its
- * time along, so readings over a run with steady connections compare. */
+/* CPU time (user + system, seconds) of parent, of its children alive now
+ * and of those it has reaped (PostgreSQL: the postmaster, its backends
+ * and workers), or -1 when parent is gone.  The difference of two
+ * readings is the tree's CPU time in between, also when children came or
+ * went (autovacuum workers, connections). */
 double pf_procstat_tree_cpu(pid_t parent);
 
 /* Busy and total jiffies of the whole machine from /proc/stat (busy = all
