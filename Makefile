@@ -131,7 +131,10 @@ format:
 clean:
 	rm -rf build
 
--include $(LIB_OBJS:.o=.d)
+# every object's header dependencies (-MMD), the programs' and tests' too:
+# a changed struct in a header must rebuild whatever lays it out
+-include $(LIB_OBJS:.o=.d) $(E2E_SUPPORT_OBJS:.o=.d)
+-include $(patsubst %.c,$(BUILD)/obj/%.d,$(wildcard cmd/*/*.c) $(UNIT_SRCS) $(E2E_SRCS))
 -include $(FUZZ_BINS:=.d)
 
 FORCE:

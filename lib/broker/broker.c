@@ -69,6 +69,10 @@
 /* NOTIFYs wake the relay at most this often: one claim per commit was one
  * statement per 3-4 notices at moderate load */
 #define S_RELAY_GAP_MS 10
+/* the schema this broker's statements and triggers rely on: 0010 (the
+ * batch inserts delivery rows the trigger then leaves alone) and 0011
+ * (mailbox NOTIFYs, without which cached keys would be trusted a minute) */
+#define S_SCHEMA_NEEDED 11
 /* sender info entries; refreshed after sender_cache_ms */
 #define S_MAX_SENDERS 4096
 
@@ -836,6 +840,14 @@ int pf_broker_new(const pf_broker_config_t *cfg, pf_broker_t **b_r, const char *
             goto fail;
         }
         pf_warn("event=unsafe_db error=\"%s\" allow_unsafe_db=on", pf_broker_esc(err));
+    }
+    int schema = 0;
+    if (pf_store_schema_version(b->st, &schema, &err) != 0 || schema < S_SCHEMA_NEEDED) {
+        pf_curve_keys_clear(&ck);
+        s_fail(error_r, "the database schema is version %d, this broker needs %d: run postfach-ctl "
+                        "migrate",
+               schema, S_SCHEMA_NEEDED);
+        goto fail;
     }
     if (pf_store_relay_listen(b->st, &err) != 0) {
         pf_curve_keys_clear(&ck);

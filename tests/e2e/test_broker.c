@@ -7,7 +7,8 @@
  * unknown recipient; malformed, oversize and trailing frames answered with
  * a clear NACK while the broker keeps serving; an unregistered key gets no
  * answer; a revoked sender is refused; a closed mailbox and a rotated key
- * apply to the next notices (NOTIFY); the delivered receipt arrives once,
+ * apply to the next notices (NOTIFY); an old schema is refused at start;
+ * the delivered receipt arrives once,
  * sent from memory after the COMMIT (or through the relay, when off);
  * receipts queued while the procedure was offline arrive on reconnect;
  * sender B never sees or acknowledges sender A's receipts. */
@@ -355,6 +356,41 @@ static void test_unknown_recipient_nothing_stored(void **state)
     }
     printf("closed mailbox refused after %lld ms\n", (long long)(pf_test_now_ms() - t0));
     assert_true(refused);
+    pf_client_destroy(&c);
+}
+
+/* A broker refuses to start on a schema older than its statements and
+ * triggers need (sql/0010, 0011), naming the fix, instead of failing
+ * batches later; the broker of the fixture keeps serving. */
+static void test_old_schema_refused_at_start(void **state)
+{
+    fixture_t *f = *state;
+    char *name = pf_env_sql(f->env, "DELETE FROM schema_migration WHERE version = 11 "
+                                    "RETURNING name");
+    assert_non_null(name);
+    assert_int_equal(pf_env_start_broker_slot(f->env, 1, NULL, NULL), -1);
+    char *again = s_sqlf(f->env,
+                         "INSERT INTO schema_migration (version, name) VALUES (11, '%s') "
+                         "RETURNING version",
+                         name);
+    free(name);
+    assert_non_null(again);
+    free(again);
+    char path[512], text[8192];
+    snprintf(path, sizeof(path), "%s/broker-1.log", pf_env_dir(f->env));
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    size_t n = fread(text, 1, sizeof(text) - 1, fp);
+    fclose(fp);
+    text[n] = '\0';
+    assert_non_null(strstr(text, "schema is version 10, this broker needs 11"));
+    assert_non_null(strstr(text, "postfach-ctl migrate"));
+    pf_client_t *c = s_client(f->env);
+    const char *to[] = {"citizen-a"};
+    pf_client_result_t res;
+    assert_int_equal(s_send(c, "req-after-schema", to, 1, "Text", &res), 0);
+    assert_int_equal(res.ok, 1);
+    pf_client_result_clear(&res);
     pf_client_destroy(&c);
 }
 
@@ -969,6 +1005,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unregistered_key_gets_no_answer, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_revoked_sender_refused, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_rotated_key_applies_at_once, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_old_schema_refused_at_start, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_delivered_receipt_exactly_once, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_delivered_receipts_sent_from_memory, s_setup,
                                         s_teardown),
