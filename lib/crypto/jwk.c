@@ -84,6 +84,19 @@ static char *s_param_b64(const EVP_PKEY *pkey, const char *name, int pad)
 
 int pf_jwk_ec_xy(const EVP_PKEY *pkey, unsigned char x[32], unsigned char y[32])
 {
+    /* the uncompressed point in one call: each of the two BIGNUM exports
+     * below converts the point to affine coordinates again (a field
+     * inversion, most of a key import's time, measured) */
+    unsigned char pt[65];
+    size_t len = 0;
+    if (EVP_PKEY_get_octet_string_param(pkey, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, pt, sizeof(pt),
+                                        &len) == 1 &&
+        len == sizeof(pt) && pt[0] == 0x04) {
+        memcpy(x, pt + 1, 32);
+        memcpy(y, pt + 33, 32);
+        return 0;
+    }
+    ERR_clear_error();
     BIGNUM *bx = NULL, *by = NULL;
     int rc = -1;
     if (EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_EC_PUB_X, &bx) == 1 &&
@@ -184,7 +197,9 @@ static EVP_PKEY *s_fromdata(const char *type, OSSL_PARAM_BLD *bld, bool priv)
 
 /* RFC 7638: SHA-256 over the required members in lexicographic order,
  * without whitespace.  The values are base64url, so need no escaping. */
-static int s_thumbprint(EVP_PKEY *pkey, bool rsa, char kid[44])
+/* xy: the EC point's coordinates (x then y) when the caller has them,
+ * else NULL: they are read from the key. */
+static int s_thumbprint(EVP_PKEY *pkey, bool rsa, const unsigned char *xy, char kid[44])
 {
     char *a = NULL, *b = NULL, *json = NULL;
     if (rsa) {
@@ -194,7 +209,11 @@ static int s_thumbprint(EVP_PKEY *pkey, bool rsa, char kid[44])
             json = xasprintf("{\"e\":\"%s\",\"kty\":\"RSA\",\"n\":\"%s\"}", a, b);
     } else {
         unsigned char x[32], y[32];
-        if (pf_jwk_ec_xy(pkey, x, y) == 0) {
+        if (xy != NULL) {
+            memcpy(x, xy, 32);
+            memcpy(y, xy + 32, 32);
+        }
+        if (xy != NULL || pf_jwk_ec_xy(pkey, x, y) == 0) {
             a = pf_b64url_encode(x, 32);
             b = pf_b64url_encode(y, 32);
             json = xasprintf("{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}", a, b);
@@ -215,7 +234,9 @@ static int s_thumbprint(EVP_PKEY *pkey, bool rsa, char kid[44])
 
 /* Wraps pkey (consumed) in a key object after checking its type: only EC
  * P-256 and RSA within our bounds are admitted, whatever the source. */
-static int s_key_new(EVP_PKEY *pkey, bool priv, pf_key_t **key_r, const char **error_r)
+/* xy as for s_thumbprint. */
+static int s_key_new_xy(EVP_PKEY *pkey, bool priv, const unsigned char *xy, pf_key_t **key_r,
+                        const char **error_r)
 {
     pf_key_t *key = xcalloc(1, sizeof(*key));
     key->pkey = pkey;
@@ -240,7 +261,7 @@ static int s_key_new(EVP_PKEY *pkey, bool priv, pf_key_t **key_r, const char **e
         *error_r = "unsupported key type";
         goto fail;
     }
-    if (s_thumbprint(pkey, key->rsa, key->kid) != 0) {
+    if (s_thumbprint(pkey, key->rsa, key->rsa ? NULL : xy, key->kid) != 0) {
         *error_r = "cannot read key parameters";
         goto fail;
     }
@@ -249,6 +270,11 @@ static int s_key_new(EVP_PKEY *pkey, bool priv, pf_key_t **key_r, const char **e
 fail:
     pf_key_destroy(&key);
     return -1;
+}
+
+static int s_key_new(EVP_PKEY *pkey, bool priv, pf_key_t **key_r, const char **error_r)
+{
+    return s_key_new_xy(pkey, priv, NULL, key_r, error_r);
 }
 
 /* --- JWK import ------------------------------------------------------------ */
@@ -334,7 +360,12 @@ static int s_ec_import(const json_t *o, pf_key_t **key_r, const char **error_r)
         *error_r = "invalid EC key (point not on P-256 or private key does not match)";
         return -1;
     }
-    return s_key_new(pkey, priv, key_r, error_r);
+    /* the thumbprint from the coordinates just read: the key holds them
+     * in another form */
+    unsigned char xy[64];
+    memcpy(xy, x, 32);
+    memcpy(xy + 32, y, 32);
+    return s_key_new_xy(pkey, priv, xy, key_r, error_r);
 }
 
 /* Pushes the base64url member name of o as a BIGNUM (secure when secret).
