@@ -204,21 +204,6 @@ static EVP_PKEY *s_ephemeral_p256(void)
     return k;
 }
 
-/* The affine coordinates of our own ephemeral key, from its encoded
- * (uncompressed) point: one copy instead of two BIGNUM round trips. */
-static int s_ephemeral_xy(const EVP_PKEY *eph, unsigned char x[32], unsigned char y[32])
-{
-    unsigned char pt[65];
-    size_t len = 0;
-    if (EVP_PKEY_get_octet_string_param(eph, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, pt, sizeof(pt),
-                                        &len) != 1 ||
-        len != sizeof(pt) || pt[0] != 0x04)
-        return pf_jwk_ec_xy(eph, x, y); /* another encoding: the general way */
-    memcpy(x, pt + 1, 32);
-    memcpy(y, pt + 33, 32);
-    return 0;
-}
-
 /* ECDH-ES+A256KW: wraps cek for recipient; adds "epk" to header. */
 static int s_wrap_ecdh(EVP_PKEY *recipient, const unsigned char cek[32], json_t *header,
                        unsigned char ek[S_WRAPPED_LEN])
@@ -228,7 +213,7 @@ static int s_wrap_ecdh(EVP_PKEY *recipient, const unsigned char cek[32], json_t 
     int ok =
         eph != NULL && s_ecdh(eph, recipient, z) == 0 &&
         s_concat_kdf(z, (const unsigned char *)"", 0, (const unsigned char *)"", 0, kek) == 0 &&
-        s_aes_kw(1, kek, cek, S_CEK_LEN, ek, S_WRAPPED_LEN) == 0 && s_ephemeral_xy(eph, x, y) == 0;
+        s_aes_kw(1, kek, cek, S_CEK_LEN, ek, S_WRAPPED_LEN) == 0 && pf_jwk_ec_xy(eph, x, y) == 0;
     pf_wipe(z, sizeof(z));
     pf_wipe(kek, sizeof(kek));
     EVP_PKEY_free(eph); /* the ephemeral private key dies here */

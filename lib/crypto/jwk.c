@@ -197,9 +197,10 @@ static EVP_PKEY *s_fromdata(const char *type, OSSL_PARAM_BLD *bld, bool priv)
 
 /* RFC 7638: SHA-256 over the required members in lexicographic order,
  * without whitespace.  The values are base64url, so need no escaping. */
-/* xy: the EC point's coordinates (x then y) when the caller has them,
- * else NULL: they are read from the key. */
-static int s_thumbprint(EVP_PKEY *pkey, bool rsa, const unsigned char *xy, char kid[44])
+/* x, y: the EC point's coordinates when the caller has them, else NULL:
+ * they are read from the key. */
+static int s_thumbprint(EVP_PKEY *pkey, bool rsa, const unsigned char *x, const unsigned char *y,
+                        char kid[44])
 {
     char *a = NULL, *b = NULL, *json = NULL;
     if (rsa) {
@@ -208,12 +209,12 @@ static int s_thumbprint(EVP_PKEY *pkey, bool rsa, const unsigned char *xy, char 
         if (a != NULL && b != NULL)
             json = xasprintf("{\"e\":\"%s\",\"kty\":\"RSA\",\"n\":\"%s\"}", a, b);
     } else {
-        unsigned char x[32], y[32];
-        if (xy != NULL) {
-            memcpy(x, xy, 32);
-            memcpy(y, xy + 32, 32);
+        unsigned char rx[32], ry[32];
+        if (x == NULL && pf_jwk_ec_xy(pkey, rx, ry) == 0) {
+            x = rx;
+            y = ry;
         }
-        if (xy != NULL || pf_jwk_ec_xy(pkey, x, y) == 0) {
+        if (x != NULL) {
             a = pf_b64url_encode(x, 32);
             b = pf_b64url_encode(y, 32);
             json = xasprintf("{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}", a, b);
@@ -234,9 +235,9 @@ static int s_thumbprint(EVP_PKEY *pkey, bool rsa, const unsigned char *xy, char 
 
 /* Wraps pkey (consumed) in a key object after checking its type: only EC
  * P-256 and RSA within our bounds are admitted, whatever the source. */
-/* xy as for s_thumbprint. */
-static int s_key_new_xy(EVP_PKEY *pkey, bool priv, const unsigned char *xy, pf_key_t **key_r,
-                        const char **error_r)
+/* x, y as for s_thumbprint. */
+static int s_key_new_xy(EVP_PKEY *pkey, bool priv, const unsigned char *x, const unsigned char *y,
+                        pf_key_t **key_r, const char **error_r)
 {
     pf_key_t *key = xcalloc(1, sizeof(*key));
     key->pkey = pkey;
@@ -261,7 +262,7 @@ static int s_key_new_xy(EVP_PKEY *pkey, bool priv, const unsigned char *xy, pf_k
         *error_r = "unsupported key type";
         goto fail;
     }
-    if (s_thumbprint(pkey, key->rsa, key->rsa ? NULL : xy, key->kid) != 0) {
+    if (s_thumbprint(pkey, key->rsa, x, y, key->kid) != 0) {
         *error_r = "cannot read key parameters";
         goto fail;
     }
@@ -274,7 +275,7 @@ fail:
 
 static int s_key_new(EVP_PKEY *pkey, bool priv, pf_key_t **key_r, const char **error_r)
 {
-    return s_key_new_xy(pkey, priv, NULL, key_r, error_r);
+    return s_key_new_xy(pkey, priv, NULL, NULL, key_r, error_r);
 }
 
 /* --- JWK import ------------------------------------------------------------ */
@@ -362,10 +363,7 @@ static int s_ec_import(const json_t *o, pf_key_t **key_r, const char **error_r)
     }
     /* the thumbprint from the coordinates just read: the key holds them
      * in another form */
-    unsigned char xy[64];
-    memcpy(xy, x, 32);
-    memcpy(xy + 32, y, 32);
-    return s_key_new_xy(pkey, priv, xy, key_r, error_r);
+    return s_key_new_xy(pkey, priv, x, y, key_r, error_r);
 }
 
 /* Pushes the base64url member name of o as a BIGNUM (secure when secret).
