@@ -189,9 +189,12 @@ static int s_record_read(const pf_request_t *rq, const pf_mailbox_message_t *m, 
         pf_reply_no_message(rep);
         return -1;
     }
-    if (updated == 1)
+    if (updated == 1) {
+        if (m->read_receipt)
+            pf_wake_poke(rq->sh->wake); /* committed: the relay may claim it */
         pf_info("event=first_retrieval message=%s receipt=%s", m->meta.id,
                 m->read_receipt ? "yes" : "no");
+    }
     return 0;
 }
 

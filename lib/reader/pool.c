@@ -37,7 +37,9 @@ pf_pool_t *pf_pool_new(const char *conninfo, int size, int statement_timeout_ms)
     pthread_mutex_init(&pool->lock, NULL);
     pthread_cond_init(&pool->freed, NULL);
     pool->conninfo = xstrdup(conninfo);
-    pool->session_sql = xasprintf("SET statement_timeout = %d", statement_timeout_ms);
+    /* receipt_wake: the reader wakes the relay itself (wake.h, sql/0012) */
+    pool->session_sql = xasprintf(
+        "SET statement_timeout = %d; SET postfach.receipt_wake = 'caller'", statement_timeout_ms);
     pool->size = size > 0 ? size : 1;
     pool->slots = xcalloc((size_t)pool->size, sizeof(*pool->slots));
     return pool;

@@ -10,6 +10,7 @@
 #include "reader/keyring.h"
 #include "proto/notice.h"
 #include "reader/route.h"
+#include "reader/wake.h"
 #include "store/mailbox.h"
 
 #include <stdbool.h>
@@ -51,6 +52,7 @@ typedef struct {
     char *page;      /* GET / body */
     size_t page_len;
     char *page_csp;  /* its Content-Security-Policy */
+    pf_wake_t *wake; /* thread-safe: wakes the relay after read receipts */
 } pf_reader_shared_t;
 
 typedef struct {

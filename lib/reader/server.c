@@ -475,6 +475,11 @@ int pf_reader_new(const pf_reader_settings_t *s, pf_reader_t **r_r, const char *
     }
     rd->sh.page = pf_reader_page_render(&rd->sh.page_len, &rd->sh.page_csp);
     rd->pool = pf_pool_new(s->db, s->threads, s->statement_timeout_ms);
+    rd->sh.wake = pf_wake_new(s->db);
+    if (rd->sh.wake == NULL) {
+        s_fail(error_r, "cannot start the receipt wake-up thread");
+        goto fail;
+    }
 
     /* not required: the reader serves 503 until the database is back */
     const char *err;
@@ -507,6 +512,7 @@ void pf_reader_destroy(pf_reader_t **rp)
         return;
     if (rd->mhd != NULL)
         MHD_stop_daemon(rd->mhd); /* joins the workers: no request runs after this */
+    pf_wake_destroy(&rd->sh.wake);
     pf_pool_destroy(&rd->pool);
     pf_keyring_destroy(&rd->sh.keyring);
     pf_key_destroy(&rd->sh.receipt_key);

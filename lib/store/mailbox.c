@@ -270,3 +270,14 @@ int pf_store_ping(pf_store_t *st, const char **error_r)
     PQclear(res);
     return 0;
 }
+
+int pf_store_receipts_wake(pf_store_t *st, const char **error_r)
+{
+    /* its own transaction: the lock a NOTIFY takes is held for as long as
+     * a statement without writes needs, and not flushing the commit is
+     * fine for a wake-up that carries no data (sql/0012) */
+    return pf_store_exec(st,
+                         "SET synchronous_commit = off; "
+                         "SELECT pg_notify('postfach_receipt', '')",
+                         error_r);
+}

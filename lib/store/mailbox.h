@@ -79,6 +79,12 @@ int pf_store_message_record_read(pf_store_t *st, const char *mailbox_id, const c
                                  int64_t read_ms, const char *jti, const char *token,
                                  char **read_at_r, int64_t *read_ms_r, const char **error_r);
 
+/* Wakes the broker's receipt relay: a NOTIFY with an empty payload, in a
+ * transaction of its own that does not wait for its flush.  For sessions
+ * that set postfach.receipt_wake = 'caller' (sql/0012), after the COMMIT
+ * of the receipts it is meant for. */
+int pf_store_receipts_wake(pf_store_t *st, const char **error_r);
+
 /* A trivial query: does the database answer? */
 int pf_store_ping(pf_store_t *st, const char **error_r);
 

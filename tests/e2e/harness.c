@@ -726,18 +726,24 @@ int pf_env_listen(pf_env_t *env, const char *channel)
     return rc;
 }
 
-int pf_env_notifications(pf_env_t *env, int wait_ms, int enough)
+int pf_env_notifications_split(pf_env_t *env, int wait_ms, int enough, const char *payload,
+                               int *other_r)
 {
     struct timespec t0, t;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int n = 0;
+    if (other_r != NULL)
+        *other_r = 0;
     for (;;) {
         if (PQconsumeInput(env->db) == 0)
             return -1;
         PGnotify *nt;
         while ((nt = PQnotifies(env->db)) != NULL) {
+            if (payload == NULL || strcmp(nt->extra, payload) == 0)
+                n++;
+            else if (other_r != NULL)
+                (*other_r)++;
             PQfreemem(nt);
-            n++;
         }
         clock_gettime(CLOCK_MONOTONIC, &t);
         long left = wait_ms - ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
@@ -746,6 +752,11 @@ int pf_env_notifications(pf_env_t *env, int wait_ms, int enough)
         struct pollfd pfd = {.fd = PQsocket(env->db), .events = POLLIN};
         poll(&pfd, 1, (int)left);
     }
+}
+
+int pf_env_notifications(pf_env_t *env, int wait_ms, int enough)
+{
+    return pf_env_notifications_split(env, wait_ms, enough, NULL, NULL);
 }
 
 /* --- HTTP ----------------------------------------------------------------- */

@@ -98,6 +98,10 @@ int pf_env_listen(pf_env_t *env, const char *channel);
 /* Counts (and forgets) the notifications that arrived until now, waiting
  * wait_ms for more; stops early once there are at least `enough`. */
 int pf_env_notifications(pf_env_t *env, int wait_ms, int enough);
+/* The same, counting only those whose payload is `payload`; the others
+ * go to *other_r (may be NULL). */
+int pf_env_notifications_split(pf_env_t *env, int wait_ms, int enough, const char *payload,
+                               int *other_r);
 /* Calls row() for each row of the result (NULL for SQL NULL, at most 32
  * columns); returns the row count or -1. */
 int pf_env_sql_rows(pf_env_t *env, const char *sql,

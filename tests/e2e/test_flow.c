@@ -337,12 +337,64 @@ static void test_offline_procedure_gets_receipts_on_reconnect(void **state)
     assert_int_equal(n, 2);
 }
 
+/* The reader wakes the relay itself after a first retrieval, with one
+ * NOTIFY of its own (empty payload) instead of one from the trigger in
+ * the retrieval's transaction (sql/0012, lib/reader/wake.c): with the
+ * relay's poll set to a minute, the read receipt still arrives at once,
+ * and no NOTIFY carrying a sender id (the trigger's) was sent. */
+static void test_read_receipt_wakes_the_relay(void **state)
+{
+    fixture_t *f = *state;
+    pf_client_destroy(&f->client);
+    assert_int_equal(pf_env_stop_broker(f->env, SIGTERM), 0);
+    const char *slow[] = {"relay_poll_ms=60000", NULL};
+    assert_int_equal(pf_env_start_broker(f->env, slow), 0);
+    f->client = s_client(f->env);
+
+    const char *to[] = {"citizen-a"};
+    pf_client_result_t res;
+    s_send(f, "req-flow-wake", to, 1, true, &res);
+    char id[40];
+    snprintf(id, sizeof(id), "%s", res.copies[0].message_id);
+    pf_client_result_clear(&res);
+    got_t got[4];
+    size_t n = s_collect(f->client, got, 4, 1, 15000);
+    assert_int_equal(s_count(got, n, "delivered", id), 1);
+
+    assert_int_equal(pf_env_listen(f->env, "postfach_receipt"), 0);
+    pf_env_notifications(f->env, 0, 1000); /* none queued yet; forget any */
+    char path[256];
+    snprintf(path, sizeof(path), "/v1/messages/%s", id);
+    int64_t t0 = pf_test_now_ms();
+    json_decref(s_get_json(f, path, f->token_a, 200));
+    pf_client_receipt_t r;
+    const char *err;
+    int rc = 0;
+    while (rc == 0 && pf_test_now_ms() - t0 < 10000)
+        rc = pf_client_next_receipt(f->client, 200, &r, &err);
+    int64_t took = pf_test_now_ms() - t0;
+    assert_int_equal(rc, 1);
+    assert_true(r.verified);
+    assert_string_equal(r.event, "read");
+    assert_string_equal(r.message_id, id);
+    pf_client_receipt_clear(&r);
+    printf("read receipt after %lld ms (relay poll 60 s)\n", (long long)took);
+    assert_true(took < 5000);
+
+    int others = 0;
+    int wakes = pf_env_notifications_split(f->env, 200, 1000, "", &others);
+    printf("NOTIFYs: %d from the reader's wake-up, %d others\n", wakes, others);
+    assert_true(wakes >= 1);
+    assert_int_equal(others, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_send_list_open_attachment_receipts),
         cmocka_unit_test(test_multi_recipient_separate_copies_and_isolation),
         cmocka_unit_test(test_offline_procedure_gets_receipts_on_reconnect),
+        cmocka_unit_test(test_read_receipt_wakes_the_relay),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
