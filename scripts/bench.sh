@@ -114,7 +114,7 @@ echo "bench: broker pid $broker_pid on $BROKER_PORT, reader pid $reader_pid on $
 PG_PID=$(head -n 1 "$PGDIR/data/postmaster.pid" 2>/dev/null || echo 0)
 SEND=("$BIN/postfach-bench" send --broker "tcp://127.0.0.1:$BROKER_PORT" --broker-key "$KEYS/broker.curve.pub"
       --keys "$KEYS" --db "$DB" --broker-pid "$broker_pid" --pg-pid "$PG_PID" --senders "$SENDERS"
-      --window "$WINDOW")
+      --window "$WINDOW" --disk-probe "$PGDIR/disk-probe")
 copies() { $PSQL -d postfach_bench -c "SELECT count(*) FROM message"; }
 field() { # FILE AWK-PROGRAM on the summary line
     grep '^postfach:' "$1" | tail -n 1 | awk "$2"
@@ -186,7 +186,7 @@ echo "== figures (ratios to the same-run ceiling)"
 for s in a b c e1 e2 x f; do
     [ -f "$OUT/$s.txt" ] || continue
     printf '%-3s %s\n' "$s" "$(grep '^postfach:' "$OUT/$s.txt" | tail -n 1)"
-    grep -E '^  (throughput|broker|cpu per notice):' "$OUT/$s.txt" | sed 's/^/    /'
+    grep -E '^  (throughput|broker|cpu per notice|disk):' "$OUT/$s.txt" | sed 's/^/    /'
 done
 for s in d1 d2 d3; do
     printf '%-3s %s\n' "$s" "$(grep '^reader ' "$OUT/$s.txt" | tail -n 1)"

@@ -28,13 +28,16 @@ static void s_usage(FILE *out)
           "           [--broker-pid PID] [--pg-pid PID] [--label NAME] [--prefix P] "
           "[--sender-prefix P]\n"
           "           [--ceiling-batch ROWS] [--ceiling-max ROWS] [--receipt-wait SEC]\n"
-          "           [--ids-out FILE] [--ids-max N] [--timeout MS] [--progress] [--no-rack]\n"
+          "           [--ids-out FILE] [--ids-max N] [--timeout MS] [--disk-probe FILE]\n"
+          "           [--progress] [--no-rack]\n"
           "  reader   --port PORT [--host IP] [--keys DIR] --mode list|open [--ids FILE]\n"
           "           [--mailboxes M] [--prefix P] [--connections C] [--duration SEC]\n"
           "           [--limit N] [--ids-max N] [--label NAME]\n"
           "  floor    [--body BYTES] [--seconds SEC] [--cores N]\n"
           "\n"
           "send: --rate 0 (the default) is a closed loop; without --db no ceiling is measured.\n"
+          "--disk-probe FILE (beside the database's WAL) times an 8 KiB flush every 10 ms\n"
+          "while sending: the disk's own latency, against which the ACK tail is judged.\n"
           "The last line of send is the summary:\n"
           "  postfach: N delivered, X msg/s, p50 Y ms, p99 Z ms, ceiling C rows/s, ratio R\n",
           out);
@@ -127,6 +130,8 @@ static int s_send(s_args_t *a)
             c.receipt_wait_s = strtod(a->value, NULL);
         else if (s_is(a, "--ids-out"))
             c.ids_out = a->value;
+        else if (s_is(a, "--disk-probe"))
+            c.disk_probe = a->value;
         else if (s_is(a, "--ids-max"))
             c.ids_max = s_long(a);
         else if (s_is(a, "--timeout"))

@@ -98,6 +98,14 @@ double pf_hist_max_ms(const pf_hist_t *h)
     return (double)h->max / 1000.0;
 }
 
+uint64_t pf_hist_count_above(const pf_hist_t *h, uint64_t us)
+{
+    uint64_t n = 0;
+    for (unsigned i = s_index(us); i < S_BUCKETS; i++)
+        n += h->counts[i];
+    return n;
+}
+
 double pf_hist_mean_ms(const pf_hist_t *h)
 {
     return h->n ? (double)(h->sum / h->n) / 1000.0 : 0;

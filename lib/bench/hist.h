@@ -17,6 +17,9 @@ uint64_t pf_hist_count(const pf_hist_t *h);
  * samples lie, within the bucket width; 0 when empty. */
 double pf_hist_quantile_ms(const pf_hist_t *h, double q);
 double pf_hist_max_ms(const pf_hist_t *h);
+/* Samples of at least us microseconds, within the bucket width (a sample
+ * up to 1.6% below us may count). */
+uint64_t pf_hist_count_above(const pf_hist_t *h, uint64_t us);
 double pf_hist_mean_ms(const pf_hist_t *h);
 void pf_hist_destroy(pf_hist_t **h);
 

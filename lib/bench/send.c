@@ -5,7 +5,8 @@
  * through the program.
  * Threads: one per sender, each owning its pf_client_t (the client library
  * is one-thread-per-client) and its own histograms and message-id table;
- * a monitor thread samples the broker's /proc files once a second; the
+ * a monitor thread samples the broker's /proc files once a second; with
+ * --disk-probe a thread times flushes beside the database meanwhile; the
  * calling thread starts them together, joins them and reports.  The only
  * shared mutable state is a few atomics.
  * In flight: with window 1 each sender uses the blocking pf_client_send
@@ -21,6 +22,7 @@
  * we only read their fields. */
 #include "bench/send.h"
 #include "bench/common.h"
+#include "bench/diskprobe.h"
 #include "bench/hist.h"
 #include "bench/procstat.h"
 #include "postfach/postfach.h"
@@ -33,6 +35,11 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
+
+/* the disk probe's interval, and what counts as a slow flush: the p99
+ * target of (b) */
+#define S_PROBE_MS 10
+#define S_PROBE_SLOW_MS 25
 
 void pf_bench_send_config_default(pf_bench_send_config_t *cfg)
 {
@@ -665,9 +672,13 @@ int pf_bench_send_run(const pf_bench_send_config_t *cfg, FILE *out, const char *
     s_sample_system(&run, 0);
     pthread_t mon;
     pthread_create(&mon, NULL, s_monitor_main, &run);
+    const char *probe_err = NULL;
+    pf_diskprobe_t *probe =
+        cfg->disk_probe ? pf_diskprobe_start(cfg->disk_probe, S_PROBE_MS, &probe_err) : NULL;
     pthread_barrier_wait(&run.ready);
     for (int i = 0; i < ns; i++)
         pthread_join(th[i], NULL);
+    pf_hist_t *disk = pf_diskprobe_stop(&probe);
     atomic_store(&run.monitor_stop, 1);
     pthread_join(mon, NULL);
     pthread_barrier_destroy(&run.ready);
@@ -737,6 +748,17 @@ int pf_bench_send_run(const pf_bench_send_config_t *cfg, FILE *out, const char *
     fprintf(out, "  ack latency: p50 %.2f ms, p99 %.2f ms, max %.2f ms, mean %.2f ms\n",
             pf_hist_quantile_ms(ack, 0.5), pf_hist_quantile_ms(ack, 0.99), pf_hist_max_ms(ack),
             pf_hist_mean_ms(ack));
+    if (disk != NULL)
+        fprintf(out,
+                "  disk: 8 KiB write + fdatasync every %d ms beside the database: %llu flushes, "
+                "p50 %.2f ms, p99 %.2f ms, max %.2f ms, %llu over %d ms\n",
+                S_PROBE_MS, (unsigned long long)pf_hist_count(disk), pf_hist_quantile_ms(disk, 0.5),
+                pf_hist_quantile_ms(disk, 0.99), pf_hist_max_ms(disk),
+                (unsigned long long)pf_hist_count_above(disk, S_PROBE_SLOW_MS * 1000),
+                S_PROBE_SLOW_MS);
+    else if (cfg->disk_probe)
+        fprintf(out, "  disk: not measured: %s\n", probe_err ? probe_err : "?");
+    pf_hist_destroy(&disk);
     if (cfg->no_rack)
         fprintf(out, "  receipts: not acknowledged (--no-rack, diagnostic run)\n");
     fprintf(out,

@@ -22,6 +22,8 @@ typedef struct {
     const char *label;           /* scenario name in the report */
     const char *db;              /* libpq conninfo for the ceiling; NULL = no ceiling */
     const char *ids_out;         /* write "mailbox message-id" lines here (NULL = no) */
+    const char *disk_probe;      /* a file beside the database's WAL: its flush latency
+                                    while sending (diskprobe.h); NULL = none */
     int senders;
     int window;     /* notices in flight per sender; 1 = blocking pf_client_send */
     double rate;    /* offered notices/s over all senders; 0 = closed loop */

@@ -1,6 +1,7 @@
 /* Unit tests for lib/bench: the latency histogram (exact below 128 us,
- * within its bucket width above, merge), the procstat reader on our own
- * process, and the keep-alive HTTP client against a one-shot local server. */
+ * within its bucket width above, merge, counts above a bound), the disk
+ * probe on a real file, the procstat reader on our own process, and the
+ * keep-alive HTTP client against a one-shot local server. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,9 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bench/common.h"
+#include "bench/diskprobe.h"
 #include "bench/hist.h"
 #include "bench/http.h"
 #include "bench/procstat.h"
@@ -59,6 +62,46 @@ static void test_hist_large_values_within_bucket(void **state)
     pf_hist_destroy(&a);
     pf_hist_destroy(&b);
     pf_hist_destroy(&c);
+}
+
+static void test_hist_count_above(void **state)
+{
+    (void)state;
+    pf_hist_t *h = pf_hist_new();
+    for (uint64_t v = 1; v <= 100; v++)
+        pf_hist_add(h, v * 1000); /* 1 .. 100 ms */
+    assert_int_equal(pf_hist_count_above(h, 25000), 76);
+    assert_int_equal(pf_hist_count_above(h, 100000), 1);
+    assert_int_equal(pf_hist_count_above(h, 200000), 0);
+    assert_int_equal(pf_hist_count_above(h, 0), 100);
+    pf_hist_destroy(&h);
+}
+
+/* The probe flushes a real file on this file system, counts each flush,
+ * and leaves nothing behind. */
+static void test_diskprobe(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/pf-diskprobe-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    const char *err = NULL;
+    pf_diskprobe_t *p = pf_diskprobe_start(path, 5, &err);
+    assert_non_null(p);
+    struct timespec d = {0, 200 * 1000000L};
+    nanosleep(&d, NULL);
+    pf_hist_t *h = pf_diskprobe_stop(&p);
+    assert_null(p);
+    assert_non_null(h);
+    assert_true(pf_hist_count(h) >= 3);
+    assert_true(pf_hist_max_ms(h) > 0);
+    assert_int_equal(access(path, F_OK), -1);
+    pf_hist_destroy(&h);
+    /* a directory that does not exist: a clear error, no thread */
+    assert_null(pf_diskprobe_start("/nonexistent-dir/probe", 5, &err));
+    assert_non_null(err);
+    assert_null(pf_diskprobe_stop(&p));
 }
 
 static void test_hist_empty(void **state)
@@ -168,6 +211,8 @@ int main(void)
         cmocka_unit_test(test_hist_small_values_exact),
         cmocka_unit_test(test_hist_large_values_within_bucket),
         cmocka_unit_test(test_hist_empty),
+        cmocka_unit_test(test_hist_count_above),
+        cmocka_unit_test(test_diskprobe),
         cmocka_unit_test(test_procstat_self),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_http_keepalive),
