@@ -29,7 +29,7 @@ static const pf_cfg_spec_t s_specs[] = {
      "longest exp - iat span accepted in a token (seconds)"},
     {"token_cache_seconds", PF_CFG_INT, "30", 0, 300,
      "a verified token is trusted again for this long without a signature check (0 = off)"},
-    {"threads", PF_CFG_INT, "4", 1, 64, "worker threads (= database connections)"},
+    {"threads", PF_CFG_INT, "4", 1, 64, "worker threads (one database connection each, plus one)"},
     {"max_connections", PF_CFG_INT, "512", 1, 65536, "open HTTP connections in total"},
     {"max_connections_per_ip", PF_CFG_INT, "32", 1, 65536, "open HTTP connections per client IP"},
     {"connection_timeout", PF_CFG_INT, "30", 1, 3600, "idle seconds before a connection is closed"},
