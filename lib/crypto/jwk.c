@@ -130,29 +130,21 @@ static void s_small_primes_init(void)
     s_small_primes = prod;
 }
 
-/* An RSA modulus must have no prime factor below 2^16 (part of
- * s_rsa_public_ok).  OpenSSL's public check divides only by the primes up
- * to 751 and then relies on Miller-Rabin with random bases, which finds a
- * larger factor only by chance: the same key was accepted on one import
- * and refused on the next (found by fuzz_jwk).  One gcd covers every
- * factor below 2^16. */
-static int s_rsa_no_small_factor(const EVP_PKEY *pkey)
+/* No prime factor of n below 2^16 (part of s_rsa_public_ok): OpenSSL's
+ * own check divides only by the primes up to 751.  gcd(n, P) = gcd(n, P
+ * mod n): OpenSSL's constant-time gcd takes time in the larger operand's
+ * size, and P has about 94,000 bits (1.46 s per RSA-3072 key measured, for
+ * every recipient key the broker parsed); reduced first, both operands
+ * have the size of n. */
+static bool s_rsa_no_small_factor(const BIGNUM *n, BN_CTX *ctx)
 {
     pthread_once(&s_small_primes_once, s_small_primes_init);
-    BIGNUM *n = NULL, *g = BN_new(), *r = BN_new();
-    BN_CTX *ctx = BN_CTX_new();
-    /* gcd(n, P) = gcd(n, P mod n): OpenSSL's constant-time gcd takes time
-     * in the larger operand's size, and P has about 94,000 bits (1.46 s per
-     * RSA-3072 key measured, for every recipient key the broker parsed);
-     * reduced first, both operands have the size of n */
-    int ok = g != NULL && r != NULL && ctx != NULL &&
-             EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_N, &n) == 1 && !BN_is_zero(n) &&
-             BN_mod(r, s_small_primes, n, ctx) == 1 && BN_gcd(g, n, r, ctx) == 1 && BN_is_one(g);
-    BN_free(n);
+    BIGNUM *g = BN_new(), *r = BN_new();
+    bool ok = g != NULL && r != NULL && !BN_is_zero(n) && BN_mod(r, s_small_primes, n, ctx) == 1 &&
+              BN_gcd(g, n, r, ctx) == 1 && BN_is_one(g);
     BN_free(r);
     BN_free(g);
-    BN_CTX_free(ctx);
-    return ok ? 0 : -1;
+    return ok;
 }
 
 /* An RSA public key is checked here rather than by OpenSSL's public check
@@ -176,7 +168,7 @@ static int s_rsa_public_ok(const EVP_PKEY *pkey)
     int ok = ctx != NULL && EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_N, &n) == 1 &&
              EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_E, &e) == 1 && BN_is_odd(n) &&
              BN_is_odd(e) && BN_num_bits(e) > 16 && BN_num_bits(e) <= 256 &&
-             s_rsa_no_small_factor(pkey) == 0 && BN_check_prime(n, ctx, NULL) == 0;
+             s_rsa_no_small_factor(n, ctx) && BN_check_prime(n, ctx, NULL) == 0;
     BN_free(n);
     BN_free(e);
     BN_CTX_free(ctx);
