@@ -165,6 +165,52 @@ static void test_refused_never_kept(void **state)
     pf_token_cache_destroy(&c);
 }
 
+/* WAYS + 1 tokens of one set: the one used least recently goes, and only
+ * that one; a hit counts as a use */
+static void test_full_set_drops_least_recent(void **state)
+{
+    (void)state;
+    enum { W = PF_TOKEN_CACHE_WAYS };
+    pf_token_cache_t *c = pf_token_cache_new(64, 300);
+    char *tok[W + 1];
+    int found = 0, minted = 0;
+    char *first = s_mint(s_idp, "citizen-0", PF_LEVEL_NORMAL, NOW, 600);
+    size_t set = pf_token_cache_set_of(c, first, strlen(first));
+    tok[found++] = first;
+    while (found < W + 1) {
+        char sub[32];
+        snprintf(sub, sizeof(sub), "citizen-%d", ++minted);
+        char *t = s_mint(s_idp, sub, PF_LEVEL_NORMAL, NOW, 600);
+        if (pf_token_cache_set_of(c, t, strlen(t)) == set)
+            tok[found++] = t;
+        else
+            free(t);
+        assert_true(minted < 10000);
+    }
+    pf_token_claims_t cl;
+    for (int i = 0; i < W; i++)
+        assert_null(s_verify(c, tok[i], NOW, &cl));
+    s_expect_stats(c, 0, W);
+    /* the set is full: every token in it is a hit */
+    for (int i = 0; i < W; i++)
+        assert_null(s_verify(c, tok[i], NOW + 1, &cl));
+    s_expect_stats(c, W, W);
+    /* use tok[0] again, so tok[1] is now the least recent */
+    assert_null(s_verify(c, tok[0], NOW + 2, &cl));
+    assert_null(s_verify(c, tok[W], NOW + 3, &cl)); /* stored over tok[1] */
+    s_expect_stats(c, W + 1, W + 1);
+    assert_null(s_verify(c, tok[0], NOW + 4, &cl));
+    assert_string_equal(cl.subject, "citizen-0");
+    for (int i = 2; i <= W; i++)
+        assert_null(s_verify(c, tok[i], NOW + 4, &cl));
+    s_expect_stats(c, W + 1 + W, W + 1);
+    assert_null(s_verify(c, tok[1], NOW + 5, &cl)); /* gone: verified again */
+    s_expect_stats(c, W + 1 + W, W + 2);
+    for (int i = 0; i <= W; i++)
+        free(tok[i]);
+    pf_token_cache_destroy(&c);
+}
+
 /* many tokens over few slots from several threads: every answer is the
  * subject of the token asked about */
 typedef struct {
@@ -182,8 +228,12 @@ static void *s_worker(void *arg)
             pf_token_claims_t cl;
             char want[32];
             snprintf(want, sizeof(want), "citizen-%d", i);
-            if (s_verify(j->c, j->tokens[i], NOW, &cl) != NULL || strcmp(cl.subject, want) != 0)
-                __atomic_add_fetch(&j->wrong, 1, __ATOMIC_RELAXED);
+            /* twice: the second is a hit unless three other tokens of
+             * its set were stored in between */
+            for (int twice = 0; twice < 2; twice++)
+                if (s_verify(j->c, j->tokens[i], NOW, &cl) != NULL ||
+                    strcmp(cl.subject, want) != 0)
+                    __atomic_add_fetch(&j->wrong, 1, __ATOMIC_RELAXED);
         }
     return NULL;
 }
@@ -208,7 +258,7 @@ static void test_threads_and_collisions(void **state)
     assert_int_equal(j.wrong, 0);
     uint64_t h, m;
     pf_token_cache_stats(j.c, &h, &m);
-    assert_int_equal(h + m, 4 * 20 * N);
+    assert_int_equal(h + m, 4 * 20 * N * 2);
     assert_true(h > 0);
     for (int i = 0; i < N; i++)
         free(j.tokens[i]);
@@ -222,6 +272,7 @@ int main(void)
         cmocka_unit_test(test_hit_gives_the_same_claims),
         cmocka_unit_test(test_expiry_and_ttl_apply),
         cmocka_unit_test(test_refused_never_kept),
+        cmocka_unit_test(test_full_set_drops_least_recent),
         cmocka_unit_test(test_threads_and_collisions),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
