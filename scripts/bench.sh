@@ -8,7 +8,8 @@
 #   (c) 200 KiB attachments: MB/s stored
 #   (e) growth: 1,000 -> 100,000 mailboxes; + preloaded copies (1 M, or
 #       10 M with BENCH_BIG=1)
-#   (d) reader: open (P-256, RSA-3072) and list 50, with those copies stored
+#   (d) reader: open (P-256: first retrievals, then the same again;
+#       RSA-3072) and list 50, with those copies stored
 #   (f) broker RSS over a long run (BENCH_LONG=1: 1 M notices; otherwise
 #       the RSS figures of (a))
 # and ends with the summary line of (a).  Everything stops on exit and on
@@ -122,7 +123,8 @@ field() { # FILE AWK-PROGRAM on the summary line
 
 want() { # NAME: is this scenario selected by BENCH_ONLY?
     [ -z "${BENCH_ONLY:-}" ] || [ "$1" = a ] || [[ " $BENCH_ONLY " == *" $1 "* ]] ||
-        { [ "$1" = d0 ] && [[ " $BENCH_ONLY " == *" d2 "* ]]; } # d2 opens what d0 sent
+        { [ "$1" = d0 ] && [[ " $BENCH_ONLY " == *" d2 "* ]]; } || # d2 opens what d0 sent
+        { [ "$1" = d1r ] && [[ " $BENCH_ONLY " == *" d1 "* ]]; } # d1r reopens what d1 opened
 }
 
 run() { # NAME ARGS... : runs one scenario, prints and keeps its output
@@ -170,6 +172,13 @@ run d0 "${SEND[@]}" --window 16 --label d0-rsa-notices --prefix brsa- --mailboxe
     --ids-out "$OUT/rsa.ids"
 READ=("$BIN/postfach-bench" reader --port "$READER_PORT" --keys "$KEYS" --connections 8 --duration 10)
 run d1 "${READ[@]}" --mode open --label p256 --ids "$OUT/a.ids"
+# the same notices opened again: decrypted as before, but nothing to record
+# (no read receipt, no write, no commit); only the ids d1 got to
+if want d1 && [ -f "$OUT/d1.txt" ]; then
+    OPENED=$(awk '/^  requests:/ {print $2}' "$OUT/d1.txt")
+    [ "${OPENED:-0}" -ge 1 ] && run d1r "${READ[@]}" --mode open --label p256-again \
+        --ids "$OUT/a.ids" --ids-max "$OPENED"
+fi
 run d2 "${READ[@]}" --mode open --label rsa3072 --ids "$OUT/rsa.ids"
 run d3 "${READ[@]}" --mode list --label p256 --mailboxes 1000
 
@@ -188,7 +197,7 @@ for s in a b c e1 e2 x f; do
     printf '%-3s %s\n' "$s" "$(grep '^postfach:' "$OUT/$s.txt" | tail -n 1)"
     grep -E '^  (throughput|broker|cpu per notice|disk):' "$OUT/$s.txt" | sed 's/^/    /'
 done
-for s in d1 d2 d3; do
+for s in d1 d1r d2 d3; do
     printf '%-3s %s\n' "$s" "$(grep '^reader ' "$OUT/$s.txt" | tail -n 1)"
 done
 growth() { # SCENARIO: its notices/s relative to (a)
