@@ -228,8 +228,8 @@ static void *s_worker(void *arg)
             pf_token_claims_t cl;
             char want[32];
             snprintf(want, sizeof(want), "citizen-%d", i);
-            /* twice: the second is a hit unless three other tokens of
-             * its set were stored in between */
+            /* twice: the second is a hit unless PF_TOKEN_CACHE_WAYS
+             * other tokens of its set came in between */
             for (int twice = 0; twice < 2; twice++)
                 if (s_verify(j->c, j->tokens[i], NOW, &cl) != NULL ||
                     strcmp(cl.subject, want) != 0)
