@@ -236,20 +236,6 @@ int pf_store_expiry_claim(pf_store_t *st, int period_seconds, int limit, pf_expi
     return 0;
 }
 
-/* Appends s as a quoted element of an array literal (quotes and
- * backslashes escaped; the values here are ids and base64url tokens, but
- * the literal must not depend on that). */
-static void s_elem(pf_buf_t *b, const char *s, bool first)
-{
-    pf_buf_puts(b, first ? "\"" : ",\"");
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            pf_buf_append(b, "\\", 1);
-        pf_buf_append(b, s, 1);
-    }
-    pf_buf_puts(b, "\"");
-}
-
 int pf_store_expiry_finish(pf_store_t *st, pf_expiry_t *rows, size_t n, const char **error_r)
 {
     /* two statements for the whole claim, whatever its size: the receipts
@@ -262,17 +248,17 @@ int pf_store_expiry_finish(pf_store_t *st, pf_expiry_t *rows, size_t n, const ch
     size_t ntok = 0;
     for (size_t i = 0; i < n; i++) {
         const pf_expiry_t *e = &rows[i];
-        s_elem(&a[5], e->mailbox_id, i == 0);
-        s_elem(&a[6], e->message_id, i == 0);
+        pf_store_array_elem(&a[5], e->mailbox_id, i == 0);
+        pf_store_array_elem(&a[6], e->message_id, i == 0);
         if (e->token == NULL)
             continue;
         char sid[32];
         snprintf(sid, sizeof(sid), "%lld", (long long)e->sender_id);
-        s_elem(&a[0], e->jti, ntok == 0);
-        s_elem(&a[1], sid, ntok == 0);
-        s_elem(&a[2], e->mailbox_id, ntok == 0);
-        s_elem(&a[3], e->message_id, ntok == 0);
-        s_elem(&a[4], e->token, ntok == 0);
+        pf_store_array_elem(&a[0], e->jti, ntok == 0);
+        pf_store_array_elem(&a[1], sid, ntok == 0);
+        pf_store_array_elem(&a[2], e->mailbox_id, ntok == 0);
+        pf_store_array_elem(&a[3], e->message_id, ntok == 0);
+        pf_store_array_elem(&a[4], e->token, ntok == 0);
         ntok++;
     }
     for (int k = 0; k < 7; k++)

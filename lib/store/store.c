@@ -381,3 +381,14 @@ int pf_store_check_durability(pf_store_t *st, const char **error_r)
     }
     return 0;
 }
+
+void pf_store_array_elem(pf_buf_t *b, const char *s, bool first)
+{
+    pf_buf_puts(b, first ? "\"" : ",\"");
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            pf_buf_append(b, "\\", 1);
+        pf_buf_append(b, s, 1);
+    }
+    pf_buf_puts(b, "\"");
+}

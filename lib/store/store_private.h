@@ -2,6 +2,9 @@
 #define PF_STORE_PRIVATE_H
 /* Shared by the lib/store modules only. */
 #include "store/store.h"
+#include "util/buf.h"
+
+#include <stdbool.h>
 
 #include <libpq-fe.h>
 
@@ -38,6 +41,10 @@ PGresult *pf_store_query_bin(pf_store_t *st, const char *what, const char *sql, 
  * plan.  Same contract as PQexecParams (the result may be an error). */
 PGresult *pf_store_run(pf_store_t *st, const char *sql, int nparams, const char *const *values,
                        const int *lengths, const int *formats, int result_format);
+/* Appends s as a quoted element of a PostgreSQL array literal, after a
+ * comma unless first: quotes and backslashes escaped, so the literal does
+ * not depend on what the values hold. */
+void pf_store_array_elem(pf_buf_t *b, const char *s, bool first);
 /* SQLSTATE of a failed result, or "" */
 const char *pf_store_sqlstate(const PGresult *res);
 

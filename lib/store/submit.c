@@ -592,20 +592,6 @@ int pf_store_recipient_keys(pf_store_t *st, const char *const *ids, size_t n, in
     return 0;
 }
 
-/* Appends s as an element of a PostgreSQL array literal: quoted, with
- * quotes and backslashes escaped (request ids are visible ASCII and may
- * hold both). */
-static void s_array_elem(pf_buf_t *b, const char *s, bool first)
-{
-    pf_buf_puts(b, first ? "\"" : ",\"");
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            pf_buf_append(b, "\\", 1);
-        pf_buf_append(b, s, 1);
-    }
-    pf_buf_puts(b, "\"");
-}
-
 static void s_hex32(const char *hex, unsigned char out[32])
 {
     for (int i = 0; i < 32; i++) {
@@ -630,7 +616,7 @@ int pf_store_submissions_get(pf_store_t *st, const int64_t *sender_ids,
     pf_buf_puts(&rids, "{");
     for (size_t i = 0; i < n; i++) {
         pf_buf_printf(&sids, "%s%lld", i ? "," : "", (long long)sender_ids[i]);
-        s_array_elem(&rids, request_ids[i], i == 0);
+        pf_store_array_elem(&rids, request_ids[i], i == 0);
     }
     pf_buf_puts(&sids, "}");
     pf_buf_puts(&rids, "}");
