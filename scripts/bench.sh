@@ -170,7 +170,8 @@ run e2 "${SEND[@]}" --label e2-preloaded --duration "$SECS"
 # reader: RSA notices first (the P-256 ones come from (a))
 run d0 "${SEND[@]}" --window 16 --label d0-rsa-notices --prefix brsa- --mailboxes 20 --count 4000 \
     --ids-out "$OUT/rsa.ids"
-READ=("$BIN/postfach-bench" reader --port "$READER_PORT" --keys "$KEYS" --connections 8 --duration 10)
+READ=("$BIN/postfach-bench" reader --port "$READER_PORT" --keys "$KEYS" --connections 8 --duration 10
+    --reader-pid "$reader_pid" --pg-pid "$PG_PID")
 run d1 "${READ[@]}" --mode open --label p256 --ids "$OUT/a.ids"
 # the same notices opened again: decrypted as before, but nothing to record
 # (no read receipt, no write, no commit); only the ids d1 got to
@@ -198,7 +199,9 @@ for s in a b c e1 e2 x f; do
     grep -E '^  (throughput|broker|cpu per notice|disk):' "$OUT/$s.txt" | sed 's/^/    /'
 done
 for s in d1 d1r d2 d3; do
+    [ -f "$OUT/$s.txt" ] || continue
     printf '%-3s %s\n' "$s" "$(grep '^reader ' "$OUT/$s.txt" | tail -n 1)"
+    grep -E '^  cpu per request:' "$OUT/$s.txt" | sed 's/^/    /'
 done
 growth() { # SCENARIO: its notices/s relative to (a)
     awk -v a="$(field "$OUT/a.txt" '{print $4}')" -v e="$(field "$OUT/$1.txt" '{print $4}')" \

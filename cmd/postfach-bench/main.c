@@ -32,7 +32,7 @@ static void s_usage(FILE *out)
           "           [--progress] [--no-rack]\n"
           "  reader   --port PORT [--host IP] [--keys DIR] --mode list|open [--ids FILE]\n"
           "           [--mailboxes M] [--prefix P] [--connections C] [--duration SEC]\n"
-          "           [--limit N] [--ids-max N] [--label NAME]\n"
+          "           [--limit N] [--ids-max N] [--label NAME] [--reader-pid PID] [--pg-pid PID]\n"
           "  floor    [--body BYTES] [--seconds SEC] [--cores N]\n"
           "\n"
           "send: --rate 0 (the default) is a closed loop; without --db no ceiling is measured.\n"
@@ -260,6 +260,10 @@ static int s_reader(s_args_t *a)
             c.limit = (int)s_long(a);
         else if (s_is(a, "--duration"))
             c.duration_s = strtod(a->value, NULL);
+        else if (s_is(a, "--reader-pid"))
+            c.reader_pid = (int)s_long(a);
+        else if (s_is(a, "--pg-pid"))
+            c.pg_pid = (int)s_long(a);
         else
             return -2;
     }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 static long s_status_kib(const char *text, const char *key)
@@ -141,4 +142,12 @@ int pf_procstat_read(pid_t pid, pf_procstat_t *s_r, const char **error_r)
         return -1;
     }
     return 0;
+}
+
+double pf_procstat_self_cpu(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }

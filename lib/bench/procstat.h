@@ -21,6 +21,9 @@ int pf_procstat_read(pid_t pid, pf_procstat_t *s_r, const char **error_r);
  * went (autovacuum workers, connections). */
 double pf_procstat_tree_cpu(pid_t parent);
 
+/* CPU time (user + system, seconds) of this process so far. */
+double pf_procstat_self_cpu(void);
+
 /* Busy and total jiffies of the whole machine from /proc/stat (busy = all
  * but idle and iowait); -1 on failure. */
 int pf_procstat_machine(unsigned long long *busy_r, unsigned long long *total_r);

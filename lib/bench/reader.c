@@ -15,15 +15,18 @@
 #include "bench/common.h"
 #include "bench/hist.h"
 #include "bench/http.h"
+#include "bench/procstat.h"
 #include "crypto/jose.h"
 #include "util/fileio.h"
 #include "util/xalloc.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 void pf_bench_reader_config_default(pf_bench_reader_config_t *cfg)
 {
@@ -237,6 +240,11 @@ int pf_bench_reader_run(const pf_bench_reader_config_t *cfg, FILE *out, const ch
     s_conn_t *conns = xcalloc((size_t)nc, sizeof(*conns));
     pthread_t *th = xcalloc((size_t)nc, sizeof(*th));
     atomic_ulong next = 0;
+    pf_procstat_t rd0 = {0}, rd1 = {0};
+    const char *perr = NULL;
+    bool have_rd = cfg->reader_pid > 0 && pf_procstat_read(cfg->reader_pid, &rd0, &perr) == 0;
+    double pg0 = cfg->pg_pid > 0 ? pf_procstat_tree_cpu(cfg->pg_pid) : -1;
+    double self0 = pf_procstat_self_cpu();
     int64_t t0 = pf_bench_now_us();
     for (int i = 0; i < nc; i++) {
         conns[i] = (s_conn_t){.cfg = cfg,
@@ -264,6 +272,9 @@ int pf_bench_reader_run(const pf_bench_reader_config_t *cfg, FILE *out, const ch
         pf_hist_destroy(&conns[i].hist);
     }
     double secs = (double)(pf_bench_now_us() - t0) / 1e6;
+    have_rd = have_rd && pf_procstat_read(cfg->reader_pid, &rd1, &perr) == 0;
+    double pg1 = cfg->pg_pid > 0 ? pf_procstat_tree_cpu(cfg->pg_pid) : -1;
+    double self1 = pf_procstat_self_cpu();
     double rps = secs > 0 ? (double)(ok + non2xx) / secs : 0;
     fprintf(out, "scenario reader %s %s\n", cfg->label, cfg->mode);
     fprintf(out, "  load: %d connections, %zu %s, %.1f s\n", nc, work.n,
@@ -274,6 +285,23 @@ int pf_bench_reader_run(const pf_bench_reader_config_t *cfg, FILE *out, const ch
             ok + non2xx ? (double)bytes / (double)(ok + non2xx) / 1024 : 0.0);
     if (first_error)
         fprintf(out, "  first error: %s\n", first_error);
+    if (ok + non2xx > 0 && (have_rd || pg0 >= 0)) {
+        /* everything on this machine per request: what bounds the rate
+         * when the machine is busy */
+        double per = 1e6 / (double)(ok + non2xx);
+        double rd = have_rd ? (rd1.cpu_s - rd0.cpu_s) * per : -1;
+        double pg = pg0 >= 0 && pg1 >= pg0 ? (pg1 - pg0) * per : -1;
+        double client = (self1 - self0) * per;
+        fprintf(out, "  cpu per request: reader %s%.0f us, postgres %s%.0f us, bench client %.0f us",
+                rd < 0 ? "n/a " : "", rd < 0 ? 0 : rd, pg < 0 ? "n/a " : "", pg < 0 ? 0 : pg,
+                client);
+        if (rd >= 0 && pg >= 0) {
+            long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+            fprintf(out, ", together %.0f us: %ld cores allow at most %.0f req/s", rd + pg + client,
+                    cpus, (double)cpus * 1e6 / (rd + pg + client));
+        }
+        fprintf(out, "\n");
+    }
     fprintf(out, "reader %s %s: %.0f req/s, p50 %.2f ms, p99 %.2f ms, max %.2f ms, errors %ld\n",
             cfg->label, cfg->mode, rps, pf_hist_quantile_ms(all, 0.5),
             pf_hist_quantile_ms(all, 0.99), pf_hist_max_ms(all), non2xx + errors);

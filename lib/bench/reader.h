@@ -22,10 +22,13 @@ typedef struct {
     int connections;
     int limit; /* page size of list */
     double duration_s;
+    int reader_pid; /* > 0: report its CPU per request */
+    int pg_pid;     /* > 0: the postmaster, for PostgreSQL's CPU per request */
 } pf_bench_reader_config_t;
 
 void pf_bench_reader_config_default(pf_bench_reader_config_t *cfg);
-/* Prints the figures and one line "reader LABEL MODE: X req/s, p50 Y ms,
+/* Prints the figures (with CPU per request of the reader, PostgreSQL and
+ * this process, where their pids are given) and one line "reader LABEL MODE: X req/s, p50 Y ms,
  * p99 Z ms, errors E" to out; 0, or -1 with *error_r. */
 int pf_bench_reader_run(const pf_bench_reader_config_t *cfg, FILE *out, const char **error_r);
 

@@ -33,7 +33,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 /* the disk probe's interval, and what counts as a slow flush: the p99
@@ -463,20 +462,12 @@ static void *s_sender_main(void *arg)
     return NULL;
 }
 
-static double s_self_cpu(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
 /* CPU of PostgreSQL and of this process at the start (k 0) and the end
  * (k 1) of the run. */
 static void s_sample_system(s_run_t *run, int k)
 {
     run->pg_cpu[k] = run->cfg->pg_pid > 0 ? pf_procstat_tree_cpu(run->cfg->pg_pid) : -1;
-    run->self_cpu[k] = s_self_cpu();
+    run->self_cpu[k] = pf_procstat_self_cpu();
 }
 
 /* Machine load while all senders send: the first tick, then every tick

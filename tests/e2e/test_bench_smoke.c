@@ -7,7 +7,7 @@
  * ends with one well-formed summary line, that every acknowledged copy got
  * its delivered receipt (delivered == acked), that the ceiling was
  * measured and its scratch table dropped, and that the reader answered
- * every request; floor times each operation and sums them.  Under ASan/UBSan the programs' own
+ * every request and its CPU per request was measured; floor times each operation and sums them.  Under ASan/UBSan the programs' own
  * leaks and errors fail the test through their exit status. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -149,11 +149,12 @@ static void test_preload_and_reader(void **state)
     assert_int_equal(
         pf_env_sql_int(env, "SELECT count(*) FROM message WHERE mailbox_id = 'bench-4'"), 100);
     assert_int_equal(pf_env_start_reader(env, NULL), 0);
-    char port[16];
+    char port[16], rpid[16];
     snprintf(port, sizeof(port), "%d", pf_env_reader_port(env));
+    snprintf(rpid, sizeof(rpid), "%d", (int)pf_env_reader_pid(env));
     assert_int_equal(s_bench(env, &out, "reader", "--port", port, "--keys", pf_env_keys(env),
                              "--mode", "list", "--mailboxes", "5", "--connections", "2",
-                             "--duration", "1", NULL),
+                             "--duration", "1", "--reader-pid", rpid, NULL),
                      0);
     assert_non_null(out);
     fprintf(stderr, "%s", out);
@@ -167,6 +168,13 @@ static void test_preload_and_reader(void **state)
     assert_int_equal(sscanf(e, "errors %ld", &errors), 1);
     assert_true(rps > 0);
     assert_int_equal(errors, 0);
+    /* the reader's CPU per request, from /proc (a second of listing
+     * costs it far more than one clock tick) */
+    const char *cpu = strstr(out, "  cpu per request: reader ");
+    assert_non_null(cpu);
+    double reader_us = -1;
+    assert_int_equal(sscanf(cpu, "  cpu per request: reader %lf us", &reader_us), 1);
+    assert_true(reader_us > 0);
     free(out);
 
     /* a preloaded copy of mailbox 0 opens: it was really encrypted for it */
