@@ -3,6 +3,7 @@
  * and checks each attachment's declared size against its decoded bytes. */
 #include "proto/notice.h"
 #include "util/b64url.h"
+#include "util/jsonstr.h"
 #include "util/xalloc.h"
 
 #include <jansson.h>
@@ -17,84 +18,6 @@
  * (more than half of the broker's CPU with a 200 KiB attachment).  The
  * output is the JSON jansson wrote (compact, same member order, same
  * escapes: '"', '\\', the control characters; UTF-8 as it is). */
-
-/* Length of s as a JSON string body (without quotes); -1 when s is not
- * valid UTF-8 (strict: no overlong forms, no surrogates, <= U+10FFFF). */
-static long s_escaped_len(const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    long n = 0;
-    while (*p) {
-        unsigned char c = *p;
-        if (c < 0x80) {
-            if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' ||
-                c == '\t')
-                n += 2;
-            else if (c < 0x20)
-                n += 6;
-            else
-                n += 1;
-            p++;
-            continue;
-        }
-        int k;
-        unsigned cp;
-        if (c >= 0xc2 && c <= 0xdf) {
-            k = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            k = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            k = 3;
-            cp = c & 0x07;
-        } else {
-            return -1;
-        }
-        for (int i = 1; i <= k; i++) {
-            if ((p[i] & 0xc0) != 0x80)
-                return -1;
-            cp = cp << 6 | (p[i] & 0x3f);
-        }
-        if ((k == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-            (k == 3 && (cp < 0x10000 || cp > 0x10ffff)))
-            return -1;
-        n += k + 1;
-        p += k + 1;
-    }
-    return n;
-}
-
-/* Writes s as a JSON string (with quotes) at out; returns the end. */
-static char *s_put_str(char *out, const char *s)
-{
-    static const char hex[] = "0123456789abcdef";
-    *out++ = '"';
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        unsigned char c = *p;
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            *out++ = (char)c;
-            continue;
-        }
-        *out++ = '\\';
-        switch (c) {
-        case '"': *out++ = '"'; break;
-        case '\\': *out++ = '\\'; break;
-        case '\b': *out++ = 'b'; break;
-        case '\f': *out++ = 'f'; break;
-        case '\n': *out++ = 'n'; break;
-        case '\r': *out++ = 'r'; break;
-        case '\t': *out++ = 't'; break;
-        default:
-            memcpy(out, "u00", 3);
-            out[3] = hex[c >> 4];
-            out[4] = hex[c & 15];
-            out += 5;
-        }
-    }
-    *out++ = '"';
-    return out;
-}
 
 static char *s_put(char *out, const char *lit)
 {
@@ -115,14 +38,14 @@ char *pf_notice_encode(const pf_notice_t *n, size_t *len_r)
     /* the size first: every string's escaped length plus the punctuation */
     size_t total = strlen(v) + strlen(",\"attachments\":[]}");
     for (int i = 0; i < 6; i++) {
-        long e = s_escaped_len(vals[i]);
+        long e = pf_json_escaped_len(vals[i]);
         if (e < 0)
             abort(); /* the caller passes UTF-8 it has checked (as jansson required) */
         total += 4 + strlen(keys[i]) + 2 + (size_t)e; /* ,"key":"..." */
     }
     for (size_t i = 0; i < n->attachment_count; i++) {
         const pf_attachment_t *a = &n->attachments[i];
-        long en = s_escaped_len(S_STR(a->name)), em = s_escaped_len(S_STR(a->media_type));
+        long en = pf_json_escaped_len(S_STR(a->name)), em = pf_json_escaped_len(S_STR(a->media_type));
         if (en < 0 || em < 0)
             abort();
         /* {"name":"..","media_type":"..","size":N,"data":".."}, */
@@ -135,7 +58,7 @@ char *pf_notice_encode(const pf_notice_t *n, size_t *len_r)
         *o++ = '"';
         o = s_put(o, keys[i]);
         o = s_put(o, "\":");
-        o = s_put_str(o, vals[i]);
+        o = pf_json_put_str(o, vals[i]);
     }
     o = s_put(o, ",\"attachments\":[");
     for (size_t i = 0; i < n->attachment_count; i++) {
@@ -143,9 +66,9 @@ char *pf_notice_encode(const pf_notice_t *n, size_t *len_r)
         if (i > 0)
             *o++ = ',';
         o = s_put(o, "{\"name\":");
-        o = s_put_str(o, S_STR(a->name));
+        o = pf_json_put_str(o, S_STR(a->name));
         o = s_put(o, ",\"media_type\":");
-        o = s_put_str(o, S_STR(a->media_type));
+        o = pf_json_put_str(o, S_STR(a->media_type));
         char size[32];
         snprintf(size, sizeof(size), ",\"size\":%zu,\"data\":\"", a->size);
         o = s_put(o, size);

@@ -35,6 +35,20 @@ void pf_buf_append(pf_buf_t *b, const void *p, size_t n)
     b->data[b->len] = '\0';
 }
 
+char *pf_buf_space(pf_buf_t *b, size_t n)
+{
+    s_reserve(b, n);
+    return b->data + b->len;
+}
+
+void pf_buf_grew(pf_buf_t *b, size_t n)
+{
+    if (b->len + n + 1 > b->cap)
+        abort(); /* more than pf_buf_space made room for */
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
 void pf_buf_puts(pf_buf_t *b, const char *s)
 {
     pf_buf_append(b, s, strlen(s));

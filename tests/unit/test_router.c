@@ -272,6 +272,33 @@ static void test_render_list(void **state)
     text = pf_reader_render_list(NULL, 0, NULL);
     assert_string_equal(text, "{\"messages\":[],\"next_cursor\":null}");
     free(text);
+
+    /* control characters are escaped and read back as they were; an entry
+     * whose text is not UTF-8 is left out, first or in the middle, and
+     * the page stays well-formed */
+    pf_mailbox_entry_t three[3];
+    three[0] = rows[0];
+    three[0].title = "bad \xff byte";
+    three[1] = rows[0];
+    three[1].reference = "line\nbreak\ttab\x01\\";
+    three[2] = rows[1];
+    three[2].sender = "overlong \xc0\xaf";
+    pf_mailbox_entry_t four[4] = {three[1], three[0], three[2], rows[1]};
+    text = pf_reader_render_list(four, 4, NULL);
+    o = json_loads(text, 0, &jerr);
+    assert_non_null(o);
+    arr = json_object_get(o, "messages");
+    assert_int_equal(json_array_size(arr), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(arr, 0), "reference")),
+                        "line\nbreak\ttab\x01\\");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(arr, 1), "id")),
+                        rows[1].id);
+    assert_true(json_is_null(json_object_get(o, "next_cursor")));
+    json_decref(o);
+    free(text);
+    text = pf_reader_render_list(three, 1, NULL);
+    assert_string_equal(text, "{\"messages\":[],\"next_cursor\":null}");
+    free(text);
 }
 
 static void test_error_reply(void **state)
