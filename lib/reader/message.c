@@ -37,11 +37,12 @@
 #include "receipt/receipt.h"
 #include "store/admin.h"
 #include "util/b64url.h"
+#include "util/jsonstr.h"
 #include "util/log.h"
 #include "util/uuid7.h"
 #include "util/xalloc.h"
 
-#include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -232,28 +233,85 @@ fail:
     return -1;
 }
 
-/* The notice for the citizen.  Caller frees (wipes: it is plaintext). */
+/* Writes "key":value pairs of strings; with out NULL only counts.
+ * Returns the length, or -1 when a value is not UTF-8. */
+static long s_pairs(char *out, const char *const *kv, size_t n)
+{
+    long len = 0;
+    for (size_t i = 0; i < n; i += 2) {
+        long e = pf_json_escaped_len(kv[i + 1]);
+        if (e < 0)
+            return -1;
+        size_t k = strlen(kv[i]);
+        if (out != NULL) {
+            char *o = out + len;
+            *o++ = ',';
+            *o++ = '"';
+            memcpy(o, kv[i], k);
+            o += k;
+            *o++ = '"';
+            *o++ = ':';
+            pf_json_put_str(o, kv[i + 1]);
+        }
+        len += 6 + (long)k + e; /* ,"key":"value" */
+    }
+    return len;
+}
+
+#define S_OR(a, b) ((a) != NULL ? (a) : (b))
+
+/* The notice for the citizen, written in one pass into one buffer of its
+ * exact size: it holds the plaintext, so no growing buffer may leave
+ * copies of it behind (the reply wipes this one).  NULL when a text is
+ * not UTF-8.  Caller frees. */
 static char *s_render(const pf_mailbox_message_t *m, const pf_notice_t *n, const char *read_at)
 {
-    json_t *atts = json_array();
+    const char *kv[] = {"sender", m->meta.sender,
+                        "title", S_OR(n->title, m->meta.title),
+                        "reference", S_OR(n->reference, m->meta.reference),
+                        "subject", S_OR(n->subject, ""),
+                        "body", S_OR(n->body, ""),
+                        "sent_at", S_OR(n->sent_at, ""),
+                        "created_at", m->meta.created_at,
+                        "read_at", read_at,
+                        "required_level", pf_reader_level_name(m->meta.required_level)};
+    size_t nkv = sizeof(kv) / sizeof(kv[0]);
+    for (size_t i = 1; i < nkv; i += 2)
+        if (kv[i] == NULL)
+            return NULL;
+    /* {"id":"<uuid>" + pairs + ,"size":N,"attachments":[...]} */
+    long len = s_pairs(NULL, kv, nkv);
+    if (len < 0)
+        return NULL;
+    size_t total = 8 + strlen(m->meta.id) + 1 + (size_t)len + 32 + 17 + 2 + 1;
     for (size_t i = 0; i < n->attachment_count; i++) {
         const pf_attachment_t *a = &n->attachments[i];
-        json_t *e = json_pack("{s:I, s:s, s:s, s:I}", "index", (json_int_t)i, "name",
-                              a->name ? a->name : "", "media_type",
-                              pf_reader_media_type(a->media_type), "size", (json_int_t)a->size);
-        if (e != NULL)
-            json_array_append_new(atts, e);
+        const char *akv[4] = {"name", S_OR(a->name, ""), "media_type",
+                              pf_reader_media_type(a->media_type)};
+        long alen = s_pairs(NULL, akv, 4);
+        if (alen < 0)
+            return NULL;
+        /* ,{"index":N + pairs + ,"size":N} */
+        total += 11 + 20 + (size_t)alen + 8 + 20 + 1;
     }
-    json_t *o = json_pack(
-        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:o}", "id", m->meta.id, "sender",
-        m->meta.sender, "title", n->title ? n->title : m->meta.title, "reference",
-        n->reference ? n->reference : m->meta.reference, "subject", n->subject ? n->subject : "",
-        "body", n->body ? n->body : "", "sent_at", n->sent_at ? n->sent_at : "", "created_at",
-        m->meta.created_at, "read_at", read_at, "required_level",
-        pf_reader_level_name(m->meta.required_level), "size", (json_int_t)m->meta.size, "attachments",
-        atts);
-    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
+    char *text = xmalloc(total + 1);
+    char *o = text;
+    o += sprintf(o, "{\"id\":\"%s\"", m->meta.id); /* a uuid from the database */
+    o += s_pairs(o, kv, nkv);
+    o += sprintf(o, ",\"size\":%lld,\"attachments\":[", (long long)m->meta.size);
+    for (size_t i = 0; i < n->attachment_count; i++) {
+        const pf_attachment_t *a = &n->attachments[i];
+        const char *akv[4] = {"name", S_OR(a->name, ""), "media_type",
+                              pf_reader_media_type(a->media_type)};
+        o += sprintf(o, "%s{\"index\":%zu", i > 0 ? "," : "", i);
+        o += s_pairs(o, akv, 4);
+        o += sprintf(o, ",\"size\":%zu}", a->size);
+    }
+    *o++ = ']';
+    *o++ = '}';
+    *o = '\0';
+    if ((size_t)(o - text) > total)
+        abort(); /* the size above is an upper bound by construction */
     return text;
 }
 
@@ -266,7 +324,7 @@ void pf_reader_message(const pf_request_t *rq, pf_reply_t *rep)
         return;
     char *json = s_render(&m, &n, read_at);
     if (json == NULL) {
-        /* a decoded notice with texts jansson refuses (not UTF-8) */
+        /* a decoded notice with a text that is not UTF-8 */
         pf_reply_error(rep, 500, "cannot_open", "this notice cannot be shown");
     } else {
         pf_reply_json(rep, 200, json, true);
