@@ -1,0 +1,29 @@
+-- Postfach schema: a copy's ciphertext is stored out of line again.
+-- Forward-only: never edit this file once landed.
+--
+-- Why: 0007 kept rows up to a page whole (toast_tuple_target = 8160), so
+-- that storing a 2 KiB notice did not add a TOAST heap and index insert.
+-- That made each row about 2.85 KiB, two to a page, and it made every
+-- first retrieval costly. Setting read_at wrote a new version of the whole
+-- row, and that version seldom fitted beside the other two, so 14-22% of
+-- the updates were HOT. Each retrieval also wrote a full-page image of
+-- 8 KiB. Every listing read one page per copy.
+--
+-- Measured on the bench database (docs/architecture.md, "A copy's
+-- ciphertext out of line"):
+-- - The retrieval statement alone under pgbench, on the same 80,000
+--   copies stored both ways: 6,072-7,379 against 5,059-5,417
+--   transactions/s. WAL was 3.0-3.8 against 7.5-8.2 KiB per retrieval,
+--   and 63-77% of the updates were HOT, against 14-22%.
+-- - In two pairs of `make bench` runs:
+--   - (d3) listing: 4,613 and 4,682 against 4,011 and 4,213 req/s, with
+--     PostgreSQL's CPU per listing at 254-261 us against 294-309 us;
+--   - (a) storing: no cost showed (PostgreSQL 94-97 against 92-103 us
+--     per notice).
+--
+-- The ciphertext keeps STORAGE EXTERNAL from 0007: it is moved out
+-- without a compression attempt, since it never compresses. This is
+-- metadata only. Copies stored before this migration stay whole until a
+-- write rewrites them, and setting read_at on the first retrieval is such
+-- a write.
+ALTER TABLE message RESET (toast_tuple_target);
