@@ -20,31 +20,13 @@ set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 BIN=$ROOT/build/release/bin
-PGDIR=$ROOT/var/bench-pg
 KEYS=$ROOT/var/bench/keys
 OUT=$ROOT/var/bench/ab
-ROUNDS=3
-SECS=10
-while [ $# -gt 0 ]; do
-    case "$1" in
-    -n) ROUNDS=$2; shift 2 ;;
-    -s) SECS=$2; shift 2 ;;
-    *) break ;;
-    esac
-done
-[ $# -ge 2 ] || { sed -n '2,14p' "$0" >&2; exit 2; }
-A=$1
-B=$2
-shift 2
-[ "${1:-}" = -- ] && shift
-[ -d "$PGDIR/data" ] && [ -f "$KEYS/broker.curve" ] ||
+. scripts/ab-lib.sh
+ab_args 2,14p "$@"
+[ -d "$ROOT/var/bench-pg/data" ] && [ -f "$KEYS/broker.curve" ] ||
     { echo "bench-ab: no kept bench database; run BENCH_KEEP=1 BENCH_ONLY=a make bench first" >&2; exit 1; }
-scripts/pg.sh start "$PGDIR" >/dev/null
-PGHOST=$PGDIR/sock
-PGPORT=$(cat "$PGDIR/port")
-DB="host=$PGHOST port=$PGPORT dbname=postfach_bench user=postgres"
-PSQL="psql -h $PGHOST -p $PGPORT -U postgres -d postfach_bench -v ON_ERROR_STOP=1 -qtA"
-PG_PID=$(head -n 1 "$PGDIR/data/postmaster.pid")
+ab_cluster
 mkdir -p "$OUT"
 rm -f "$OUT"/*.txt
 
@@ -79,15 +61,8 @@ one() { # LABEL SETTINGS RUN-NUMBER SEND-ARGS...
     grep '^postfach:' "$OUT/$label-$n.txt" | tail -n 1 | sed 's/^/  /'
 }
 
-for r in $(seq 1 "$ROUNDS"); do
-    if [ $((r % 2)) = 1 ]; then
-        one A "$A" "$r" "$@"; one B "$B" "$r" "$@"
-    else
-        one B "$B" "$r" "$@"; one A "$A" "$r" "$@"
-    fi
-done
+ab_rounds one
 
-median() { sort -n | awk '{v[NR] = $1} END {if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2)}'; }
 summary() { # LABEL
     local f=("$OUT/$1"-*.txt)
     local rate cpu pg ack99 rc50

@@ -1,0 +1,51 @@
+# Shared by bench-ab.sh and bench-reader-ab.sh (sourced, not run): the
+# command line, the kept bench cluster, the alternating rounds, medians.
+#   ab_args USAGE_LINES "$@"   sets ROUNDS, SECS, A, B and AB_REST (what
+#                              follows the settings, without "--")
+#   ab_cluster                 starts var/bench-pg; sets PGDIR, DB, PSQL, PG_PID
+#   ab_rounds FUNC             FUNC LABEL SETTINGS RUN "${AB_REST[@]}" for A
+#                              and B, the order swapping every round
+#   ... | median               the median of numbers, one per line
+
+ab_args() {
+    local usage=$1
+    shift
+    ROUNDS=3
+    SECS=10
+    while [ $# -gt 0 ]; do
+        case "$1" in
+        -n) ROUNDS=$2; shift 2 ;;
+        -s) SECS=$2; shift 2 ;;
+        *) break ;;
+        esac
+    done
+    [ $# -ge 2 ] || { sed -n "$usage" "$0" >&2; exit 2; }
+    A=$1
+    B=$2
+    shift 2
+    [ "${1:-}" = -- ] && shift
+    AB_REST=("$@")
+}
+
+ab_cluster() {
+    PGDIR=$ROOT/var/bench-pg
+    scripts/pg.sh start "$PGDIR" >/dev/null
+    local host=$PGDIR/sock port
+    port=$(cat "$PGDIR/port")
+    DB="host=$host port=$port dbname=postfach_bench user=postgres"
+    PSQL="psql -h $host -p $port -U postgres -d postfach_bench -v ON_ERROR_STOP=1 -qtA"
+    PG_PID=$(head -n 1 "$PGDIR/data/postmaster.pid")
+}
+
+ab_rounds() {
+    local fn=$1 r
+    for r in $(seq 1 "$ROUNDS"); do
+        if [ $((r % 2)) = 1 ]; then
+            "$fn" A "$A" "$r" "${AB_REST[@]}"; "$fn" B "$B" "$r" "${AB_REST[@]}"
+        else
+            "$fn" B "$B" "$r" "${AB_REST[@]}"; "$fn" A "$A" "$r" "${AB_REST[@]}"
+        fi
+    done
+}
+
+median() { sort -n | awk '{v[NR] = $1} END {if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2)}'; }
