@@ -260,6 +260,27 @@ static long s_pairs(char *out, const char *const *kv, size_t n)
 
 #define S_OR(a, b) ((a) != NULL ? (a) : (b))
 
+/* Attachment i of the listing in the notice, {"index":..,"name":..,
+ * "media_type":..,"size":..} after a comma unless first; with out NULL
+ * only counts.  Returns the length, or -1 when the name is not UTF-8. */
+static long s_attachment(char *out, const pf_attachment_t *a, size_t i)
+{
+    const char *akv[4] = {"name", S_OR(a->name, ""), "media_type",
+                          pf_reader_media_type(a->media_type)};
+    char head[48], tail[40];
+    int h = snprintf(head, sizeof(head), "%s{\"index\":%zu", i > 0 ? "," : "", i);
+    int t = snprintf(tail, sizeof(tail), ",\"size\":%zu}", a->size);
+    long p = s_pairs(NULL, akv, 4);
+    if (p < 0)
+        return -1;
+    if (out != NULL) {
+        memcpy(out, head, (size_t)h);
+        s_pairs(out + h, akv, 4);
+        memcpy(out + h + p, tail, (size_t)t);
+    }
+    return h + p + t;
+}
+
 /* The notice for the citizen, written in one pass into one buffer of its
  * exact size: it holds the plaintext, so no growing buffer may leave
  * copies of it behind (the reply wipes this one).  NULL when a text is
@@ -285,28 +306,18 @@ static char *s_render(const pf_mailbox_message_t *m, const pf_notice_t *n, const
         return NULL;
     size_t total = 8 + strlen(m->meta.id) + 1 + (size_t)len + 32 + 17 + 2 + 1;
     for (size_t i = 0; i < n->attachment_count; i++) {
-        const pf_attachment_t *a = &n->attachments[i];
-        const char *akv[4] = {"name", S_OR(a->name, ""), "media_type",
-                              pf_reader_media_type(a->media_type)};
-        long alen = s_pairs(NULL, akv, 4);
+        long alen = s_attachment(NULL, &n->attachments[i], i);
         if (alen < 0)
             return NULL;
-        /* ,{"index":N + pairs + ,"size":N} */
-        total += 11 + 20 + (size_t)alen + 8 + 20 + 1;
+        total += (size_t)alen;
     }
     char *text = xmalloc(total + 1);
     char *o = text;
     o += sprintf(o, "{\"id\":\"%s\"", m->meta.id); /* a uuid from the database */
     o += s_pairs(o, kv, nkv);
     o += sprintf(o, ",\"size\":%lld,\"attachments\":[", (long long)m->meta.size);
-    for (size_t i = 0; i < n->attachment_count; i++) {
-        const pf_attachment_t *a = &n->attachments[i];
-        const char *akv[4] = {"name", S_OR(a->name, ""), "media_type",
-                              pf_reader_media_type(a->media_type)};
-        o += sprintf(o, "%s{\"index\":%zu", i > 0 ? "," : "", i);
-        o += s_pairs(o, akv, 4);
-        o += sprintf(o, ",\"size\":%zu}", a->size);
-    }
+    for (size_t i = 0; i < n->attachment_count; i++)
+        o += s_attachment(o, &n->attachments[i], i);
     *o++ = ']';
     *o++ = '}';
     *o = '\0';
