@@ -233,27 +233,29 @@ fail:
     return -1;
 }
 
-/* Writes "key":value pairs of strings; with out NULL only counts.
- * Returns the length, or -1 when a value is not UTF-8. */
+/* ,"key":"value" pairs of strings.  With out NULL, counts them and
+ * checks every value is UTF-8 (-1 when one is not); otherwise writes
+ * pairs counted before.  Returns the length. */
 static long s_pairs(char *out, const char *const *kv, size_t n)
 {
     long len = 0;
     for (size_t i = 0; i < n; i += 2) {
-        long e = pf_json_escaped_len(kv[i + 1]);
-        if (e < 0)
-            return -1;
         size_t k = strlen(kv[i]);
-        if (out != NULL) {
-            char *o = out + len;
-            *o++ = ',';
-            *o++ = '"';
-            memcpy(o, kv[i], k);
-            o += k;
-            *o++ = '"';
-            *o++ = ':';
-            pf_json_put_str(o, kv[i + 1]);
+        if (out == NULL) {
+            long e = pf_json_escaped_len(kv[i + 1]);
+            if (e < 0)
+                return -1;
+            len += 6 + (long)k + e;
+            continue;
         }
-        len += 6 + (long)k + e; /* ,"key":"value" */
+        char *o = out + len;
+        *o++ = ',';
+        *o++ = '"';
+        memcpy(o, kv[i], k);
+        o += k;
+        *o++ = '"';
+        *o++ = ':';
+        len = pf_json_put_str(o, kv[i + 1]) - out;
     }
     return len;
 }
@@ -261,8 +263,9 @@ static long s_pairs(char *out, const char *const *kv, size_t n)
 #define S_OR(a, b) ((a) != NULL ? (a) : (b))
 
 /* Attachment i of the listing in the notice, {"index":..,"name":..,
- * "media_type":..,"size":..} after a comma unless first; with out NULL
- * only counts.  Returns the length, or -1 when the name is not UTF-8. */
+ * "media_type":..,"size":..} after a comma unless first.  With out NULL,
+ * counts (-1 when the name is not UTF-8); otherwise writes what was
+ * counted.  Returns the length. */
 static long s_attachment(char *out, const pf_attachment_t *a, size_t i)
 {
     const char *akv[4] = {"name", S_OR(a->name, ""), "media_type",
@@ -270,12 +273,14 @@ static long s_attachment(char *out, const pf_attachment_t *a, size_t i)
     char head[48], tail[40];
     int h = snprintf(head, sizeof(head), "%s{\"index\":%zu", i > 0 ? "," : "", i);
     int t = snprintf(tail, sizeof(tail), ",\"size\":%zu}", a->size);
-    long p = s_pairs(NULL, akv, 4);
-    if (p < 0)
-        return -1;
-    if (out != NULL) {
+    long p;
+    if (out == NULL) {
+        p = s_pairs(NULL, akv, 4);
+        if (p < 0)
+            return -1;
+    } else {
         memcpy(out, head, (size_t)h);
-        s_pairs(out + h, akv, 4);
+        p = s_pairs(out + h, akv, 4);
         memcpy(out + h + p, tail, (size_t)t);
     }
     return h + p + t;

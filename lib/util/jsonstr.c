@@ -1,7 +1,7 @@
 /* JSON string bodies written by hand (see jsonstr.h).
  *
  * Callers: proto/notice.c (the notice document), reader/messages.c (the
- * listing).  The escapes are jansson's: '"', '\\', the control
+ * listing), reader/message.c (an opened notice).  The escapes are jansson's: '"', '\\', the control
  * characters (short forms where JSON has them), UTF-8 as it is; so what
  * we write reads back the same through any JSON parser, and the strictness
  * of the UTF-8 check is the one jansson applied before. */
