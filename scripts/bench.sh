@@ -203,7 +203,8 @@ for s in d1 d1r d2 d3; do
     printf '%-3s %s\n' "$s" "$(grep '^reader ' "$OUT/$s.txt" | tail -n 1)"
     grep -E '^  cpu per request:' "$OUT/$s.txt" | sed 's/^/    /'
 done
-growth() { # SCENARIO: its notices/s relative to (a)
+growth() { # SCENARIO: its notices/s relative to (a); "not run" when BENCH_ONLY left it out
+    [ -f "$OUT/$1.txt" ] || { echo "not run"; return; }
     awk -v a="$(field "$OUT/a.txt" '{print $4}')" -v e="$(field "$OUT/$1.txt" '{print $4}')" \
         'BEGIN { if (a > 0) printf "%.2f", e / a; else print "n/a" }'
 }
