@@ -18,6 +18,7 @@
  * wire) and the receipt tokens (verified by lib/receipt when keys are
  * set).  The library never prints; it logs through the callback. */
 #include "postfach/postfach.h"
+#include "client/seen.h"
 #include "crypto/jose.h"
 #include "proto/curve.h"
 #include "proto/wire.h"
@@ -38,7 +39,6 @@
 #include <zmq.h>
 
 #define S_QUEUE_MAX 1024
-#define S_SEEN_MAX 4096
 #define S_MAX_FRAMES 8 /* nothing the broker sends has more */
 #define S_WINDOW_DEFAULT 64
 #define S_WINDOW_MAX 4096
@@ -47,11 +47,6 @@ typedef struct {
     char jti[37];
     char *token;
 } s_pending_t;
-
-typedef struct {
-    char jti[37];
-    bool acked;
-} s_seen_t;
 
 /* One asynchronous submission in flight: the encoded frames are kept for
  * the resend after a timeout. */
@@ -80,8 +75,7 @@ struct pf_client {
     pf_wire_limits_t lim;
     s_pending_t queue[S_QUEUE_MAX];
     size_t qhead, qlen;
-    s_seen_t seen[S_SEEN_MAX];
-    size_t nseen, seen_next;
+    pf_seen_t seen;
     /* receipt acknowledgements not yet sent: one RACK carries many */
     char rack[PF_WIRE_MAX_RACK][37];
     size_t nrack;
@@ -259,25 +253,6 @@ static void s_monitor_event(pf_client_t *c)
 }
 
 /* ---- receipts ----------------------------------------------------------- */
-
-static s_seen_t *s_seen_find(pf_client_t *c, const char *jti)
-{
-    for (size_t i = 0; i < c->nseen; i++)
-        if (strcmp(c->seen[i].jti, jti) == 0)
-            return &c->seen[i];
-    return NULL;
-}
-
-static s_seen_t *s_seen_add(pf_client_t *c, const char *jti)
-{
-    s_seen_t *s = &c->seen[c->seen_next];
-    c->seen_next = (c->seen_next + 1) % S_SEEN_MAX;
-    if (c->nseen < S_SEEN_MAX)
-        c->nseen++;
-    snprintf(s->jti, sizeof(s->jti), "%s", jti);
-    s->acked = false;
-    return s;
-}
 
 /* Sends the acknowledgements collected so far in one RACK (a broker
  * updates them in one statement, one commit for many receipts). */
@@ -786,7 +761,7 @@ int pf_client_ack_receipt(pf_client_t *c, const char *jti, const char **error_r)
 {
     if (jti == NULL || pf_uuid_valid(jti) != 0)
         return s_fail(c, error_r, -1, "not a receipt id");
-    s_seen_t *s = s_seen_find(c, jti);
+    pf_seen_entry_t *s = pf_seen_find(&c->seen, jti);
     if (s)
         s->acked = true;
     s_rack(c, jti);
@@ -846,7 +821,7 @@ int pf_client_next_receipt(pf_client_t *c, int timeout_ms, pf_client_receipt_t *
             s_pending_t p = c->queue[c->qhead];
             c->qhead = (c->qhead + 1) % S_QUEUE_MAX;
             c->qlen--;
-            s_seen_t *seen = s_seen_find(c, p.jti);
+            pf_seen_entry_t *seen = pf_seen_find(&c->seen, p.jti);
             if (seen != NULL) {
                 /* a resend: our RACK got lost, or was never sent (manual) */
                 if (seen->acked)
@@ -869,7 +844,7 @@ int pf_client_next_receipt(pf_client_t *c, int timeout_ms, pf_client_receipt_t *
                 char esc[300];
                 s_log(c, 3, "event=bad_receipt jti=%s error=\"%s\"", p.jti,
                       pf_log_escape(e ? e : "cannot parse", esc, sizeof(esc)));
-                s_seen_add(c, p.jti)->acked = true;
+                pf_seen_add(&c->seen, p.jti)->acked = true;
                 s_rack(c, p.jti);
                 free(p.token);
                 continue;
@@ -883,7 +858,7 @@ int pf_client_next_receipt(pf_client_t *c, int timeout_ms, pf_client_receipt_t *
             r_r->time_ms = rr.event_time_ms;
             r_r->verified = c->receipt_keys != NULL;
             pf_receipt_clear(&rr);
-            s_seen_t *s = s_seen_add(c, p.jti);
+            pf_seen_entry_t *s = pf_seen_add(&c->seen, p.jti);
             if (!c->manual_ack) {
                 s->acked = true;
                 s_rack(c, p.jti);
