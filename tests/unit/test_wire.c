@@ -77,7 +77,8 @@ static pf_wire_send_t s_sample(pf_wire_attachment_t *atts)
         .recipient_count = 2,
         .title = "Grundsteuerbescheid 2025",
         .subject = "Ihr Bescheid über die Grundsteuer",
-        .body = "Sehr geehrte Damen und Herren,\n\nanbei Ihr Bescheid.\tMfG",
+        .body = "Sehr geehrte Damen und Herren,\n\nanbei Ihr Bescheid \"2025\" (Akte C:\\A\\1)."
+                "\tMfG \xe2\x82\xac \xf0\x9f\x93\x84",
         .reference = "AZ 12/345-Ü",
         .read_receipt = true,
         .level = 2,
@@ -117,6 +118,23 @@ static void test_send_round_trip(void **state)
     assert_memory_equal(m.send.attachments[0].data, "%PDF-1.7 ...", 12);
     assert_string_equal(m.send.attachments[1].media_type, "application/octet-stream");
     assert_int_equal(m.send.attachments[1].size, 0);
+    pf_wire_msg_clear(&m);
+    pf_wire_out_clear(&out);
+
+    /* the other branches of the header: no receipt, no attachments, no
+     * reference */
+    s.read_receipt = false;
+    s.level = 1;
+    s.attachment_count = 0;
+    s.reference = NULL;
+    assert_int_equal(pf_wire_encode_send(&s, &s_lim, &out, &err), 0);
+    assert_int_equal(out.count, 3);
+    assert_int_equal(pf_wire_decode(out.frames, out.count, &s_lim, PF_WIRE_TO_BROKER, &m, &err), 0);
+    assert_false(m.send.read_receipt);
+    assert_int_equal(m.send.level, 1);
+    assert_int_equal(m.send.attachment_count, 0);
+    assert_string_equal(m.send.reference, "");
+    assert_string_equal(m.send.body, s.body);
     pf_wire_msg_clear(&m);
     pf_wire_out_clear(&out);
 }
