@@ -14,6 +14,7 @@
  * copied by the codec. */
 #include "proto/wire.h"
 #include "util/buf.h"
+#include "util/jsonscan.h"
 #include "util/jsonstr.h"
 #include "util/uuid7.h"
 #include "util/xalloc.h"
@@ -312,6 +313,267 @@ static const char *s_safe_key(const char *key, char *out, size_t outlen)
     return out;
 }
 
+/* ---- the SEND header ----------------------------------------------------- *
+ * Read in place by the scanner (util/jsonscan.h: it accepts the documents
+ * json_loadb accepted, which fuzz_jsonscan checks), first all of it, then
+ * checked in the order the checks always had: so a header is refused for
+ * the same reason as before, whatever else is wrong with it. */
+
+enum {
+    S_H_REQUEST_ID,
+    S_H_RECIPIENTS,
+    S_H_TITLE,
+    S_H_SUBJECT,
+    S_H_BODY,
+    S_H_REFERENCE,
+    S_H_READ_RECEIPT,
+    S_H_REQUIRED_LEVEL,
+    S_H_ATTACHMENTS,
+    S_H_N
+};
+static const char *const s_header_keys[S_H_N] = {
+    "request_id", "recipients",   "title",          "subject",     "body",
+    "reference",  "read_receipt", "required_level", "attachments"};
+enum { S_A_NAME, S_A_MEDIA_TYPE, S_A_SIZE, S_A_N };
+static const char *const s_attachment_keys[S_A_N] = {"name", "media_type", "size"};
+
+/* A member as read: absent, a string, true, false, or another JSON value
+ * (read to its end, but of a type that member never has). */
+typedef enum { S_ABSENT, S_STRING, S_TRUE, S_FALSE, S_OTHER } s_kind_t;
+
+typedef struct {
+    s_kind_t kind;
+    const char *str;
+} s_member_t;
+
+typedef struct {
+    bool object;         /* else another JSON value */
+    const char *unknown; /* its first member that is not allowed */
+    s_member_t name, media_type;
+    bool size_present, size_integer;
+    long long size;
+} s_att_t;
+
+typedef struct {
+    bool array; /* the whole header is an array: valid JSON, not an object */
+    s_member_t m[S_H_N];
+    const char *unknown;
+    bool recipients_array, attachments_array;
+    const char **rcpt; /* NULL for an element that is not a string */
+    size_t nrcpt;
+    s_att_t *att;
+    size_t natt;
+} s_header_t;
+
+static int s_key_index(const char *key, const char *const *keys, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(key, keys[i]) == 0)
+            return i;
+    return -1;
+}
+
+static int s_member_read(pf_jscan_t *js, s_member_t *mem)
+{
+    size_t len;
+    pf_jscan_kind_t k;
+    switch (pf_jscan_peek(js)) {
+    case PF_JSCAN_STRING:
+        mem->kind = S_STRING;
+        return pf_jscan_string(js, &mem->str, &len);
+    case PF_JSCAN_TRUE:
+    case PF_JSCAN_FALSE:
+        if (pf_jscan_literal(js, &k) != 0)
+            return -1;
+        mem->kind = k == PF_JSCAN_TRUE ? S_TRUE : S_FALSE;
+        return 0;
+    default: mem->kind = S_OTHER; return pf_jscan_skip(js);
+    }
+}
+
+/* A member's key seen twice in one object: json_loadb refused that as
+ * invalid JSON (JSON_REJECT_DUPLICATES), so it ends the reading here. */
+static bool s_twice(unsigned *seen, int k)
+{
+    if (*seen & (1u << k))
+        return true;
+    *seen |= 1u << k;
+    return false;
+}
+
+static int s_attachment_read(pf_jscan_t *js, s_att_t *a)
+{
+    if (pf_jscan_peek(js) != PF_JSCAN_OBJECT)
+        return pf_jscan_skip(js);
+    a->object = true;
+    if (pf_jscan_object(js) != 0)
+        return -1;
+    unsigned seen = 0;
+    const char *key;
+    int r;
+    while ((r = pf_jscan_member(js, &key)) == 1) {
+        int k = s_key_index(key, s_attachment_keys, S_A_N);
+        if (k < 0) {
+            if (a->unknown == NULL)
+                a->unknown = key;
+            r = pf_jscan_skip(js);
+        } else if (s_twice(&seen, k)) {
+            return -1;
+        } else if (k == S_A_SIZE) {
+            a->size_present = true;
+            const char *text;
+            size_t len;
+            r = pf_jscan_peek(js) == PF_JSCAN_NUMBER
+                    ? pf_jscan_number(js, &text, &len, &a->size_integer, &a->size)
+                    : pf_jscan_skip(js);
+        } else {
+            r = s_member_read(js, k == S_A_NAME ? &a->name : &a->media_type);
+        }
+        if (r != 0)
+            return -1;
+    }
+    return r;
+}
+
+/* Reads the whole header into h; 0, or -1 when it is not valid JSON (or
+ * is an array: h->array). */
+static int s_header_read(pf_jscan_t *js, s_header_t *h)
+{
+    pf_jscan_kind_t top = pf_jscan_peek(js);
+    if (top == PF_JSCAN_ARRAY) {
+        if (pf_jscan_skip(js) == 0 && pf_jscan_done(js) == 0)
+            h->array = true;
+        return -1;
+    }
+    if (top != PF_JSCAN_OBJECT || pf_jscan_object(js) != 0)
+        return -1;
+    unsigned seen = 0;
+    const char *key;
+    int r;
+    size_t cap = 0;
+    while ((r = pf_jscan_member(js, &key)) == 1) {
+        int k = s_key_index(key, s_header_keys, S_H_N);
+        if (k < 0) {
+            if (h->unknown == NULL)
+                h->unknown = key;
+            r = pf_jscan_skip(js);
+        } else if (s_twice(&seen, k)) {
+            return -1;
+        } else if (k == S_H_RECIPIENTS && pf_jscan_peek(js) == PF_JSCAN_ARRAY) {
+            h->recipients_array = true;
+            r = pf_jscan_array(js);
+            while (r == 0 && (r = pf_jscan_element(js)) == 1) {
+                if (h->nrcpt == cap) {
+                    cap = cap ? 2 * cap : 4;
+                    h->rcpt = xrealloc(h->rcpt, cap * sizeof(*h->rcpt));
+                }
+                const char **slot = &h->rcpt[h->nrcpt++];
+                size_t len;
+                *slot = NULL;
+                r = pf_jscan_peek(js) == PF_JSCAN_STRING ? pf_jscan_string(js, slot, &len)
+                                                         : pf_jscan_skip(js);
+            }
+        } else if (k == S_H_ATTACHMENTS && pf_jscan_peek(js) == PF_JSCAN_ARRAY) {
+            h->attachments_array = true;
+            size_t acap = 0;
+            r = pf_jscan_array(js);
+            while (r == 0 && (r = pf_jscan_element(js)) == 1) {
+                if (h->natt == acap) {
+                    acap = acap ? 2 * acap : 2;
+                    h->att = xrealloc(h->att, acap * sizeof(*h->att));
+                }
+                s_att_t *a = &h->att[h->natt++];
+                memset(a, 0, sizeof(*a));
+                r = s_attachment_read(js, a);
+            }
+        } else {
+            r = s_member_read(js, &h->m[k]);
+        }
+        if (r != 0)
+            return -1;
+    }
+    if (r != 0)
+        return -1;
+    return pf_jscan_done(js);
+}
+
+static const char *s_str(const s_member_t *m)
+{
+    return m->kind == S_STRING ? m->str : NULL;
+}
+
+static int s_header_check(const s_header_t *h, const pf_wire_frame_t *frames, size_t natt,
+                          const pf_wire_limits_t *lim, pf_wire_send_t *s, pf_wire_error_t *err)
+{
+    char kbuf[40];
+    if (h->unknown != NULL)
+        return s_fail(err, PF_WIRE_E_MALFORMED, "unknown header field \"%s\"",
+                      s_safe_key(h->unknown, kbuf, sizeof(kbuf)));
+    s->request_id = s_str(&h->m[S_H_REQUEST_ID]);
+    if (s->request_id != NULL && s_request_id_valid(s->request_id, false))
+        snprintf(err->request_id, sizeof(err->request_id), "%s", s->request_id);
+
+    if (!h->recipients_array)
+        return s_fail(err, PF_WIRE_E_MALFORMED, "recipients must be an array of mailbox ids");
+    size_t nr = h->nrcpt;
+    if (nr > lim->max_recipients || nr > PF_WIRE_ABS_MAX_RECIPIENTS)
+        return s_fail(err, PF_WIRE_E_TOO_LARGE, "more than %zu recipients", lim->max_recipients);
+    s->recipient_count = nr; /* s->recipients is h->rcpt (set by the caller) */
+    for (size_t i = 0; i < nr; i++)
+        if (h->rcpt[i] == NULL)
+            return s_fail(err, PF_WIRE_E_MALFORMED, "recipient %zu is not a string", i + 1);
+
+    s->title = s_str(&h->m[S_H_TITLE]);
+    s->subject = s_str(&h->m[S_H_SUBJECT]);
+    s->body = s_str(&h->m[S_H_BODY]);
+    const s_member_t *ref = &h->m[S_H_REFERENCE];
+    if (ref->kind != S_ABSENT && ref->kind != S_STRING)
+        return s_fail(err, PF_WIRE_E_MALFORMED, "reference must be a string");
+    s->reference = ref->kind == S_STRING ? ref->str : "";
+    s_kind_t rr = h->m[S_H_READ_RECEIPT].kind;
+    if (rr != S_ABSENT && rr != S_TRUE && rr != S_FALSE)
+        return s_fail(err, PF_WIRE_E_MALFORMED, "read_receipt must be true or false");
+    s->read_receipt = rr == S_TRUE;
+    const s_member_t *lv = &h->m[S_H_REQUIRED_LEVEL];
+    if (lv->kind != S_ABSENT && lv->kind != S_STRING)
+        return s_fail(err, PF_WIRE_E_MALFORMED, "required_level must be a string");
+    s->level = lv->kind == S_STRING ? pf_wire_level_parse(lv->str) : 1;
+    if (s->level < 0)
+        return s_fail(err, PF_WIRE_E_MALFORMED,
+                      "required_level must be \"normal\", \"substantiell\" or \"hoch\"");
+
+    if (h->m[S_H_ATTACHMENTS].kind != S_ABSENT && !h->attachments_array)
+        return s_fail(err, PF_WIRE_E_MALFORMED, "attachments must be an array");
+    size_t listed = h->attachments_array ? h->natt : 0;
+    if (listed != natt)
+        return s_fail(err, PF_WIRE_E_MALFORMED,
+                      "header lists %zu attachments but %zu attachment frames follow", listed,
+                      natt);
+    s->attachments = xcalloc(natt ? natt : 1, sizeof(*s->attachments));
+    s->attachment_count = natt;
+    for (size_t i = 0; i < natt; i++) {
+        const s_att_t *a = &h->att[i];
+        pf_wire_attachment_t *wa = &s->attachments[i];
+        if (!a->object)
+            return s_fail(err, PF_WIRE_E_MALFORMED, "attachment %zu is not an object", i + 1);
+        if (a->unknown != NULL)
+            return s_fail(err, PF_WIRE_E_MALFORMED, "attachment %zu: unknown field \"%s\"", i + 1,
+                          s_safe_key(a->unknown, kbuf, sizeof(kbuf)));
+        wa->name = s_str(&a->name);
+        wa->media_type = s_str(&a->media_type);
+        if (wa->media_type == NULL)
+            return s_fail(err, PF_WIRE_E_MALFORMED, "attachment %zu: media_type missing", i + 1);
+        if (!a->size_present || !a->size_integer || a->size < 0 ||
+            (uint64_t)a->size != (uint64_t)frames[3 + i].size)
+            return s_fail(err, PF_WIRE_E_MALFORMED,
+                          "attachment %zu: size does not match its frame (%zu bytes)", i + 1,
+                          frames[3 + i].size);
+        wa->data = frames[3 + i].data;
+        wa->size = frames[3 + i].size;
+    }
+    return s_check_send(s, lim, err);
+}
+
 static int s_decode_send(const pf_wire_frame_t *frames, size_t count, const pf_wire_limits_t *lim,
                          pf_wire_msg_t *m, pf_wire_error_t *err)
 {
@@ -337,97 +599,25 @@ static int s_decode_send(const pf_wire_frame_t *frames, size_t count, const pf_w
     if (!pf_wire_utf8_valid(hf->data, hf->size))
         return s_fail(err, PF_WIRE_E_MALFORMED, "header is not valid UTF-8");
 
-    json_error_t jerr;
-    json_t *h = json_loadb(hf->data, hf->size, JSON_REJECT_DUPLICATES, &jerr);
-    if (h == NULL)
-        return s_fail(err, PF_WIRE_E_MALFORMED, "header is not valid JSON (line %d, column %d)",
-                      jerr.line, jerr.column);
-    m->json_ = h;
-    if (!json_is_object(h))
-        return s_fail(err, PF_WIRE_E_MALFORMED, "header is not a JSON object");
-    static const char *const keys[] = {
-        "request_id", "recipients",   "title",          "subject",     "body",
-        "reference",  "read_receipt", "required_level", "attachments", NULL};
-    const char *bad;
-    char kbuf[40];
-    if (!s_only_keys(h, keys, &bad))
-        return s_fail(err, PF_WIRE_E_MALFORMED, "unknown header field \"%s\"",
-                      s_safe_key(bad, kbuf, sizeof(kbuf)));
-
-    pf_wire_send_t *s = &m->send;
-    s->request_id = s_json_str(h, "request_id", NULL);
-    if (s->request_id != NULL && s_request_id_valid(s->request_id, false))
-        snprintf(err->request_id, sizeof(err->request_id), "%s", s->request_id);
-
-    json_t *rcpt = json_object_get(h, "recipients");
-    if (!json_is_array(rcpt))
-        return s_fail(err, PF_WIRE_E_MALFORMED, "recipients must be an array of mailbox ids");
-    size_t nr = json_array_size(rcpt);
-    if (nr > lim->max_recipients || nr > PF_WIRE_ABS_MAX_RECIPIENTS)
-        return s_fail(err, PF_WIRE_E_TOO_LARGE, "more than %zu recipients", lim->max_recipients);
-    s->recipients = xcalloc(nr ? nr : 1, sizeof(*s->recipients));
-    s->recipient_count = nr;
-    for (size_t i = 0; i < nr; i++) {
-        json_t *v = json_array_get(rcpt, i);
-        if (!json_is_string(v))
-            return s_fail(err, PF_WIRE_E_MALFORMED, "recipient %zu is not a string", i + 1);
-        s->recipients[i] = json_string_value(v);
-    }
-
-    bool present;
-    s->title = s_json_str(h, "title", NULL);
-    s->subject = s_json_str(h, "subject", NULL);
-    s->body = s_json_str(h, "body", NULL);
-    s->reference = s_json_str(h, "reference", &present);
-    if (present && s->reference == NULL)
-        return s_fail(err, PF_WIRE_E_MALFORMED, "reference must be a string");
-    if (s->reference == NULL)
-        s->reference = "";
-    json_t *rr = json_object_get(h, "read_receipt");
-    if (rr != NULL && !json_is_boolean(rr))
-        return s_fail(err, PF_WIRE_E_MALFORMED, "read_receipt must be true or false");
-    s->read_receipt = json_is_true(rr);
-    const char *level = s_json_str(h, "required_level", &present);
-    if (present && level == NULL)
-        return s_fail(err, PF_WIRE_E_MALFORMED, "required_level must be a string");
-    s->level = level ? pf_wire_level_parse(level) : 1;
-    if (s->level < 0)
-        return s_fail(err, PF_WIRE_E_MALFORMED,
-                      "required_level must be \"normal\", \"substantiell\" or \"hoch\"");
-
-    json_t *atts = json_object_get(h, "attachments");
-    if (atts != NULL && !json_is_array(atts))
-        return s_fail(err, PF_WIRE_E_MALFORMED, "attachments must be an array");
-    size_t listed = atts ? json_array_size(atts) : 0;
-    if (listed != natt)
-        return s_fail(err, PF_WIRE_E_MALFORMED,
-                      "header lists %zu attachments but %zu attachment frames follow", listed,
-                      natt);
-    s->attachments = xcalloc(natt ? natt : 1, sizeof(*s->attachments));
-    s->attachment_count = natt;
-    static const char *const akeys[] = {"name", "media_type", "size", NULL};
-    for (size_t i = 0; i < natt; i++) {
-        json_t *a = json_array_get(atts, i);
-        pf_wire_attachment_t *wa = &s->attachments[i];
-        if (!json_is_object(a))
-            return s_fail(err, PF_WIRE_E_MALFORMED, "attachment %zu is not an object", i + 1);
-        if (!s_only_keys(a, akeys, &bad))
-            return s_fail(err, PF_WIRE_E_MALFORMED, "attachment %zu: unknown field \"%s\"", i + 1,
-                          s_safe_key(bad, kbuf, sizeof(kbuf)));
-        wa->name = s_json_str(a, "name", NULL);
-        wa->media_type = s_json_str(a, "media_type", NULL);
-        if (wa->media_type == NULL)
-            return s_fail(err, PF_WIRE_E_MALFORMED, "attachment %zu: media_type missing", i + 1);
-        json_t *sz = json_object_get(a, "size");
-        if (!json_is_integer(sz) || json_integer_value(sz) < 0 ||
-            (uint64_t)json_integer_value(sz) != (uint64_t)frames[3 + i].size)
-            return s_fail(err, PF_WIRE_E_MALFORMED,
-                          "attachment %zu: size does not match its frame (%zu bytes)", i + 1,
-                          frames[3 + i].size);
-        wa->data = frames[3 + i].data;
-        wa->size = frames[3 + i].size;
-    }
-    return s_check_send(s, lim, err);
+    /* the arena of the decoded strings, owned by the message */
+    char *arena = xmalloc(hf->size + 1);
+    m->text_[0] = arena;
+    s_header_t h;
+    memset(&h, 0, sizeof(h));
+    pf_jscan_t js;
+    pf_jscan_init(&js, hf->data, hf->size, arena);
+    int rc = s_header_read(&js, &h);
+    m->send.recipients = h.rcpt; /* freed with the message, whatever happens */
+    if (rc == 0)
+        rc = s_header_check(&h, frames, natt, lim, &m->send, err);
+    else if (h.array)
+        rc = s_fail(err, PF_WIRE_E_MALFORMED, "header is not a JSON object");
+    else
+        rc = s_fail(err, PF_WIRE_E_MALFORMED, "header is not valid JSON (at byte %zu: %s)",
+                    (size_t)(js.p - (const char *)hf->data),
+                    js.error != NULL ? js.error : "duplicate member");
+    free(h.att);
+    return rc;
 }
 
 static int s_decode_ack(const pf_wire_frame_t *frames, size_t count, const pf_wire_limits_t *lim,

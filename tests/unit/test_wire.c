@@ -203,6 +203,76 @@ static void test_send_malformed_headers(void **state)
     s_expect_send_fail("{\"request_id\":\"r\",\"recipients\":[\"x\"],\"title\":\"t\","
                        "\"subject\":\"s\",\"body\":\"\\ud800\"}",
                        PF_WIRE_E_MALFORMED); /* lone surrogate escape */
+    /* members of the wrong type, also nested ones that are read to their end */
+    s_expect_send_fail(HDR(",\"reference\":null"), PF_WIRE_E_MALFORMED);
+    s_expect_send_fail(HDR(",\"read_receipt\":null"), PF_WIRE_E_MALFORMED);
+    s_expect_send_fail(HDR(",\"required_level\":[\"hoch\"]"), PF_WIRE_E_MALFORMED);
+    s_expect_send_fail(HDR(",\"attachments\":null"), PF_WIRE_E_MALFORMED);
+    s_expect_send_fail("{\"request_id\":\"r\",\"recipients\":[\"x\"],\"title\":{\"a\":[1,{}]},"
+                       "\"subject\":\"s\",\"body\":\"b\"}",
+                       PF_WIRE_E_MALFORMED);
+    s_expect_send_fail("{\"request_id\":\"r\",\"recipients\":[\"x\",7],\"title\":\"t\","
+                       "\"subject\":\"s\",\"body\":\"b\"}",
+                       PF_WIRE_E_MALFORMED);
+    s_expect_send_fail(HDR(",\"extra\":{\"deep\":[[[true]]]}"), PF_WIRE_E_MALFORMED);
+    s_expect_send_fail(HDR(",\"extra\":[1,]"), PF_WIRE_E_MALFORMED); /* and not JSON */
+    s_expect_send_fail(HDR(",\"t\\u0069tle\":\"u\""), PF_WIRE_E_MALFORMED); /* escaped twin */
+    s_expect_send_fail("\"just a string\"", PF_WIRE_E_MALFORMED);
+    s_expect_send_fail(HDR(",\"read_receipt\":truex"), PF_WIRE_E_MALFORMED);
+    s_expect_send_fail(HDR(",\"read_receipt\":true,"), PF_WIRE_E_MALFORMED);
+}
+
+/* a header read from its keys as JSON defines them: escapes in keys,
+ * whitespace anywhere, any order */
+static void test_send_header_as_json(void **state)
+{
+    (void)state;
+    pf_wire_frame_t f[4];
+    size_t n = s_frames(f, 4, "PF1", "SEND",
+                        " {\"att\\u0061chments\" : [ {\"size\":3 ,\"media_type\":\"text/plain\","
+                        "\"name\":\"a.txt\"} ] ,\r\n\"body\":\"\\u00fc\\/\\ud83d\\udcc4\",\t"
+                        "\"subject\":\"s\",\"title\":\"t\",\"recipients\":[ \"x\" ],"
+                        "\"read_receipt\":false,\"request_id\":\"r-1\"} \n",
+                        "abc", NULL);
+    pf_wire_msg_t m;
+    pf_wire_error_t err;
+    assert_int_equal(pf_wire_decode(f, n, &s_lim, PF_WIRE_TO_BROKER, &m, &err), 0);
+    assert_string_equal(m.send.body, "\xc3\xbc/\xf0\x9f\x93\x84");
+    assert_int_equal(m.send.attachment_count, 1);
+    assert_string_equal(m.send.attachments[0].name, "a.txt");
+    assert_int_equal(m.send.attachments[0].size, 3);
+    pf_wire_msg_clear(&m);
+
+    /* an attachment's members: twice, unknown, a size that is not an
+     * integer, or not the frame's */
+    static const char *const bad[] = {
+        "{\"name\":\"a.txt\",\"name\":\"b.txt\",\"media_type\":\"text/plain\",\"size\":3}",
+        "{\"name\":\"a.txt\",\"media_type\":\"text/plain\",\"size\":3,\"hash\":\"x\"}",
+        "{\"name\":\"a.txt\",\"media_type\":\"text/plain\",\"size\":3.0}",
+        "{\"name\":\"a.txt\",\"media_type\":\"text/plain\",\"size\":\"3\"}",
+        "{\"name\":\"a.txt\",\"media_type\":\"text/plain\",\"size\":4}",
+        "{\"name\":\"a.txt\",\"media_type\":\"text/plain\",\"size\":-3}",
+        "{\"name\":\"a.txt\",\"media_type\":\"text/plain\",\"size\":99999999999999999999}",
+        "{\"name\":\"a.txt\",\"size\":3}",
+        "[\"a.txt\"]",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char h[512];
+        snprintf(h, sizeof(h), HDR(",\"attachments\":[%s]"), bad[i]);
+        n = s_frames(f, 4, "PF1", "SEND", h, "abc", NULL);
+        if (pf_wire_decode(f, n, &s_lim, PF_WIRE_TO_BROKER, &m, &err) != -1 ||
+            strcmp(err.code, PF_WIRE_E_MALFORMED) != 0)
+            fail_msg("accepted or wrong code: %s", bad[i]);
+    }
+
+    /* a NUL byte after a number: refused (jansson's lexer dropped it) */
+    const char nul[] = "{\"request_id\":\"r\",\"recipients\":[\"x\"],\"title\":\"t\","
+                       "\"subject\":\"s\",\"body\":\"b\",\"attachments\":[{\"name\":\"a\","
+                       "\"media_type\":\"text/plain\",\"size\":3\0}]}";
+    n = s_frames(f, 4, "PF1", "SEND", "x", "abc", NULL);
+    f[2].data = nul;
+    f[2].size = sizeof(nul) - 1;
+    assert_int_equal(pf_wire_decode(f, n, &s_lim, PF_WIRE_TO_BROKER, &m, &err), -1);
 }
 
 static void test_send_request_id_echoed(void **state)
@@ -581,6 +651,7 @@ int main(void)
         cmocka_unit_test(test_send_round_trip),
         cmocka_unit_test(test_send_defaults),
         cmocka_unit_test(test_send_malformed_headers),
+        cmocka_unit_test(test_send_header_as_json),
         cmocka_unit_test(test_send_request_id_echoed),
         cmocka_unit_test(test_bad_utf8),
         cmocka_unit_test(test_frames_signature_command),
