@@ -602,6 +602,7 @@ static int s_decode_send(const pf_wire_frame_t *frames, size_t count, const pf_w
     /* the arena of the decoded strings, owned by the message */
     char *arena = xmalloc(hf->size + 1);
     m->text_[0] = arena;
+    m->wipe_len_ = hf->size + 1;
     s_header_t h;
     memset(&h, 0, sizeof(h));
     pf_jscan_t js;
@@ -759,6 +760,13 @@ void pf_wire_msg_clear(pf_wire_msg_t *m)
     if (m == NULL)
         return;
     json_decref(m->json_);
+    if (m->wipe_len_ > 0) {
+        /* the notice's text, as the wiping allocator of jansson did for
+         * its tree (util/jsonwipe.h) */
+        volatile char *v = m->text_[0];
+        for (size_t i = 0; i < m->wipe_len_; i++)
+            v[i] = 0;
+    }
     free(m->send.recipients);
     free(m->send.attachments);
     free(m->copies);

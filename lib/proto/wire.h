@@ -105,7 +105,7 @@ typedef struct {
 } pf_wire_attachment_t;
 
 /* A submission.  In a decoded message all pointers are borrowed: strings
- * from the message's parsed header (freed by pf_wire_msg_clear), attachment
+ * from the message's parsed header (wiped and freed by pf_wire_msg_clear), attachment
  * bytes from the input frames (which must outlive the message). */
 typedef struct {
     const char *request_id;
@@ -140,6 +140,7 @@ typedef struct {
     /* private */
     void *json_;
     char *text_[2];
+    size_t wipe_len_; /* text_[0] holds a SEND's texts: wiped on clear */
 } pf_wire_msg_t;
 
 typedef struct {
