@@ -1,6 +1,7 @@
 /* The in-place JSON scanner (see jsonscan.h).
  *
- * Callers: proto/wire.c (the SEND header).
+ * Callers: proto/wire.c (the SEND header), proto/notice.c (the notice
+ * document the reader opens).
  * Untrusted input: all of it.  The scanner never reads past end, writes
  * only within the arena (decoded strings are never longer than their
  * quoted form), and keeps no state but the two bits per open level. */

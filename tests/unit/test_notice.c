@@ -114,11 +114,77 @@ static void test_attachments(void **state)
     s_roundtrip(&n);
 }
 
+#define S_FIELDS "\"title\":\"T\",\"subject\":\"S\",\"body\":\"B\",\"reference\":\"R\"," \
+                 "\"sender\":\"s\",\"sent_at\":\"t\""
+
+static void s_decode_fails(const char *doc, const char *why)
+{
+    pf_notice_t n;
+    const char *err = NULL;
+    if (pf_notice_decode(doc, strlen(doc), 1, &n, &err) != -1)
+        fail_msg("decoded: %s", doc);
+    assert_string_equal(err, why);
+    assert_null(n.title); /* nothing is left to free */
+}
+
+/* what the decoder refuses, and what it leaves alone */
+static void test_decode_checks(void **state)
+{
+    (void)state;
+    static const char not_json[] = "notice is not a JSON object";
+    static const char version[] = "unsupported notice version";
+    static const char malformed[] = "malformed notice document";
+    s_decode_fails("", not_json);
+    s_decode_fails("[1]", not_json);
+    s_decode_fails("{\"v\":1," S_FIELDS ",\"attachments\":[]", not_json);
+    s_decode_fails("{\"v\":1," S_FIELDS ",\"title\":\"U\",\"attachments\":[]}", not_json);
+    s_decode_fails("{\"v\":1," S_FIELDS ",\"attachments\":[{\"size\":1,\"size\":1}]}", not_json);
+    s_decode_fails("{" S_FIELDS ",\"attachments\":[]}", version);
+    s_decode_fails("{\"v\":2," S_FIELDS ",\"attachments\":[]}", version);
+    s_decode_fails("{\"v\":1.0," S_FIELDS ",\"attachments\":[]}", version);
+    s_decode_fails("{\"v\":\"1\"," S_FIELDS ",\"attachments\":[]}", version);
+    s_decode_fails("{\"v\":1," S_FIELDS "}", malformed);
+    s_decode_fails("{\"v\":1," S_FIELDS ",\"attachments\":{}}", malformed);
+    s_decode_fails("{\"v\":1,\"title\":5,\"subject\":\"S\",\"body\":\"B\",\"reference\":\"R\","
+                   "\"sender\":\"s\",\"sent_at\":\"t\",\"attachments\":[]}",
+                   malformed);
+    s_decode_fails("{\"v\":1," S_FIELDS ",\"attachments\":[{\"name\":\"a\",\"media_type\":"
+                   "\"text/plain\",\"size\":2,\"data\":\"YQ==\"}]}",
+                   malformed); /* one byte, not two */
+    s_decode_fails("{\"v\":1," S_FIELDS ",\"attachments\":[{\"name\":\"a\",\"media_type\":"
+                   "\"text/plain\",\"size\":1,\"data\":\"Y\"}]}",
+                   malformed); /* not base64 */
+    s_decode_fails("{\"v\":1," S_FIELDS ",\"attachments\":[{\"media_type\":\"text/plain\","
+                   "\"size\":1,\"data\":\"YQ==\"}]}",
+                   malformed); /* no name */
+    s_decode_fails("{\"v\":1," S_FIELDS ",\"attachments\":[\"a\"]}", malformed);
+
+    /* members a later version may add are left alone, wherever they are */
+    static const char later[] =
+        "{\"v\":1,\"new\":{\"x\":[1,2]}," S_FIELDS ",\"attachments\":[{\"name\":\"a\","
+        "\"hash\":\"h\",\"media_type\":\"text/plain\",\"size\":1,\"data\":\"YQ==\"}]}";
+    pf_notice_t n;
+    const char *err = NULL;
+    assert_int_equal(pf_notice_decode(later, strlen(later), 1, &n, &err), 0);
+    assert_string_equal(n.title, "T");
+    assert_string_equal(n.sent_at, "t");
+    assert_int_equal(n.attachment_count, 1);
+    assert_int_equal(n.attachments[0].size, 1);
+    assert_memory_equal(n.attachments[0].data, "a", 1);
+    pf_notice_clear(&n);
+    /* without the data, the size alone is taken */
+    assert_int_equal(pf_notice_decode(later, strlen(later), 0, &n, &err), 0);
+    assert_null(n.attachments[0].data);
+    assert_int_equal(n.attachments[0].size, 1);
+    pf_notice_clear(&n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_escapes_and_utf8),
         cmocka_unit_test(test_attachments),
+        cmocka_unit_test(test_decode_checks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
