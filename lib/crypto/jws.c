@@ -16,12 +16,15 @@
 #include "crypto/jose_private.h"
 #include "crypto/jwk_private.h"
 #include "util/b64url.h"
+#include "util/buf.h"
+#include "util/jsonstr.h"
 #include "util/xalloc.h"
 
 #include <openssl/bn.h>
 #include <openssl/ec.h>
 #include <openssl/rsa.h>
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -83,6 +86,42 @@ static unsigned char *s_raw_to_der(const unsigned char raw[64], size_t *len_r)
 
 /* --- sign ----------------------------------------------------------------------- */
 
+/* Each thread keeps the signing context of the key it signed with last
+ * (the service signs every receipt with one key): setting a context up
+ * fetches the algorithm and copies the key, 4-6 us of a 25 us signature.
+ * The context holds a reference to its EVP_PKEY, so an equal pointer is
+ * the same key.  Freed when the thread ends or signs with another key. */
+static pthread_key_t s_sign_key;
+static pthread_once_t s_sign_once = PTHREAD_ONCE_INIT;
+
+static void s_sign_ctx_free(void *ctx)
+{
+    EVP_PKEY_CTX_free(ctx);
+}
+
+static void s_sign_init(void)
+{
+    if (pthread_key_create(&s_sign_key, s_sign_ctx_free) != 0)
+        abort(); /* only when the process is out of keys or memory */
+}
+
+static EVP_PKEY_CTX *s_sign_ctx(EVP_PKEY *pkey)
+{
+    pthread_once(&s_sign_once, s_sign_init);
+    EVP_PKEY_CTX *ctx = pthread_getspecific(s_sign_key);
+    if (ctx != NULL && EVP_PKEY_CTX_get0_pkey(ctx) == pkey)
+        return ctx;
+    EVP_PKEY_CTX_free(ctx);
+    ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+    if (ctx == NULL || EVP_PKEY_sign_init(ctx) != 1) {
+        EVP_PKEY_CTX_free(ctx);
+        ctx = NULL;
+    }
+    if (pthread_setspecific(s_sign_key, ctx) != 0)
+        abort();
+    return ctx;
+}
+
 char *pf_jws_sign(const pf_key_t *key, const char *typ, const void *payload, size_t len,
                   const char **error_r)
 {
@@ -94,30 +133,34 @@ char *pf_jws_sign(const pf_key_t *key, const char *typ, const void *payload, siz
         *error_r = "no payload";
         return NULL;
     }
-    json_t *hdr = json_pack("{s:s}", "alg", "ES256");
-    if (typ != NULL && json_object_set_new(hdr, "typ", json_string(typ)) != 0) {
-        json_decref(hdr);
-        *error_r = "typ is not valid UTF-8";
-        return NULL;
+    /* the header written straight, as jansson wrote it (compact, this
+     * order); the kid is base64url and needs no escaping */
+    pf_buf_t hb;
+    pf_buf_init(&hb);
+    pf_buf_puts(&hb, "{\"alg\":\"ES256\"");
+    if (typ != NULL) {
+        pf_buf_puts(&hb, ",\"typ\":");
+        if (pf_buf_json_str(&hb, typ) != 0) {
+            pf_buf_free(&hb, 0);
+            *error_r = "typ is not valid UTF-8";
+            return NULL;
+        }
     }
-    json_object_set_new(hdr, "kid", json_string(key->kid));
-    char *hjson = pf_jose_dump(hdr);
-    json_decref(hdr);
-    char *h64 = pf_b64url_encode(hjson, strlen(hjson));
+    pf_buf_printf(&hb, ",\"kid\":\"%s\"}", key->kid);
+    char *h64 = pf_b64url_encode(hb.data, hb.len);
+    pf_buf_free(&hb, 0);
     char *p64 = pf_b64url_encode(payload, len);
-    free(hjson);
     char *input = xasprintf("%s.%s", h64, p64);
     free(h64);
     free(p64);
 
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
     unsigned char der[80]; /* DER of two 256-bit integers: at most 72 bytes */
     size_t derlen = sizeof(der);
-    unsigned char raw[64];
-    int ok = md != NULL && EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key->pkey) == 1 &&
-             EVP_DigestSign(md, der, &derlen, (const unsigned char *)input, strlen(input)) == 1 &&
+    unsigned char raw[64], digest[32];
+    pf_sha256(input, strlen(input), digest);
+    EVP_PKEY_CTX *ctx = s_sign_ctx(key->pkey);
+    int ok = ctx != NULL && EVP_PKEY_sign(ctx, der, &derlen, digest, sizeof(digest)) == 1 &&
              s_der_to_raw(der, derlen, raw) == 0;
-    EVP_MD_CTX_free(md);
     if (!ok) {
         free(input);
         *error_r = "signing failed";
