@@ -26,6 +26,8 @@
 #include "crypto/jose_private.h"
 #include "crypto/jwk_private.h"
 #include "util/b64url.h"
+#include "util/buf.h"
+#include "util/jsonstr.h"
 #include "util/xalloc.h"
 
 #include <openssl/core_names.h>
@@ -204,8 +206,9 @@ static EVP_PKEY *s_ephemeral_p256(void)
     return k;
 }
 
-/* ECDH-ES+A256KW: wraps cek for recipient; adds "epk" to header. */
-static int s_wrap_ecdh(EVP_PKEY *recipient, const unsigned char cek[32], json_t *header,
+/* ECDH-ES+A256KW: wraps cek for recipient; appends "epk" to the header
+ * being written. */
+static int s_wrap_ecdh(EVP_PKEY *recipient, const unsigned char cek[32], pf_buf_t *header,
                        unsigned char ek[S_WRAPPED_LEN])
 {
     EVP_PKEY *eph = s_ephemeral_p256();
@@ -220,9 +223,8 @@ static int s_wrap_ecdh(EVP_PKEY *recipient, const unsigned char cek[32], json_t 
     if (!ok)
         return -1;
     char *bx = pf_b64url_encode(x, 32), *by = pf_b64url_encode(y, 32);
-    json_object_set_new(
-        header, "epk",
-        json_pack("{s:s, s:s, s:s, s:s}", "kty", "EC", "crv", "P-256", "x", bx, "y", by));
+    pf_buf_printf(header, ",\"epk\":{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"%s\",\"y\":\"%s\"}",
+                  bx, by);
     free(bx);
     free(by);
     return 0;
@@ -260,24 +262,30 @@ int pf_jwe_seal(const pf_key_t *recipient, const char *cty, const void *plaintex
     unsigned char cek[S_CEK_LEN];
     pf_random_bytes(cek, sizeof(cek));
     pf_jwe_t *jwe = xcalloc(1, sizeof(*jwe));
-    json_t *header = json_pack("{s:s, s:s, s:s}", "alg", recipient->rsa ? S_ALG_RSA : S_ALG_ECDH,
-                               "enc", S_ENC, "kid", recipient->kid);
-    if (cty != NULL)
-        json_object_set_new(header, "cty", json_string(cty));
-    int rc;
-    if (recipient->rsa) {
+    /* the protected header written straight, byte for byte as jansson
+     * wrote it (compact, this order); only cty can need escaping, the kid
+     * and the coordinates are base64url */
+    pf_buf_t header;
+    pf_buf_init(&header);
+    pf_buf_printf(&header, "{\"alg\":\"%s\",\"enc\":\"%s\",\"kid\":\"%s\"",
+                  recipient->rsa ? S_ALG_RSA : S_ALG_ECDH, S_ENC, recipient->kid);
+    int rc = 0;
+    if (cty != NULL) {
+        pf_buf_puts(&header, ",\"cty\":");
+        rc = pf_buf_json_str(&header, cty); /* -1: not valid UTF-8 */
+    }
+    if (rc != 0) {
+        /* nothing to wrap for */
+    } else if (recipient->rsa) {
         rc = s_wrap_rsa(recipient->pkey, cek, &jwe->encrypted_key, &jwe->encrypted_key_len);
     } else {
         jwe->encrypted_key = xmalloc(S_WRAPPED_LEN);
         jwe->encrypted_key_len = S_WRAPPED_LEN;
-        rc = s_wrap_ecdh(recipient->pkey, cek, header, jwe->encrypted_key);
+        rc = s_wrap_ecdh(recipient->pkey, cek, &header, jwe->encrypted_key);
     }
-    if (rc == 0 && cty != NULL && json_object_get(header, "cty") == NULL)
-        rc = -1; /* cty was not valid UTF-8 */
     if (rc == 0) {
-        char *hjson = pf_jose_dump(header);
-        jwe->protected_b64 = pf_b64url_encode(hjson, strlen(hjson));
-        free(hjson);
+        pf_buf_puts(&header, "}");
+        jwe->protected_b64 = pf_b64url_encode(header.data, header.len);
         pf_random_bytes(jwe->iv, sizeof(jwe->iv));
         jwe->ciphertext = xmalloc(len + 1);
         jwe->ciphertext_len = len;
@@ -285,7 +293,7 @@ int pf_jwe_seal(const pf_key_t *recipient, const char *cty, const void *plaintex
                    jwe->ciphertext, jwe->tag);
     }
     pf_wipe(cek, sizeof(cek));
-    json_decref(header);
+    pf_buf_free(&header, 0);
     if (rc != 0) {
         pf_jwe_destroy(&jwe);
         *error_r = "encryption failed";

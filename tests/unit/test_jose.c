@@ -523,6 +523,54 @@ static char *s_seal(const pf_key_t *key, const char *cty)
     return c;
 }
 
+/* The protected header is written by hand: byte for byte what jansson
+ * wrote (compact, alg enc kid cty epk), for both key types, with a cty
+ * that needs escaping and without one. */
+static void test_jwe_header_as_jansson_wrote_it(void **state)
+{
+    (void)state;
+    const pf_key_t *keys[2] = {s_p256, s_rsa3072};
+    const char *ctys[2] = {NULL, "application/x-\"quoted\"\\\xc3\xbc"};
+    for (int k = 0; k < 2; k++) {
+        for (int c = 0; c < 2; c++) {
+            char *compact = s_seal(keys[k], ctys[c]);
+            const char *dot = strchr(compact, '.');
+            unsigned char *raw = NULL;
+            size_t n = 0;
+            assert_int_equal(pf_b64url_decode(compact, (size_t)(dot - compact), &raw, &n), 0);
+            char *got = xstrndup((const char *)raw, n);
+            free(raw);
+            json_t *parsed = json_loads(got, 0, NULL);
+            assert_non_null(parsed);
+            const char *alg = k == 0 ? "ECDH-ES+A256KW" : "RSA-OAEP-256";
+            json_t *want = json_pack("{s:s, s:s, s:s}", "alg", alg, "enc", "A256GCM", "kid",
+                                     pf_key_kid(keys[k]));
+            if (ctys[c] != NULL)
+                json_object_set_new(want, "cty", json_string(ctys[c]));
+            json_t *epk = json_object_get(parsed, "epk");
+            if (k == 0)
+                json_object_set_new(
+                    want, "epk",
+                    json_pack("{s:s, s:s, s:O, s:O}", "kty", "EC", "crv", "P-256", "x",
+                              json_object_get(epk, "x"), "y", json_object_get(epk, "y")));
+            else
+                assert_null(epk);
+            char *text = json_dumps(want, JSON_COMPACT | JSON_PRESERVE_ORDER);
+            assert_string_equal(got, text);
+            free(text);
+            json_decref(want);
+            json_decref(parsed);
+            free(got);
+            free(compact);
+        }
+    }
+    /* a cty that is not UTF-8 is refused, as jansson refused it */
+    pf_jwe_t *jwe = NULL;
+    const char *err = NULL;
+    assert_int_equal(pf_jwe_seal(s_p256, "\xff", "x", 1, &jwe, &err), -1);
+    assert_null(jwe);
+}
+
 /* Every refusal of s_open, for the figure of test_jwe_negative_figure:
  * how many, and the distinct error texts among them (one is the rule: a
  * second text would tell an attacker which check failed). */
@@ -1039,6 +1087,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_primitives),
+        cmocka_unit_test(test_jwe_header_as_jansson_wrote_it),
         cmocka_unit_test(test_rfc7515_a3_es256),
         cmocka_unit_test(test_rfc7638_thumbprint),
         cmocka_unit_test(test_jwk_roundtrip),
