@@ -145,34 +145,23 @@ static int s_integer_or_skip(pf_jscan_t *js, bool *integer_r, long long *v_r)
     return pf_jscan_number(js, &text, &len, integer_r, v_r);
 }
 
-/* A key seen twice in one object: json_loadb with JSON_REJECT_DUPLICATES
- * refused such a document, and so does this. */
-static bool s_twice(unsigned *seen, int k)
-{
-    bool twice = (*seen >> k) & 1;
-    *seen |= 1u << k;
-    return twice;
-}
-
 static int s_attachment_read(pf_jscan_t *js, s_att_t *a)
 {
-    if (pf_jscan_peek(js) != PF_JSCAN_OBJECT)
-        return pf_jscan_skip(js);
+    int r = pf_jscan_object_or_skip(js);
+    if (r != 1)
+        return r;
     a->object = true;
-    if (pf_jscan_object(js) != 0)
-        return -1;
     unsigned seen = 0;
     const char *key;
-    int r;
     while ((r = pf_jscan_member(js, &key)) == 1) {
         if (strcmp(key, "name") == 0)
-            r = s_twice(&seen, 0) ? -1 : s_string_or_skip(js, &a->name, NULL);
+            r = pf_jscan_twice(&seen, 0) ? -1 : s_string_or_skip(js, &a->name, NULL);
         else if (strcmp(key, "media_type") == 0)
-            r = s_twice(&seen, 1) ? -1 : s_string_or_skip(js, &a->media_type, NULL);
+            r = pf_jscan_twice(&seen, 1) ? -1 : s_string_or_skip(js, &a->media_type, NULL);
         else if (strcmp(key, "data") == 0)
-            r = s_twice(&seen, 2) ? -1 : s_string_or_skip(js, &a->data, &a->data_len);
+            r = pf_jscan_twice(&seen, 2) ? -1 : s_string_or_skip(js, &a->data, &a->data_len);
         else if (strcmp(key, "size") == 0)
-            r = s_twice(&seen, 3) ? -1 : s_integer_or_skip(js, &a->size_integer, &a->size);
+            r = pf_jscan_twice(&seen, 3) ? -1 : s_integer_or_skip(js, &a->size_integer, &a->size);
         else
             r = pf_jscan_skip(js); /* members of later versions are left alone */
         if (r != 0)
@@ -191,19 +180,16 @@ static int s_doc_read(pf_jscan_t *js, s_doc_t *d)
     const char *key;
     int r;
     while ((r = pf_jscan_member(js, &key)) == 1) {
-        int k = -1;
-        for (int i = 0; i < 6 && k < 0; i++)
-            if (strcmp(key, s_fields[i]) == 0)
-                k = i;
+        int k = pf_jscan_key_index(key, s_fields, 6);
         if (k >= 0) {
-            r = s_twice(&seen, k) ? -1 : s_string_or_skip(js, &d->field[k], NULL);
+            r = pf_jscan_twice(&seen, k) ? -1 : s_string_or_skip(js, &d->field[k], NULL);
         } else if (strcmp(key, "v") == 0) {
             bool integer;
             long long v = 0;
-            r = s_twice(&seen, 6) ? -1 : s_integer_or_skip(js, &integer, &v);
+            r = pf_jscan_twice(&seen, 6) ? -1 : s_integer_or_skip(js, &integer, &v);
             d->version_ok = r == 0 && integer && v == PF_NOTICE_VERSION;
         } else if (strcmp(key, "attachments") == 0) {
-            if (s_twice(&seen, 7))
+            if (pf_jscan_twice(&seen, 7))
                 return -1;
             if (pf_jscan_peek(js) != PF_JSCAN_ARRAY) {
                 r = pf_jscan_skip(js);

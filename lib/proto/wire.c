@@ -365,14 +365,6 @@ typedef struct {
     size_t natt;
 } s_header_t;
 
-static int s_key_index(const char *key, const char *const *keys, int n)
-{
-    for (int i = 0; i < n; i++)
-        if (strcmp(key, keys[i]) == 0)
-            return i;
-    return -1;
-}
-
 static int s_member_read(pf_jscan_t *js, s_member_t *mem)
 {
     size_t len;
@@ -391,33 +383,21 @@ static int s_member_read(pf_jscan_t *js, s_member_t *mem)
     }
 }
 
-/* A member's key seen twice in one object: json_loadb refused that as
- * invalid JSON (JSON_REJECT_DUPLICATES), so it ends the reading here. */
-static bool s_twice(unsigned *seen, int k)
-{
-    if (*seen & (1u << k))
-        return true;
-    *seen |= 1u << k;
-    return false;
-}
-
 static int s_attachment_read(pf_jscan_t *js, s_att_t *a)
 {
-    if (pf_jscan_peek(js) != PF_JSCAN_OBJECT)
-        return pf_jscan_skip(js);
+    int r = pf_jscan_object_or_skip(js);
+    if (r != 1)
+        return r;
     a->object = true;
-    if (pf_jscan_object(js) != 0)
-        return -1;
     unsigned seen = 0;
     const char *key;
-    int r;
     while ((r = pf_jscan_member(js, &key)) == 1) {
-        int k = s_key_index(key, s_attachment_keys, S_A_N);
+        int k = pf_jscan_key_index(key, s_attachment_keys, S_A_N);
         if (k < 0) {
             if (a->unknown == NULL)
                 a->unknown = key;
             r = pf_jscan_skip(js);
-        } else if (s_twice(&seen, k)) {
+        } else if (pf_jscan_twice(&seen, k)) {
             return -1;
         } else if (k == S_A_SIZE) {
             a->size_present = true;
@@ -452,12 +432,12 @@ static int s_header_read(pf_jscan_t *js, s_header_t *h)
     int r;
     size_t cap = 0;
     while ((r = pf_jscan_member(js, &key)) == 1) {
-        int k = s_key_index(key, s_header_keys, S_H_N);
+        int k = pf_jscan_key_index(key, s_header_keys, S_H_N);
         if (k < 0) {
             if (h->unknown == NULL)
                 h->unknown = key;
             r = pf_jscan_skip(js);
-        } else if (s_twice(&seen, k)) {
+        } else if (pf_jscan_twice(&seen, k)) {
             return -1;
         } else if (k == S_H_RECIPIENTS && pf_jscan_peek(js) == PF_JSCAN_ARRAY) {
             h->recipients_array = true;

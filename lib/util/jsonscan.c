@@ -6,6 +6,7 @@
  * only within the arena (decoded strings are never longer than their
  * quoted form), and keeps no state but the two bits per open level. */
 #include "util/jsonscan.h"
+#include "util/jsonstr.h"
 
 #include <errno.h>
 #include <math.h>
@@ -165,38 +166,6 @@ static int s_hex4(const char *p, unsigned *v_r)
     return 0;
 }
 
-/* The length of the UTF-8 sequence at p (first byte >= 0x80), 0 when it
- * is not strict UTF-8 or runs past end. */
-static size_t s_utf8_len(const unsigned char *p, const unsigned char *end)
-{
-    unsigned char c = p[0];
-    size_t k;
-    uint32_t cp;
-    if (c >= 0xc2 && c <= 0xdf) {
-        k = 1;
-        cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        k = 2;
-        cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        k = 3;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if ((size_t)(end - p) <= k)
-        return 0;
-    for (size_t i = 1; i <= k; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (p[i] & 0x3f);
-    }
-    if ((k == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-        (k == 3 && (cp < 0x10000 || cp > 0x10ffff)))
-        return 0;
-    return k + 1;
-}
-
 static char *s_put_utf8(char *o, unsigned cp)
 {
     if (cp < 0x80) {
@@ -233,7 +202,7 @@ int pf_jscan_string(pf_jscan_t *s, const char **v_r, size_t *len_r)
         if (c < 0x20)
             return s_fail(s, "control character in string");
         if (c >= 0x80) {
-            size_t k = s_utf8_len(p, end);
+            size_t k = pf_utf8_seq_len(p, end);
             if (k == 0)
                 return s_fail(s, "invalid UTF-8");
             memcpy(o, p, k);
@@ -425,4 +394,26 @@ int pf_jscan_done(pf_jscan_t *s)
         return s_fail(s, "unclosed object or array");
     s_ws(s);
     return s->p == s->end ? 0 : s_fail(s, "end of input expected");
+}
+
+int pf_jscan_key_index(const char *key, const char *const *keys, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(key, keys[i]) == 0)
+            return i;
+    return -1;
+}
+
+bool pf_jscan_twice(unsigned *seen, int k)
+{
+    bool twice = (*seen >> k) & 1;
+    *seen |= 1u << k;
+    return twice;
+}
+
+int pf_jscan_object_or_skip(pf_jscan_t *s)
+{
+    if (pf_jscan_peek(s) != PF_JSCAN_OBJECT)
+        return pf_jscan_skip(s) == 0 ? 0 : -1;
+    return pf_jscan_object(s) == 0 ? 1 : -1;
 }

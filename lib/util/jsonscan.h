@@ -72,4 +72,13 @@ int pf_jscan_skip(pf_jscan_t *s);
 /* 0 when only whitespace is left and no level is open, else -1. */
 int pf_jscan_done(pf_jscan_t *s);
 
+/* For the callers' own shapes: the index of key among keys[0..n-1], or
+ * -1; and whether member k (< 32) of an object comes twice, marking it in
+ * *seen (a key twice is what json_loadb(JSON_REJECT_DUPLICATES) refused). */
+int pf_jscan_key_index(const char *key, const char *const *keys, int n);
+/* Opens the object that comes next (1), or skips the value of another
+ * type that comes instead (0); -1 when the input is not JSON. */
+int pf_jscan_object_or_skip(pf_jscan_t *s);
+bool pf_jscan_twice(unsigned *seen, int k);
+
 #endif

@@ -9,6 +9,37 @@
 
 #include <string.h>
 
+size_t pf_utf8_seq_len(const unsigned char *p, const unsigned char *end)
+{
+    unsigned char c = p[0];
+    size_t k;
+    unsigned cp;
+    if (c >= 0xc2 && c <= 0xdf) {
+        k = 1;
+        cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        k = 2;
+        cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        k = 3;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if ((size_t)(end - p) <= k)
+        return 0;
+    /* byte by byte: in a NUL-terminated string the NUL stops it */
+    for (size_t i = 1; i <= k; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3f);
+    }
+    if ((k == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (k == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0;
+    return k + 1;
+}
+
 long pf_json_escaped_len(const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -26,30 +57,13 @@ long pf_json_escaped_len(const char *s)
             p++;
             continue;
         }
-        int k;
-        unsigned cp;
-        if (c >= 0xc2 && c <= 0xdf) {
-            k = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            k = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            k = 3;
-            cp = c & 0x07;
-        } else {
+        /* a sequence is at most 4 bytes; it is read only up to its first
+         * byte that is not a continuation, which the NUL is not */
+        size_t k = pf_utf8_seq_len(p, p + 4);
+        if (k == 0)
             return -1;
-        }
-        for (int i = 1; i <= k; i++) {
-            if ((p[i] & 0xc0) != 0x80)
-                return -1;
-            cp = cp << 6 | (p[i] & 0x3f);
-        }
-        if ((k == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-            (k == 3 && (cp < 0x10000 || cp > 0x10ffff)))
-            return -1;
-        n += k + 1;
-        p += k + 1;
+        n += (long)k;
+        p += k;
     }
     return n;
 }

@@ -5,6 +5,11 @@
  * jansson uses, and its strict UTF-8 check. */
 #include "util/buf.h"
 
+#include <stddef.h>
+
+/* The length of the UTF-8 sequence at p, whose first byte is >= 0x80, or
+ * 0 when it is not strict UTF-8 (see below) or does not end before end. */
+size_t pf_utf8_seq_len(const unsigned char *p, const unsigned char *end);
 /* Length of s as a JSON string body (without quotes); -1 when s is not
  * valid UTF-8 (strict: no overlong forms, no surrogates, <= U+10FFFF). */
 long pf_json_escaped_len(const char *s);
