@@ -259,7 +259,9 @@ int pf_jwe_seal(const pf_key_t *recipient, const char *cty, const void *plaintex
         *error_r = "RSA keys for encryption need at least 3072 bits";
         return -1;
     }
-    unsigned char cek[S_CEK_LEN];
+    /* the content key, then the IV: one draw from the generator (each
+     * draw asks the kernel for the process id, OpenSSL's fork check) */
+    unsigned char cek[S_CEK_LEN + sizeof(((pf_jwe_t *)0)->iv)];
     pf_random_bytes(cek, sizeof(cek));
     pf_jwe_t *jwe = xcalloc(1, sizeof(*jwe));
     /* the protected header written straight, byte for byte as jansson
@@ -286,7 +288,7 @@ int pf_jwe_seal(const pf_key_t *recipient, const char *cty, const void *plaintex
     if (rc == 0) {
         pf_buf_puts(&header, "}");
         jwe->protected_b64 = pf_b64url_encode(header.data, header.len);
-        pf_random_bytes(jwe->iv, sizeof(jwe->iv));
+        memcpy(jwe->iv, cek + S_CEK_LEN, sizeof(jwe->iv));
         jwe->ciphertext = xmalloc(len + 1);
         jwe->ciphertext_len = len;
         rc = s_gcm(1, cek, jwe->iv, jwe->protected_b64, strlen(jwe->protected_b64), plaintext, len,

@@ -12,9 +12,32 @@ static pthread_mutex_t s_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t s_last_ms;
 static uint32_t s_seq;
 
-static void s_random(void *p, size_t n)
+/* The random bits come from a per-thread buffer filled by one getrandom
+ * call for many ids: a system call costs about 1 us on the virtual
+ * machines we run on, and the broker makes two ids per stored copy.  They
+ * are not secrets (ids and receipt ids are shown to their owners); they
+ * only must not repeat.  A forked child starts a new generation, so it
+ * never hands out what its parent's buffer held. */
+#define S_POOL 320
+
+static _Atomic unsigned s_generation;
+static __thread unsigned char s_pool[S_POOL];
+static __thread size_t s_pool_left;
+static __thread unsigned s_pool_generation;
+static pthread_once_t s_atfork_once = PTHREAD_ONCE_INIT;
+
+static void s_after_fork(void)
 {
-    unsigned char *b = p;
+    s_generation++;
+}
+
+static void s_register_atfork(void)
+{
+    pthread_atfork(NULL, NULL, s_after_fork);
+}
+
+static void s_fill(unsigned char *b, size_t n)
+{
     while (n > 0) {
         ssize_t r = getrandom(b, n, 0);
         if (r > 0) {
@@ -22,6 +45,21 @@ static void s_random(void *p, size_t n)
             n -= (size_t)r;
         }
     }
+}
+
+static void s_random(void *p, size_t n)
+{
+    pthread_once(&s_atfork_once, s_register_atfork);
+    unsigned gen = s_generation;
+    if (s_pool_generation != gen || s_pool_left < n) {
+        s_fill(s_pool, sizeof(s_pool));
+        s_pool_left = sizeof(s_pool);
+        s_pool_generation = gen;
+    }
+    unsigned char *src = s_pool + sizeof(s_pool) - s_pool_left;
+    memcpy(p, src, n);
+    memset(src, 0, n); /* handed out once */
+    s_pool_left -= n;
 }
 
 void pf_uuid7_generate_bin(uint8_t out[16])

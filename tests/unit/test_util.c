@@ -8,6 +8,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "util/b64url.h"
 #include "util/buf.h"
@@ -89,6 +91,36 @@ static void test_uuid7_strictly_increasing(void **state)
     }
 }
 
+/* The random bits come from a per-thread buffer: a forked child must not
+ * hand out what the parent's buffer still holds (the parent's next id). */
+static void test_uuid7_fork_does_not_repeat(void **state)
+{
+    (void)state;
+    char first[PF_UUID_STRLEN + 1], child[PF_UUID_STRLEN + 1] = "", next[PF_UUID_STRLEN + 1];
+    pf_uuid7_generate(first); /* the buffer is filled and partly left */
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char id[PF_UUID_STRLEN + 1];
+        pf_uuid7_generate(id);
+        ssize_t w = write(fds[1], id, PF_UUID_STRLEN);
+        _exit(w == PF_UUID_STRLEN ? 0 : 1);
+    }
+    close(fds[1]);
+    assert_int_equal(read(fds[0], child, PF_UUID_STRLEN), PF_UUID_STRLEN);
+    close(fds[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    pf_uuid7_generate(next);
+    assert_int_equal(pf_uuid_valid(child), 0);
+    /* characters 19..35: the variant and the 62 random bits */
+    assert_string_not_equal(child + 19, next + 19);
+    assert_string_not_equal(first + 19, next + 19);
+}
+
 #define THREADS 4
 #define PER_THREAD 20000
 static char s_ids[THREADS * PER_THREAD][PF_UUID_STRLEN + 1];
@@ -165,6 +197,7 @@ int main(void)
         cmocka_unit_test(test_uuid7_format_and_version),
         cmocka_unit_test(test_uuid7_strictly_increasing),
         cmocka_unit_test(test_uuid7_unique_across_threads),
+        cmocka_unit_test(test_uuid7_fork_does_not_repeat),
         cmocka_unit_test(test_buf),
         cmocka_unit_test(test_log_escape),
     };
