@@ -150,6 +150,12 @@ int pf_client_send(pf_client_t *c, const pf_client_notice_t *n, pf_client_result
 int pf_client_next_receipt(pf_client_t *c, int timeout_ms, pf_client_receipt_t *r_r,
                            const char **error_r);
 
+/* How many receipts have arrived and wait in the library's queue:
+ * pf_client_next_receipt hands them out without touching the socket.
+ * No I/O; an event loop can call it after every other call to see
+ * whether receipts are there to collect. */
+size_t pf_client_receipts_queued(const pf_client_t *c);
+
 /* With manual acknowledgement on, pf_client_next_receipt does not RACK;
  * the procedure calls pf_client_ack_receipt once it has stored the
  * receipt durably, and unacknowledged receipts are resent by the broker

@@ -272,8 +272,8 @@ static void s_rack_flush(pf_client_t *c)
 }
 
 /* Queues an acknowledgement; it leaves with the next flush (when the
- * batch is full, before the library waits, or when the receipt queue is
- * empty).  A RACK that is lost only makes the broker send the receipt
+ * batch is full, before the library waits, when the receipt queue is
+ * empty, or when the client is destroyed).  A RACK that is lost only makes the broker send the receipt
  * again, which the jti dedup drops. */
 static void s_rack(pf_client_t *c, const char *jti)
 {
@@ -297,9 +297,11 @@ static void s_enqueue(pf_client_t *c, const char *jti, const char *token)
     p->token = xstrdup(token);
 }
 
-/* Receives one message (it is waiting) and files it: receipts into the
- * queue; ACK/NACK are returned in *m_r (decoded) for the caller. */
-static bool s_receive(pf_client_t *c, pf_wire_msg_t *m_r, zmq_msg_t *frames, size_t *nframes_r)
+/* Receives one message if one is waiting and files it: receipts into the
+ * queue; an ACK/NACK is returned in *m_r (decoded) for the caller.
+ * Returns 1 for an ACK/NACK, 0 for anything else (filed or dropped), -1
+ * when nothing was waiting.  The frames stay with the caller. */
+static int s_receive(pf_client_t *c, pf_wire_msg_t *m_r, zmq_msg_t *frames, size_t *nframes_r)
 {
     size_t n = 0;
     bool more = true;
@@ -317,24 +319,56 @@ static bool s_receive(pf_client_t *c, pf_wire_msg_t *m_r, zmq_msg_t *frames, siz
             zmq_msg_close(&m);
     }
     *nframes_r = n;
+    if (n == 0)
+        return -1;
     pf_wire_frame_t wf[S_MAX_FRAMES];
     for (size_t i = 0; i < n; i++)
         wf[i] = (pf_wire_frame_t){zmq_msg_data(&frames[i]), zmq_msg_size(&frames[i]), NULL};
     pf_wire_error_t werr;
     if (pf_wire_decode(wf, n, &c->lim, PF_WIRE_TO_CLIENT, m_r, &werr) != 0) {
         s_log(c, 2, "event=bad_message code=%s reason=\"%s\"", werr.code, werr.reason);
-        return false;
+        return 0;
     }
     if (m_r->cmd == PF_WIRE_RECEIPT) {
         s_enqueue(c, m_r->jti, m_r->token);
         pf_wire_msg_clear(m_r);
-        return false;
+        return 0;
     }
     if (m_r->cmd == PF_WIRE_PONG) {
         pf_wire_msg_clear(m_r);
-        return false;
+        return 0;
     }
-    return true; /* ACK or NACK */
+    return 1; /* ACK or NACK */
+}
+
+static bool s_file_answer(pf_client_t *c, const pf_wire_msg_t *m);
+static void s_close_frames(zmq_msg_t *frames, size_t n);
+
+/* Reads everything that is waiting (up to a bound, so that a flood cannot
+ * keep the caller here): answers into the ready queue, receipts into the
+ * receipt queue.  Returns how many messages it read.  Receiving until
+ * nothing is left costs libzmq two system calls at the end (a poll of its
+ * mailbox and a getpid, its fork check); asking zmq_poll before every
+ * message, as this library did, cost that for every message. */
+static size_t s_pump(pf_client_t *c)
+{
+    size_t got = 0;
+    while (c->sock != NULL && got < 1024) {
+        zmq_msg_t frames[S_MAX_FRAMES];
+        size_t nf;
+        pf_wire_msg_t m;
+        int r = s_receive(c, &m, frames, &nf);
+        if (r < 0)
+            break;
+        got++;
+        if (r == 1) {
+            if (!s_file_answer(c, &m))
+                s_log(c, 1, "event=stale_answer request_id=\"%s\"", m.request_id);
+            pf_wire_msg_clear(&m);
+        }
+        s_close_frames(frames, nf);
+    }
+    return got;
 }
 
 static void s_close_frames(zmq_msg_t *frames, size_t n)
@@ -563,7 +597,7 @@ int pf_client_send(pf_client_t *c, const pf_client_notice_t *n, pf_client_result
             zmq_msg_t frames[S_MAX_FRAMES];
             size_t nf;
             pf_wire_msg_t m;
-            if (s_receive(c, &m, frames, &nf)) {
+            if (s_receive(c, &m, frames, &nf) == 1) {
                 /* one request at a time per socket, and a fresh socket per
                  * attempt: a NACK without request id (the broker could not
                  * read ours) answers this request too; the broker never
@@ -713,6 +747,7 @@ int pf_client_poll_result(pf_client_t *c, int timeout_ms, pf_client_result_t *re
 {
     memset(res_r, 0, sizeof(*res_r));
     int64_t deadline = timeout_ms < 0 ? -1 : s_now_ms() + timeout_ms;
+    bool pumped = false;
     for (;;) {
         if (c->rlen > 0) {
             *res_r = c->ready[c->rhead];
@@ -726,6 +761,12 @@ int pf_client_poll_result(pf_client_t *c, int timeout_ms, pf_client_result_t *re
         s_window_timeouts(c);
         if (c->rlen > 0)
             continue;
+        /* what is waiting already needs no wait */
+        if (!pumped) {
+            pumped = true;
+            if (s_pump(c) > 0)
+                continue;
+        }
         /* wake for the earliest resend as well */
         int64_t until = deadline;
         for (size_t k = 0; k < c->nreqs; k++)
@@ -739,21 +780,7 @@ int pf_client_poll_result(pf_client_t *c, int timeout_ms, pf_client_result_t *re
                 return 0;
             continue;
         }
-        /* read everything that is waiting before handing out one */
-        for (int i = 0; i < 1024; i++) {
-            zmq_msg_t frames[S_MAX_FRAMES];
-            size_t nf;
-            pf_wire_msg_t m;
-            zmq_pollitem_t it = {.socket = c->sock, .events = ZMQ_POLLIN};
-            if (i > 0 && (zmq_poll(&it, 1, 0) <= 0 || !(it.revents & ZMQ_POLLIN)))
-                break;
-            if (s_receive(c, &m, frames, &nf)) {
-                if (!s_file_answer(c, &m))
-                    s_log(c, 1, "event=stale_answer request_id=\"%s\"", m.request_id);
-                pf_wire_msg_clear(&m);
-            }
-            s_close_frames(frames, nf);
-        }
+        s_pump(c);
     }
 }
 
@@ -811,6 +838,11 @@ out:
     return rc;
 }
 
+size_t pf_client_receipts_queued(const pf_client_t *c)
+{
+    return c->qlen;
+}
+
 int pf_client_next_receipt(pf_client_t *c, int timeout_ms, pf_client_receipt_t *r_r,
                            const char **error_r)
 {
@@ -863,26 +895,24 @@ int pf_client_next_receipt(pf_client_t *c, int timeout_ms, pf_client_receipt_t *
                 s->acked = true;
                 s_rack(c, p.jti);
             }
+            /* the last one queued: its acknowledgement leaves now, with
+             * those of the receipts that arrived with it (the queue is
+             * filled by bursts, everything that was waiting at once) */
             if (c->qlen == 0)
                 s_rack_flush(c);
             return 1;
         }
-        if (deadline >= 0 && s_now_ms() >= deadline && timeout_ms > 0)
+        /* the queue is empty: take what is waiting, and only then wait */
+        if (s_pump(c) > 0)
+            continue;
+        s_rack_flush(c); /* acknowledgements of resends dropped above */
+        if (timeout_ms == 0 || (deadline >= 0 && s_now_ms() >= deadline))
             return 0;
         int w = s_wait(c, deadline);
         if (w < 0)
             return s_fail(c, error_r, -1, "cannot wait for receipts: %s", zmq_strerror(errno));
         if (w == 0)
             return 0;
-        zmq_msg_t frames[S_MAX_FRAMES];
-        size_t nf;
-        pf_wire_msg_t m;
-        if (s_receive(c, &m, frames, &nf)) {
-            if (!s_file_answer(c, &m))
-                s_log(c, 1, "event=stale_answer request_id=\"%s\"", m.request_id);
-            pf_wire_msg_clear(&m);
-        }
-        s_close_frames(frames, nf);
     }
 }
 
