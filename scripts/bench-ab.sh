@@ -15,6 +15,8 @@
 # ratio); the end prints the median of each figure for A and B.
 # BIN_A and BIN_B (directories with postfach-broker) compare two builds,
 # e.g. a worktree of the previous commit:  BIN_B=/tmp/old/build/release/bin
+# With AB_BENCH=1 each side also runs the postfach-bench of its build (for
+# changes to the client library, which the bench sends through).
 # scripts/bench-ab.sh "" ""  (the database must carry the newer schema).
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -49,7 +51,9 @@ one() { # LABEL SETTINGS RUN-NUMBER SEND-ARGS...
         sleep 0.05
     done
     $PSQL -c CHECKPOINT >/dev/null
-    "$BIN/postfach-bench" send --broker "tcp://127.0.0.1:$port" --broker-key "$KEYS/broker.curve.pub" \
+    local bench=$BIN
+    [ "${AB_BENCH:-0}" = 1 ] && bench=$bin
+    "$bench/postfach-bench" send --broker "tcp://127.0.0.1:$port" --broker-key "$KEYS/broker.curve.pub" \
         --keys "$KEYS" --db "$DB" --broker-pid "$broker_pid" --pg-pid "$PG_PID" --senders 4 \
         --window 64 --mailboxes 1000 --ceiling-max 1 --duration "$SECS" "$@" \
         >"$OUT/$label-$n.txt" 2>&1
