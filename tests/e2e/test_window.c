@@ -138,6 +138,48 @@ static void test_window_each_once(void **state)
     assert_true(tx < 600);
 }
 
+static bool s_all_acked(void *arg)
+{
+    pf_env_t *env = arg;
+    return pf_env_sql_int(env, "SELECT count(*) FROM receipt_delivery WHERE acked_at IS NULL") == 0;
+}
+
+/* The receipts that come in with the answers wait in the library's
+ * queue: pf_client_receipts_queued counts them, pf_client_next_receipt
+ * hands each out once, and the acknowledgements leave once the queue is
+ * empty, without a further call. */
+static void test_window_receipts_queued(void **state)
+{
+    fixture_t *f = *state;
+    pf_client_t *c = s_client(f->env);
+    assert_int_equal(pf_client_receipts_queued(c), 0);
+    assert_int_equal(s_window_send(c, "q", 40, 64), 40);
+    char seen[40] = {0};
+    int got = 0;
+    const char *err;
+    while (got < 40) {
+        size_t before = pf_client_receipts_queued(c);
+        pf_client_receipt_t r;
+        assert_int_equal(pf_client_next_receipt(c, 5000, &r, &err), 1);
+        assert_string_equal(r.event, "delivered");
+        assert_non_null(r.request_id);
+        int k = atoi(strrchr(r.request_id, '-') + 1);
+        assert_true(k >= 0 && k < 40);
+        assert_int_equal(seen[k], 0);
+        seen[k] = 1;
+        got++;
+        if (before > 0) /* handed out from the queue, nothing read */
+            assert_int_equal(pf_client_receipts_queued(c), before - 1);
+        pf_client_receipt_clear(&r);
+    }
+    assert_int_equal(pf_client_receipts_queued(c), 0);
+    /* every RACK left with the last receipt handed out of each burst */
+    assert_true(pf_test_wait(s_all_acked, f->env, 5000));
+    pf_client_receipt_t r;
+    assert_int_equal(pf_client_next_receipt(c, 300, &r, &err), 0);
+    pf_client_destroy(&c);
+}
+
 static void test_window_repeats(void **state)
 {
     fixture_t *f = *state;
@@ -263,6 +305,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_window_each_once, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_window_receipts_queued, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_window_repeats, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_window_concurrent_clients, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_recipient_allowlist, s_setup, s_teardown),
