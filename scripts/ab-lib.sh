@@ -29,7 +29,7 @@ ab_args() {
 
 ab_cluster() {
     PGDIR=$ROOT/var/bench-pg
-    PG_SHARED_BUFFERS=${BENCH_SHARED_BUFFERS:-2GB} scripts/pg.sh start "$PGDIR" >/dev/null
+    PG_SHARED_BUFFERS=${BENCH_SHARED_BUFFERS:-256MB} scripts/pg.sh start "$PGDIR" >/dev/null
     local host=$PGDIR/sock port
     port=$(cat "$PGDIR/port")
     DB="host=$host port=$port dbname=postfach_bench user=postgres"

@@ -17,8 +17,10 @@
 # Ctrl-C.  Knobs (environment): BENCH_SECONDS (per send scenario, default
 # 20), BENCH_SENDERS (default 4) and BENCH_WINDOW (notices in flight per
 # sender, default 64), BENCH_MAILBOXES (default 1000000), BENCH_PRELOAD (copies, default 1000000),
-# BENCH_SHARED_BUFFERS (PostgreSQL's buffer pool, default 2GB: what an
-# operator gives a database of a million mailboxes on this 24 GiB machine),
+# BENCH_SHARED_BUFFERS (PostgreSQL's buffer pool, default 256MB; 2GB
+# holds the keys of a million mailboxes, but on this VM filling it costs
+# a page fault of about 60 us per 4 KiB, which halves (c): see
+# docs/architecture.md),
 # BENCH_BIG=1, BENCH_LONG=1, BENCH_KEEP=1 (keep var/bench-pg afterwards),
 # BENCH_ONLY="a c" (run only those scenarios; (a) always runs: the others
 # are measured against it).
@@ -77,7 +79,7 @@ wait_ready() { # PORT PID NAME LOG: the daemons log at warn level (a line per
 }
 
 echo "bench: PostgreSQL under $PGDIR"
-export PG_SHARED_BUFFERS=${BENCH_SHARED_BUFFERS:-2GB}
+export PG_SHARED_BUFFERS=${BENCH_SHARED_BUFFERS:-256MB}
 scripts/pg.sh start "$PGDIR" >/dev/null
 PGHOST=$PGDIR/sock
 PGPORT=$(cat "$PGDIR/port")

@@ -8,9 +8,8 @@
 # "postgres" system user (Debian's package creates it) and DIR/data is
 # owned by it.  The server listens on a Unix socket in DIR/sock only.
 # PG_SHARED_BUFFERS (e.g. 2GB) starts the server with that buffer pool
-# instead of the 256MB of its configuration (make bench: the keys of a
-# million mailboxes alone are 340 MB); a running server with another
-# size is restarted.
+# instead of the 256MB of its configuration (make bench's
+# BENCH_SHARED_BUFFERS); a running server with another size is restarted.
 set -eu
 cmd=${1:?start|stop|kill|env}
 DIR=${2:?directory}
