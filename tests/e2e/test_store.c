@@ -74,6 +74,74 @@ static void test_prepared_statements_recover(void **state)
     pf_env_destroy(&env);
 }
 
+#define S_COPY_INSERT(mailbox, id)                                                                \
+    "INSERT INTO message (mailbox_id, id, sender_id, request_id, title, read_receipt, size, "       \
+    "key_version, jwe_protected, jwe_encrypted_key, jwe_iv, jwe_ciphertext, jwe_tag) "              \
+    "SELECT '" mailbox "', '" id "', min(id), 'r-" id "', 'T', false, 1, 1, 'h', '\\x00', "        \
+    "'\\x00', '\\x00', '\\x00' FROM sender"
+
+/* sql/0015: a copy's mailbox is checked without locking the mailbox row,
+ * and the rule that makes that safe (mailboxes are never deleted or
+ * renamed, a copy never moves) holds */
+static void test_mailbox_check_without_lock(void **state)
+{
+    (void)state;
+    static const char *const citizens[] = {"citizen-a", "citizen-b", NULL};
+    pf_env_t *env = pf_env_new("store_mailbox", citizens);
+    assert_non_null(env);
+    char st[6];
+    /* a copy for a mailbox that does not exist is refused as before */
+    assert_int_equal(
+        pf_env_sql_state(env, S_COPY_INSERT("nobody", "018f0000-0000-7000-8000-000000000001"), st),
+        -1);
+    assert_string_equal(st, "23503");
+    assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM message"), 0);
+    /* one that does is stored, and its mailbox row is not locked (xmax) */
+    long long xmax0 = pf_env_sql_int(env, "SELECT xmax::text::bigint FROM mailbox "
+                                          "WHERE id = 'citizen-a'");
+    assert_int_equal(
+        pf_env_sql_state(env, S_COPY_INSERT("citizen-a", "018f0000-0000-7000-8000-000000000002"),
+                         st),
+        0);
+    assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM message"), 1);
+    assert_int_equal(pf_env_sql_int(env, "SELECT xmax::text::bigint FROM mailbox "
+                                         "WHERE id = 'citizen-a'"),
+                     xmax0);
+    /* many copies in one statement, one of them for no mailbox: none stored */
+    assert_int_equal(pf_env_sql_state(env,
+                                      "INSERT INTO message (mailbox_id, id, sender_id, request_id, "
+                                      "title, read_receipt, size, key_version, jwe_protected, "
+                                      "jwe_encrypted_key, jwe_iv, jwe_ciphertext, jwe_tag) "
+                                      "SELECT mb, gen_random_uuid(), (SELECT min(id) FROM sender), "
+                                      "'many', 'T', false, 1, 1, 'h', '\\x00', '\\x00', "
+                                      "'\\x00', '\\x00' FROM unnest(ARRAY['citizen-a', "
+                                      "'citizen-b', 'nobody', 'citizen-a']) AS mb",
+                                      st),
+                     -1);
+    assert_string_equal(st, "23503");
+    assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM message"), 1);
+    /* the rule: mailboxes are closed, never deleted or renamed */
+    assert_int_equal(pf_env_sql_state(env, "DELETE FROM mailbox WHERE id = 'citizen-b'", st), -1);
+    assert_string_equal(st, "23001");
+    assert_int_equal(pf_env_sql_state(env, "TRUNCATE mailbox CASCADE", st), -1);
+    assert_string_equal(st, "23001");
+    assert_int_equal(
+        pf_env_sql_state(env, "UPDATE mailbox SET id = 'citizen-z' WHERE id = 'citizen-a'", st),
+        -1);
+    assert_string_equal(st, "23001");
+    assert_int_equal(
+        pf_env_sql_state(env, "UPDATE mailbox SET status = 'closed' WHERE id = 'citizen-b'", st),
+        0);
+    /* a copy stays in its mailbox; its other columns change as before */
+    assert_int_equal(pf_env_sql_state(env, "UPDATE message SET mailbox_id = 'citizen-b'", st), -1);
+    assert_string_equal(st, "23001");
+    assert_int_equal(pf_env_sql_state(env, "UPDATE message SET read_at = now()", st), 0);
+    assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM mailbox"), 2);
+    assert_int_equal(
+        pf_env_sql_int(env, "SELECT count(*) FROM message WHERE mailbox_id = 'citizen-a'"), 1);
+    pf_env_destroy(&env);
+}
+
 /* sql/0014: ANALYZE leaves out the columns no query filters on, keeps the
  * ones the plans need, and the store's lookups stay index scans */
 static void test_statistics_only_where_plans_use_them(void **state)
@@ -133,6 +201,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_prepared_statements_recover),
         cmocka_unit_test(test_statistics_only_where_plans_use_them),
+        cmocka_unit_test(test_mailbox_check_without_lock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
