@@ -7,8 +7,8 @@
 #   (b) half that rate, open loop: ACK latency
 #   (c) 200 KiB attachments: MB/s stored
 #   (e) growth: 1,000 -> 1,000,000 mailboxes (making them takes about 9
-#       of the run's 20 minutes); + preloaded
-#       copies (1 M, or 10 M with BENCH_BIG=1)
+#       of the run's 20 minutes); + preloaded copies (1 M, or 10 M with
+#       BENCH_BIG=1)
 #   (d) reader: open (P-256: first retrievals, then the same again;
 #       RSA-3072) and list 50, with those copies stored
 #   (f) broker RSS over a long run (BENCH_LONG=1: 1 M notices; otherwise

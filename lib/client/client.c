@@ -273,8 +273,8 @@ static void s_rack_flush(pf_client_t *c)
 
 /* Queues an acknowledgement; it leaves with the next flush (when the
  * batch is full, before the library waits, when the receipt queue is
- * empty, or when the client is destroyed).  A RACK that is lost only makes the broker send the receipt
- * again, which the jti dedup drops. */
+ * empty, or when the client is destroyed).  A RACK that is lost only
+ * makes the broker send the receipt again, which the jti dedup drops. */
 static void s_rack(pf_client_t *c, const char *jti)
 {
     for (size_t i = 0; i < c->nrack; i++)

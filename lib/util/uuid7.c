@@ -49,9 +49,11 @@ static void s_fill(unsigned char *b, size_t n)
 
 static void s_random(void *p, size_t n)
 {
-    pthread_once(&s_atfork_once, s_register_atfork);
     unsigned gen = s_generation;
     if (s_pool_generation != gen || s_pool_left < n) {
+        /* registered before the first buffer exists: no buffer can
+         * outlive a fork unnoticed */
+        pthread_once(&s_atfork_once, s_register_atfork);
         s_fill(s_pool, sizeof(s_pool));
         s_pool_left = sizeof(s_pool);
         s_pool_generation = gen;
