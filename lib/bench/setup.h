@@ -1,10 +1,11 @@
 #ifndef PF_BENCH_SETUP_H
 #define PF_BENCH_SETUP_H
 /* `postfach-bench setup`: senders and mailboxes for a load, made in
- * process instead of one postfach-ctl run each, through the same store
- * functions postfach-ctl uses (pf_store_sender_add,
- * pf_store_mailbox_add_key) and the same key wrapping (KEK, context
- * "<mailbox>:<version>"), so the reader opens these mailboxes like any
+ * process instead of one postfach-ctl run each: senders through the store
+ * function postfach-ctl uses (pf_store_sender_add), mailboxes in batches
+ * (pf_store_bench_mailboxes_add) with the same rows and the same key
+ * wrapping (KEK, context "<mailbox>:<version>") as
+ * pf_store_mailbox_add_key, so the reader opens these mailboxes like any
  * other.  Existing ones are kept: mailboxes are numbered, and a second run
  * with a larger count adds the missing ones after the highest present. */
 #include <stdio.h>

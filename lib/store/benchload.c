@@ -137,15 +137,9 @@ static int s_put(pf_store_t *st, pf_buf_t *b, const char **error_r)
     return 0;
 }
 
-/* One COPY of n rows = one transaction (autocommit): returns when the
- * server has committed it. */
-static int s_copy_batch(pf_store_t *st, const char *table, const pf_bench_row_t *row,
-                        const char *const *mailboxes, size_t nmailboxes, size_t *next_mailbox,
-                        size_t n, pf_buf_t *b, const char **error_r)
+/* Starts a binary COPY: sends the statement and puts the file header into b. */
+static int s_copy_begin(pf_store_t *st, const char *sql, pf_buf_t *b, const char **error_r)
 {
-    char sql[512];
-    snprintf(sql, sizeof(sql),
-             "COPY %s (mailbox_id, id, " S_TAIL_COLS ") FROM STDIN (FORMAT binary)", table);
     PGresult *res = PQexec(st->conn, sql);
     if (PQresultStatus(res) != PGRES_COPY_IN) {
         *error_r = pf_store_fail(st, "cannot start copy", res);
@@ -158,24 +152,13 @@ static int s_copy_batch(pf_store_t *st, const char *table, const pf_bench_row_t 
     pf_buf_append(b, sig, sizeof(sig));
     uint32_t zero[2] = {0, 0}; /* flags, header extension length */
     pf_buf_append(b, zero, sizeof(zero));
-    int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        const char *mb = mailboxes[*next_mailbox];
-        *next_mailbox = (*next_mailbox + 1) % nmailboxes;
-        uint16_t nf = htons(S_NCOLS);
-        pf_buf_append(b, &nf, 2);
-        uint32_t len = htonl((uint32_t)strlen(mb));
-        pf_buf_append(b, &len, 4);
-        pf_buf_append(b, mb, strlen(mb));
-        uint8_t id[16];
-        pf_uuid7_generate_bin(id);
-        len = htonl(16);
-        pf_buf_append(b, &len, 4);
-        pf_buf_append(b, id, 16);
-        pf_buf_append(b, row->tail.data, row->tail.len);
-        if (b->len >= S_FLUSH_BYTES)
-            rc = s_put(st, b, error_r);
-    }
+    return 0;
+}
+
+/* Ends a binary COPY begun by s_copy_begin: the trailer, the rest of b, and
+ * the server's verdict.  rc != 0 (an earlier failure) aborts the COPY. */
+static int s_copy_end(pf_store_t *st, pf_buf_t *b, int rc, const char **error_r)
+{
     uint16_t trailer = 0xffff;
     pf_buf_append(b, &trailer, 2);
     if (rc == 0)
@@ -184,6 +167,7 @@ static int s_copy_batch(pf_store_t *st, const char *table, const pf_bench_row_t 
         *error_r = pf_store_fail(st, "cannot end copy", NULL);
         rc = -1;
     }
+    PGresult *res;
     while ((res = PQgetResult(st->conn)) != NULL) {
         if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == 0) {
             *error_r = pf_store_fail(st, "copy failed", res);
@@ -192,6 +176,51 @@ static int s_copy_batch(pf_store_t *st, const char *table, const pf_bench_row_t 
         PQclear(res);
     }
     return rc;
+}
+
+static void s_put_field(pf_buf_t *b, const void *data, size_t len)
+{
+    uint32_t n = htonl((uint32_t)len);
+    pf_buf_append(b, &n, 4);
+    pf_buf_append(b, data, len);
+}
+
+static void s_put_text(pf_buf_t *b, const char *s)
+{
+    s_put_field(b, s, strlen(s));
+}
+
+static void s_put_nfields(pf_buf_t *b, uint16_t n)
+{
+    uint16_t nf = htons(n);
+    pf_buf_append(b, &nf, 2);
+}
+
+/* One COPY of n rows = one transaction (autocommit): returns when the
+ * server has committed it. */
+static int s_copy_batch(pf_store_t *st, const char *table, const pf_bench_row_t *row,
+                        const char *const *mailboxes, size_t nmailboxes, size_t *next_mailbox,
+                        size_t n, pf_buf_t *b, const char **error_r)
+{
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "COPY %s (mailbox_id, id, " S_TAIL_COLS ") FROM STDIN (FORMAT binary)", table);
+    if (s_copy_begin(st, sql, b, error_r) != 0)
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const char *mb = mailboxes[*next_mailbox];
+        *next_mailbox = (*next_mailbox + 1) % nmailboxes;
+        s_put_nfields(b, S_NCOLS);
+        s_put_text(b, mb);
+        uint8_t id[16];
+        pf_uuid7_generate_bin(id);
+        s_put_field(b, id, sizeof(id));
+        pf_buf_append(b, row->tail.data, row->tail.len);
+        if (b->len >= S_FLUSH_BYTES)
+            rc = s_put(st, b, error_r);
+    }
+    return s_copy_end(st, b, rc, error_r);
 }
 
 static int s_load(pf_store_t *st, const char *table, const pf_bench_row_t *row,
@@ -278,4 +307,62 @@ int pf_store_bench_mailbox_count(pf_store_t *st, const char *prefix, int64_t *n_
 int pf_store_bench_fast_commit(pf_store_t *st, const char **error_r)
 {
     return pf_store_exec(st, "SET synchronous_commit = off", error_r);
+}
+
+int pf_store_bench_mailboxes_add(pf_store_t *st, const pf_bench_mailbox_row_t *rows, size_t n,
+                                 const char **error_r)
+{
+    if (n == 0)
+        return 0;
+    if (pf_store_exec(st, "BEGIN", error_r) != 0)
+        return -1;
+    pf_buf_t b;
+    pf_buf_init(&b);
+    uint32_t one = htonl(1); /* key version 1, int4 in network order */
+    int rc = s_copy_begin(st, "COPY mailbox (id) FROM STDIN (FORMAT binary)", &b, error_r);
+    if (rc == 0) {
+        for (size_t i = 0; i < n; i++) {
+            s_put_nfields(&b, 1);
+            s_put_text(&b, rows[i].id);
+        }
+        rc = s_copy_end(st, &b, 0, error_r);
+    }
+    if (rc == 0)
+        rc = s_copy_begin(st,
+                          "COPY mailbox_key (mailbox_id, version, kid, alg, public_jwk) "
+                          "FROM STDIN (FORMAT binary)",
+                          &b, error_r);
+    if (rc == 0) {
+        for (size_t i = 0; i < n; i++) {
+            s_put_nfields(&b, 5);
+            s_put_text(&b, rows[i].id);
+            s_put_field(&b, &one, 4);
+            s_put_text(&b, rows[i].kid);
+            s_put_text(&b, rows[i].alg);
+            s_put_text(&b, rows[i].public_jwk);
+        }
+        rc = s_copy_end(st, &b, 0, error_r);
+    }
+    if (rc == 0)
+        rc = s_copy_begin(st,
+                          "COPY mailbox_secret (mailbox_id, version, kek_id, wrapped_key) "
+                          "FROM STDIN (FORMAT binary)",
+                          &b, error_r);
+    if (rc == 0) {
+        for (size_t i = 0; i < n; i++) {
+            if (rows[i].wrapped == NULL)
+                continue;
+            s_put_nfields(&b, 4);
+            s_put_text(&b, rows[i].id);
+            s_put_field(&b, &one, 4);
+            s_put_text(&b, rows[i].kek_id);
+            s_put_field(&b, rows[i].wrapped, rows[i].wrapped_len);
+        }
+        rc = s_copy_end(st, &b, 0, error_r);
+    }
+    pf_buf_free(&b, 0);
+    if (rc == 0)
+        return pf_store_exec(st, "COMMIT", error_r);
+    PQclear(PQexec(st->conn, "ROLLBACK"));
+    return -1;
 }

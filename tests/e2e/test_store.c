@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "store/benchload.h"
 #include "store/store.h"
 
 static void s_version_is(pf_store_t *st, int want)
@@ -196,12 +197,71 @@ static void test_statistics_only_where_plans_use_them(void **state)
     pf_env_destroy(&env);
 }
 
+/* the bench's mailboxes: n at a time, the same rows as one at a time
+ * (key version 1, the wrapped key where there is one), and all or none */
+static void test_bench_mailboxes_add(void **state)
+{
+    (void)state;
+    static const char *const citizens[] = {"citizen-a", NULL};
+    pf_env_t *env = pf_env_new("store_benchmb", citizens);
+    assert_non_null(env);
+    pf_store_t *st = NULL;
+    const char *err = NULL;
+    assert_int_equal(pf_store_open(pf_env_conninfo(env), &st, &err), 0);
+    static const unsigned char wrapped[] = {0x00, 0x01, 0xfe, 0xff, 0x5c, 0x09};
+    pf_bench_mailbox_row_t rows[3] = {
+        {"b-0", "kid0", "ECDH-ES+A256KW", "{\"kty\":\"EC\"}", "kek1", wrapped, sizeof(wrapped)},
+        {"b-1", "kid1", "RSA-OAEP-256", "{\"kty\":\"RSA\"}", "kek1", wrapped, 3},
+        {"b-2", "kid2", "ECDH-ES+A256KW", "{\"kty\":\"EC\"}", NULL, NULL, 0},
+    };
+    assert_int_equal(pf_store_bench_mailboxes_add(st, rows, 3, &err), 0);
+    assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM mailbox WHERE id LIKE 'b-%' "
+                                         "AND status = 'open'"),
+                     3);
+    assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM mailbox_key WHERE "
+                                         "mailbox_id LIKE 'b-%' AND version = 1"),
+                     3);
+    char *v = pf_env_sql(env, "SELECT alg || ' ' || kid || ' ' || public_jwk FROM mailbox_key "
+                              "WHERE mailbox_id = 'b-1'");
+    assert_string_equal(v, "RSA-OAEP-256 kid1 {\"kty\":\"RSA\"}");
+    free(v);
+    /* bytes that text COPY would have to escape arrive unchanged */
+    v = pf_env_sql(env, "SELECT kek_id || ' ' || encode(wrapped_key, 'hex') FROM mailbox_secret "
+                        "WHERE mailbox_id = 'b-0' AND version = 1");
+    assert_string_equal(v, "kek1 0001feff5c09");
+    free(v);
+    assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM mailbox_secret "
+                                         "WHERE mailbox_id LIKE 'b-%'"),
+                     2);
+    /* a batch with one mailbox that exists already: none of it is made */
+    pf_bench_mailbox_row_t again[2] = {
+        {"b-3", "kid3", "ECDH-ES+A256KW", "{}", "kek1", wrapped, 2},
+        {"citizen-a", "kid4", "ECDH-ES+A256KW", "{}", "kek1", wrapped, 2},
+    };
+    assert_int_equal(pf_store_bench_mailboxes_add(st, again, 2, &err), -1);
+    assert_non_null(strstr(err, "copy failed"));
+    assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM mailbox WHERE id = 'b-3'"), 0);
+    assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM mailbox_key "
+                                         "WHERE mailbox_id = 'b-3'"),
+                     0);
+    /* and the connection is usable afterwards */
+    pf_bench_mailbox_row_t last[1] = {
+        {"b-3", "kid3", "ECDH-ES+A256KW", "{}", "kek1", wrapped, 2}};
+    assert_int_equal(pf_store_bench_mailboxes_add(st, last, 1, &err), 0);
+    assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM mailbox_secret "
+                                         "WHERE mailbox_id = 'b-3'"),
+                     1);
+    pf_store_destroy(&st);
+    pf_env_destroy(&env);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_prepared_statements_recover),
         cmocka_unit_test(test_statistics_only_where_plans_use_them),
         cmocka_unit_test(test_mailbox_check_without_lock),
+        cmocka_unit_test(test_bench_mailboxes_add),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
