@@ -29,7 +29,9 @@ ab_args() {
 
 ab_cluster() {
     PGDIR=$ROOT/var/bench-pg
-    PG_SHARED_BUFFERS=${BENCH_SHARED_BUFFERS:-256MB} scripts/pg.sh start "$PGDIR" >/dev/null
+    # the same buffer pool as make bench (scripts/bench.sh)
+    PG_SHARED_BUFFERS=${BENCH_SHARED_BUFFERS:-1GB} PG_HUGE_PAGES=${BENCH_HUGE_PAGES:-on} \
+        scripts/pg.sh start "$PGDIR" >/dev/null
     local host=$PGDIR/sock port
     port=$(cat "$PGDIR/port")
     DB="host=$host port=$port dbname=postfach_bench user=postgres"

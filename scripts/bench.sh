@@ -6,9 +6,8 @@
 #   (a) 2 KiB notices, 1 recipient, closed loop, maximum rate
 #   (b) half that rate, open loop: ACK latency
 #   (c) 200 KiB attachments: MB/s stored
-#   (e) growth: 1,000 -> 1,000,000 mailboxes (making them takes about 9
-#       of the run's 20 minutes); + preloaded copies (1 M, or 10 M with
-#       BENCH_BIG=1)
+#   (e) growth: 1,000 -> 1,000,000 mailboxes (making them takes about 2
+#       minutes); + preloaded copies (1 M, or 10 M with BENCH_BIG=1)
 #   (d) reader: open (P-256: first retrievals, then the same again;
 #       RSA-3072) and list 50, with those copies stored
 #   (f) broker RSS over a long run (BENCH_LONG=1: 1 M notices; otherwise
@@ -17,10 +16,11 @@
 # Ctrl-C.  Knobs (environment): BENCH_SECONDS (per send scenario, default
 # 20), BENCH_SENDERS (default 4) and BENCH_WINDOW (notices in flight per
 # sender, default 64), BENCH_MAILBOXES (default 1000000), BENCH_PRELOAD (copies, default 1000000),
-# BENCH_SHARED_BUFFERS (PostgreSQL's buffer pool, default 256MB; 2GB
-# holds the keys of a million mailboxes, but on this VM filling it costs
-# a page fault of about 60 us per 4 KiB, which halves (c): see
-# docs/architecture.md),
+# BENCH_SHARED_BUFFERS (PostgreSQL's buffer pool, default 1GB: it holds
+# the key tables of a million mailboxes, 440 MB), BENCH_HUGE_PAGES (on:
+# the pool in 2 MB pages, reserved by scripts/pg.sh as root and given back
+# at the end; off: 4 KiB pages, each first touch a page fault of up to
+# 60 us on this VM; see docs/architecture.md),
 # BENCH_BIG=1, BENCH_LONG=1, BENCH_KEEP=1 (keep var/bench-pg afterwards),
 # BENCH_ONLY="a c" (run only those scenarios; (a) always runs: the others
 # are measured against it).
@@ -79,11 +79,12 @@ wait_ready() { # PORT PID NAME LOG: the daemons log at warn level (a line per
 }
 
 echo "bench: PostgreSQL under $PGDIR"
-export PG_SHARED_BUFFERS=${BENCH_SHARED_BUFFERS:-256MB}
+export PG_SHARED_BUFFERS=${BENCH_SHARED_BUFFERS:-1GB} PG_HUGE_PAGES=${BENCH_HUGE_PAGES:-on}
 scripts/pg.sh start "$PGDIR" >/dev/null
 PGHOST=$PGDIR/sock
 PGPORT=$(cat "$PGDIR/port")
 PSQL="psql -h $PGHOST -p $PGPORT -U postgres -v ON_ERROR_STOP=1 -qtA"
+echo "bench: shared_buffers $($PSQL -d postgres -c "SHOW shared_buffers"), huge_pages $($PSQL -d postgres -c "SHOW huge_pages")"
 $PSQL -d postgres -c "DROP DATABASE IF EXISTS postfach_bench" >/dev/null
 $PSQL -d postgres -c "CREATE DATABASE postfach_bench" >/dev/null
 DB="host=$PGHOST port=$PGPORT dbname=postfach_bench user=postgres"
