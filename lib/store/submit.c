@@ -15,6 +15,11 @@
  * ciphertexts without hex doubling and integers without printf/parse.
  * Repeats need no second round trip and no fallback: ON CONFLICT turns
  * them into PF_SUBMIT_EXISTS, whose stored ACK is read after the COMMIT.
+ * The JWE's binary parts stay out of the CTE k: k is read three times, so
+ * PostgreSQL materialises it, copying every ciphertext into a tuplestore
+ * and out again.  The message insert takes them from the arrays by the
+ * copy's ordinal instead (with 200 KiB attachments, 6-12% less
+ * PostgreSQL CPU per notice in alternating runs). 
  * Invariants: parameters only, every PGresult cleared on every path,
  * ROLLBACK on every failure before COMMIT. */
 #include "store/submit.h"
@@ -41,7 +46,7 @@
 /* microseconds between the Unix epoch and PostgreSQL's (2000-01-01) */
 #define S_PG_EPOCH_US 946684800000000LL
 
-#define S_STMT "pf_submit_v2"
+#define S_STMT "pf_submit_v3"
 #define S_NPARAMS 23
 
 static const char s_sql[] =
@@ -56,16 +61,15 @@ static const char s_sql[] =
     "k AS (SELECT q.sender_id, q.request_id, q.title, q.reference, q.required_level, "
     "q.read_receipt, q.attachment_count, q.created_at, q.hold, c.* "
     "FROM unnest($11::integer[], $12::text[], $13::uuid[], $14::integer[], $15::bigint[], "
-    "$16::text[], $17::bytea[], $18::bytea[], $19::bytea[], $20::bytea[], $21::uuid[], "
-    "$22::text[]) AS c (sub, mailbox_id, id, key_version, size, jwe_protected, ek, iv, ct, "
-    "tag, jti, token) "
+    "$16::text[], $21::uuid[], $22::text[]) WITH ORDINALITY "
+    "AS c (sub, mailbox_id, id, key_version, size, jwe_protected, jti, token, ci) "
     "JOIN q ON q.n = c.sub JOIN s ON s.sender_id = q.sender_id AND s.request_id = q.request_id), "
     "m AS (INSERT INTO message (mailbox_id, id, sender_id, request_id, title, reference, "
     "required_level, read_receipt, size, attachment_count, created_at, key_version, "
     "jwe_protected, jwe_encrypted_key, jwe_iv, jwe_ciphertext, jwe_tag) "
     "SELECT mailbox_id, id, sender_id, request_id, title, reference, required_level, "
-    "read_receipt, size, attachment_count, created_at, key_version, jwe_protected, ek, iv, ct, "
-    "tag FROM k), "
+    "read_receipt, size, attachment_count, created_at, key_version, jwe_protected, "
+    "($17::bytea[])[ci], ($18::bytea[])[ci], ($19::bytea[])[ci], ($20::bytea[])[ci] FROM k), "
     "r AS (INSERT INTO receipt (jti, sender_id, mailbox_id, message_id, event, token) "
     "SELECT jti, sender_id, mailbox_id, id, 'delivered', token FROM k), "
     "d AS (INSERT INTO receipt_delivery (jti, sender_id, attempts, next_attempt_at) "
