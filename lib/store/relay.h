@@ -29,8 +29,8 @@ int pf_store_relay_claim(pf_store_t *st, const int64_t *sender_ids, size_t nsend
 void pf_relay_receipts_free(pf_relay_receipt_t **rows, size_t n);
 
 /* Sets receipt_delivery.acked_at on the listed receipts (UUID texts, already validated) of
- * this sender that are not acknowledged yet; others' jtis are ignored.
- * Returns the number of rows marked, or -1. */
+ * this sender, keeping the time of an earlier acknowledgement; others' jtis are ignored.
+ * Returns the number of this sender's receipts among them, or -1. */
 int pf_store_relay_ack(pf_store_t *st, int64_t sender_id, const char *const *jtis, size_t n,
                        const char **error_r);
 

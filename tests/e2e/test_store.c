@@ -14,6 +14,7 @@
 
 #include "harness.h"
 #include "store/benchload.h"
+#include "store/relay.h"
 #include "store/store.h"
 
 static void s_version_is(pf_store_t *st, int want)
@@ -255,6 +256,43 @@ static void test_bench_mailboxes_add(void **state)
     pf_env_destroy(&env);
 }
 
+/* a RACK marks the sender's own receipts, keeps the time of an earlier
+ * acknowledgement, and leaves other senders' receipts alone */
+static void test_relay_ack(void **state)
+{
+    (void)state;
+    static const char *const citizens[] = {NULL};
+    pf_env_t *env = pf_env_new("store_relayack", citizens);
+    assert_non_null(env);
+    free(pf_env_sql(env, "INSERT INTO receipt_delivery (jti, sender_id) VALUES "
+                         "('018f0000-0000-7000-8000-0000000000a1', 1), "
+                         "('018f0000-0000-7000-8000-0000000000a2', 1), "
+                         "('018f0000-0000-7000-8000-0000000000b1', 2) RETURNING 1"));
+    free(pf_env_sql(env, "UPDATE receipt_delivery SET acked_at = '2026-01-01 00:00:00+00' "
+                         "WHERE jti = '018f0000-0000-7000-8000-0000000000a2' RETURNING 1"));
+    pf_store_t *st = NULL;
+    const char *err = NULL;
+    assert_int_equal(pf_store_open(pf_env_conninfo(env), &st, &err), 0);
+    const char *jtis[] = {"018f0000-0000-7000-8000-0000000000a1",
+                          "018f0000-0000-7000-8000-0000000000a2",
+                          "018f0000-0000-7000-8000-0000000000b1",
+                          "018f0000-0000-7000-8000-0000000000ff"};
+    assert_int_equal(pf_store_relay_ack(st, 1, jtis, 4, &err), 2);
+    assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM receipt_delivery WHERE "
+                                         "sender_id = 1 AND acked_at IS NOT NULL"),
+                     2);
+    /* the earlier acknowledgement keeps its time */
+    assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM receipt_delivery WHERE "
+                                         "acked_at = '2026-01-01 00:00:00+00'"),
+                     1);
+    /* sender 2's receipt was named by sender 1: untouched */
+    assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM receipt_delivery WHERE "
+                                         "sender_id = 2 AND acked_at IS NULL"),
+                     1);
+    pf_store_destroy(&st);
+    pf_env_destroy(&env);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -262,6 +300,7 @@ int main(void)
         cmocka_unit_test(test_statistics_only_where_plans_use_them),
         cmocka_unit_test(test_mailbox_check_without_lock),
         cmocka_unit_test(test_bench_mailboxes_add),
+        cmocka_unit_test(test_relay_ack),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
