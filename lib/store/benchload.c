@@ -309,6 +309,52 @@ int pf_store_bench_fast_commit(pf_store_t *st, const char **error_r)
     return pf_store_exec(st, "SET synchronous_commit = off", error_r);
 }
 
+static void s_put_i32(pf_buf_t *b, int32_t v)
+{
+    uint32_t n = htonl((uint32_t)v);
+    s_put_field(b, &n, 4);
+}
+
+/* a new mailbox's rows: it gets key version 1 */
+static void s_mailbox_row(pf_buf_t *b, const pf_bench_mailbox_row_t *r)
+{
+    s_put_nfields(b, 1);
+    s_put_text(b, r->id);
+}
+
+static void s_mailbox_key_row(pf_buf_t *b, const pf_bench_mailbox_row_t *r)
+{
+    s_put_nfields(b, 5);
+    s_put_text(b, r->id);
+    s_put_i32(b, 1);
+    s_put_text(b, r->kid);
+    s_put_text(b, r->alg);
+    s_put_text(b, r->public_jwk);
+}
+
+static void s_mailbox_secret_row(pf_buf_t *b, const pf_bench_mailbox_row_t *r)
+{
+    if (r->wrapped == NULL)
+        return; /* the citizen keeps the key: no row */
+    s_put_nfields(b, 4);
+    s_put_text(b, r->id);
+    s_put_i32(b, 1);
+    s_put_text(b, r->kek_id);
+    s_put_field(b, r->wrapped, r->wrapped_len);
+}
+
+/* One binary COPY (sql) of what put writes for each of the n rows. */
+static int s_copy_mailboxes(pf_store_t *st, const char *sql, const pf_bench_mailbox_row_t *rows,
+                            size_t n, void (*put)(pf_buf_t *, const pf_bench_mailbox_row_t *),
+                            pf_buf_t *b, const char **error_r)
+{
+    if (s_copy_begin(st, sql, b, error_r) != 0)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        put(b, &rows[i]);
+    return s_copy_end(st, b, 0, error_r);
+}
+
 int pf_store_bench_mailboxes_add(pf_store_t *st, const pf_bench_mailbox_row_t *rows, size_t n,
                                  const char **error_r)
 {
@@ -318,48 +364,18 @@ int pf_store_bench_mailboxes_add(pf_store_t *st, const pf_bench_mailbox_row_t *r
         return -1;
     pf_buf_t b;
     pf_buf_init(&b);
-    uint32_t one = htonl(1); /* key version 1, int4 in network order */
-    int rc = s_copy_begin(st, "COPY mailbox (id) FROM STDIN (FORMAT binary)", &b, error_r);
-    if (rc == 0) {
-        for (size_t i = 0; i < n; i++) {
-            s_put_nfields(&b, 1);
-            s_put_text(&b, rows[i].id);
-        }
-        rc = s_copy_end(st, &b, 0, error_r);
-    }
+    int rc = s_copy_mailboxes(st, "COPY mailbox (id) FROM STDIN (FORMAT binary)", rows, n,
+                              s_mailbox_row, &b, error_r);
     if (rc == 0)
-        rc = s_copy_begin(st,
-                          "COPY mailbox_key (mailbox_id, version, kid, alg, public_jwk) "
-                          "FROM STDIN (FORMAT binary)",
-                          &b, error_r);
-    if (rc == 0) {
-        for (size_t i = 0; i < n; i++) {
-            s_put_nfields(&b, 5);
-            s_put_text(&b, rows[i].id);
-            s_put_field(&b, &one, 4);
-            s_put_text(&b, rows[i].kid);
-            s_put_text(&b, rows[i].alg);
-            s_put_text(&b, rows[i].public_jwk);
-        }
-        rc = s_copy_end(st, &b, 0, error_r);
-    }
+        rc = s_copy_mailboxes(st,
+                              "COPY mailbox_key (mailbox_id, version, kid, alg, public_jwk) "
+                              "FROM STDIN (FORMAT binary)",
+                              rows, n, s_mailbox_key_row, &b, error_r);
     if (rc == 0)
-        rc = s_copy_begin(st,
-                          "COPY mailbox_secret (mailbox_id, version, kek_id, wrapped_key) "
-                          "FROM STDIN (FORMAT binary)",
-                          &b, error_r);
-    if (rc == 0) {
-        for (size_t i = 0; i < n; i++) {
-            if (rows[i].wrapped == NULL)
-                continue;
-            s_put_nfields(&b, 4);
-            s_put_text(&b, rows[i].id);
-            s_put_field(&b, &one, 4);
-            s_put_text(&b, rows[i].kek_id);
-            s_put_field(&b, rows[i].wrapped, rows[i].wrapped_len);
-        }
-        rc = s_copy_end(st, &b, 0, error_r);
-    }
+        rc = s_copy_mailboxes(st,
+                              "COPY mailbox_secret (mailbox_id, version, kek_id, wrapped_key) "
+                              "FROM STDIN (FORMAT binary)",
+                              rows, n, s_mailbox_secret_row, &b, error_r);
     pf_buf_free(&b, 0);
     if (rc == 0)
         return pf_store_exec(st, "COMMIT", error_r);
