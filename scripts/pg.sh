@@ -102,7 +102,8 @@ CONF
         [ -z "${PG_SHARED_BUFFERS:-}" ] && [ -z "${PG_HUGE_PAGES:-}" ] && exit 0
         q() { as_pg psql -h "$DIR/sock" -p "$PORT" -U postgres -d postgres -qtAc "SHOW $1" 2>/dev/null || true; }
         { [ -z "${PG_SHARED_BUFFERS:-}" ] || [ "$(q shared_buffers)" = "$PG_SHARED_BUFFERS" ]; } &&
-            { [ -z "${PG_HUGE_PAGES:-}" ] || [ "$(q huge_pages)" = "$want_huge" ]; } && exit 0
+            { [ -z "${PG_HUGE_PAGES:-}" ] || [ "$(cat "$DIR/huge_mode" 2>/dev/null || echo off)" = "$want_huge" ]; } &&
+            exit 0
         as_pg "$PGBIN/pg_ctl" -D "$DIR/data" -m fast -w stop >/dev/null
         huge_release
     fi
@@ -116,6 +117,9 @@ CONF
             settings="$settings -c huge_pages=off"
         fi
     fi
+    # what was asked for, not what the server got: a server left on
+    # ordinary pages for want of huge ones is not restarted every time
+    echo "$want_huge" >"$DIR/huge_mode"
     opts=()
     [ -n "$settings" ] && opts=(-o "$settings")
     as_pg "$PGBIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 "${opts[@]}" start >/dev/null
