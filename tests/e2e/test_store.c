@@ -138,6 +138,13 @@ static void test_mailbox_check_without_lock(void **state)
     assert_int_equal(pf_env_sql_state(env, "UPDATE message SET mailbox_id = 'citizen-b'", st), -1);
     assert_string_equal(st, "23001");
     assert_int_equal(pf_env_sql_state(env, "UPDATE message SET read_at = now()", st), 0);
+    /* and no BEFORE ROW UPDATE trigger on message: any such trigger, even
+     * one whose column list keeps it from running, makes every update lock
+     * the row first (sql/0016); tgtype bits: 1 row, 2 before, 16 update */
+    assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM pg_trigger WHERE tgrelid = "
+                                         "'message'::regclass AND NOT tgisinternal "
+                                         "AND tgtype & 19 = 19"),
+                     0);
     assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM mailbox"), 2);
     assert_int_equal(
         pf_env_sql_int(env, "SELECT count(*) FROM message WHERE mailbox_id = 'citizen-a'"), 1);
