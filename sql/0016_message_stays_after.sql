@@ -1,6 +1,6 @@
 -- Postfach schema: the rule that a copy stays in its mailbox is checked
 -- after the update instead of before it, so that a first retrieval's
--- update of read_at locks no row.
+-- update of read_at takes no row lock of the trigger's.
 -- Forward-only: never edit this file once landed.
 --
 -- Why: any BEFORE ROW UPDATE trigger on a table, even one whose column

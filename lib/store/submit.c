@@ -19,7 +19,7 @@
  * PostgreSQL materialises it, copying every ciphertext into a tuplestore
  * and out again.  The message insert takes them from the arrays by the
  * copy's ordinal instead (with 200 KiB attachments, 6-12% less
- * PostgreSQL CPU per notice in alternating runs). 
+ * PostgreSQL CPU per notice in alternating runs).
  * Invariants: parameters only, every PGresult cleared on every path,
  * ROLLBACK on every failure before COMMIT. */
 #include "store/submit.h"
