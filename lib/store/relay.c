@@ -25,10 +25,21 @@
  * receipt is sent again, and the procedure drops it by its jti.  So their
  * transactions do not wait for the WAL flush (5-13 ms under load, measured
  * with strace), which would stop the broker's main thread, and with it
- * every SEND, for that long.  Everything else stays synchronous. */
+ * every SEND, for that long.  Everything else stays synchronous.
+ *
+ * Their statements run with the plan made once (force_generic_plan).
+ * Left to choose, PostgreSQL planned every claim afresh, because the
+ * generic plan's estimate is higher than a plan for the one array of
+ * sender ids at hand: 0.54 ms of planning per claim, against 0.85 ms to
+ * execute it, at about 90 claims a second while citizens open notices.
+ * Both plans are the same index scans (per sender on receipt_delivery_due,
+ * then the primary keys). */
 static int s_async_begin(pf_store_t *st, const char **error_r)
 {
-    return pf_store_exec(st, "BEGIN; SET LOCAL synchronous_commit = off", error_r);
+    return pf_store_exec(st,
+                         "BEGIN; SET LOCAL synchronous_commit = off; "
+                         "SET LOCAL plan_cache_mode = force_generic_plan",
+                         error_r);
 }
 
 /* Commits after res (the statement's result, NULL when it failed); on
