@@ -9,6 +9,7 @@
 #include "util/xalloc.h"
 
 #include <dirent.h>
+#include <errno.h> /* program_invocation_short_name */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,6 +153,29 @@ PGresult *pf_store_query(pf_store_t *st, const char *what, const char *sql, int 
     return pf_store_query_bin(st, what, sql, nparams, values, NULL, NULL, error_r);
 }
 
+/* Every session is named after the program that opened it
+ * (postfach-broker, postfach-reader, postfach-ctl, postfach-bench), so
+ * that pg_stat_activity tells an operator whose session holds a lock or
+ * runs a long query, and the bench can tell whose work PostgreSQL's CPU
+ * time was (scripts/bench.sh).  Characters other than letters, digits,
+ * '.', '_' and '-' become '_', so the name needs no quoting. */
+static void s_session_setup(PGconn *conn)
+{
+    char name[64];
+    size_t n = 0;
+    for (const char *p = program_invocation_short_name; p && *p && n < sizeof(name) - 1; p++) {
+        char c = *p;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == '-';
+        name[n++] = ok ? c : '_';
+    }
+    name[n] = '\0';
+    char sql[128];
+    snprintf(sql, sizeof(sql), "SET application_name = '%s'; SET TIME ZONE 'UTC'",
+             n > 0 ? name : "postfach");
+    PQclear(PQexec(conn, sql));
+}
+
 int pf_store_open(const char *conninfo, pf_store_t **st_r, const char **error_r)
 {
     static __thread char errbuf[512];
@@ -167,8 +191,7 @@ int pf_store_open(const char *conninfo, pf_store_t **st_r, const char **error_r)
     pf_store_t *st = xcalloc(1, sizeof(*st));
     st->conn = conn;
     st->conninfo = xstrdup(conninfo);
-    PGresult *res = PQexec(conn, "SET application_name = 'postfach'; SET TIME ZONE 'UTC'");
-    PQclear(res);
+    s_session_setup(conn);
     *st_r = st;
     return 0;
 }
@@ -203,8 +226,7 @@ int pf_store_reconnect(pf_store_t *st, const char **error_r)
         *error_r = pf_store_fail(st, "cannot reconnect to the database", NULL);
         return -1;
     }
-    PGresult *res = PQexec(st->conn, "SET application_name = 'postfach'; SET TIME ZONE 'UTC'");
-    PQclear(res);
+    s_session_setup(st->conn);
     return 0;
 }
 

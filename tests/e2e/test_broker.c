@@ -885,7 +885,7 @@ static void test_db_connection_lost_then_served(void **state)
     /* cut every connection of the broker (main and ZAP) */
     assert_true(pf_env_sql_int(f->env, "SELECT count(pg_terminate_backend(pid)) FROM "
                                        "pg_stat_activity WHERE datname = current_database() AND "
-                                       "application_name = 'postfach'") >= 1);
+                                       "application_name = 'postfach-broker'") >= 1);
     /* answers are NACK temporary until it reconnected, never a false ACK */
     int tries = 0, acked = 0;
     while (tries++ < 50 && !acked) {

@@ -774,12 +774,14 @@ static void test_database_down_503(void **state)
     fx_t *fx = s_fx("reader_dbdown", citizens);
     char *tok = s_token(fx, "citizen-a", NULL);
     json_decref(s_get_json(fx, "/v1/messages", tok, 200));
-    /* only the reader's sessions are left with this application name */
     assert_int_equal(pf_env_stop_broker(fx->env, SIGTERM), 0);
-    /* cut the reader's sessions, as a database restart would */
+    /* cut the reader's sessions (named after the program), as a database
+     * restart would */
     char *v = pf_env_sql(fx->env, "SELECT count(pg_terminate_backend(pid))::text FROM "
-                                  "pg_stat_activity WHERE application_name = 'postfach' "
+                                  "pg_stat_activity WHERE application_name = 'postfach-reader' "
                                   "AND datname = current_database() AND pid <> pg_backend_pid()");
+    assert_non_null(v);
+    assert_true(atoi(v) >= 1);
     free(v);
     /* the first request on a cut session may answer 503 (with Retry-After),
      * after that the pool has reconnected */
