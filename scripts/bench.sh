@@ -39,7 +39,7 @@ MANY=${BENCH_MAILBOXES:-1000000}
 [ "${BENCH_BIG:-0}" = 1 ] && PRELOAD=10000000
 
 mkdir -p "$OUT"
-rm -rf "$KEYS" "$OUT"/*.txt "$OUT"/*.ids "$OUT"/*.log
+rm -rf "$KEYS" "$OUT"/*.txt "$OUT"/*.ids "$OUT"/*.log "$OUT"/*.pg[01]
 
 broker_pid=
 reader_pid=
@@ -134,6 +134,42 @@ want() { # NAME: is this scenario selected by BENCH_ONLY?
         { [ "$1" = d1r ] && [[ " $BENCH_ONLY " == *" d1 "* ]]; } # d1r reopens what d1 opened
 }
 
+pg_ticks() { # "WHO TICKS" per PostgreSQL process, then "total TICKS" for the
+    # whole tree (the postmaster's own and reaped children's time included).
+    # WHO is the session's application_name (the programs name their
+    # sessions, lib/store/store.c) or the process's kind (walwriter, ...).
+    local pid who t
+    $PSQL -d postfach_bench -F ' ' -c "SELECT pid, coalesce(nullif(application_name, ''),
+        replace(backend_type, ' ', '-')) FROM pg_stat_activity" 2>/dev/null |
+        while read -r pid who; do
+            t=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null) && echo "$pid $who $t"
+        done
+    t=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$PG_PID/stat" 2>/dev/null || echo 0)
+    for pid in $(pgrep -P "$PG_PID" 2>/dev/null); do
+        t=$((t + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+    done
+    echo "0 total $t"
+}
+
+pg_split() { # BEFORE AFTER: PostgreSQL's CPU time in between, by whose session
+    # it was: sessions alive at the end (one that began in between, such
+    # as a pool's connection opened on demand, counts from zero); the
+    # rest, autovacuum workers and sessions that ended in between (the
+    # bench's own ceiling), is "other"
+    awk 'NR == FNR { t0[$1 " " $2] = $3; next }
+         { k = $1 " " $2; d = $3 - (k in t0 ? t0[k] : 0); if ($2 == "total") tot = d; else { by[$2] += d; known += d } }
+         END {
+             if (tot <= 0) exit
+             by["other"] = tot - known
+             n = 0
+             for (w in by) if (by[w] * 100 >= tot) keys[++n] = w
+             for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (by[keys[j]] > by[keys[i]]) { k = keys[i]; keys[i] = keys[j]; keys[j] = k }
+             line = ""
+             for (i = 1; i <= n; i++) line = line sprintf("%s%s %d%%", i > 1 ? ", " : "", keys[i], by[keys[i]] * 100 / tot)
+             printf "  postgres cpu by session: %s (of %.1f s)\n", line, tot / hz
+         }' hz="$(getconf CLK_TCK)" "$1" "$2"
+}
+
 run() { # NAME ARGS... : runs one scenario, prints and keeps its output
     local name=$1
     shift
@@ -143,9 +179,12 @@ run() { # NAME ARGS... : runs one scenario, prints and keeps its output
     # each scenario starts with the dirty pages of the previous one
     # written out, so that its checkpoint does not land in this one's time
     $PSQL -d postfach_bench -c CHECKPOINT >/dev/null
+    pg_ticks > "$OUT/$name.pg0"
     set -o pipefail
     "$@" | tee "$OUT/$name.txt" || echo "bench: scenario $name failed (exit status $?)" >&2
     set +o pipefail
+    pg_ticks > "$OUT/$name.pg1"
+    pg_split "$OUT/$name.pg0" "$OUT/$name.pg1" | tee -a "$OUT/$name.txt"
 }
 
 run a "${SEND[@]}" --label a-2k-closed --duration "$SECS" --ids-out "$OUT/a.ids" --ids-max 60000
@@ -203,12 +242,12 @@ echo "== figures (ratios to the same-run ceiling)"
 for s in a b c e1 e2 x f; do
     [ -f "$OUT/$s.txt" ] || continue
     printf '%-3s %s\n' "$s" "$(grep '^postfach:' "$OUT/$s.txt" | tail -n 1)"
-    grep -E '^  (throughput|broker|cpu per notice|disk):' "$OUT/$s.txt" | sed 's/^/    /'
+    grep -E '^  (throughput|broker|cpu per notice|disk|postgres cpu by session):' "$OUT/$s.txt" | sed 's/^/    /'
 done
 for s in d1 d1r d2 d3; do
     [ -f "$OUT/$s.txt" ] || continue
     printf '%-3s %s\n' "$s" "$(grep '^reader ' "$OUT/$s.txt" | tail -n 1)"
-    grep -E '^  cpu per request:' "$OUT/$s.txt" | sed 's/^/    /'
+    grep -E '^  (cpu per request|postgres cpu by session):' "$OUT/$s.txt" | sed 's/^/    /'
 done
 growth() { # SCENARIO: its notices/s relative to (a); "not run" when BENCH_ONLY left it out
     [ -f "$OUT/$1.txt" ] || { echo "not run"; return; }
