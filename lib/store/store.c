@@ -153,27 +153,46 @@ PGresult *pf_store_query(pf_store_t *st, const char *what, const char *sql, int 
     return pf_store_query_bin(st, what, sql, nparams, values, NULL, NULL, error_r);
 }
 
-/* Every session is named after the program that opened it
- * (postfach-broker, postfach-reader, postfach-ctl, postfach-bench), so
- * that pg_stat_activity tells an operator whose session holds a lock or
- * runs a long query, and the bench can tell whose work PostgreSQL's CPU
- * time was (scripts/bench.sh).  Characters other than letters, digits,
- * '.', '_' and '-' become '_', so the name needs no quoting. */
-static void s_session_setup(PGconn *conn)
+/* Copies the characters of src that need no quoting in SQL (letters,
+ * digits, '.', '_', '-'; others become '_') into dst, at most size - 1. */
+static size_t s_name_part(char *dst, size_t size, const char *src)
 {
-    char name[64];
     size_t n = 0;
-    for (const char *p = program_invocation_short_name; p && *p && n < sizeof(name) - 1; p++) {
+    for (const char *p = src; p && *p && n + 1 < size; p++) {
         char c = *p;
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                   c == '.' || c == '_' || c == '-';
-        name[n++] = ok ? c : '_';
+        dst[n++] = ok ? c : '_';
     }
-    name[n] = '\0';
+    dst[n] = '\0';
+    return n;
+}
+
+/* Every session is named after the program that opened it
+ * (postfach-broker, postfach-reader, postfach-ctl, postfach-bench), and
+ * after its role when it has one (postfach-broker/commit), so that
+ * pg_stat_activity tells an operator whose session holds a lock or runs
+ * a long query, and the bench can tell whose work PostgreSQL's CPU time
+ * was (scripts/bench.sh). */
+static void s_session_setup(PGconn *conn, const char *role)
+{
+    char name[64];
+    if (s_name_part(name, 40, program_invocation_short_name) == 0)
+        snprintf(name, sizeof(name), "postfach");
+    if (role[0] != '\0') {
+        size_t n = strlen(name);
+        name[n++] = '/';
+        s_name_part(name + n, sizeof(name) - n, role);
+    }
     char sql[128];
-    snprintf(sql, sizeof(sql), "SET application_name = '%s'; SET TIME ZONE 'UTC'",
-             n > 0 ? name : "postfach");
+    snprintf(sql, sizeof(sql), "SET application_name = '%s'; SET TIME ZONE 'UTC'", name);
     PQclear(PQexec(conn, sql));
+}
+
+void pf_store_set_role(pf_store_t *st, const char *role)
+{
+    s_name_part(st->role, sizeof(st->role), role);
+    s_session_setup(st->conn, st->role);
 }
 
 int pf_store_open(const char *conninfo, pf_store_t **st_r, const char **error_r)
@@ -191,7 +210,7 @@ int pf_store_open(const char *conninfo, pf_store_t **st_r, const char **error_r)
     pf_store_t *st = xcalloc(1, sizeof(*st));
     st->conn = conn;
     st->conninfo = xstrdup(conninfo);
-    s_session_setup(conn);
+    s_session_setup(conn, st->role);
     *st_r = st;
     return 0;
 }
@@ -226,7 +245,7 @@ int pf_store_reconnect(pf_store_t *st, const char **error_r)
         *error_r = pf_store_fail(st, "cannot reconnect to the database", NULL);
         return -1;
     }
-    s_session_setup(st->conn);
+    s_session_setup(st->conn, st->role);
     return 0;
 }
 

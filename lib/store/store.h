@@ -20,6 +20,11 @@ void pf_store_destroy(pf_store_t **st);
 /* True when the connection is gone (as opposed to a query being refused). */
 bool pf_store_broken(pf_store_t *st);
 int pf_store_reconnect(pf_store_t *st, const char **error_r);
+/* Names the session "<program>/<role>" in pg_stat_activity (a session is
+ * "<program>" otherwise), also after a reconnect: role says which of a
+ * program's connections it is ("commit", "zap", "wake").  Letters,
+ * digits, '.', '_' and '-'; anything else becomes '_'. */
+void pf_store_set_role(pf_store_t *st, const char *role);
 /* The socket to poll for NOTIFY messages (after pf_store_listen). */
 int pf_store_socket(pf_store_t *st);
 

@@ -279,6 +279,7 @@ int pf_store_committer_new(const char *conninfo, pf_store_committer_t **c_r, con
         return -1;
     pf_store_committer_t *c = xcalloc(1, sizeof(*c));
     c->st = st;
+    pf_store_set_role(st, "commit");
     s_session(c);
     *c_r = c;
     return 0;

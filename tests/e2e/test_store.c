@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "store/benchload.h"
@@ -300,6 +301,38 @@ static void test_relay_ack(void **state)
     pf_env_destroy(&env);
 }
 
+/* Sessions are named after the program and their role, in
+ * pg_stat_activity, and keep the name over a reconnect. */
+static void test_session_names(void **state)
+{
+    (void)state;
+    static const char *const citizens[] = {NULL};
+    pf_env_t *env = pf_env_new("store_names", citizens);
+    assert_non_null(env);
+    pf_store_t *st = NULL;
+    const char *err = NULL;
+    assert_int_equal(pf_store_open(pf_env_conninfo(env), &st, &err), 0);
+#define S_NAMED                                                                                   \
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "                   \
+    "AND application_name = '%s'"
+    char sql[256];
+    snprintf(sql, sizeof(sql), S_NAMED, "test_store");
+    assert_int_equal(pf_env_sql_int(env, sql), 1);
+    /* characters that would need quoting become '_' */
+    pf_store_set_role(st, "com'mit x");
+    snprintf(sql, sizeof(sql), S_NAMED, "test_store/com_mit_x");
+    assert_int_equal(pf_env_sql_int(env, sql), 1);
+    free(pf_env_sql(env, "SELECT count(pg_terminate_backend(pid))::text FROM pg_stat_activity "
+                         "WHERE application_name = 'test_store/com_mit_x'"));
+    for (int i = 0; i < 50 && !pf_store_broken(st); i++)
+        usleep(20000);
+    assert_true(pf_store_broken(st));
+    assert_int_equal(pf_store_reconnect(st, &err), 0);
+    assert_int_equal(pf_env_sql_int(env, sql), 1);
+    pf_store_destroy(&st);
+    pf_env_destroy(&env);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -308,6 +341,7 @@ int main(void)
         cmocka_unit_test(test_mailbox_check_without_lock),
         cmocka_unit_test(test_bench_mailboxes_add),
         cmocka_unit_test(test_relay_ack),
+        cmocka_unit_test(test_session_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
