@@ -35,6 +35,7 @@
 #include "util/xalloc.h"
 
 #include <errno.h>
+#include <malloc.h> /* malloc_trim */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +65,14 @@
 #define S_KEY_MAX 4096
 /* the safety net behind the mailbox NOTIFYs */
 #define S_CURRENT_TRUST_MS 60000
+/* Memory freed after a burst of large notices goes back to the system
+ * once the pipeline has been empty this long (malloc_trim): glibc keeps
+ * the freed chunks of every thread's arena otherwise, and RSS stays at
+ * the burst's height.  Only after a pipeline that held this many bytes:
+ * small notices never pay for it, and a pipeline that is empty only for
+ * a moment between batches is not trimmed while it refills. */
+#define S_TRIM_PEAK_BYTES (4LL * 1024 * 1024)
+#define S_TRIM_IDLE_MS 1000
 
 typedef enum { S_OPEN = 0, S_SEALING, S_SEALED, S_ANSWERED, S_FOLLOWER } s_state_t;
 
@@ -138,6 +147,8 @@ struct pf_accept {
     int workers; /* crypto worker threads */
     size_t inflight;
     long long inflight_bytes;
+    long long bytes_peak;  /* most inflight_bytes since the last trim */
+    int64_t idle_since_ms; /* when inflight last fell to 0 */
     s_key_t keys[S_KEY_SLOTS]; /* open addressing, mailbox id hashed */
     size_t nkeys;
     s_current_t current[S_KEY_SLOTS]; /* open addressing, mailbox id hashed */
@@ -376,6 +387,8 @@ static void s_batch_done(pf_broker_t *b, s_batch_t *bt, bool quiet)
         a->inflight_bytes -= bt->subs[i]->cost;
         s_sub_free(bt->subs[i]);
     }
+    if (a->inflight == 0)
+        a->idle_since_ms = pf_broker_now_ms();
     free(bt->seal.items);
     free(bt->store);
     free(bt->store_subs);
@@ -1021,6 +1034,8 @@ void pf_broker_accept_batch(pf_broker_t *b, pf_broker_send_t *items, size_t n)
         s_batch_add(a->forming, w);
         a->inflight++;
         a->inflight_bytes += w->cost;
+        if (a->inflight_bytes > a->bytes_peak)
+            a->bytes_peak = a->inflight_bytes;
         if (a->forming->n >= S_BATCH_MAX || a->forming->bytes >= S_BATCH_BYTES)
             s_pump(b);
     }
@@ -1043,6 +1058,17 @@ int pf_broker_accept_pollitems(pf_broker_t *b, zmq_pollitem_t *items, int max)
     return n;
 }
 
+/* Gives memory back after a burst of large notices (S_TRIM_PEAK_BYTES). */
+static void s_maybe_trim(pf_accept_t *a)
+{
+    if (a->inflight != 0 || a->bytes_peak < S_TRIM_PEAK_BYTES ||
+        pf_broker_now_ms() - a->idle_since_ms < S_TRIM_IDLE_MS)
+        return;
+    a->bytes_peak = 0;
+    malloc_trim(0);
+    pf_debug("event=memory_trimmed");
+}
+
 void pf_broker_accept_progress(pf_broker_t *b)
 {
     pf_accept_t *a = b->acc;
@@ -1057,6 +1083,7 @@ void pf_broker_accept_progress(pf_broker_t *b)
             s_committed(b, i, rc, err);
     }
     s_pump(b);
+    s_maybe_trim(a);
 }
 
 bool pf_broker_accept_saturated(pf_broker_t *b)
