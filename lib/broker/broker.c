@@ -646,8 +646,10 @@ static void s_serve(pf_broker_t *b)
      * excess now rather than answer it after the sender gave up */
     int64_t now = pf_broker_now_ms();
     /* input left waiting is a backlog only while the write pipeline is
-     * full too; before that it takes over whatever this round read */
-    if (!s_input_waiting(b) || !pf_broker_accept_saturated(b)) {
+     * full too; before that it takes over whatever this round read.  The
+     * pipeline first: asking the socket costs libzmq a poll and a getpid
+     * (its fork check), once per round, on every round */
+    if (!pf_broker_accept_saturated(b) || !s_input_waiting(b)) {
         b->backlog_since_ms = 0;
     } else if (b->backlog_since_ms == 0) {
         b->backlog_since_ms = now;
