@@ -8,8 +8,9 @@
  * committed a read receipt pokes this object, and one thread of its own
  * sends a single NOTIFY for everything poked since its last one, at most
  * every PF_WAKE_GAP_MS (the relay does not claim more often than every
- * 50 ms anyway, lib/broker/broker.c S_RELAY_GAP_MS).  A wake-up lost to a database outage or a crash delays a
- * receipt until the relay's next poll; the receipt itself is committed. */
+ * 50 ms anyway, lib/broker/broker.c S_RELAY_GAP_MS).  A wake-up lost to a
+ * database outage or a crash delays a receipt until the relay's next poll;
+ * the receipt itself is committed. */
 
 /* at most one NOTIFY per this many milliseconds */
 #define PF_WAKE_GAP_MS 50
