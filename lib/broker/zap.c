@@ -55,14 +55,11 @@ static int64_t s_lookup(pf_zap_t *z, const char *key)
             return z->cache[i].id;
     const char *err;
     if (z->st == NULL || pf_store_broken(z->st)) {
-        bool opened = z->st == NULL;
-        if (opened ? pf_store_open(z->conninfo, &z->st, &err) != 0
-                   : pf_store_reconnect(z->st, &err) != 0) {
+        if (z->st == NULL ? pf_store_open_as(z->conninfo, "zap", &z->st, &err) != 0
+                          : pf_store_reconnect(z->st, &err) != 0) {
             pf_warn("event=zap_db_error error=\"%s\"", pf_broker_esc(err));
             return -1;
         }
-        if (opened)
-            pf_store_set_role(z->st, "zap"); /* a reconnect keeps it */
     }
     int64_t id = 0;
     int rc = pf_store_sender_by_key(z->st, key, &id, NULL, &err);
@@ -165,10 +162,8 @@ int pf_zap_start(void *ctx, const char *conninfo, int cache_ms, pf_zap_t **zap_r
     /* connect now so a database that is down shows at start-up; failures
      * later are retried per request */
     const char *err;
-    if (pf_store_open(conninfo, &z->st, &err) != 0)
+    if (pf_store_open_as(conninfo, "zap", &z->st, &err) != 0)
         pf_warn("event=zap_db_error error=\"%s\"", pf_broker_esc(err));
-    else
-        pf_store_set_role(z->st, "zap");
     if (pthread_create(&z->thread, NULL, s_thread, z) != 0) {
         *error_r = "cannot start the ZAP thread";
         zmq_close(z->sock);

@@ -54,9 +54,8 @@ static bool s_notify(pf_wake_t *w)
     const char *err = NULL;
     if (w->st != NULL && pf_store_broken(w->st))
         pf_store_destroy(&w->st);
-    if (w->st == NULL && pf_store_open(w->conninfo, &w->st, &err) == 0)
-        pf_store_set_role(w->st, "wake");
-    if (w->st != NULL && pf_store_receipts_wake(w->st, &err) == 0) {
+    if ((w->st != NULL || pf_store_open_as(w->conninfo, "wake", &w->st, &err) == 0) &&
+        pf_store_receipts_wake(w->st, &err) == 0) {
         if (w->failing)
             pf_info("event=receipt_wake_restored");
         w->failing = false;

@@ -189,13 +189,13 @@ static void s_session_setup(PGconn *conn, const char *role)
     PQclear(PQexec(conn, sql));
 }
 
-void pf_store_set_role(pf_store_t *st, const char *role)
+int pf_store_open(const char *conninfo, pf_store_t **st_r, const char **error_r)
 {
-    s_name_part(st->role, sizeof(st->role), role);
-    s_session_setup(st->conn, st->role);
+    return pf_store_open_as(conninfo, "", st_r, error_r);
 }
 
-int pf_store_open(const char *conninfo, pf_store_t **st_r, const char **error_r)
+int pf_store_open_as(const char *conninfo, const char *role, pf_store_t **st_r,
+                     const char **error_r)
 {
     static __thread char errbuf[512];
     PGconn *conn = PQconnectdb(conninfo);
@@ -210,6 +210,7 @@ int pf_store_open(const char *conninfo, pf_store_t **st_r, const char **error_r)
     pf_store_t *st = xcalloc(1, sizeof(*st));
     st->conn = conn;
     st->conninfo = xstrdup(conninfo);
+    s_name_part(st->role, sizeof(st->role), role);
     s_session_setup(conn, st->role);
     *st_r = st;
     return 0;

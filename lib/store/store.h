@@ -16,15 +16,16 @@ typedef struct pf_store pf_store_t;
 
 /* conninfo: a libpq connection string ("host=/path port=5432 dbname=x"). */
 int pf_store_open(const char *conninfo, pf_store_t **st_r, const char **error_r);
+/* The same, with the session named "<program>/<role>" in pg_stat_activity
+ * (pf_store_open's sessions are "<program>"), also after a reconnect:
+ * role says which of a program's connections it is ("commit", "zap",
+ * "wake").  Letters, digits, '.', '_' and '-'; anything else becomes '_'. */
+int pf_store_open_as(const char *conninfo, const char *role, pf_store_t **st_r,
+                     const char **error_r);
 void pf_store_destroy(pf_store_t **st);
 /* True when the connection is gone (as opposed to a query being refused). */
 bool pf_store_broken(pf_store_t *st);
 int pf_store_reconnect(pf_store_t *st, const char **error_r);
-/* Names the session "<program>/<role>" in pg_stat_activity (a session is
- * "<program>" otherwise), also after a reconnect: role says which of a
- * program's connections it is ("commit", "zap", "wake").  Letters,
- * digits, '.', '_' and '-'; anything else becomes '_'. */
-void pf_store_set_role(pf_store_t *st, const char *role);
 /* The socket to poll for NOTIFY messages (after pf_store_listen). */
 int pf_store_socket(pf_store_t *st);
 

@@ -23,7 +23,7 @@ struct pf_store {
     pf_prepared_t prepared[PF_STORE_PREPARED_MAX];
     int nprepared;
     unsigned prepared_seq;
-    char role[24]; /* pf_store_set_role, "" for none */
+    char role[24]; /* pf_store_open_as, "" for none */
     char err[512];
 };
 

@@ -275,11 +275,10 @@ static void s_session(pf_store_committer_t *c)
 int pf_store_committer_new(const char *conninfo, pf_store_committer_t **c_r, const char **error_r)
 {
     pf_store_t *st;
-    if (pf_store_open(conninfo, &st, error_r) != 0)
+    if (pf_store_open_as(conninfo, "commit", &st, error_r) != 0)
         return -1;
     pf_store_committer_t *c = xcalloc(1, sizeof(*c));
     c->st = st;
-    pf_store_set_role(st, "commit");
     s_session(c);
     *c_r = c;
     return 0;

@@ -318,8 +318,9 @@ static void test_session_names(void **state)
     char sql[256];
     snprintf(sql, sizeof(sql), S_NAMED, "test_store");
     assert_int_equal(pf_env_sql_int(env, sql), 1);
+    pf_store_destroy(&st);
     /* characters that would need quoting become '_' */
-    pf_store_set_role(st, "com'mit x");
+    assert_int_equal(pf_store_open_as(pf_env_conninfo(env), "com'mit x", &st, &err), 0);
     snprintf(sql, sizeof(sql), S_NAMED, "test_store/com_mit_x");
     assert_int_equal(pf_env_sql_int(env, sql), 1);
     free(pf_env_sql(env, "SELECT count(pg_terminate_backend(pid))::text FROM pg_stat_activity "
