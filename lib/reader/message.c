@@ -222,6 +222,13 @@ int pf_reader_open(const pf_request_t *rq, bool want_data, pf_mailbox_message_t 
     }
     if (s_decrypt(rq, m_r, want_data, n_r, rep) != 0)
         goto fail;
+    /* an attachment that does not exist: the citizen receives nothing, so
+     * nothing is recorded (the index is known only after decrypting) */
+    if (rq->route->id == PF_ROUTE_ATTACHMENT &&
+        (rq->route->attachment < 0 || (size_t)rq->route->attachment >= n_r->attachment_count)) {
+        pf_reply_error(rep, 404, "not_found", "no such attachment");
+        goto fail;
+    }
     if (m_r->meta.read_at != NULL)
         *read_at_r = xstrdup(m_r->meta.read_at);
     else if (s_record_read(rq, m_r, read_at_r, rep) != 0)

@@ -238,6 +238,10 @@ static void s_dispatch(pf_reader_t *rd, struct MHD_Connection *c, const pf_route
         pf_reply_no_message(rep);
         return;
     }
+    if (route->id == PF_ROUTE_ATTACHMENT && route->attachment < 0) {
+        pf_reply_error(rep, 404, "not_found", "no such attachment");
+        return;
+    }
     const char *err = NULL;
     pf_store_t *st = pf_pool_get(rd->pool, &err);
     if (st == NULL) {

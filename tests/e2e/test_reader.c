@@ -421,6 +421,22 @@ static void test_receipts_only_when_asked(void **state)
              "SELECT count(*) FROM receipt WHERE message_id = '%s' AND event = 'read'", id);
     assert_int_equal(pf_env_sql_int(fx->env, sql), 0);
 
+    /* an attachment the unread notice does not have: 404, and the notice
+     * stays unread without a receipt (the citizen received nothing) */
+    const char *const missing[] = {"1", "9999", "01", "x"};
+    for (size_t i = 0; i < sizeof(missing) / sizeof(missing[0]); i++) {
+        snprintf(path, sizeof(path), "/v1/messages/%s/attachments/%s", id2, missing[i]);
+        json_t *e = s_get_json(fx, path, tok, 404);
+        assert_string_equal(json_string_value(json_object_get(e, "error")), "not_found");
+        json_decref(e);
+    }
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM message WHERE id = '%s' AND read_at IS NULL", id2);
+    assert_int_equal(pf_env_sql_int(fx->env, sql), 1);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM receipt WHERE message_id = '%s' AND event = 'read'", id2);
+    assert_int_equal(pf_env_sql_int(fx->env, sql), 0);
+
     /* the attachment download is a first retrieval as well */
     snprintf(path, sizeof(path), "/v1/messages/%s/attachments/0", id2);
     for (int i = 0; i < 3; i++) {
