@@ -23,7 +23,8 @@
  * or none when the peer is gone or the broker stops before it was
  * sealed; ACK only after COMMIT; the notice plaintext never leaves
  * pf_seal_item; memory is bounded by S_INFLIGHT_MAX SENDs and
- * S_INFLIGHT_BYTES, beyond which SENDs are answered "busy".  A COMMIT
+ * S_INFLIGHT_BYTES, beyond which SENDs are answered "busy", plus one large
+ * SEND (see S_LARGE_COST).  A COMMIT
  * whose outcome is unknown (connection lost) is settled by looking the
  * request ids up after reconnecting, never by guessing. */
 #include "broker/broker_private.h"
@@ -57,6 +58,15 @@
 /* everything the pipeline may hold (frames, sealed copies) */
 #define S_INFLIGHT_MAX 4096
 #define S_INFLIGHT_BYTES (24LL * 1024 * 1024)
+/* A SEND that would hold more than this (a notice with a 10 MiB scan
+ * costs its frames plus about 4/3 of them sealed) never fits beside much
+ * else, and one above S_INFLIGHT_BYTES never fits at all: answered "busy"
+ * on every retry, it would never be stored although the wire limits
+ * allow it.  So one large SEND at a time goes in whatever else is in
+ * flight; the next large one waits for it ("busy").  The bound is then
+ * S_INFLIGHT_BYTES plus one SEND, which max_message_size and
+ * batch_max_bytes bound. */
+#define S_LARGE_COST (S_INFLIGHT_BYTES / 2)
 /* batches this small are sealed on the main thread when no worker is busy */
 #define S_INLINE_MAX 2
 /* parsed recipient keys; a full cache is emptied when no batch is being
@@ -85,6 +95,7 @@ typedef struct s_sub {
     const pf_key_t **keys; /* borrowed from the cache while sealing */
     int *versions;
     long long cost;
+    bool large;           /* cost > S_LARGE_COST: counted in a->large */
     pf_seal_item_t *item; /* in the batch's seal items */
     /* the answer sent */
     char *ack; /* ACK JSON, or NULL for a NACK */
@@ -147,6 +158,7 @@ struct pf_accept {
     int workers; /* crypto worker threads */
     size_t inflight;
     long long inflight_bytes;
+    size_t large; /* SENDs in flight above S_LARGE_COST: at most one */
     long long bytes_peak;  /* most inflight_bytes since the last trim */
     int64_t idle_since_ms; /* when inflight last fell to 0 */
     s_key_t keys[S_KEY_SLOTS]; /* open addressing, mailbox id hashed */
@@ -385,6 +397,7 @@ static void s_batch_done(pf_broker_t *b, s_batch_t *bt, bool quiet)
     for (size_t i = 0; i < bt->n; i++) {
         a->inflight--;
         a->inflight_bytes -= bt->subs[i]->cost;
+        a->large -= bt->subs[i]->large;
         s_sub_free(bt->subs[i]);
     }
     if (a->inflight == 0)
@@ -434,11 +447,14 @@ static void s_prepare(pf_broker_t *b, s_batch_t *bt, s_sub_t *w)
     for (size_t i = 0; i < w->it.nframes; i++)
         w->cost += (long long)zmq_msg_size(&w->it.frames[i]);
     w->cost += bytes;
-    if (a->inflight > S_INFLIGHT_MAX || a->inflight_bytes + w->cost > S_INFLIGHT_BYTES) {
+    bool large = w->cost > S_LARGE_COST;
+    bool room = large ? a->large == 0 : a->inflight_bytes + w->cost <= S_INFLIGHT_BYTES;
+    if (a->inflight > S_INFLIGHT_MAX || !room) {
         w->cost = 0;
         s_nack(b, w, PF_WIRE_E_BUSY, "the broker is busy, retry later");
         return;
     }
+    w->large = large;
     pf_broker_payload_hash(s, w->hash);
     for (size_t j = 0; j < bt->n; j++) {
         s_sub_t *o = bt->subs[j];
@@ -1034,6 +1050,7 @@ void pf_broker_accept_batch(pf_broker_t *b, pf_broker_send_t *items, size_t n)
         s_batch_add(a->forming, w);
         a->inflight++;
         a->inflight_bytes += w->cost;
+        a->large += w->large;
         if (a->inflight_bytes > a->bytes_peak)
             a->bytes_peak = a->inflight_bytes;
         if (a->forming->n >= S_BATCH_MAX || a->forming->bytes >= S_BATCH_BYTES)
