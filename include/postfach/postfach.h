@@ -185,7 +185,8 @@ void pf_client_set_window(pf_client_t *c, size_t window);
 /* Submissions in flight plus answers not yet collected. */
 size_t pf_client_in_flight(const pf_client_t *c);
 /* Queues and sends a notice (all pointers are borrowed for the call
- * only: the encoded frames are kept).
+ * only: the library keeps its own copy of the encoded notice, attachment
+ * bytes included, for resends).
  *   0   sent (or queued for sending); its answer comes from
  *       pf_client_poll_result
  *   -2  not sent: the notice is invalid, or its request id is in flight

@@ -700,6 +700,9 @@ int pf_client_submit(pf_client_t *c, const pf_client_notice_t *n, const char **e
     int rc = s_encode(c, n, &r.out, error_r);
     if (rc != 0)
         return rc;
+    /* kept for resends after this call, when the caller's attachment
+     * buffers may be gone */
+    pf_wire_out_own(&r.out);
     if (c->reqs == NULL) {
         c->reqs = xcalloc(S_WINDOW_MAX, sizeof(*c->reqs));
         c->ready = xcalloc(S_WINDOW_MAX, sizeof(*c->ready));

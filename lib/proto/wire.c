@@ -851,6 +851,17 @@ void pf_wire_out_clear(pf_wire_out_t *out)
     out->count = 0;
 }
 
+void pf_wire_out_own(pf_wire_out_t *out)
+{
+    for (size_t i = 0; i < out->count; i++) {
+        pf_wire_frame_t *f = &out->frames[i];
+        if (f->owned == NULL && f->size > 0) {
+            f->owned = xmemdup(f->data, f->size);
+            f->data = f->owned;
+        }
+    }
+}
+
 int pf_wire_encode_send(const pf_wire_send_t *s, const pf_wire_limits_t *lim, pf_wire_out_t *out,
                         pf_wire_error_t *err_r)
 {

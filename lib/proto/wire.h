@@ -96,6 +96,9 @@ typedef struct {
 } pf_wire_out_t;
 
 void pf_wire_out_clear(pf_wire_out_t *out);
+/* Makes every borrowed frame of out its own copy, so that out may outlive
+ * the data it was encoded from (the client's window resends it later). */
+void pf_wire_out_own(pf_wire_out_t *out);
 
 typedef struct {
     const char *name;
