@@ -206,8 +206,9 @@ int pf_client_hello(pf_client_t *c, const char **error_r);
 
 void pf_client_result_clear(pf_client_result_t *r);
 void pf_client_receipt_clear(pf_client_receipt_t *r);
-/* Closes the socket (pending outgoing messages are dropped after a short
- * linger) and frees; accepts NULL and *c == NULL. */
+/* Sends the acknowledgements still pending, closes the socket (what has
+ * not left after 200 ms is dropped) and frees; accepts NULL and
+ * *c == NULL. */
 void pf_client_destroy(pf_client_t **c);
 
 #ifdef __cplusplus

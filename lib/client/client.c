@@ -36,12 +36,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #define S_QUEUE_MAX 1024
 #define S_MAX_FRAMES 8 /* nothing the broker sends has more */
 #define S_WINDOW_DEFAULT 64
 #define S_WINDOW_MAX 4096
+/* how long pf_client_destroy lets its last RACK try to leave */
+#define S_CLOSE_LINGER_MS 200
 
 typedef struct {
     char jti[37];
@@ -258,8 +261,15 @@ static void s_monitor_event(pf_client_t *c)
  * updates them in one statement, one commit for many receipts). */
 static void s_rack_flush(pf_client_t *c)
 {
-    if (c->nrack == 0 || c->sock == NULL)
+    if (c->nrack == 0)
         return;
+    if (c->sock == NULL) {
+        /* no socket (a reconnect failed): these acknowledgements are
+         * dropped, and the broker sends their receipts again */
+        s_log(c, 2, "event=rack_dropped count=%zu", c->nrack);
+        c->nrack = 0;
+        return;
+    }
     const char *jtis[PF_WIRE_MAX_RACK];
     for (size_t i = 0; i < c->nrack; i++)
         jtis[i] = c->rack[i];
@@ -381,6 +391,20 @@ static void s_close_frames(zmq_msg_t *frames, size_t n)
  * message is waiting on the socket, 0 at the deadline, -1 on error. */
 static int s_wait(pf_client_t *c, int64_t deadline)
 {
+    if (c->sock == NULL) {
+        /* a reconnect failed (out of file descriptors, say): try again,
+         * and wait out the time if it fails again (a NULL socket would
+         * make zmq_poll watch file descriptor 0) */
+        s_reconnect(c);
+        if (c->sock == NULL) {
+            int64_t left = deadline < 0 ? 1000 : deadline - s_now_ms();
+            if (left > 1000)
+                left = 1000;
+            if (left > 0)
+                usleep((useconds_t)left * 1000);
+            return 0;
+        }
+    }
     s_rack_flush(c);
     for (;;) {
         int64_t left = deadline < 0 ? -1 : deadline - s_now_ms();
@@ -914,7 +938,7 @@ int pf_client_next_receipt(pf_client_t *c, int timeout_ms, pf_client_receipt_t *
         int w = s_wait(c, deadline);
         if (w < 0)
             return s_fail(c, error_r, -1, "cannot wait for receipts: %s", zmq_strerror(errno));
-        if (w == 0)
+        if (w == 0 && deadline >= 0)
             return 0;
     }
 }
@@ -953,6 +977,13 @@ void pf_client_destroy(pf_client_t **cp)
     if (c == NULL)
         return;
     s_rack_flush(c);
+    if (c->sock != NULL) {
+        /* the last RACK gets a moment to leave (the socket's linger is 0
+         * so that a reconnect drops what is stale); without it, the
+         * receipts just taken would come again to the next client */
+        int linger = S_CLOSE_LINGER_MS;
+        zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof(linger));
+    }
     s_disconnect(c);
     if (c->zctx)
         zmq_ctx_term(c->zctx);
