@@ -793,6 +793,10 @@ static void s_settle_unknown(pf_broker_t *b, int ci, s_batch_t *bt)
         else
             s_nack(b, w, PF_WIRE_E_TEMPORARY, "database unavailable, retry later");
         free(ack);
+        /* repeats whose stored ACK was read after the COMMIT, before the
+         * connection broke */
+        free(bt->store[j].existing_ack);
+        bt->store[j].existing_ack = NULL;
     }
 }
 
