@@ -970,30 +970,38 @@ static void s_pump(pf_broker_t *b)
         a->sealing--;
         s_sealed(b, sb->owner);
     }
-    int ci;
-    while (a->wait_head != NULL && (ci = s_free_committer(a)) >= 0) {
-        s_batch_t *bt = a->wait_head;
-        a->wait_head = bt->next;
-        if (a->wait_head == NULL)
-            a->wait_tail = NULL;
-        bt->next = NULL;
-        s_commit(b, ci, bt);
-    }
-    /* the forming batch moves on while a worker is free and no sealed
-     * batch waits for a committer, and either nothing is under way or the
-     * batch has S_BATCH_PAIR SENDs: at low load each SEND starts at once
-     * (latency); at moderate load the next batch collects what arrives
-     * during one seal + commit instead of going alone to the second
-     * committer (measured at 1,000 notices/s: 1.1 SENDs per transaction,
-     * 260 us of PostgreSQL each, so half the CPU per notice went to
-     * per-transaction costs); when the committers are the bottleneck,
-     * batches grow to what arrives during one commit (throughput) */
-    s_batch_t *f = a->forming;
-    if (f != NULL && f->n > 0 &&
-        ((a->sealing < a->workers && a->wait_head == NULL &&
-          (s_batches_under_way(a) == 0 || f->n >= S_BATCH_PAIR)) ||
-         f->n >= S_BATCH_MAX || f->bytes >= S_BATCH_BYTES))
+    for (;;) {
+        int ci;
+        while (a->wait_head != NULL && (ci = s_free_committer(a)) >= 0) {
+            s_batch_t *bt = a->wait_head;
+            a->wait_head = bt->next;
+            if (a->wait_head == NULL)
+                a->wait_tail = NULL;
+            bt->next = NULL;
+            s_commit(b, ci, bt);
+        }
+        /* the forming batch moves on while a worker is free and no sealed
+         * batch waits for a committer, and either nothing is under way or
+         * the batch has S_BATCH_PAIR SENDs: at low load each SEND starts at
+         * once (latency); at moderate load the next batch collects what
+         * arrives during one seal + commit instead of going alone to the
+         * second committer (measured at 1,000 notices/s: 1.1 SENDs per
+         * transaction, 260 us of PostgreSQL each, so half the CPU per
+         * notice went to per-transaction costs); when the committers are
+         * the bottleneck, batches grow to what arrives during one commit
+         * (throughput) */
+        s_batch_t *f = a->forming;
+        if (f == NULL || f->n == 0 ||
+            !((a->sealing < a->workers && a->wait_head == NULL &&
+               (s_batches_under_way(a) == 0 || f->n >= S_BATCH_PAIR)) ||
+              f->n >= S_BATCH_MAX || f->bytes >= S_BATCH_BYTES))
+            return;
         s_launch(b);
+        /* a small batch was sealed right here (S_INLINE_MAX) and waits for
+         * a committer: hand it over now, since nothing else would wake the
+         * loop for it (no worker's signal, no commit under way) until the
+         * next message or timer, up to a second later */
+    }
 }
 
 /* ---- the interface to broker.c ---------------------------------------------------------- */
