@@ -5,8 +5,10 @@
  * Threads: this one owns the ROUTER socket and the main database
  * connection; zap.c runs the ZAP handler with a connection of its own.
  * Untrusted input: every frame from the ROUTER socket.  Only the sender id
- * that ZAP put into the connection's "User-Id" property is trusted; it is
- * read from each message, never from the payload.  Frames are counted and
+ * and key that ZAP put into the connection's "User-Id" property are
+ * trusted; they are read from each message, never from the payload, and a
+ * message from a connection whose key was revoked or replaced since its
+ * handshake is refused (pf_broker_key_current).  Frames are counted and
  * bounded while they are read (ZMQ_MAXMSGSIZE bounds one frame before
  * libzmq allocates it), then decoded by lib/proto/wire.
  *
@@ -215,8 +217,9 @@ int pf_broker_sender(pf_broker_t *b, int64_t sender_id, const pf_sender_info_t *
         return -1;
     char *name = NULL;
     bool active = false;
+    char key[41] = "";
     const char *err;
-    int rc = pf_store_sender_by_id(b->st, sender_id, &name, &active, &err);
+    int rc = pf_store_sender_by_id(b->st, sender_id, &name, &active, key, &err);
     if (rc < 0) {
         pf_broker_db_failed(b, "cannot look up sender", err);
         return -1;
@@ -234,14 +237,26 @@ int pf_broker_sender(pf_broker_t *b, int64_t sender_id, const pf_sender_info_t *
         e->name = NULL;
     }
     free(e->name);
-    *e = (pf_sender_info_t){sender_id, name, active, now};
+    *e = (pf_sender_info_t){.sender_id = sender_id, .name = name, .active = active,
+                            .checked_ms = now};
+    memcpy(e->key, key, sizeof(e->key));
     *info_r = e;
     return 1;
 }
 
+int pf_broker_key_current(pf_broker_t *b, int64_t sender_id, const char *key)
+{
+    const pf_sender_info_t *info;
+    int rc = pf_broker_sender(b, sender_id, &info);
+    if (rc <= 0)
+        return rc;
+    return info->active && strcmp(info->key, key) == 0;
+}
+
 /* ---- routes: sender id -> latest connection ----------------------------- */
 
-static void s_route_set(pf_broker_t *b, int64_t sender_id, const void *rid, size_t len)
+static void s_route_set(pf_broker_t *b, int64_t sender_id, const char *key, const void *rid,
+                        size_t len)
 {
     if (len > sizeof(b->routes[0].rid))
         return;
@@ -258,6 +273,7 @@ static void s_route_set(pf_broker_t *b, int64_t sender_id, const void *rid, size
     }
     memcpy(r->rid, rid, len);
     r->rid_len = len;
+    snprintf(r->key, sizeof(r->key), "%s", key);
 }
 
 static void s_route_drop(pf_broker_t *b, size_t i)
@@ -283,6 +299,16 @@ bool pf_broker_send_receipt(pf_broker_t *b, int64_t sender_id, const char *jti, 
     size_t r = s_route_find(b, sender_id);
     if (r == b->nroutes)
         return false; /* its route was dropped meanwhile: the next attempt is later */
+    /* not to a connection whose key was revoked or replaced since it spoke
+     * (nor when the database cannot tell: the receipt stays due) */
+    int cur = pf_broker_key_current(b, sender_id, b->routes[r].key);
+    if (cur <= 0) {
+        if (cur == 0) {
+            pf_info("event=route_key_stale sender_id=%lld", (long long)sender_id);
+            s_route_drop(b, r);
+        }
+        return false;
+    }
     pf_wire_out_t out = {0};
     pf_wire_encode_receipt(jti, token, &out);
     bool sent = pf_broker_reply(b, b->routes[r].rid, b->routes[r].rid_len, &out);
@@ -452,14 +478,18 @@ static void s_close_frames(zmq_msg_t *frames, size_t n)
         zmq_msg_close(&frames[i]);
 }
 
-static int64_t s_user_id(zmq_msg_t *m)
+/* ZAP's User-Id: "<sender id>:<CURVE key, Z85>" (zap.c). */
+static int64_t s_user_id(zmq_msg_t *m, char key_r[41])
 {
     const char *u = zmq_msg_gets(m, "User-Id");
     if (u == NULL || *u == '\0')
         return 0;
     char *end;
     long long v = strtoll(u, &end, 10);
-    return *end == '\0' && v > 0 ? v : 0;
+    if (*end != ':' || v <= 0 || strlen(end + 1) != 40)
+        return 0;
+    memcpy(key_r, end + 1, 41);
+    return v;
 }
 
 /* Handles one message that is not a SEND, or queues a SEND.  Returns true
@@ -487,10 +517,11 @@ static bool s_dispatch(pf_broker_t *b, zmq_msg_t *frames, size_t n, size_t dropp
      * sent (libzmq versions differ on whether the routing-id frame made by
      * the ROUTER carries it too): take the first frame that has it */
     int64_t sender_id = 0;
+    char key[41] = "";
     for (size_t i = 1; i < n && sender_id == 0; i++)
-        sender_id = s_user_id(&frames[i]);
+        sender_id = s_user_id(&frames[i], key);
     if (sender_id == 0)
-        sender_id = s_user_id(&frames[0]);
+        sender_id = s_user_id(&frames[0], key);
     pf_wire_frame_t wf[PF_WIRE_ABS_MAX_ATTACHMENTS + PF_WIRE_MAX_RACK + 8];
     size_t nf = n - 1;
     for (size_t i = 0; i < nf; i++)
@@ -519,7 +550,22 @@ static bool s_dispatch(pf_broker_t *b, zmq_msg_t *frames, size_t n, size_t dropp
             pf_wire_msg_clear(&msg);
         return false;
     }
-    s_route_set(b, sender_id, rid, rid_len);
+    /* revoke and rotate-key reach connections that are open already:
+     * nothing from one whose key is no longer current (a database that
+     * cannot tell lets the message on: a SEND then waits for it anyway) */
+    if (pf_broker_key_current(b, sender_id, key) == 0) {
+        pf_info("event=refused sender_id=%lld code=forbidden reason=\"key revoked or replaced\"",
+                (long long)sender_id);
+        if (answer)
+            pf_broker_nack(b, rid, rid_len,
+                           rc == 0 && msg.cmd == PF_WIRE_SEND ? msg.send.request_id
+                                                              : werr.request_id,
+                           PF_WIRE_E_FORBIDDEN, "this key was revoked or replaced");
+        if (rc == 0)
+            pf_wire_msg_clear(&msg);
+        return false;
+    }
+    s_route_set(b, sender_id, key, rid, rid_len);
     if (rc != 0) {
         char esc[240];
         pf_info("event=refused sender_id=%lld code=%s reason=\"%s\" answered=%s",

@@ -24,12 +24,14 @@ typedef struct {
     int64_t sender_id;
     unsigned char rid[256]; /* ROUTER routing id of the sender's latest connection */
     size_t rid_len;
+    char key[41]; /* the CURVE key that connection authenticated with */
 } pf_route_t;
 
 typedef struct {
     int64_t sender_id;
     char *name;
     bool active;
+    char key[41]; /* the sender's current CURVE key (Z85) */
     int64_t checked_ms;
 } pf_sender_info_t;
 
@@ -81,6 +83,11 @@ typedef struct {
 } pf_broker_send_t;
 
 int64_t pf_broker_now_ms(void);
+/* Whether a connection that authenticated with key (Z85) still speaks for
+ * sender_id: the sender is active and key is its current one (revoke and
+ * rotate-key apply to open connections too, within sender_cache_ms).
+ * 1 yes, 0 no, -1 the database cannot tell now. */
+int pf_broker_key_current(pf_broker_t *b, int64_t sender_id, const char *key);
 /* An outside string (database or libzmq error text, names) escaped for a
  * log value; thread-local, four calls may be used in one log line. */
 const char *pf_broker_esc(const char *s);

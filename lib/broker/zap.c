@@ -7,8 +7,10 @@
  * Untrusted input: the client's public key (32 bytes) and whatever else a
  * ZAP request carries; frames are checked for count and size.
  * Policy: accept ("200") only a key that belongs to an active row of the
- * `sender` table, and set the ZAP User-Id to that sender's id; the broker
- * bases every decision on that id.  Lookups are cached for cache_ms (also
+ * `sender` table, and set the ZAP User-Id to that sender's id and the key
+ * ("<id>:<key>"); the broker bases every decision on that id, and checks
+ * with every message that the key is still the sender's current one, so
+ * that revoke and rotate-key reach open connections too.  Lookups are cached for cache_ms (also
  * negative ones, so a flood of unknown keys does not become a flood of
  * queries); a revoked sender is therefore refused within cache_ms.  When
  * the database cannot answer the handshake is refused ("500"): failing
@@ -99,7 +101,7 @@ static void s_handle(pf_zap_t *z)
     }
     /* version, request id, domain, address, identity, mechanism, credentials */
     const char *status = "400", *text = "not allowed";
-    char user[32] = "";
+    char user[64] = "";
     if (n >= 6 && zmq_msg_size(&f[0]) == 3 && memcmp(zmq_msg_data(&f[0]), "1.0", 3) == 0) {
         bool curve = zmq_msg_size(&f[5]) == 5 && memcmp(zmq_msg_data(&f[5]), "CURVE", 5) == 0;
         if (curve && n == 7 && zmq_msg_size(&f[6]) == 32) {
@@ -108,7 +110,9 @@ static void s_handle(pf_zap_t *z)
             int64_t id = s_lookup(z, key);
             if (id > 0) {
                 status = "200", text = "OK";
-                snprintf(user, sizeof(user), "%lld", (long long)id);
+                /* the key too: the broker checks on every message that it
+                 * is still the sender's current one (rotate-key, revoke) */
+                snprintf(user, sizeof(user), "%lld:%s", (long long)id, key);
             } else if (id < 0) {
                 status = "500", text = "database unavailable";
             } else {

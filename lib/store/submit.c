@@ -535,20 +535,22 @@ int pf_store_submission_get(pf_store_t *st, int64_t sender_id, const char *reque
 }
 
 int pf_store_sender_by_id(pf_store_t *st, int64_t sender_id, char **name_r, bool *active_r,
-                          const char **error_r)
+                          char key_r[41], const char **error_r)
 {
     char sid[32];
     snprintf(sid, sizeof(sid), "%lld", (long long)sender_id);
     const char *p[1] = {sid};
     PGresult *res = pf_store_query(
         st, "cannot look up sender",
-        "SELECT name, status = 'active' FROM sender WHERE id = $1::bigint", 1, p, error_r);
+        "SELECT name, status = 'active', curve_key FROM sender WHERE id = $1::bigint", 1, p,
+        error_r);
     if (res == NULL)
         return -1;
     int found = PQntuples(res) == 1;
     if (found) {
         *name_r = xstrdup(PQgetvalue(res, 0, 0));
         *active_r = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+        snprintf(key_r, 41, "%s", PQgetvalue(res, 0, 2));
     }
     PQclear(res);
     return found;

@@ -110,10 +110,11 @@ int pf_store_submissions_get(pf_store_t *st, const int64_t *sender_ids,
 int pf_store_recipient_keys(pf_store_t *st, const char *const *ids, size_t n, int *versions_r,
                             char **jwks_r, const char **error_r);
 
-/* A sender by id (the ZAP-authenticated User-Id): its name (caller frees)
- * and whether it is active. */
+/* A sender by id (the ZAP-authenticated User-Id): its name (caller frees),
+ * whether it is active, and its current CURVE public key (Z85, 40
+ * characters and a NUL into key_r). */
 int pf_store_sender_by_id(pf_store_t *st, int64_t sender_id, char **name_r, bool *active_r,
-                          const char **error_r);
+                          char key_r[41], const char **error_r);
 
 /* Recipient allowlists (sql/0007): a sender with rows in
  * sender_recipient_allow may deliver only to mailboxes that match one of

@@ -613,6 +613,34 @@ static void test_revoked_sender_refused(void **state)
     assert_int_equal(s_count(f->env, "SELECT count(*) FROM message"), 1);
 }
 
+/* rotate-key reaches a connection that is open already: a procedure (or
+ * whoever stole its key) that connected with the old key can send nothing
+ * more on it, while the new key gets in. */
+static void test_rotated_sender_key_closes_open_connection(void **state)
+{
+    fixture_t *f = *state;
+    pf_client_t *old = s_client(f->env);
+    const char *to[] = {"citizen-a"};
+    pf_client_result_t res;
+    assert_int_equal(s_send(old, "req-before-rotate", to, 1, "Text", &res), 0);
+    assert_int_equal(res.ok, 1);
+    pf_client_result_clear(&res);
+    assert_int_equal(pf_env_ctl(f->env, NULL, "sender", "rotate-key", "tax-office", NULL), 0);
+    usleep(1500 * 1000); /* sender_cache_ms defaults to 1 s */
+    assert_int_equal(s_send(old, "req-old-key", to, 1, "Text", &res), 0);
+    assert_int_equal(res.ok, 0);
+    assert_string_equal(res.code, "forbidden");
+    pf_client_result_clear(&res);
+    pf_client_destroy(&old);
+    /* the key file now holds the new key, which gets in */
+    pf_client_t *c = s_client(f->env);
+    assert_int_equal(s_send(c, "req-new-key", to, 1, "Text", &res), 0);
+    assert_int_equal(res.ok, 1);
+    pf_client_result_clear(&res);
+    pf_client_destroy(&c);
+    assert_int_equal(s_count(f->env, "SELECT count(*) FROM message"), 2);
+}
+
 /* Collects receipts for up to timeout_ms; returns how many had message_id
  * (or all when NULL); events checked to be "delivered". */
 static int s_receipts(pf_client_t *c, const char *message_id, int timeout_ms, int stop_at)
@@ -1027,6 +1055,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unregistered_key_gets_no_answer, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_revoked_sender_refused, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_rotated_key_applies_at_once, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_rotated_sender_key_closes_open_connection, s_setup,
+                                        s_teardown),
         cmocka_unit_test_setup_teardown(test_old_schema_refused_at_start, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_delivered_receipt_exactly_once, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_delivered_receipts_sent_from_memory, s_setup,
