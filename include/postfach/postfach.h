@@ -145,7 +145,9 @@ int pf_client_send(pf_client_t *c, const pf_client_notice_t *n, pf_client_result
  * pf_client_receipt_clear), 0 on timeout, -1 on error.  The receipt is
  * acknowledged to the broker (RACK) as it is handed out, unless manual
  * acknowledgement is on.  Receipts already handed out (same jti) are
- * dropped: the broker delivers at least once.  The dedup memory holds the
+ * dropped: the broker delivers at least once; with manual acknowledgement,
+ * a receipt handed out but not acknowledged is handed out again when the
+ * broker resends it.  The dedup memory holds the
  * last 4096 jtis; store jtis durably if you need more. */
 int pf_client_next_receipt(pf_client_t *c, int timeout_ms, pf_client_receipt_t *r_r,
                            const char **error_r);

@@ -881,13 +881,15 @@ int pf_client_next_receipt(pf_client_t *c, int timeout_ms, pf_client_receipt_t *
             c->qhead = (c->qhead + 1) % S_QUEUE_MAX;
             c->qlen--;
             pf_seen_entry_t *seen = pf_seen_find(&c->seen, p.jti);
-            if (seen != NULL) {
-                /* a resend: our RACK got lost, or was never sent (manual) */
+            if (seen != NULL && (seen->acked || !c->manual_ack)) {
+                /* a resend: our RACK got lost */
                 if (seen->acked)
                     s_rack(c, p.jti);
                 free(p.token);
                 continue;
             }
+            /* else new, or handed out with manual acknowledgement and not
+             * acknowledged (the procedure could not store it): out again */
             pf_receipt_t rr;
             const char *e = NULL;
             int ok = c->receipt_keys ? pf_receipt_verify(p.token, strlen(p.token), c->receipt_keys,
@@ -903,7 +905,7 @@ int pf_client_next_receipt(pf_client_t *c, int timeout_ms, pf_client_receipt_t *
                 char esc[300];
                 s_log(c, 3, "event=bad_receipt jti=%s error=\"%s\"", p.jti,
                       pf_log_escape(e ? e : "cannot parse", esc, sizeof(esc)));
-                pf_seen_add(&c->seen, p.jti)->acked = true;
+                (seen ? seen : pf_seen_add(&c->seen, p.jti))->acked = true;
                 s_rack(c, p.jti);
                 free(p.token);
                 continue;
@@ -917,7 +919,7 @@ int pf_client_next_receipt(pf_client_t *c, int timeout_ms, pf_client_receipt_t *
             r_r->time_ms = rr.event_time_ms;
             r_r->verified = c->receipt_keys != NULL;
             pf_receipt_clear(&rr);
-            pf_seen_entry_t *s = pf_seen_add(&c->seen, p.jti);
+            pf_seen_entry_t *s = seen ? seen : pf_seen_add(&c->seen, p.jti);
             if (!c->manual_ack) {
                 s->acked = true;
                 s_rack(c, p.jti);

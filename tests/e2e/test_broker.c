@@ -710,6 +710,41 @@ static void test_delivered_receipt_exactly_once(void **state)
     pf_client_destroy(&c);
 }
 
+/* With manual acknowledgement, a receipt the procedure did not
+ * acknowledge (it could not store it) comes out again when the broker
+ * resends it; once acknowledged, a resend is dropped. */
+static void test_manual_ack_unacked_receipt_comes_again(void **state)
+{
+    fixture_t *f = *state;
+    pf_client_t *c = s_client(f->env);
+    pf_client_set_manual_ack(c, true);
+    const char *to[] = {"citizen-a"};
+    pf_client_result_t res;
+    assert_int_equal(s_send(c, "req-manual", to, 1, "Text", &res), 0);
+    assert_int_equal(res.ok, 1);
+    pf_client_result_clear(&res);
+    pf_client_receipt_t r;
+    const char *err;
+    assert_int_equal(pf_client_next_receipt(c, 5000, &r, &err), 1);
+    char *jti = strdup(r.jti);
+    pf_client_receipt_clear(&r);
+    /* not acknowledged: a HELLO makes the broker send it again */
+    assert_int_equal(pf_client_hello(c, &err), 0);
+    assert_int_equal(pf_client_next_receipt(c, 5000, &r, &err), 1);
+    assert_string_equal(r.jti, jti);
+    assert_true(r.verified);
+    pf_client_receipt_clear(&r);
+    assert_int_equal(pf_client_ack_receipt(c, jti, &err), 0);
+    assert_true(pf_test_wait(s_acked, f->env, 5000));
+    /* acknowledged: a resend (made due again) is not handed out */
+    free(pf_env_sql(f->env, "UPDATE receipt_delivery SET acked_at = NULL RETURNING 1"));
+    assert_int_equal(pf_client_hello(c, &err), 0);
+    assert_int_equal(pf_client_next_receipt(c, 2500, &r, &err), 0);
+    assert_true(pf_test_wait(s_acked, f->env, 5000));
+    free(jti);
+    pf_client_destroy(&c);
+}
+
 /* Delivered receipts go out from the broker's memory right after the
  * COMMIT (sql/0010): the batch stores their delivery rows as sent once and
  * due again after receipt_retry_seconds (30 here), in its own transaction,
@@ -1059,6 +1094,8 @@ int main(void)
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_old_schema_refused_at_start, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_delivered_receipt_exactly_once, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_manual_ack_unacked_receipt_comes_again, s_setup,
+                                        s_teardown),
         cmocka_unit_test_setup_teardown(test_delivered_receipts_sent_from_memory, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_receipts_queued_offline_arrive_on_reconnect, s_setup,
