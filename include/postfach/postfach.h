@@ -120,9 +120,13 @@ void pf_client_set_timeout(pf_client_t *c, int timeout_ms, int retries);
 void pf_client_set_log(pf_client_t *c, pf_client_log_fn *fn, void *ctx);
 
 /* Loads a JWKS (e.g. receipt.jwks) and from then on verifies each receipt
- * before handing it out: receipts that fail verification are logged,
- * acknowledged (a forged receipt will not become valid by resending it)
- * and not handed out.  Returns 0 or -1. */
+ * before handing it out: receipts that fail verification are logged and
+ * not handed out.  A forged or malformed one is acknowledged (resending
+ * cannot make it valid); one signed by a key the JWKS does not have, or
+ * with another issuer than set, is not, so that the broker sends it again
+ * and it arrives once the keys or the issuer are brought up to date
+ * (call this again with the new JWKS, then pf_client_hello).  Returns 0 or
+ * -1. */
 int pf_client_set_receipt_keys(pf_client_t *c, const char *jwks_file, const char **error_r);
 /* With receipt keys set, also require this "iss" (copied; NULL = any). */
 void pf_client_set_receipt_issuer(pf_client_t *c, const char *issuer);

@@ -900,6 +900,16 @@ int pf_client_next_receipt(pf_client_t *c, int timeout_ms, pf_client_receipt_t *
                 pf_receipt_clear(&rr);
                 ok = -1;
             }
+            if (ok != 0 && pf_receipt_error_is_config(e)) {
+                /* perhaps genuine, and our keys or issuer are out of date:
+                 * not acknowledged, so the broker sends it again (after its
+                 * retry interval, or at the next HELLO) until they are right */
+                s_log(c, 3, "event=receipt_unverifiable jti=%s error=\"%s\" action=\"kept "
+                            "unacknowledged: update the receipt keys or the issuer\"",
+                      p.jti, e);
+                free(p.token);
+                continue;
+            }
             if (ok != 0) {
                 /* acknowledged anyway: resending cannot make it valid */
                 char esc[300];

@@ -35,6 +35,7 @@
 #define S_TIME_MS_MAX INT64_C(253402300799999)
 
 static const char S_MALFORMED[] = "malformed receipt";
+static const char S_WRONG_ISSUER[] = "wrong issuer";
 
 static const char *const s_events[] = {NULL, "delivered", "read", "expired", "rejected"};
 #define S_NEVENTS (sizeof(s_events) / sizeof(s_events[0]))
@@ -196,7 +197,7 @@ static const char *s_parse_claims(const json_t *c, const char *issuer, pf_receip
     if (iss == NULL)
         return S_MALFORMED;
     if (issuer != NULL && strcmp(iss, issuer) != 0)
-        return "wrong issuer";
+        return S_WRONG_ISSUER;
     json_t *iat = json_object_get(c, "iat");
     const char *jti = json_string_value(json_object_get(c, "jti"));
     const char *sub = json_string_value(json_object_get(c, "sub"));
@@ -211,6 +212,12 @@ static const char *s_parse_claims(const json_t *c, const char *issuer, pf_receip
     memcpy(r->jti, jti, sizeof(r->jti)); /* 36 characters and the NUL */
     memcpy(r->message_id, sub, sizeof(r->message_id));
     return s_parse_event(json_object_get(c, "events"), r);
+}
+
+bool pf_receipt_error_is_config(const char *error)
+{
+    /* pf_jws_verify's errors are fixed texts (crypto/jose.h) */
+    return error != NULL && (strcmp(error, "unknown key") == 0 || strcmp(error, S_WRONG_ISSUER) == 0);
 }
 
 int pf_receipt_verify(const char *token, size_t len, const pf_keyset_t *keys,

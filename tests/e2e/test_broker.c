@@ -745,6 +745,53 @@ static void test_manual_ack_unacked_receipt_comes_again(void **state)
     pf_client_destroy(&c);
 }
 
+/* A receipt signed by a key the procedure's JWKS does not have yet (the
+ * receipt key was rotated) is not acknowledged: once the procedure loads
+ * the new JWKS, it arrives.  (It was acknowledged like a forgery and lost
+ * for good.) */
+static void test_receipt_with_unknown_key_waits_for_new_jwks(void **state)
+{
+    fixture_t *f = *state;
+    char *good = NULL, *stale = NULL;
+    assert_true(asprintf(&good, "%s/receipt.jwks", pf_env_keys(f->env)) > 0);
+    assert_true(asprintf(&stale, "%s/stale.jwks", pf_env_dir(f->env)) > 0);
+    size_t len = 0;
+    char *jwks = pf_test_read_file(good, &len);
+    assert_non_null(jwks);
+    char *kid = strstr(jwks, "\"kid\":\"");
+    assert_non_null(kid);
+    kid[7] = kid[7] == 'A' ? 'B' : 'A'; /* the same key under a kid no receipt names */
+    FILE *fp = fopen(stale, "w");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(jwks, 1, len, fp), len);
+    fclose(fp);
+    free(jwks);
+
+    pf_client_t *c = s_client(f->env);
+    const char *err;
+    assert_int_equal(pf_client_set_receipt_keys(c, stale, &err), 0);
+    const char *to[] = {"citizen-a"};
+    pf_client_result_t res;
+    assert_int_equal(s_send(c, "req-stale-jwks", to, 1, "Text", &res), 0);
+    assert_int_equal(res.ok, 1);
+    pf_client_receipt_t r;
+    assert_int_equal(pf_client_next_receipt(c, 2000, &r, &err), 0);
+    assert_int_equal(s_count(f->env, "SELECT count(*) FROM receipt_delivery WHERE acked_at IS NULL"),
+                     1);
+    /* the new JWKS, and the broker asked to send what is pending */
+    assert_int_equal(pf_client_set_receipt_keys(c, good, &err), 0);
+    assert_int_equal(pf_client_hello(c, &err), 0);
+    assert_int_equal(pf_client_next_receipt(c, 5000, &r, &err), 1);
+    assert_true(r.verified);
+    assert_string_equal(r.message_id, res.copies[0].message_id);
+    pf_client_receipt_clear(&r);
+    assert_true(pf_test_wait(s_acked, f->env, 5000));
+    pf_client_result_clear(&res);
+    pf_client_destroy(&c);
+    free(good);
+    free(stale);
+}
+
 /* Delivered receipts go out from the broker's memory right after the
  * COMMIT (sql/0010): the batch stores their delivery rows as sent once and
  * due again after receipt_retry_seconds (30 here), in its own transaction,
@@ -1095,6 +1142,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_old_schema_refused_at_start, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_delivered_receipt_exactly_once, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_manual_ack_unacked_receipt_comes_again, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_receipt_with_unknown_key_waits_for_new_jwks, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_delivered_receipts_sent_from_memory, s_setup,
                                         s_teardown),

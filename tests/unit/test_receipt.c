@@ -110,6 +110,7 @@ static void test_roundtrip(void **state)
     pf_receipt_clear(&got);
     assert_int_equal(pf_receipt_verify(tok, strlen(tok), s_jwks, "https://evil", &got, &err), -1);
     assert_string_equal(err, "wrong issuer");
+    assert_true(pf_receipt_error_is_config(err)); /* perhaps genuine: not dropped */
     assert_null(got.sender);
 
     /* the claims as RFC 8417 readers see them */
@@ -209,9 +210,11 @@ static void test_verify_refuses(void **state)
     char *sig = strrchr(bad, '.') + 1;
     sig[5] = sig[5] == 'A' ? 'B' : 'A';
     assert_string_equal(s_verify_err(bad), "bad signature");
+    assert_false(pf_receipt_error_is_config(s_verify_err(bad)));
     free(bad);
     char *foreign = pf_receipt_sign(s_other, ISS, &r, &err);
     assert_string_equal(s_verify_err(foreign), "unknown key");
+    assert_true(pf_receipt_error_is_config(s_verify_err(foreign)));
     free(foreign);
     /* truncated, trailing garbage */
     bad = xstrndup(tok, strlen(tok) - 10);
@@ -219,6 +222,8 @@ static void test_verify_refuses(void **state)
     free(bad);
     bad = xasprintf("%s.x", tok);
     assert_string_equal(s_verify_err(bad), "malformed token");
+    assert_false(pf_receipt_error_is_config(s_verify_err(bad)));
+    assert_false(pf_receipt_error_is_config(NULL));
     free(bad);
     free(tok);
 
