@@ -6,7 +6,8 @@
  * and a sender created by ctl.  Then, on a connection of our own with SET
  * ROLE, what each role must not do is refused with insufficient_privilege
  * (42501): the broker reads no wrapped private key, the reader inserts no
- * copy, the administration reads no ciphertext. */
+ * copy and no receipt but a "read" one of the copy's own sender, the
+ * administration reads no ciphertext. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -233,6 +234,25 @@ static void test_what_each_role_must_not_do(void **state)
     s_refused(f, "postfach_reader", "UPDATE message SET title = 'forged'");
     s_refused(f, "postfach_reader", "UPDATE mailbox_secret SET kek_id = 'x'");
     s_refused(f, "postfach_reader", "UPDATE receipt SET token = 'x'");
+    /* receipts: "read" ones only, for the copy's own sender (sql/0017) */
+    static const char ins[] = "INSERT INTO receipt (jti, sender_id, mailbox_id, message_id, event, "
+                              "token) SELECT gen_random_uuid(), ";
+    char sql_r[512];
+    snprintf(sql_r, sizeof(sql_r), "%ssender_id, mailbox_id, id, 'expired', 't' FROM message", ins);
+    s_refused(f, "postfach_reader", sql_r);
+    snprintf(sql_r, sizeof(sql_r), "%ssender_id, mailbox_id, id, 'delivered', 't' FROM message",
+             ins);
+    s_refused(f, "postfach_reader", sql_r);
+    snprintf(sql_r, sizeof(sql_r), "%ssender_id + 1000, mailbox_id, id, 'read', 't' FROM message",
+             ins);
+    s_refused(f, "postfach_reader", sql_r);
+    snprintf(sql_r, sizeof(sql_r),
+             "%ssender_id, mailbox_id, id, 'read', 't' FROM message "
+             "ON CONFLICT (mailbox_id, message_id, event) DO NOTHING",
+             ins);
+    s_allowed(f, "postfach_reader", sql_r);
+    snprintf(sql_r, sizeof(sql_r), "%ssender_id, mailbox_id, id, 'expired', 't' FROM message", ins);
+    s_allowed(f, "postfach_broker", sql_r);
     s_allowed(f, "postfach_reader", "SELECT wrapped_key FROM mailbox_secret");
     s_allowed(f, "postfach_reader", "UPDATE message SET read_at = read_at WHERE false");
     /* the administration: keys and senders, never the content */
