@@ -792,6 +792,39 @@ static void test_receipt_with_unknown_key_waits_for_new_jwks(void **state)
     free(stale);
 }
 
+/* A procedure with a receipt listener beside a short-lived sender (a
+ * command-line send): when the sender's connection is gone, its receipts
+ * go to the listener's connection, which has said nothing since its
+ * HELLO.  (The broker kept one connection per sender, the one heard from
+ * last; when a send to it failed, the listener got nothing until it spoke
+ * again.) */
+static void test_receipts_reach_a_second_connection(void **state)
+{
+    fixture_t *f = *state;
+    const char *err;
+    pf_client_t *listener = s_client(f->env);
+    pf_client_receipt_t r;
+    /* connected, and its HELLO (sent when the library sees the handshake
+     * done) has gone out: the listener says nothing from here on */
+    assert_int_equal(pf_client_next_receipt(listener, 500, &r, &err), 0);
+    pf_client_t *sender = s_client(f->env);
+    pf_client_set_manual_ack(sender, true);
+    const char *to[] = {"citizen-a"};
+    pf_client_result_t res;
+    assert_int_equal(s_send(sender, "req-second-conn", to, 1, "Text", &res), 0);
+    assert_int_equal(res.ok, 1);
+    pf_client_destroy(&sender); /* its delivered receipt not acknowledged */
+    usleep(300 * 1000);
+    /* due again now, not after receipt_retry_seconds */
+    free(pf_env_sql(f->env, "UPDATE receipt_delivery SET next_attempt_at = now() RETURNING 1"));
+    assert_int_equal(pf_client_next_receipt(listener, 5000, &r, &err), 1);
+    assert_string_equal(r.message_id, res.copies[0].message_id);
+    pf_client_receipt_clear(&r);
+    assert_true(pf_test_wait(s_acked, f->env, 5000));
+    pf_client_result_clear(&res);
+    pf_client_destroy(&listener);
+}
+
 /* Delivered receipts go out from the broker's memory right after the
  * COMMIT (sql/0010): the batch stores their delivery rows as sent once and
  * due again after receipt_retry_seconds (30 here), in its own transaction,
@@ -1144,6 +1177,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_manual_ack_unacked_receipt_comes_again, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_receipt_with_unknown_key_waits_for_new_jwks, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_receipts_reach_a_second_connection, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_delivered_receipts_sent_from_memory, s_setup,
                                         s_teardown),
