@@ -31,7 +31,9 @@ static const pf_cfg_spec_t s_specs[] = {
      "a verified token is trusted again for this long without a signature check (0 = off)"},
     {"threads", PF_CFG_INT, "4", 1, 64, "worker threads (one database connection each, plus one)"},
     {"max_connections", PF_CFG_INT, "512", 1, 65536, "open HTTP connections in total"},
-    {"max_connections_per_ip", PF_CFG_INT, "32", 1, 65536, "open HTTP connections per client IP"},
+    {"max_connections_per_ip", PF_CFG_INT, "0", 0, 65536,
+     "open HTTP connections per client IP; 0 = no limit (behind the TLS proxy every "
+     "connection comes from the proxy)"},
     {"connection_timeout", PF_CFG_INT, "30", 1, 3600, "idle seconds before a connection is closed"},
     {"connection_memory", PF_CFG_INT, "32768", 8192, 1048576,
      "bytes per connection; bounds request line and headers"},

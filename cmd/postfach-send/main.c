@@ -30,10 +30,12 @@ static void s_usage(FILE *out)
           "         (--body TEXT | --body-file FILE) [--reference AZ]\n"
           "         [--attach FILE[:media/type]]... [--request-id ID] [--read-receipt]\n"
           "         [--level normal|substantiell|hoch]\n"
-          "         [--wait-receipts [--receipt-jwks FILE] [--wait-seconds N]]\n"
+          "         [--wait-receipts [--receipt-jwks FILE [--receipt-issuer URL]\n"
+          "          [--receipt-audience SENDER]] [--wait-seconds N]]\n"
           "         [--timeout MS] [--retries N] [--verbose]\n"
           "       postfach-send --broker ENDPOINT --broker-key FILE --key FILE --receipts-only\n"
-          "         [--receipt-jwks FILE] [--wait-seconds N]\n"
+          "         [--receipt-jwks FILE [--receipt-issuer URL] [--receipt-audience SENDER]]\n"
+          "         [--wait-seconds N]\n"
           "\n"
           "Prints \"<recipient> <message id>\" per copy on ACK, \"nack <code> <reason>\" on\n"
           "NACK, \"receipt <event> <message id> <time> <jti>\" per receipt.\n"
@@ -135,7 +137,7 @@ int main(int argc, char **argv)
 {
     const char *broker = NULL, *broker_key = NULL, *key = NULL, *title = NULL, *subject = NULL;
     const char *body = NULL, *body_file = NULL, *reference = NULL, *request_id = NULL;
-    const char *level = NULL, *jwks = NULL;
+    const char *level = NULL, *jwks = NULL, *issuer = NULL, *audience = NULL;
     int read_receipt = 0, wait_receipts = 0, receipts_only = 0, wait_seconds = -1;
     int timeout_ms = 3000, retries = 3;
     const char **to = xcalloc((size_t)argc, sizeof(*to));
@@ -160,6 +162,8 @@ int main(int argc, char **argv)
         {"level", required_argument, NULL, 'l'},
         {"wait-receipts", no_argument, NULL, 'w'},
         {"receipt-jwks", required_argument, NULL, 'j'},
+        {"receipt-issuer", required_argument, NULL, 'I'},
+        {"receipt-audience", required_argument, NULL, 'A'},
         {"wait-seconds", required_argument, NULL, 'W'},
         {"receipts-only", no_argument, NULL, 'O'},
         {"timeout", required_argument, NULL, 'm'},
@@ -216,6 +220,12 @@ int main(int argc, char **argv)
         case 'j':
             jwks = optarg;
             break;
+        case 'I':
+            issuer = optarg;
+            break;
+        case 'A':
+            audience = optarg;
+            break;
         case 'W':
             wait_seconds = atoi(optarg);
             break;
@@ -245,7 +255,7 @@ int main(int argc, char **argv)
     }
     if (optind < argc || !broker || !broker_key || !key ||
         (!receipts_only && (nto == 0 || !title || !subject || (!body == !body_file))) ||
-        timeout_ms <= 0 || retries < 0 || wait_seconds < -1) {
+        timeout_ms <= 0 || retries < 0 || wait_seconds < -1 || ((issuer || audience) && !jwks)) {
         fprintf(stderr, "postfach-send: missing or conflicting options\n");
         s_usage(stderr);
         free(to);
@@ -296,6 +306,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "postfach-send: %s\n", err);
         goto out;
     }
+    pf_client_set_receipt_issuer(c, issuer);
+    pf_client_set_receipt_audience(c, audience);
     if (receipts_only) {
         rc = s_wait_receipts(c, NULL, 0, wait_seconds);
         goto out;

@@ -130,6 +130,11 @@ void pf_client_set_log(pf_client_t *c, pf_client_log_fn *fn, void *ctx);
 int pf_client_set_receipt_keys(pf_client_t *c, const char *jwks_file, const char **error_r);
 /* With receipt keys set, also require this "iss" (copied; NULL = any). */
 void pf_client_set_receipt_issuer(pf_client_t *c, const char *issuer);
+/* With receipt keys set, also require this "aud": the procedure's own
+ * sender name, as the operator registered it (copied; NULL = any).  A
+ * verified receipt for another procedure is logged and not acknowledged,
+ * like one with a wrong issuer. */
+void pf_client_set_receipt_audience(pf_client_t *c, const char *audience);
 
 /* Submits a notice and waits for the broker's answer, retrying with the
  * same request id on timeout.

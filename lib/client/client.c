@@ -75,6 +75,7 @@ struct pf_client {
     void *log_ctx;
     pf_keyset_t *receipt_keys;
     char *issuer;
+    char *audience; /* the procedure's own sender name: the receipts' "aud" */
     pf_wire_limits_t lim;
     s_pending_t queue[S_QUEUE_MAX];
     size_t qhead, qlen;
@@ -514,6 +515,12 @@ void pf_client_set_receipt_issuer(pf_client_t *c, const char *issuer)
     c->issuer = issuer ? xstrdup(issuer) : NULL;
 }
 
+void pf_client_set_receipt_audience(pf_client_t *c, const char *audience)
+{
+    free(c->audience);
+    c->audience = audience ? xstrdup(audience) : NULL;
+}
+
 void pf_client_set_manual_ack(pf_client_t *c, bool manual)
 {
     c->manual_ack = manual;
@@ -900,12 +907,23 @@ int pf_client_next_receipt(pf_client_t *c, int timeout_ms, pf_client_receipt_t *
                 pf_receipt_clear(&rr);
                 ok = -1;
             }
-            if (ok != 0 && pf_receipt_error_is_config(e)) {
+            bool foreign = false;
+            if (ok == 0 && c->receipt_keys && c->audience &&
+                (rr.sender == NULL || strcmp(rr.sender, c->audience) != 0)) {
+                /* signed by the service, but for another procedure: a
+                 * misrouting, or our own name set wrong; either way not
+                 * ours to take, and not ours to acknowledge */
+                e = "receipt for another procedure (aud)";
+                pf_receipt_clear(&rr);
+                ok = -1;
+                foreign = true;
+            }
+            if (ok != 0 && (foreign || pf_receipt_error_is_config(e))) {
                 /* perhaps genuine, and our keys or issuer are out of date:
                  * not acknowledged, so the broker sends it again (after its
                  * retry interval, or at the next HELLO) until they are right */
                 s_log(c, 3, "event=receipt_unverifiable jti=%s error=\"%s\" action=\"kept "
-                            "unacknowledged: update the receipt keys or the issuer\"",
+                            "unacknowledged: update the receipt keys, issuer or audience\"",
                       p.jti, e);
                 free(p.token);
                 continue;
@@ -1016,6 +1034,7 @@ void pf_client_destroy(pf_client_t **cp)
     pf_keyset_destroy(&c->receipt_keys);
     pf_curve_keys_clear(&c->keys);
     free(c->issuer);
+    free(c->audience);
     free(c->endpoint);
     free(c);
     *cp = NULL;

@@ -434,6 +434,7 @@ static int s_start(pf_reader_t *rd, const pf_reader_settings_t *s, const char **
         flags, (uint16_t)s->listen_port, NULL, NULL, s_access, rd, MHD_OPTION_EXTERNAL_LOGGER,
         s_mhd_log, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned)s->threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->max_connections,
+        /* 0 is libmicrohttpd's "no limit" */
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)s->max_connections_per_ip,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->connection_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)s->connection_memory,

@@ -792,6 +792,39 @@ static void test_receipt_with_unknown_key_waits_for_new_jwks(void **state)
     free(stale);
 }
 
+/* A procedure that names itself as the receipts' audience takes only its
+ * own: a receipt whose "aud" is another procedure is not handed out and
+ * not acknowledged (it stays pending); with the right name it comes.
+ * (The client never looked at "aud".) */
+static void test_receipt_for_another_audience_is_not_taken(void **state)
+{
+    fixture_t *f = *state;
+    char *jwks = NULL;
+    assert_true(asprintf(&jwks, "%s/receipt.jwks", pf_env_keys(f->env)) > 0);
+    pf_client_t *c = s_client(f->env);
+    const char *err;
+    assert_int_equal(pf_client_set_receipt_keys(c, jwks, &err), 0);
+    pf_client_set_receipt_audience(c, "dog-registry");
+    const char *to[] = {"citizen-a"};
+    pf_client_result_t res;
+    assert_int_equal(s_send(c, "req-aud", to, 1, "Text", &res), 0);
+    assert_int_equal(res.ok, 1);
+    pf_client_receipt_t r;
+    assert_int_equal(pf_client_next_receipt(c, 2000, &r, &err), 0);
+    assert_int_equal(s_count(f->env, "SELECT count(*) FROM receipt_delivery WHERE acked_at IS NULL"),
+                     1);
+    pf_client_set_receipt_audience(c, "tax-office");
+    assert_int_equal(pf_client_hello(c, &err), 0);
+    assert_int_equal(pf_client_next_receipt(c, 5000, &r, &err), 1);
+    assert_true(r.verified);
+    assert_string_equal(r.message_id, res.copies[0].message_id);
+    pf_client_receipt_clear(&r);
+    assert_true(pf_test_wait(s_acked, f->env, 5000));
+    pf_client_result_clear(&res);
+    pf_client_destroy(&c);
+    free(jwks);
+}
+
 /* A procedure with a receipt listener beside a short-lived sender (a
  * command-line send): when the sender's connection is gone, its receipts
  * go to the listener's connection, which has said nothing since its
@@ -1175,6 +1208,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_old_schema_refused_at_start, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_delivered_receipt_exactly_once, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_manual_ack_unacked_receipt_comes_again, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_receipt_for_another_audience_is_not_taken, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_receipt_with_unknown_key_waits_for_new_jwks, s_setup,
                                         s_teardown),

@@ -826,6 +826,50 @@ static void test_broken_requests(void **state)
     s_fx_free(&fx);
 }
 
+/* Behind the TLS proxy every citizen's connection comes from one address:
+ * with the default settings, 48 open connections from 127.0.0.1 are all
+ * served.  (A default limit of 32 per address capped the whole service
+ * behind a proxy: the 33rd connection was closed unanswered.) */
+static void test_many_connections_from_one_address(void **state)
+{
+    (void)state;
+    const char *const citizens[] = {"citizen-a", NULL};
+    fx_t *fx = s_fx("reader_conns", citizens);
+    enum { N = 48 };
+    int fds[N];
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)fx->port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    for (int i = 0; i < N; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+        assert_true(fds[i] >= 0);
+        assert_int_equal(connect(fds[i], (struct sockaddr *)&a, sizeof(a)), 0);
+    }
+    usleep(200 * 1000); /* the reader has accepted (or refused) them all */
+    static const char req[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    for (int i = 0; i < N; i++)
+        assert_int_equal(send(fds[i], req, sizeof(req) - 1, MSG_NOSIGNAL), sizeof(req) - 1);
+    for (int i = 0; i < N; i++) {
+        char buf[512];
+        size_t got = 0;
+        int64_t end = pf_test_now_ms() + 10000;
+        while (got < 12 && pf_test_now_ms() < end) {
+            struct pollfd p = {.fd = fds[i], .events = POLLIN};
+            if (poll(&p, 1, (int)(end - pf_test_now_ms())) <= 0)
+                break;
+            ssize_t n = recv(fds[i], buf + got, sizeof(buf) - 1 - got, 0);
+            if (n <= 0)
+                break;
+            got += (size_t)n;
+        }
+        buf[got] = '\0';
+        if (strncmp(buf, "HTTP/1.1 200", 12) != 0)
+            fail_msg("connection %d of %d: \"%.40s\"", i + 1, N, buf);
+        close(fds[i]);
+    }
+    s_fx_free(&fx);
+}
+
 static void test_database_down_503(void **state)
 {
     (void)state;
@@ -945,6 +989,7 @@ int main(void)
         cmocka_unit_test(test_bad_tokens_401),
         cmocka_unit_test(test_level_403),
         cmocka_unit_test(test_broken_requests),
+        cmocka_unit_test(test_many_connections_from_one_address),
         cmocka_unit_test(test_database_down_503),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
