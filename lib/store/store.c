@@ -305,14 +305,20 @@ static int s_apply(pf_store_t *st, const char *path, int version, const char *na
     char vbuf[16];
     snprintf(vbuf, sizeof(vbuf), "%d", version);
     const char *params[2] = {vbuf, name};
-    /* serialise concurrent migrators; re-check under the lock */
+    /* serialise concurrent migrators, then check again under the lock: in a
+     * statement of its own, whose snapshot is taken after the wait (the
+     * statement that waits sees nothing another migrator commits meanwhile) */
     PGresult *res = pf_store_query(st, "cannot lock migrations",
-                                   "SELECT pg_advisory_xact_lock(7041), "
-                                   "EXISTS (SELECT 1 FROM schema_migration WHERE version = $1)",
-                                   1, params, error_r);
+                                   "SELECT pg_advisory_xact_lock(7041)", 0, NULL, error_r);
     if (res == NULL)
         goto fail;
-    bool done = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+    PQclear(res);
+    res = pf_store_query(st, "cannot read migrations",
+                         "SELECT EXISTS (SELECT 1 FROM schema_migration WHERE version = $1)", 1,
+                         params, error_r);
+    if (res == NULL)
+        goto fail;
+    bool done = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     PQclear(res);
     if (!done) {
         res = PQexec(st->conn, sql);

@@ -15,9 +15,11 @@
 #include <cmocka.h>
 
 #include <jansson.h>
+#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -274,11 +276,81 @@ static void test_what_each_role_must_not_do(void **state)
     s_exec(f, sql);
 }
 
+static void s_copy_file(const char *from, const char *to)
+{
+    size_t len = 0;
+    char *text = pf_test_read_file(from, &len);
+    assert_non_null(text);
+    FILE *fp = fopen(to, "w");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(text, 1, len, fp), len);
+    fclose(fp);
+    free(text);
+}
+
+/* A database migrated while 0009 was the newest file (0009 landed before
+ * 0008), upgraded to the current schema: the roles get their privileges on
+ * receipt_delivery.  (0009 granted only to roles that existed when it ran,
+ * and 0008, applied later, did not grant on receipt_delivery: the broker
+ * and the reader failed under their logins.) */
+static void test_upgrade_from_before_roles_grants_receipt_delivery(void **state)
+{
+    fixture_t *f = *state;
+    char db[48], sql[160], dir[600], from[600], to[700], conn[700];
+    snprintf(db, sizeof(db), "pf_t_upgrade_%ld", (long)getpid());
+    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", db);
+    s_exec(f, sql);
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", db);
+    s_exec(f, sql);
+    snprintf(dir, sizeof(dir), "%s/sql-0009", pf_env_dir(f->env));
+    assert_int_equal(mkdir(dir, 0700), 0);
+    static const char *const early[] = {"0001_init.sql", "0006_expiry.sql",
+                                        "0007_allowlist_storage.sql", "0009_receipt_delivery.sql"};
+    for (size_t i = 0; i < sizeof(early) / sizeof(early[0]); i++) {
+        snprintf(from, sizeof(from), "%s/sql/%s", getenv("PF_ROOT"), early[i]);
+        snprintf(to, sizeof(to), "%s/%s", dir, early[i]);
+        s_copy_file(from, to);
+    }
+    snprintf(conn, sizeof(conn), "%s dbname=%s", pf_env_conninfo(f->env), db);
+    char *out = NULL, *err = NULL;
+    if (pf_env_run(f->env, &out, &err, "postfach-ctl", "--db", conn, "migrate", "--sql-dir", dir,
+                   NULL) != 0)
+        fail_msg("migrate to 0009: %s", err ? err : "?");
+    free(out);
+    free(err);
+    /* what 0009 left on a cluster that did not have the roles yet */
+    PGconn *pg = PQconnectdb(conn);
+    assert_int_equal(PQstatus(pg), CONNECTION_OK);
+    PGresult *r = PQexec(pg, "REVOKE ALL ON receipt_delivery FROM postfach_broker, "
+                             "postfach_reader, postfach_admin");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    snprintf(from, sizeof(from), "%s/sql", getenv("PF_ROOT"));
+    out = err = NULL;
+    if (pf_env_run(f->env, &out, &err, "postfach-ctl", "--db", conn, "migrate", "--sql-dir", from,
+                   NULL) != 0)
+        fail_msg("migrate to the end: %s", err ? err : "?");
+    free(out);
+    free(err);
+    r = PQexec(pg, "SELECT has_table_privilege('postfach_broker', 'receipt_delivery', "
+                   "'SELECT, INSERT, UPDATE') AND has_table_privilege('postfach_broker', "
+                   "'receipt_delivery', 'UPDATE') AND has_table_privilege('postfach_reader', "
+                   "'receipt_delivery', 'INSERT') AND has_table_privilege('postfach_admin', "
+                   "'receipt_delivery', 'SELECT')");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_string_equal(PQgetvalue(r, 0, 0), "t");
+    PQclear(r);
+    PQfinish(pg);
+    snprintf(sql, sizeof(sql), "DROP DATABASE %s", db);
+    s_exec(f, sql);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_daemons_and_ctl_work_under_their_roles),
         cmocka_unit_test(test_what_each_role_must_not_do),
+        cmocka_unit_test(test_upgrade_from_before_roles_grants_receipt_delivery),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
