@@ -19,6 +19,15 @@ export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$ROOT/tests/lsan.supp}
 export PF_BIN_DIR=$ROOT/$BUILD/bin
 export PF_ROOT=$ROOT
 
+case "$WHAT" in
+all | unit | e2e | interop | fuzz) ;;
+*)
+    echo "scripts/test.sh: unknown suite \"$WHAT\" (unit, e2e, interop, fuzz or all)" >&2
+    echo "0 passed, 1 failed"
+    exit 1
+    ;;
+esac
+
 passed=0
 failed=0
 
@@ -64,13 +73,21 @@ count_plain() {
     printf '%-40s %4d passed, %d failed\n' "$name" "$p" "$f"
 }
 
+# run_cmocka_dir BUILT_DIR SOURCE_DIR: every tests/<kind>/test_*.c must
+# have its binary; one that is missing counts as a failure, not as nothing
 run_cmocka_dir() {
-    local dir=$1 t name rc
-    [ -d "$dir" ] || return 0
-    for t in "$dir"/test_*; do
-        [ -x "$t" ] || continue
-        name=$(basename "$t")
+    local dir=$1 src=$2 c t name rc
+    for c in "$src"/test_*.c; do
+        [ -e "$c" ] || continue
+        name=$(basename "$c" .c)
+        t=$dir/$name
         # a hung test is a failure, not a CI run that never ends
+        if [ ! -x "$t" ]; then
+            echo "FAIL: $name: no binary $t (not built?)" >&2
+            failed=$((failed + 1))
+            printf '%-40s %4d passed, %d failed\n' "$name" 0 1
+            continue
+        fi
         timeout -k 10 "${PF_TEST_TIMEOUT:-600}" "$t" >"$LOGDIR/$name.log" 2>&1
         rc=$?
         [ "$rc" -eq 124 ] && echo "FAIL: $name timed out after ${PF_TEST_TIMEOUT:-600} s" >&2
@@ -81,14 +98,12 @@ run_cmocka_dir() {
 if [ "$WHAT" = all ] || [ "$WHAT" = unit ]; then
     scripts/check-layout.sh >"$LOGDIR/layout.log" 2>&1
     count_plain "$LOGDIR/layout.log" $? layout
-    run_cmocka_dir "$BUILD/tests/unit"
+    run_cmocka_dir "$BUILD/tests/unit" tests/unit
 fi
 
 if [ "$WHAT" = all ] || [ "$WHAT" = fuzz ]; then
-    if [ -x scripts/fuzz-replay.sh ]; then
-        scripts/fuzz-replay.sh "$BUILD" >"$LOGDIR/fuzz-replay.log" 2>&1
-        count_plain "$LOGDIR/fuzz-replay.log" $? fuzz-replay
-    fi
+    scripts/fuzz-replay.sh "$BUILD" >"$LOGDIR/fuzz-replay.log" 2>&1
+    count_plain "$LOGDIR/fuzz-replay.log" $? fuzz-replay
 fi
 
 if [ "$WHAT" = all ] || [ "$WHAT" = e2e ] || [ "$WHAT" = interop ]; then
@@ -100,17 +115,21 @@ if [ "$WHAT" = all ] || [ "$WHAT" = e2e ] || [ "$WHAT" = interop ]; then
     export PF_TEST_PGPORT=$(cat "$PGDIR/port")
     trap 'scripts/pg.sh stop "$PGDIR" >/dev/null 2>&1; rm -rf "$PGDIR"' EXIT
     if [ "$WHAT" != interop ]; then
-        run_cmocka_dir "$BUILD/tests/e2e"
+        run_cmocka_dir "$BUILD/tests/e2e" tests/e2e
     fi
     if [ "$WHAT" = all ] || [ "$WHAT" = interop ]; then
         for s in tests/interop/run_*.sh; do
-            [ -x "$s" ] || continue
+            [ -e "$s" ] || continue
             name=interop/$(basename "$s" .sh)
-            "$s" "$BUILD" >"$LOGDIR/$(basename "$s").log" 2>&1
+            bash "$s" "$BUILD" >"$LOGDIR/$(basename "$s").log" 2>&1
             count_plain "$LOGDIR/$(basename "$s").log" $? "$name"
         done
     fi
 fi
 
+if [ $((passed + failed)) -eq 0 ]; then
+    echo "FAIL: no test ran" >&2
+    failed=1
+fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

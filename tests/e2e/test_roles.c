@@ -15,7 +15,6 @@
 #include <cmocka.h>
 
 #include <jansson.h>
-#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +23,7 @@
 
 #include "harness.h"
 #include "postfach/postfach.h"
+#include "store/store.h"
 
 static const char *const s_citizens[] = {"citizen-a", NULL};
 
@@ -319,12 +319,14 @@ static void test_upgrade_from_before_roles_grants_receipt_delivery(void **state)
     free(out);
     free(err);
     /* what 0009 left on a cluster that did not have the roles yet */
-    PGconn *pg = PQconnectdb(conn);
-    assert_int_equal(PQstatus(pg), CONNECTION_OK);
-    PGresult *r = PQexec(pg, "REVOKE ALL ON receipt_delivery FROM postfach_broker, "
-                             "postfach_reader, postfach_admin");
-    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
-    PQclear(r);
+    pf_store_t *st = NULL;
+    const char *e = NULL;
+    assert_int_equal(pf_store_open(conn, &st, &e), 0);
+    assert_int_equal(pf_store_exec(st,
+                                   "REVOKE ALL ON receipt_delivery FROM postfach_broker, "
+                                   "postfach_reader, postfach_admin",
+                                   &e),
+                     0);
     snprintf(from, sizeof(from), "%s/sql", getenv("PF_ROOT"));
     out = err = NULL;
     if (pf_env_run(f->env, &out, &err, "postfach-ctl", "--db", conn, "migrate", "--sql-dir", from,
@@ -332,15 +334,17 @@ static void test_upgrade_from_before_roles_grants_receipt_delivery(void **state)
         fail_msg("migrate to the end: %s", err ? err : "?");
     free(out);
     free(err);
-    r = PQexec(pg, "SELECT has_table_privilege('postfach_broker', 'receipt_delivery', "
-                   "'SELECT, INSERT, UPDATE') AND has_table_privilege('postfach_broker', "
-                   "'receipt_delivery', 'UPDATE') AND has_table_privilege('postfach_reader', "
-                   "'receipt_delivery', 'INSERT') AND has_table_privilege('postfach_admin', "
-                   "'receipt_delivery', 'SELECT')");
-    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
-    assert_string_equal(PQgetvalue(r, 0, 0), "t");
-    PQclear(r);
-    PQfinish(pg);
+    if (pf_store_exec(st,
+                      "DO $$ BEGIN IF NOT (has_table_privilege('postfach_broker', "
+                      "'receipt_delivery', 'SELECT, INSERT, UPDATE') AND "
+                      "has_table_privilege('postfach_broker', 'receipt_delivery', 'UPDATE') AND "
+                      "has_table_privilege('postfach_reader', 'receipt_delivery', 'INSERT') AND "
+                      "has_table_privilege('postfach_admin', 'receipt_delivery', 'SELECT')) "
+                      "THEN RAISE EXCEPTION 'privileges on receipt_delivery missing'; "
+                      "END IF; END $$",
+                      &e) != 0)
+        fail_msg("%s", e);
+    pf_store_destroy(&st);
     snprintf(sql, sizeof(sql), "DROP DATABASE %s", db);
     s_exec(f, sql);
 }
