@@ -376,9 +376,9 @@ static int s_citizen_key(pf_admin_ctx_t *ctx, const char *id, const char *key_ty
         }
     }
     /* The wrap context names mailbox and version, so the version must be
-     * known first: store, then read back the version we got.  Within the
-     * transaction of pf_store_mailbox_add_key the version is the next one;
-     * we predict it by reading the current one and let the insert confirm. */
+     * known before the insert: predict the next one from the current one,
+     * and let the store insert it only if it is still the next one under
+     * the mailbox's row lock; else nothing is stored. */
     int current = 0;
     char *cur_jwk = NULL;
     if (add_version) {
@@ -389,20 +389,24 @@ static int s_citizen_key(pf_admin_ctx_t *ctx, const char *id, const char *key_ty
             goto out;
         }
     }
-    context = xasprintf("%s:%d", id, current + 1);
+    version = current + 1;
+    context = xasprintf("%s:%d", id, version);
     if (kek != NULL &&
         pf_kek_wrap(kek, context, der, der_len, &wrapped, &wrapped_len, &err) != 0) {
         s_fail(ctx, error_r, "cannot wrap key: %s", err);
         goto out;
     }
-    if (pf_store_mailbox_add_key(st, id, add_version, pf_key_kid(pub), alg, jwk,
-                                 kek ? pf_kek_id(kek) : NULL, wrapped, wrapped_len, &version,
-                                 &err) != 0) {
+    int stored = pf_store_mailbox_add_key(st, id, version, pf_key_kid(pub), alg, jwk,
+                                          kek ? pf_kek_id(kek) : NULL, wrapped, wrapped_len, &err);
+    if (stored < 0) {
         s_fail(ctx, error_r, "%s", err);
         goto out;
     }
-    if (version != current + 1) {
-        s_fail(ctx, error_r, "key version raced with another change; run the command again");
+    if (stored == 1) {
+        s_fail(ctx, error_r,
+               "mailbox \"%.128s\" got key version %d from another change meanwhile; nothing "
+               "stored, run the command again",
+               id, version);
         goto out;
     }
     fprintf(ctx->out, "mailbox %s key version %d (%s, kid %s)%s\n", id, version, alg,

@@ -132,16 +132,20 @@ void pf_sender_row_clear(pf_sender_row_t *row)
     memset(row, 0, sizeof(*row));
 }
 
-int pf_store_mailbox_add_key(pf_store_t *st, const char *mailbox_id, bool add_version,
-                             const char *kid, const char *alg, const char *public_jwk,
-                             const char *kek_id, const unsigned char *wrapped, size_t wrapped_len,
-                             int *version_r, const char **error_r)
+int pf_store_mailbox_add_key(pf_store_t *st, const char *mailbox_id, int version, const char *kid,
+                             const char *alg, const char *public_jwk, const char *kek_id,
+                             const unsigned char *wrapped, size_t wrapped_len, const char **error_r)
 {
+    if (version < 1) {
+        snprintf(st->err, sizeof(st->err), "cannot add key: invalid version %d", version);
+        *error_r = st->err;
+        return -1;
+    }
     if (pf_store_exec(st, "BEGIN", error_r) != 0)
         return -1;
     PGresult *res;
     const char *p1[1] = {mailbox_id};
-    if (!add_version) {
+    if (version == 1) {
         res = pf_store_query(st, "cannot create mailbox", "INSERT INTO mailbox (id) VALUES ($1)",
                              1, p1, error_r);
     } else {
@@ -157,19 +161,28 @@ int pf_store_mailbox_add_key(pf_store_t *st, const char *mailbox_id, bool add_ve
     if (res == NULL)
         goto fail;
     PQclear(res);
-    const char *p2[4] = {mailbox_id, kid, alg, public_jwk};
+    /* Under the row lock (a new statement, so a fresh snapshot in READ
+     * COMMITTED) the version must still be the next one: the caller bound
+     * the wrapped key to it. */
+    char v[16];
+    snprintf(v, sizeof(v), "%d", version);
+    const char *p2[5] = {mailbox_id, v, kid, alg, public_jwk};
     res = pf_store_query(st, "cannot store mailbox key",
                          "INSERT INTO mailbox_key (mailbox_id, version, kid, alg, public_jwk) "
-                         "SELECT $1, coalesce(max(version), 0) + 1, $2, $3, $4 "
-                         "FROM mailbox_key WHERE mailbox_id = $1 RETURNING version",
-                         4, p2, error_r);
+                         "SELECT $1, $2::integer, $3, $4, $5 WHERE $2::integer = "
+                         "(SELECT coalesce(max(version), 0) + 1 FROM mailbox_key "
+                         "WHERE mailbox_id = $1) RETURNING version",
+                         5, p2, error_r);
     if (res == NULL)
         goto fail;
-    char version[16];
-    snprintf(version, sizeof(version), "%s", PQgetvalue(res, 0, 0));
+    int stored = PQntuples(res) == 1;
     PQclear(res);
+    if (!stored) {
+        PQclear(PQexec(st->conn, "ROLLBACK"));
+        return 1;
+    }
     if (wrapped != NULL) {
-        const char *p3[4] = {mailbox_id, version, kek_id, (const char *)wrapped};
+        const char *p3[4] = {mailbox_id, v, kek_id, (const char *)wrapped};
         int len[4] = {0, 0, 0, (int)wrapped_len};
         int fmt[4] = {0, 0, 0, 1};
         res = pf_store_query_bin(st, "cannot store wrapped key",
@@ -182,7 +195,6 @@ int pf_store_mailbox_add_key(pf_store_t *st, const char *mailbox_id, bool add_ve
     }
     if (pf_store_exec(st, "COMMIT", error_r) != 0)
         goto fail;
-    *version_r = atoi(version);
     return 0;
 fail:
     PQclear(PQexec(st->conn, "ROLLBACK"));

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -180,6 +182,62 @@ static void test_citizen_keys(void **state)
     free(out);
 }
 
+/* Runs postfach-ctl in a child process, so the test can act while it runs. */
+static pid_t s_ctl_start(pf_env_t *env, const char *a1, const char *a2, const char *a3)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(pf_env_ctl(env, NULL, a1, a2, a3, NULL));
+    return pid;
+}
+
+static int s_ctl_wait(pid_t pid)
+{
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+static bool s_lock_waiter(void *arg)
+{
+    return pf_env_sql_int(arg, "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                               "current_database() AND wait_event_type = 'Lock'") > 0;
+}
+
+/* rotate-key wraps the new private key for "<id>:<version>" before it
+ * stores it; when another key version lands in between, nothing may be
+ * stored (a blob bound to the wrong version could never be unwrapped). */
+static void test_citizen_rotate_race(void **state)
+{
+    pf_env_t *env = *state;
+    char *out = NULL;
+    assert_int_equal(pf_env_ctl(env, &out, "citizen", "add", "citizen-race", NULL), 0);
+    free(out);
+    pf_env_session_t *s = pf_env_session_new(env);
+    assert_non_null(s);
+    assert_int_equal(pf_env_session_exec(s, "BEGIN; SELECT 1 FROM mailbox WHERE id = "
+                                            "'citizen-race' FOR UPDATE"),
+                     0);
+    pid_t pid = s_ctl_start(env, "citizen", "rotate-key", "citizen-race");
+    bool waited = pf_test_wait(s_lock_waiter, env, 20000);
+    /* another administrator's version 2 commits while ctl waits */
+    assert_int_equal(pf_env_session_exec(
+                         s, "INSERT INTO mailbox_key (mailbox_id, version, kid, alg, public_jwk) "
+                            "SELECT mailbox_id, 2, 'other', alg, public_jwk FROM mailbox_key "
+                            "WHERE mailbox_id = 'citizen-race' AND version = 1; COMMIT"),
+                     0);
+    pf_env_session_destroy(&s);
+    assert_int_equal(s_ctl_wait(pid), 1);
+    assert_true(waited);
+    assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM mailbox_key WHERE mailbox_id = "
+                                         "'citizen-race' AND version > 2"),
+                     0);
+    assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM mailbox_secret WHERE mailbox_id = "
+                                         "'citizen-race' AND version > 1"),
+                     0);
+}
+
 static void test_token_levels(void **state)
 {
     pf_env_t *env = *state;
@@ -200,6 +258,7 @@ int main(void)
         cmocka_unit_test(test_sender_names_and_duplicates),
         cmocka_unit_test(test_sender_allowlist),
         cmocka_unit_test(test_citizen_keys),
+        cmocka_unit_test(test_citizen_rotate_race),
         cmocka_unit_test(test_token_levels),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
