@@ -23,7 +23,9 @@ static void s_usage(FILE *out)
           "  sender disallow NAME PATTERN\n"
           "  sender allowed NAME               list the allowlist (none: every mailbox)\n"
           "  citizen add ID [--key-type p256|rsa3072|rsa4096] [--public-jwk FILE]\n"
-          "  citizen rotate-key ID [--key-type TYPE]\n"
+          "  citizen rotate-key ID [--key-type TYPE | --public-jwk FILE]\n"
+          "                                    next key version, by default of the current key's\n"
+          "                                    type; a citizen-held key needs --public-jwk\n"
           "  citizen public-key ID             print the mailbox's current public JWK\n"
           "  citizen export-key ID [--version N]  print the private JWK (needs the KEK)\n"
           "  kek rotate [--id ID] [--no-rewrap] new current KEK, rewrap every stored key\n"
@@ -113,14 +115,14 @@ int main(int argc, char **argv)
                      : pf_admin_sender_disallow(&ctx, name, argv[i + 3], &err);
     } else if (strcmp(cmd, "citizen") == 0) {
         const char *id = s_arg(argc, argv, i + 2);
-        const char *type = s_opt(argc, argv, i + 2, "--key-type", "p256");
+        const char *type = s_opt(argc, argv, i + 2, "--key-type", NULL);
+        const char *public_jwk = s_opt(argc, argv, i + 2, "--public-jwk", NULL);
         if (id == NULL)
             rc = -2;
         else if (strcmp(sub, "add") == 0)
-            rc = pf_admin_citizen_add(&ctx, id, type,
-                                      s_opt(argc, argv, i + 2, "--public-jwk", NULL), &err);
+            rc = pf_admin_citizen_add(&ctx, id, type, public_jwk, &err);
         else if (strcmp(sub, "rotate-key") == 0)
-            rc = pf_admin_citizen_rotate_key(&ctx, id, type, &err);
+            rc = pf_admin_citizen_rotate_key(&ctx, id, type, public_jwk, &err);
         else if (strcmp(sub, "public-key") == 0)
             rc = pf_admin_citizen_public_key(&ctx, id, &err);
         else if (strcmp(sub, "export-key") == 0)

@@ -324,24 +324,76 @@ static int s_key_kind(const char *type, pf_key_kind_t *kind_r)
     return 0;
 }
 
+/* The key type of a server-held key, to keep it on rotation. */
+static const char *s_key_type_of(pf_admin_ctx_t *ctx, const char *jwk, const char **error_r)
+{
+    pf_key_t *key = NULL;
+    const char *err;
+    if (pf_key_from_jwk(jwk, strlen(jwk), &key, &err) != 0) {
+        s_fail(ctx, error_r, "cannot parse the current public key: %s", err);
+        return NULL;
+    }
+    const char *type = !pf_key_is_rsa(key)        ? "p256"
+                       : pf_key_bits(key) >= 4096 ? "rsa4096"
+                                                  : "rsa3072";
+    pf_key_destroy(&key);
+    return type;
+}
+
 /* Generates (or imports) a key for mailbox id and stores it as a new
- * mailbox (add_version false) or the next key version. */
+ * mailbox (add_version false) or the next key version.  On rotation
+ * without a key type the new key has the type of the current one; a
+ * mailbox whose citizen holds the private key gets a new key only from a
+ * public JWK, never a server-held one behind the citizen's back. */
 static int s_citizen_key(pf_admin_ctx_t *ctx, const char *id, const char *key_type,
                          const char *public_jwk_file, bool add_version, const char **error_r)
 {
-    pf_key_kind_t kind;
-    if (public_jwk_file == NULL && s_key_kind(key_type, &kind) != 0)
-        return s_fail(ctx, error_r, "unknown key type \"%.32s\" (use p256, rsa3072 or rsa4096)",
-                      key_type),
-               -1;
+    pf_key_kind_t kind = PF_KEY_P256;
     pf_key_t *key = NULL, *pub = NULL;
     pf_kek_t *kek = NULL;
     pf_store_t *st = NULL;
     unsigned char *der = NULL, *wrapped = NULL;
     size_t der_len = 0, wrapped_len = 0;
-    char *jwk = NULL, *kek_path = NULL, *context = NULL;
+    char *jwk = NULL, *kek_path = NULL, *context = NULL, *cur_jwk = NULL, *cur_kek_id = NULL;
+    unsigned char *cur_wrapped = NULL;
+    size_t cur_wrapped_len = 0;
     const char *err;
-    int rc = -1, version = 0;
+    int rc = -1, version = 0, current = 0;
+
+    if (key_type != NULL && public_jwk_file != NULL)
+        return s_fail(ctx, error_r, "give either --key-type or --public-jwk, not both"), -1;
+    if (key_type != NULL && s_key_kind(key_type, &kind) != 0)
+        return s_fail(ctx, error_r, "unknown key type \"%.32s\" (use p256, rsa3072 or rsa4096)",
+                      key_type),
+               -1;
+    if (s_open(ctx, &st, error_r) != 0)
+        goto out;
+    if (add_version) {
+        int found = pf_store_mailbox_public_key(st, id, &current, &cur_jwk, &err);
+        if (found <= 0) {
+            s_fail(ctx, error_r, "no open mailbox \"%.128s\"", id);
+            goto out;
+        }
+        found = pf_store_mailbox_secret(st, id, current, &cur_kek_id, &cur_wrapped,
+                                        &cur_wrapped_len, &err);
+        if (found < 0) {
+            s_fail(ctx, error_r, "%s", err);
+            goto out;
+        }
+        if (found == 0 && public_jwk_file == NULL) {
+            s_fail(ctx, error_r,
+                   "the citizen holds the private key of mailbox \"%.128s\": give the new "
+                   "public key with --public-jwk FILE (the service generates no key it could "
+                   "read the citizen's notices with)",
+                   id);
+            goto out;
+        }
+        if (public_jwk_file == NULL && key_type == NULL) {
+            const char *type = s_key_type_of(ctx, cur_jwk, error_r);
+            if (type == NULL || s_key_kind(type, &kind) != 0)
+                goto out;
+        }
+    }
 
     if (public_jwk_file != NULL) {
         if (s_load_jwk(ctx, public_jwk_file, &key, error_r) != 0)
@@ -361,8 +413,6 @@ static int s_citizen_key(pf_admin_ctx_t *ctx, const char *id, const char *key_ty
     }
     pub = pf_key_public(key);
     jwk = pf_key_to_jwk(pub, false);
-    if (s_open(ctx, &st, error_r) != 0)
-        goto out;
     const char *alg = pf_key_is_rsa(key) ? "RSA-OAEP-256" : "ECDH-ES+A256KW";
     if (public_jwk_file == NULL) {
         kek_path = s_path(ctx, "kek");
@@ -379,16 +429,6 @@ static int s_citizen_key(pf_admin_ctx_t *ctx, const char *id, const char *key_ty
      * known before the insert: predict the next one from the current one,
      * and let the store insert it only if it is still the next one under
      * the mailbox's row lock; else nothing is stored. */
-    int current = 0;
-    char *cur_jwk = NULL;
-    if (add_version) {
-        int found = pf_store_mailbox_public_key(st, id, &current, &cur_jwk, &err);
-        free(cur_jwk);
-        if (found <= 0) {
-            s_fail(ctx, error_r, "no open mailbox \"%.128s\"", id);
-            goto out;
-        }
-    }
     version = current + 1;
     context = xasprintf("%s:%d", id, version);
     if (kek != NULL &&
@@ -421,6 +461,9 @@ out:
     free(jwk);
     free(kek_path);
     free(context);
+    free(cur_jwk);
+    free(cur_kek_id);
+    free(cur_wrapped);
     pf_key_destroy(&key);
     pf_key_destroy(&pub);
     pf_kek_destroy(&kek);
@@ -435,9 +478,9 @@ int pf_admin_citizen_add(pf_admin_ctx_t *ctx, const char *id, const char *key_ty
 }
 
 int pf_admin_citizen_rotate_key(pf_admin_ctx_t *ctx, const char *id, const char *key_type,
-                                const char **error_r)
+                                const char *public_jwk_file, const char **error_r)
 {
-    return s_citizen_key(ctx, id, key_type, NULL, true, error_r);
+    return s_citizen_key(ctx, id, key_type, public_jwk_file, true, error_r);
 }
 
 int pf_admin_citizen_public_key(pf_admin_ctx_t *ctx, const char *id, const char **error_r)

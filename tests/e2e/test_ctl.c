@@ -182,6 +182,78 @@ static void test_citizen_keys(void **state)
     free(out);
 }
 
+/* Writes the current public JWK of mailbox id to <dir>/name; returns the path. */
+static char *s_public_jwk_file(pf_env_t *env, const char *id, const char *name)
+{
+    char *jwk = NULL, *path = NULL;
+    assert_int_equal(pf_env_ctl(env, &jwk, "citizen", "public-key", id, NULL), 0);
+    if (asprintf(&path, "%s/%s", pf_env_dir(env), name) < 0)
+        abort();
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(jwk, fp);
+    fclose(fp);
+    free(jwk);
+    return path;
+}
+
+/* Rotation keeps the key type unless told otherwise, and never gives a
+ * mailbox whose citizen holds the private key a key the service holds. */
+static void test_citizen_rotate_kind(void **state)
+{
+    pf_env_t *env = *state;
+    char *out = NULL;
+    assert_int_equal(
+        pf_env_ctl(env, &out, "citizen", "add", "citizen-rsa", "--key-type", "rsa3072", NULL), 0);
+    free(out);
+    assert_int_equal(pf_env_ctl(env, &out, "citizen", "rotate-key", "citizen-rsa", NULL), 0);
+    free(out);
+    /* RSA 3072: n is 384 bytes, 512 base64url characters */
+    assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM mailbox_key WHERE mailbox_id = "
+                                         "'citizen-rsa' AND version = 2 AND alg = 'RSA-OAEP-256' "
+                                         "AND length(public_jwk::json->>'n') = 512"),
+                     1);
+    assert_int_equal(
+        pf_env_ctl(env, &out, "citizen", "rotate-key", "citizen-rsa", "--key-type", "p256", NULL),
+        0);
+    free(out);
+    assert_int_equal(pf_env_sql_int(env,
+                                    "SELECT count(*) FROM mailbox_key WHERE mailbox_id = "
+                                    "'citizen-rsa' AND version = 3 AND alg = 'ECDH-ES+A256KW'"),
+                     1);
+
+    /* a citizen-held key: rotation without a new public key is refused */
+    char *held = s_public_jwk_file(env, "citizen-rsa", "held.jwk");
+    assert_int_equal(
+        pf_env_ctl(env, &out, "citizen", "add", "citizen-held", "--public-jwk", held, NULL), 0);
+    free(out);
+    assert_int_equal(pf_env_ctl(env, &out, "citizen", "rotate-key", "citizen-held", NULL), 1);
+    free(out);
+    assert_int_equal(pf_env_ctl(env, &out, "citizen", "rotate-key", "citizen-held", "--key-type",
+                                "rsa4096", NULL),
+                     1);
+    free(out);
+    assert_int_equal(
+        pf_env_sql_int(env, "SELECT count(*) FROM mailbox_key WHERE mailbox_id = 'citizen-held'"),
+        1);
+    /* with the citizen's new public key it works, and stores no secret */
+    char *next = s_public_jwk_file(env, "citizen-a", "held-next.jwk");
+    assert_int_equal(
+        pf_env_ctl(env, &out, "citizen", "rotate-key", "citizen-held", "--public-jwk", next, NULL),
+        0);
+    assert_non_null(strstr(out, "held by the citizen"));
+    free(out);
+    assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM mailbox_key WHERE mailbox_id = "
+                                         "'citizen-held' AND version = 2"),
+                     1);
+    assert_int_equal(
+        pf_env_sql_int(env,
+                       "SELECT count(*) FROM mailbox_secret WHERE mailbox_id = 'citizen-held'"),
+        0);
+    free(held);
+    free(next);
+}
+
 /* Runs postfach-ctl in a child process, so the test can act while it runs. */
 static pid_t s_ctl_start(pf_env_t *env, const char *a1, const char *a2, const char *a3)
 {
@@ -259,6 +331,7 @@ int main(void)
         cmocka_unit_test(test_sender_allowlist),
         cmocka_unit_test(test_citizen_keys),
         cmocka_unit_test(test_citizen_rotate_race),
+        cmocka_unit_test(test_citizen_rotate_kind),
         cmocka_unit_test(test_token_levels),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
