@@ -533,13 +533,18 @@ int pf_admin_citizen_export_key(pf_admin_ctx_t *ctx, const char *id, int version
         s_fail(ctx, error_r, "cannot load KEK \"%s\": %s", kek_path, err);
         goto out;
     }
-    if (strcmp(kek_id, pf_kek_id(kek)) != 0) {
-        s_fail(ctx, error_r, "key is wrapped under KEK \"%s\", the key file holds \"%s\"", kek_id,
-               pf_kek_id(kek));
+    /* after `kek rotate --no-rewrap` the key is still under an older KEK of
+     * the ring, not the first */
+    const pf_kek_t *under = pf_kek_find(kek, kek_id);
+    if (under == NULL) {
+        s_fail(ctx, error_r,
+               "key is wrapped under KEK \"%s\", which the key file \"%s\" does "
+               "not hold",
+               kek_id, kek_path);
         goto out;
     }
     context = xasprintf("%s:%d", id, version);
-    if (pf_kek_unwrap(kek, context, wrapped, wrapped_len, &der, &der_len, &err) != 0 ||
+    if (pf_kek_unwrap(under, context, wrapped, wrapped_len, &der, &der_len, &err) != 0 ||
         pf_key_from_der(der, der_len, &key, &err) != 0) {
         s_fail(ctx, error_r, "cannot unwrap key: %s", err);
         goto out;

@@ -310,6 +310,40 @@ static void test_citizen_rotate_race(void **state)
                      0);
 }
 
+/* After `kek rotate --no-rewrap` the stored keys are still under the old
+ * KEK, which stays in the keyring: export finds it there. */
+static void test_export_after_rotation_without_rewrap(void **state)
+{
+    pf_env_t *env = *state;
+    char *out = NULL;
+    assert_int_equal(
+        pf_env_ctl(env, &out, "kek", "rotate", "--id", "kek-later", "--no-rewrap", NULL), 0);
+    free(out);
+    assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM mailbox_secret WHERE mailbox_id = "
+                                         "'citizen-race' AND kek_id <> 'kek-later'"),
+                     1);
+    /* (version 2 of citizen-race came from another "administrator" above) */
+    assert_int_equal(
+        pf_env_ctl(env, &out, "citizen", "export-key", "citizen-race", "--version", "1", NULL), 0);
+    assert_non_null(strstr(out, "\"d\""));
+    free(out);
+    /* a KEK the keyring does not hold is named in the error */
+    assert_int_equal(pf_env_sql_int(env, "WITH u AS (UPDATE mailbox_secret SET kek_id = 'gone' "
+                                         "WHERE mailbox_id = 'citizen-race' RETURNING 1) "
+                                         "SELECT count(*) FROM u"),
+                     1);
+    char *err = NULL;
+    assert_int_equal(pf_env_run(env, &out, &err, "postfach-ctl", "--db", pf_env_conninfo(env),
+                                "--keys", pf_env_keys(env), "citizen", "export-key", "citizen-race",
+                                "--version", "1", NULL),
+                     1);
+    assert_non_null(strstr(err, "\"gone\""));
+    free(out);
+    free(err);
+    assert_int_equal(pf_env_ctl(env, &out, "kek", "rewrap", NULL), 1);
+    free(out);
+}
+
 static void test_token_levels(void **state)
 {
     pf_env_t *env = *state;
@@ -332,6 +366,7 @@ int main(void)
         cmocka_unit_test(test_citizen_keys),
         cmocka_unit_test(test_citizen_rotate_race),
         cmocka_unit_test(test_citizen_rotate_kind),
+        cmocka_unit_test(test_export_after_rotation_without_rewrap),
         cmocka_unit_test(test_token_levels),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
