@@ -20,7 +20,9 @@ static void s_usage(FILE *out)
           "  sender revoke NAME                refuse the sender from now on\n"
           "  sender rotate-key NAME            give the sender a new CURVE key\n"
           "  sender allow NAME PATTERN         limit a sender to mailbox ids (exact or prefix*)\n"
-          "  sender disallow NAME PATTERN\n"
+          "  sender disallow NAME PATTERN [--allow-all]\n"
+          "                                    remove an entry; the last one only with\n"
+          "                                    --allow-all (no entries: every mailbox)\n"
           "  sender allowed NAME               list the allowlist (none: every mailbox)\n"
           "  citizen add ID [--key-type p256|rsa3072|rsa4096] [--public-jwk FILE]\n"
           "  citizen rotate-key ID [--key-type TYPE | --public-jwk FILE]\n"
@@ -112,7 +114,9 @@ int main(int argc, char **argv)
                  i + 3 < argc)
             rc = strcmp(sub, "allow") == 0
                      ? pf_admin_sender_allow(&ctx, name, argv[i + 3], &err)
-                     : pf_admin_sender_disallow(&ctx, name, argv[i + 3], &err);
+                     : pf_admin_sender_disallow(
+                           &ctx, name, argv[i + 3],
+                           i + 4 < argc && strcmp(argv[i + 4], "--allow-all") == 0, &err);
     } else if (strcmp(cmd, "citizen") == 0) {
         const char *id = s_arg(argc, argv, i + 2);
         const char *type = s_opt(argc, argv, i + 2, "--key-type", NULL);

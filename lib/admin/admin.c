@@ -840,20 +840,27 @@ int pf_admin_sender_allow(pf_admin_ctx_t *ctx, const char *name, const char *pat
 }
 
 int pf_admin_sender_disallow(pf_admin_ctx_t *ctx, const char *name, const char *pattern,
-                             const char **error_r)
+                             bool allow_all, const char **error_r)
 {
     pf_store_t *st;
     if (s_open(ctx, &st, error_r) != 0)
         return -1;
-    int rc = pf_store_sender_disallow(st, name, pattern, error_r);
-    if (rc == 1)
-        fprintf(ctx->out, "removed %s from the allowlist of %s\n", pattern, name);
+    int rc = pf_store_sender_disallow(st, name, pattern, allow_all, error_r);
+    if (rc == 1 || rc == 3)
+        fprintf(ctx->out, "removed %s from the allowlist of %s%s\n", pattern, name,
+                rc == 3 ? "; it was the last entry: the sender may address every mailbox now" : "");
     else if (rc == 0)
         s_fail(ctx, error_r, "sender %s has no allowlist entry \"%s\"", name, pattern);
+    else if (rc == 2)
+        s_fail(ctx, error_r,
+               "\"%s\" is the last allowlist entry of sender %s: without entries the sender "
+               "may address every mailbox; nothing changed (to allow that, add --allow-all; to "
+               "stop the sender, use sender revoke)",
+               pattern, name);
     else
         s_fail(ctx, error_r, "%s", *error_r);
     pf_store_destroy(&st);
-    return rc == 1 ? 0 : -1;
+    return rc == 1 || rc == 3 ? 0 : -1;
 }
 
 int pf_admin_sender_allowed(pf_admin_ctx_t *ctx, const char *name, const char **error_r)

@@ -24,11 +24,12 @@ int pf_admin_sender_list(pf_admin_ctx_t *ctx, const char **error_r);
 int pf_admin_sender_revoke(pf_admin_ctx_t *ctx, const char *name, const char **error_r);
 int pf_admin_sender_rotate_key(pf_admin_ctx_t *ctx, const char *name, const char **error_r);
 /* Recipient allowlist: limit a sender to mailbox ids (exact, or a prefix
- * ending in "*"); a sender without entries may address every mailbox. */
+ * ending in "*"); a sender without entries may address every mailbox, so
+ * disallow removes the last entry only with allow_all (refused otherwise). */
 int pf_admin_sender_allow(pf_admin_ctx_t *ctx, const char *name, const char *pattern,
                           const char **error_r);
 int pf_admin_sender_disallow(pf_admin_ctx_t *ctx, const char *name, const char *pattern,
-                             const char **error_r);
+                             bool allow_all, const char **error_r);
 int pf_admin_sender_allowed(pf_admin_ctx_t *ctx, const char *name, const char **error_r);
 /* key_type "p256", "rsa3072", "rsa4096" (NULL: p256); public_jwk_file
  * imports a citizen-held key instead (no private key stored); not both. */

@@ -351,19 +351,56 @@ int pf_store_sender_allow(pf_store_t *st, const char *name, const char *pattern,
     return found < 0 ? -1 : 0;
 }
 
-int pf_store_sender_disallow(pf_store_t *st, const char *name, const char *pattern,
+int pf_store_sender_disallow(pf_store_t *st, const char *name, const char *pattern, bool allow_all,
                              const char **error_r)
 {
-    const char *p[2] = {name, pattern};
-    PGresult *res = pf_store_query(st, "cannot remove allowlist entry",
-                                   "DELETE FROM sender_recipient_allow a USING sender s "
-                                   "WHERE a.sender_id = s.id AND s.name = $1 AND a.pattern = $2",
-                                   2, p, error_r);
-    if (res == NULL)
+    if (pf_store_exec(st, "BEGIN", error_r) != 0)
         return -1;
+    /* the sender's row lock serialises removals: two removing the last two
+     * entries at once would otherwise both see one left */
+    const char *p1[1] = {name};
+    PGresult *res =
+        pf_store_query(st, "cannot remove allowlist entry",
+                       "SELECT id FROM sender WHERE name = $1 FOR UPDATE", 1, p1, error_r);
+    if (res == NULL)
+        goto fail;
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        PQclear(PQexec(st->conn, "ROLLBACK"));
+        return 0;
+    }
+    char id[24];
+    snprintf(id, sizeof(id), "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    const char *p2[2] = {id, pattern};
+    res = pf_store_query(st, "cannot remove allowlist entry",
+                         "DELETE FROM sender_recipient_allow WHERE sender_id = $1 AND pattern = $2",
+                         2, p2, error_r);
+    if (res == NULL)
+        goto fail;
     int n = atoi(PQcmdTuples(res));
     PQclear(res);
-    return n > 0 ? 1 : 0;
+    if (n == 0) {
+        PQclear(PQexec(st->conn, "ROLLBACK"));
+        return 0;
+    }
+    res = pf_store_query(st, "cannot remove allowlist entry",
+                         "SELECT count(*) FROM sender_recipient_allow WHERE sender_id = $1", 1, p2,
+                         error_r);
+    if (res == NULL)
+        goto fail;
+    long left = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    if (left == 0 && !allow_all) {
+        PQclear(PQexec(st->conn, "ROLLBACK"));
+        return 2;
+    }
+    if (pf_store_exec(st, "COMMIT", error_r) != 0)
+        goto fail;
+    return left == 0 ? 3 : 1;
+fail:
+    PQclear(PQexec(st->conn, "ROLLBACK"));
+    return -1;
 }
 
 int pf_store_sender_allowed(pf_store_t *st, const char *name, char **text_r,

@@ -33,8 +33,11 @@ void pf_sender_row_clear(pf_sender_row_t *row);
  * prefix ending in "*".  A sender without entries may address everyone. */
 int pf_store_sender_allow(pf_store_t *st, const char *name, const char *pattern,
                           const char **error_r);
-/* Returns 1 removed, 0 no such entry, -1 error. */
-int pf_store_sender_disallow(pf_store_t *st, const char *name, const char *pattern,
+/* Removes one allowlist entry.  Removing the last one widens the sender to
+ * every mailbox, so it happens only with allow_all.  Returns 1 removed,
+ * 3 removed the last entry (allow_all), 0 no such entry (or sender), 2
+ * refused as the last entry (nothing changed), -1 error. */
+int pf_store_sender_disallow(pf_store_t *st, const char *name, const char *pattern, bool allow_all,
                              const char **error_r);
 /* Newline-separated patterns (caller frees); "" when unrestricted. */
 int pf_store_sender_allowed(pf_store_t *st, const char *name, char **text_r,

@@ -101,10 +101,27 @@ static void test_sender_allowlist(void **state)
     free(out);
     assert_int_equal(pf_env_ctl(env, &out, "sender", "disallow", "tax-office", "bw-*", NULL), 1);
     free(out);
-    assert_int_equal(pf_env_ctl(env, &out, "sender", "disallow", "tax-office", "citizen-a", NULL),
-                     0);
+    /* removing the last entry would open the sender to every mailbox:
+     * refused unless asked for explicitly */
+    char *err = NULL;
+    assert_int_equal(pf_env_run(env, &out, &err, "postfach-ctl", "--db", pf_env_conninfo(env),
+                                "--keys", pf_env_keys(env), "sender", "disallow", "tax-office",
+                                "citizen-a", NULL),
+                     1);
+    assert_non_null(strstr(err, "every mailbox"));
+    assert_non_null(strstr(err, "--allow-all"));
+    free(out);
+    free(err);
+    assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM sender_recipient_allow"), 1);
+    assert_int_equal(
+        pf_env_ctl(env, &out, "sender", "disallow", "tax-office", "citizen-a", "--allow-all", NULL),
+        0);
+    assert_non_null(strstr(out, "every mailbox"));
     free(out);
     assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM sender_recipient_allow"), 0);
+    assert_int_equal(pf_env_ctl(env, &out, "sender", "allowed", "tax-office", NULL), 0);
+    assert_non_null(strstr(out, "every mailbox"));
+    free(out);
 }
 
 static void test_citizen_keys(void **state)
