@@ -109,9 +109,11 @@ static int s_update_one(pf_store_t *st, const char *what, const char *sql, int n
 int pf_store_sender_revoke(pf_store_t *st, const char *name, const char **error_r)
 {
     const char *p[1] = {name};
-    return s_update_one(st, "cannot revoke sender",
-                        "UPDATE sender SET status = 'revoked', revoked_at = now() WHERE name = $1",
-                        1, p, error_r);
+    return s_update_one(
+        st, "cannot revoke sender",
+        "UPDATE sender SET status = 'revoked', revoked_at = coalesce(revoked_at, now()) "
+        "WHERE name = $1",
+        1, p, error_r);
 }
 
 int pf_store_sender_set_key(pf_store_t *st, const char *name, const char *curve_key,

@@ -23,6 +23,7 @@ int pf_store_sender_by_name(pf_store_t *st, const char *name, pf_sender_row_t *r
                             const char **error_r);
 int pf_store_sender_list(pf_store_t *st, pf_sender_row_t **rows_r, size_t *n_r,
                          const char **error_r);
+/* Marks the sender revoked; revoking again keeps the first revoked_at. */
 int pf_store_sender_revoke(pf_store_t *st, const char *name, const char **error_r);
 /* Replaces the CURVE key of a sender (rotation). */
 int pf_store_sender_set_key(pf_store_t *st, const char *name, const char *curve_key,

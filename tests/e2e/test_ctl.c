@@ -361,6 +361,66 @@ static void test_export_after_rotation_without_rewrap(void **state)
     free(out);
 }
 
+/* A mistyped or incomplete option is a usage error (exit 2) that changes
+ * nothing, never a silent default. */
+static void test_usage_errors(void **state)
+{
+    pf_env_t *env = *state;
+    char *out = NULL;
+    /* --public-jwk without its file would have made a server-held key */
+    assert_int_equal(pf_env_ctl(env, &out, "citizen", "add", "c-opt", "--public-jwk", NULL), 2);
+    free(out);
+    assert_int_equal(pf_env_ctl(env, &out, "citizen", "add", "c-opt", "--public-jwk", "--key-type",
+                                "p256", NULL),
+                     2);
+    free(out);
+    /* a misspelt option would have given P-256 */
+    assert_int_equal(pf_env_ctl(env, &out, "citizen", "add", "c-opt", "--key-typ", "rsa4096", NULL),
+                     2);
+    free(out);
+    assert_int_equal(
+        pf_env_ctl(env, &out, "citizen", "rotate-key", "citizen-a", "--keytype", "rsa4096", NULL),
+        2);
+    free(out);
+    assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM mailbox WHERE id = 'c-opt'"), 0);
+    assert_int_equal(
+        pf_env_ctl(env, &out, "citizen", "export-key", "citizen-a", "--version", "latest", NULL),
+        2);
+    free(out);
+    assert_int_equal(pf_env_ctl(env, &out, "sender", "allow", "tax-office", "a*", "b*", NULL), 2);
+    free(out);
+    assert_int_equal(pf_env_ctl(env, &out, "sender", "list", "--all", NULL), 2);
+    free(out);
+    assert_int_equal(pf_env_ctl(env, &out, "kek", "rotate", "--no-rewarp", NULL), 2);
+    free(out);
+    assert_int_equal(pf_env_ctl(env, &out, "token", "citizen-a", "--ttl", NULL), 2);
+    free(out);
+    /* the options still work where they belong */
+    assert_int_equal(pf_env_ctl(env, &out, "citizen", "add", "c-opt", "--key-type", "p256", NULL),
+                     0);
+    free(out);
+}
+
+/* Revoking twice keeps the time of the first revocation. */
+static void test_revoke_keeps_first_time(void **state)
+{
+    pf_env_t *env = *state;
+    char *out = NULL;
+    assert_int_equal(pf_env_ctl(env, &out, "sender", "add", "twice", NULL), 0);
+    free(out);
+    assert_int_equal(pf_env_ctl(env, &out, "sender", "revoke", "twice", NULL), 0);
+    free(out);
+    char *first = pf_env_sql(env, "SELECT revoked_at::text FROM sender WHERE name = 'twice'");
+    assert_non_null(first);
+    assert_int_equal(pf_env_ctl(env, &out, "sender", "revoke", "twice", NULL), 0);
+    free(out);
+    char *second = pf_env_sql(env, "SELECT revoked_at::text FROM sender WHERE name = 'twice'");
+    assert_non_null(second);
+    assert_string_equal(first, second);
+    free(first);
+    free(second);
+}
+
 static void test_token_levels(void **state)
 {
     pf_env_t *env = *state;
@@ -384,6 +444,8 @@ int main(void)
         cmocka_unit_test(test_citizen_rotate_race),
         cmocka_unit_test(test_citizen_rotate_kind),
         cmocka_unit_test(test_export_after_rotation_without_rewrap),
+        cmocka_unit_test(test_usage_errors),
+        cmocka_unit_test(test_revoke_keeps_first_time),
         cmocka_unit_test(test_token_levels),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
