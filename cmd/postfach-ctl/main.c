@@ -1,9 +1,13 @@
 /* postfach-ctl: administration of a Postfach installation.
  * Parses the command line and calls lib/admin.  Results go to stdout,
- * diagnostics to stderr.  Exit codes: 0 done, 1 failed, 2 usage. */
+ * diagnostics to stderr.  Exit codes: 0 done, 1 failed, 2 usage (also for
+ * an unknown option, an option without its value, a stray argument). */
 #include "util/jsonwipe.h"
 #include "admin/admin.h"
 
+#include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,10 +24,14 @@ static void s_usage(FILE *out)
           "  sender revoke NAME                refuse the sender from now on\n"
           "  sender rotate-key NAME            give the sender a new CURVE key\n"
           "  sender allow NAME PATTERN         limit a sender to mailbox ids (exact or prefix*)\n"
-          "  sender disallow NAME PATTERN\n"
+          "  sender disallow NAME PATTERN [--allow-all]\n"
+          "                                    remove an entry; the last one only with\n"
+          "                                    --allow-all (no entries: every mailbox)\n"
           "  sender allowed NAME               list the allowlist (none: every mailbox)\n"
           "  citizen add ID [--key-type p256|rsa3072|rsa4096] [--public-jwk FILE]\n"
-          "  citizen rotate-key ID [--key-type TYPE]\n"
+          "  citizen rotate-key ID [--key-type TYPE | --public-jwk FILE]\n"
+          "                                    next key version, by default of the current key's\n"
+          "                                    type; a citizen-held key needs --public-jwk\n"
           "  citizen public-key ID             print the mailbox's current public JWK\n"
           "  citizen export-key ID [--version N]  print the private JWK (needs the KEK)\n"
           "  kek rotate [--id ID] [--no-rewrap] new current KEK, rewrap every stored key\n"
@@ -35,31 +43,80 @@ static void s_usage(FILE *out)
           "  receipt verify [FILE|-] [--jwks FILE]\n"
           "\n"
           "--db defaults to $POSTFACH_DB, else \"dbname=postfach\";\n"
-          "--keys defaults to $POSTFACH_KEYS, else \"var/keys\".\n",
+          "--keys defaults to $POSTFACH_KEYS, else \"var/keys\".\n"
+          "exit status: 0 done, 1 failed, 2 usage error (also an unknown option, an option\n"
+          "without its value, or an argument too many: nothing is done then).\n",
           out);
 }
 
-/* Finds "--name VALUE" among argv[from..]; returns VALUE or def. */
-static const char *s_opt(int argc, char **argv, int from, const char *name, const char *def)
-{
-    for (int i = from; i + 1 < argc; i++)
-        if (strcmp(argv[i], name) == 0)
-            return argv[i + 1];
-    return def;
-}
+/* One option a command accepts; value is set by s_parse when it is given
+ * ("" for a flag). */
+typedef struct {
+    const char *name;
+    bool has_value;
+    const char *value;
+} s_opt_t;
 
-/* The first argument at or after from that is not an option or its value. */
-static const char *s_arg(int argc, char **argv, int from)
+#define S_POS_MAX 3
+
+/* Splits argv[from..] into the options of opts and positional arguments
+ * (at most S_POS_MAX, stored in pos).  Returns the positional count, or -1
+ * for an unknown option, an option given twice, an option without its
+ * value (a value may not start with "--": `--public-jwk --key-type x` is a
+ * mistake, not a file named --key-type), or too many positional arguments. */
+static int s_parse(int argc, char **argv, int from, s_opt_t *opts, size_t nopts,
+                   const char *pos[S_POS_MAX])
 {
-    for (int i = from; i < argc; i++) {
-        if (strncmp(argv[i], "--", 2) == 0) {
-            i++;
+    int npos = 0;
+    for (int k = from; k < argc; k++) {
+        const char *a = argv[k];
+        if (strncmp(a, "--", 2) != 0) {
+            if (npos == S_POS_MAX)
+                return -1;
+            pos[npos++] = a;
             continue;
         }
-        return argv[i];
+        s_opt_t *o = NULL;
+        for (size_t j = 0; j < nopts && o == NULL; j++)
+            if (strcmp(opts[j].name, a) == 0)
+                o = &opts[j];
+        if (o == NULL) {
+            fprintf(stderr, "postfach-ctl: unknown option \"%s\"\n", a);
+            return -1;
+        }
+        if (o->value != NULL) {
+            fprintf(stderr, "postfach-ctl: option %s given twice\n", a);
+            return -1;
+        }
+        if (!o->has_value) {
+            o->value = "";
+            continue;
+        }
+        if (k + 1 >= argc || strncmp(argv[k + 1], "--", 2) == 0) {
+            fprintf(stderr, "postfach-ctl: option %s needs a value\n", a);
+            return -1;
+        }
+        o->value = argv[++k];
     }
-    return NULL;
+    return npos;
 }
+
+/* A positive decimal number (no sign, no trailing text) below INT_MAX. */
+static int s_number(const char *s, int *n_r)
+{
+    if (s == NULL || *s < '0' || *s > '9')
+        return -1;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v <= 0 || v > INT_MAX)
+        return -1;
+    *n_r = (int)v;
+    return 0;
+}
+
+#define S_PARSE(from, opts) s_parse(argc, argv, from, opts, sizeof(opts) / sizeof(opts[0]), pos)
+#define S_PARSE_NONE(from) s_parse(argc, argv, from, NULL, 0, pos)
 
 int main(int argc, char **argv)
 {
@@ -85,71 +142,77 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[i], *sub = i + 1 < argc ? argv[i + 1] : "";
-    const char *err = NULL;
-    int rc = -2;
+    const char *err = NULL, *pos[S_POS_MAX] = {NULL, NULL, NULL};
+    int rc = -2, n;
 
     if (strcmp(cmd, "migrate") == 0) {
-        rc = pf_admin_migrate(&ctx, s_opt(argc, argv, i + 1, "--sql-dir", "sql"), &err);
+        s_opt_t o[] = {{"--sql-dir", true, NULL}};
+        if (S_PARSE(i + 1, o) == 0)
+            rc = pf_admin_migrate(&ctx, o[0].value ? o[0].value : "sql", &err);
     } else if (strcmp(cmd, "keys") == 0 && strcmp(sub, "init") == 0) {
-        rc = pf_admin_keys_init(&ctx, &err);
+        if (S_PARSE_NONE(i + 2) == 0)
+            rc = pf_admin_keys_init(&ctx, &err);
     } else if (strcmp(cmd, "sender") == 0) {
-        const char *name = s_arg(argc, argv, i + 2);
-        if (strcmp(sub, "list") == 0)
+        s_opt_t o[] = {{"--allow-all", false, NULL}};
+        bool disallow = strcmp(sub, "disallow") == 0;
+        n = disallow ? S_PARSE(i + 2, o) : S_PARSE_NONE(i + 2);
+        if (strcmp(sub, "list") == 0 && n == 0)
             rc = pf_admin_sender_list(&ctx, &err);
-        else if (name == NULL)
-            rc = -2;
-        else if (strcmp(sub, "add") == 0)
-            rc = pf_admin_sender_add(&ctx, name, &err);
-        else if (strcmp(sub, "revoke") == 0)
-            rc = pf_admin_sender_revoke(&ctx, name, &err);
-        else if (strcmp(sub, "rotate-key") == 0)
-            rc = pf_admin_sender_rotate_key(&ctx, name, &err);
-        else if (strcmp(sub, "allowed") == 0)
-            rc = pf_admin_sender_allowed(&ctx, name, &err);
-        else if ((strcmp(sub, "allow") == 0 || strcmp(sub, "disallow") == 0) &&
-                 i + 3 < argc)
-            rc = strcmp(sub, "allow") == 0
-                     ? pf_admin_sender_allow(&ctx, name, argv[i + 3], &err)
-                     : pf_admin_sender_disallow(&ctx, name, argv[i + 3], &err);
+        else if (strcmp(sub, "add") == 0 && n == 1)
+            rc = pf_admin_sender_add(&ctx, pos[0], &err);
+        else if (strcmp(sub, "revoke") == 0 && n == 1)
+            rc = pf_admin_sender_revoke(&ctx, pos[0], &err);
+        else if (strcmp(sub, "rotate-key") == 0 && n == 1)
+            rc = pf_admin_sender_rotate_key(&ctx, pos[0], &err);
+        else if (strcmp(sub, "allowed") == 0 && n == 1)
+            rc = pf_admin_sender_allowed(&ctx, pos[0], &err);
+        else if (strcmp(sub, "allow") == 0 && n == 2)
+            rc = pf_admin_sender_allow(&ctx, pos[0], pos[1], &err);
+        else if (disallow && n == 2)
+            rc = pf_admin_sender_disallow(&ctx, pos[0], pos[1], o[0].value != NULL, &err);
     } else if (strcmp(cmd, "citizen") == 0) {
-        const char *id = s_arg(argc, argv, i + 2);
-        const char *type = s_opt(argc, argv, i + 2, "--key-type", "p256");
-        if (id == NULL)
+        bool keys = strcmp(sub, "add") == 0 || strcmp(sub, "rotate-key") == 0;
+        s_opt_t ok[] = {{"--key-type", true, NULL}, {"--public-jwk", true, NULL}};
+        s_opt_t ov[] = {{"--version", true, NULL}};
+        int version = 0;
+        if (keys)
+            n = S_PARSE(i + 2, ok);
+        else if (strcmp(sub, "export-key") == 0)
+            n = S_PARSE(i + 2, ov);
+        else
+            n = S_PARSE_NONE(i + 2);
+        if (n != 1)
             rc = -2;
         else if (strcmp(sub, "add") == 0)
-            rc = pf_admin_citizen_add(&ctx, id, type,
-                                      s_opt(argc, argv, i + 2, "--public-jwk", NULL), &err);
+            rc = pf_admin_citizen_add(&ctx, pos[0], ok[0].value, ok[1].value, &err);
         else if (strcmp(sub, "rotate-key") == 0)
-            rc = pf_admin_citizen_rotate_key(&ctx, id, type, &err);
+            rc = pf_admin_citizen_rotate_key(&ctx, pos[0], ok[0].value, ok[1].value, &err);
         else if (strcmp(sub, "public-key") == 0)
-            rc = pf_admin_citizen_public_key(&ctx, id, &err);
-        else if (strcmp(sub, "export-key") == 0)
-            rc = pf_admin_citizen_export_key(
-                &ctx, id, atoi(s_opt(argc, argv, i + 2, "--version", "0")), &err);
+            rc = pf_admin_citizen_public_key(&ctx, pos[0], &err);
+        else if (strcmp(sub, "export-key") == 0 &&
+                 (ov[0].value == NULL || s_number(ov[0].value, &version) == 0))
+            rc = pf_admin_citizen_export_key(&ctx, pos[0], version, &err);
     } else if (strcmp(cmd, "kek") == 0) {
-        if (strcmp(sub, "rotate") == 0)
-            {
-            bool rewrap = true;
-            for (int k = i + 2; k < argc; k++)
-                if (strcmp(argv[k], "--no-rewrap") == 0)
-                    rewrap = false;
-            rc = pf_admin_kek_rotate(&ctx, s_opt(argc, argv, i + 2, "--id", NULL), rewrap, &err);
-        }
-        else if (strcmp(sub, "rewrap") == 0)
+        s_opt_t o[] = {{"--id", true, NULL}, {"--no-rewrap", false, NULL}};
+        n = strcmp(sub, "rotate") == 0 ? S_PARSE(i + 2, o) : S_PARSE_NONE(i + 2);
+        if (strcmp(sub, "rotate") == 0 && n == 0)
+            rc = pf_admin_kek_rotate(&ctx, o[0].value, o[1].value == NULL, &err);
+        else if (strcmp(sub, "rewrap") == 0 && n == 0)
             rc = pf_admin_kek_rewrap(&ctx, &err);
-        else if (strcmp(sub, "status") == 0)
+        else if (strcmp(sub, "status") == 0 && n == 0)
             rc = pf_admin_kek_status(&ctx, &err);
-        else if (strcmp(sub, "retire") == 0 && s_arg(argc, argv, i + 2) != NULL)
-            rc = pf_admin_kek_retire(&ctx, s_arg(argc, argv, i + 2), &err);
+        else if (strcmp(sub, "retire") == 0 && n == 1)
+            rc = pf_admin_kek_retire(&ctx, pos[0], &err);
     } else if (strcmp(cmd, "token") == 0) {
-        const char *id = s_arg(argc, argv, i + 1);
-        int ttl = atoi(s_opt(argc, argv, i + 1, "--ttl", "3600"));
-        if (id != NULL && ttl > 0)
-            rc = pf_admin_token(&ctx, id, s_opt(argc, argv, i + 1, "--level", "normal"), ttl,
-                                &err);
+        s_opt_t o[] = {{"--level", true, NULL}, {"--ttl", true, NULL}};
+        int ttl = 3600;
+        if (S_PARSE(i + 1, o) == 1 && (o[1].value == NULL || s_number(o[1].value, &ttl) == 0))
+            rc = pf_admin_token(&ctx, pos[0], o[0].value ? o[0].value : "normal", ttl, &err);
     } else if (strcmp(cmd, "receipt") == 0 && strcmp(sub, "verify") == 0) {
-        rc = pf_admin_receipt_verify(&ctx, s_arg(argc, argv, i + 2),
-                                     s_opt(argc, argv, i + 2, "--jwks", NULL), &err);
+        s_opt_t o[] = {{"--jwks", true, NULL}};
+        n = S_PARSE(i + 2, o);
+        if (n == 0 || n == 1)
+            rc = pf_admin_receipt_verify(&ctx, n == 1 ? pos[0] : NULL, o[0].value, &err);
     }
 
     if (rc == -2) {

@@ -324,24 +324,76 @@ static int s_key_kind(const char *type, pf_key_kind_t *kind_r)
     return 0;
 }
 
+/* The key type of a server-held key, to keep it on rotation. */
+static const char *s_key_type_of(pf_admin_ctx_t *ctx, const char *jwk, const char **error_r)
+{
+    pf_key_t *key = NULL;
+    const char *err;
+    if (pf_key_from_jwk(jwk, strlen(jwk), &key, &err) != 0) {
+        s_fail(ctx, error_r, "cannot parse the current public key: %s", err);
+        return NULL;
+    }
+    const char *type = !pf_key_is_rsa(key)        ? "p256"
+                       : pf_key_bits(key) >= 4096 ? "rsa4096"
+                                                  : "rsa3072";
+    pf_key_destroy(&key);
+    return type;
+}
+
 /* Generates (or imports) a key for mailbox id and stores it as a new
- * mailbox (add_version false) or the next key version. */
+ * mailbox (add_version false) or the next key version.  On rotation
+ * without a key type the new key has the type of the current one; a
+ * mailbox whose citizen holds the private key gets a new key only from a
+ * public JWK, never a server-held one behind the citizen's back. */
 static int s_citizen_key(pf_admin_ctx_t *ctx, const char *id, const char *key_type,
                          const char *public_jwk_file, bool add_version, const char **error_r)
 {
-    pf_key_kind_t kind;
-    if (public_jwk_file == NULL && s_key_kind(key_type, &kind) != 0)
-        return s_fail(ctx, error_r, "unknown key type \"%.32s\" (use p256, rsa3072 or rsa4096)",
-                      key_type),
-               -1;
+    pf_key_kind_t kind = PF_KEY_P256;
     pf_key_t *key = NULL, *pub = NULL;
     pf_kek_t *kek = NULL;
     pf_store_t *st = NULL;
     unsigned char *der = NULL, *wrapped = NULL;
     size_t der_len = 0, wrapped_len = 0;
-    char *jwk = NULL, *kek_path = NULL, *context = NULL;
+    char *jwk = NULL, *kek_path = NULL, *context = NULL, *cur_jwk = NULL, *cur_kek_id = NULL;
+    unsigned char *cur_wrapped = NULL;
+    size_t cur_wrapped_len = 0;
     const char *err;
-    int rc = -1, version = 0;
+    int rc = -1, version = 0, current = 0;
+
+    if (key_type != NULL && public_jwk_file != NULL)
+        return s_fail(ctx, error_r, "give either --key-type or --public-jwk, not both"), -1;
+    if (key_type != NULL && s_key_kind(key_type, &kind) != 0)
+        return s_fail(ctx, error_r, "unknown key type \"%.32s\" (use p256, rsa3072 or rsa4096)",
+                      key_type),
+               -1;
+    if (s_open(ctx, &st, error_r) != 0)
+        goto out;
+    if (add_version) {
+        int found = pf_store_mailbox_public_key(st, id, &current, &cur_jwk, &err);
+        if (found <= 0) {
+            s_fail(ctx, error_r, "no open mailbox \"%.128s\"", id);
+            goto out;
+        }
+        found = pf_store_mailbox_secret(st, id, current, &cur_kek_id, &cur_wrapped,
+                                        &cur_wrapped_len, &err);
+        if (found < 0) {
+            s_fail(ctx, error_r, "%s", err);
+            goto out;
+        }
+        if (found == 0 && public_jwk_file == NULL) {
+            s_fail(ctx, error_r,
+                   "the citizen holds the private key of mailbox \"%.128s\": give the new "
+                   "public key with --public-jwk FILE (the service generates no key it could "
+                   "read the citizen's notices with)",
+                   id);
+            goto out;
+        }
+        if (public_jwk_file == NULL && key_type == NULL) {
+            const char *type = s_key_type_of(ctx, cur_jwk, error_r);
+            if (type == NULL || s_key_kind(type, &kind) != 0)
+                goto out;
+        }
+    }
 
     if (public_jwk_file != NULL) {
         if (s_load_jwk(ctx, public_jwk_file, &key, error_r) != 0)
@@ -361,8 +413,6 @@ static int s_citizen_key(pf_admin_ctx_t *ctx, const char *id, const char *key_ty
     }
     pub = pf_key_public(key);
     jwk = pf_key_to_jwk(pub, false);
-    if (s_open(ctx, &st, error_r) != 0)
-        goto out;
     const char *alg = pf_key_is_rsa(key) ? "RSA-OAEP-256" : "ECDH-ES+A256KW";
     if (public_jwk_file == NULL) {
         kek_path = s_path(ctx, "kek");
@@ -376,33 +426,27 @@ static int s_citizen_key(pf_admin_ctx_t *ctx, const char *id, const char *key_ty
         }
     }
     /* The wrap context names mailbox and version, so the version must be
-     * known first: store, then read back the version we got.  Within the
-     * transaction of pf_store_mailbox_add_key the version is the next one;
-     * we predict it by reading the current one and let the insert confirm. */
-    int current = 0;
-    char *cur_jwk = NULL;
-    if (add_version) {
-        int found = pf_store_mailbox_public_key(st, id, &current, &cur_jwk, &err);
-        free(cur_jwk);
-        if (found <= 0) {
-            s_fail(ctx, error_r, "no open mailbox \"%.128s\"", id);
-            goto out;
-        }
-    }
-    context = xasprintf("%s:%d", id, current + 1);
+     * known before the insert: predict the next one from the current one,
+     * and let the store insert it only if it is still the next one under
+     * the mailbox's row lock; else nothing is stored. */
+    version = current + 1;
+    context = xasprintf("%s:%d", id, version);
     if (kek != NULL &&
         pf_kek_wrap(kek, context, der, der_len, &wrapped, &wrapped_len, &err) != 0) {
         s_fail(ctx, error_r, "cannot wrap key: %s", err);
         goto out;
     }
-    if (pf_store_mailbox_add_key(st, id, add_version, pf_key_kid(pub), alg, jwk,
-                                 kek ? pf_kek_id(kek) : NULL, wrapped, wrapped_len, &version,
-                                 &err) != 0) {
+    int stored = pf_store_mailbox_add_key(st, id, version, pf_key_kid(pub), alg, jwk,
+                                          kek ? pf_kek_id(kek) : NULL, wrapped, wrapped_len, &err);
+    if (stored < 0) {
         s_fail(ctx, error_r, "%s", err);
         goto out;
     }
-    if (version != current + 1) {
-        s_fail(ctx, error_r, "key version raced with another change; run the command again");
+    if (stored == 1) {
+        s_fail(ctx, error_r,
+               "mailbox \"%.128s\" got key version %d from another change meanwhile; nothing "
+               "stored, run the command again",
+               id, version);
         goto out;
     }
     fprintf(ctx->out, "mailbox %s key version %d (%s, kid %s)%s\n", id, version, alg,
@@ -417,6 +461,9 @@ out:
     free(jwk);
     free(kek_path);
     free(context);
+    free(cur_jwk);
+    free(cur_kek_id);
+    free(cur_wrapped);
     pf_key_destroy(&key);
     pf_key_destroy(&pub);
     pf_kek_destroy(&kek);
@@ -431,9 +478,9 @@ int pf_admin_citizen_add(pf_admin_ctx_t *ctx, const char *id, const char *key_ty
 }
 
 int pf_admin_citizen_rotate_key(pf_admin_ctx_t *ctx, const char *id, const char *key_type,
-                                const char **error_r)
+                                const char *public_jwk_file, const char **error_r)
 {
-    return s_citizen_key(ctx, id, key_type, NULL, true, error_r);
+    return s_citizen_key(ctx, id, key_type, public_jwk_file, true, error_r);
 }
 
 int pf_admin_citizen_public_key(pf_admin_ctx_t *ctx, const char *id, const char **error_r)
@@ -486,13 +533,18 @@ int pf_admin_citizen_export_key(pf_admin_ctx_t *ctx, const char *id, int version
         s_fail(ctx, error_r, "cannot load KEK \"%s\": %s", kek_path, err);
         goto out;
     }
-    if (strcmp(kek_id, pf_kek_id(kek)) != 0) {
-        s_fail(ctx, error_r, "key is wrapped under KEK \"%s\", the key file holds \"%s\"", kek_id,
-               pf_kek_id(kek));
+    /* after `kek rotate --no-rewrap` the key is still under an older KEK of
+     * the ring, not the first */
+    const pf_kek_t *under = pf_kek_find(kek, kek_id);
+    if (under == NULL) {
+        s_fail(ctx, error_r,
+               "key is wrapped under KEK \"%s\", which the key file \"%s\" does "
+               "not hold",
+               kek_id, kek_path);
         goto out;
     }
     context = xasprintf("%s:%d", id, version);
-    if (pf_kek_unwrap(kek, context, wrapped, wrapped_len, &der, &der_len, &err) != 0 ||
+    if (pf_kek_unwrap(under, context, wrapped, wrapped_len, &der, &der_len, &err) != 0 ||
         pf_key_from_der(der, der_len, &key, &err) != 0) {
         s_fail(ctx, error_r, "cannot unwrap key: %s", err);
         goto out;
@@ -788,20 +840,27 @@ int pf_admin_sender_allow(pf_admin_ctx_t *ctx, const char *name, const char *pat
 }
 
 int pf_admin_sender_disallow(pf_admin_ctx_t *ctx, const char *name, const char *pattern,
-                             const char **error_r)
+                             bool allow_all, const char **error_r)
 {
     pf_store_t *st;
     if (s_open(ctx, &st, error_r) != 0)
         return -1;
-    int rc = pf_store_sender_disallow(st, name, pattern, error_r);
-    if (rc == 1)
-        fprintf(ctx->out, "removed %s from the allowlist of %s\n", pattern, name);
+    int rc = pf_store_sender_disallow(st, name, pattern, allow_all, error_r);
+    if (rc == 1 || rc == 3)
+        fprintf(ctx->out, "removed %s from the allowlist of %s%s\n", pattern, name,
+                rc == 3 ? "; it was the last entry: the sender may address every mailbox now" : "");
     else if (rc == 0)
         s_fail(ctx, error_r, "sender %s has no allowlist entry \"%s\"", name, pattern);
+    else if (rc == 2)
+        s_fail(ctx, error_r,
+               "\"%s\" is the last allowlist entry of sender %s: without entries the sender "
+               "may address every mailbox; nothing changed (to allow that, add --allow-all; to "
+               "stop the sender, use sender revoke)",
+               pattern, name);
     else
         s_fail(ctx, error_r, "%s", *error_r);
     pf_store_destroy(&st);
-    return rc == 1 ? 0 : -1;
+    return rc == 1 || rc == 3 ? 0 : -1;
 }
 
 int pf_admin_sender_allowed(pf_admin_ctx_t *ctx, const char *name, const char **error_r)

@@ -24,18 +24,22 @@ int pf_admin_sender_list(pf_admin_ctx_t *ctx, const char **error_r);
 int pf_admin_sender_revoke(pf_admin_ctx_t *ctx, const char *name, const char **error_r);
 int pf_admin_sender_rotate_key(pf_admin_ctx_t *ctx, const char *name, const char **error_r);
 /* Recipient allowlist: limit a sender to mailbox ids (exact, or a prefix
- * ending in "*"); a sender without entries may address every mailbox. */
+ * ending in "*"); a sender without entries may address every mailbox, so
+ * disallow removes the last entry only with allow_all (refused otherwise). */
 int pf_admin_sender_allow(pf_admin_ctx_t *ctx, const char *name, const char *pattern,
                           const char **error_r);
 int pf_admin_sender_disallow(pf_admin_ctx_t *ctx, const char *name, const char *pattern,
-                             const char **error_r);
+                             bool allow_all, const char **error_r);
 int pf_admin_sender_allowed(pf_admin_ctx_t *ctx, const char *name, const char **error_r);
-/* key_type "p256", "rsa3072", "rsa4096"; public_jwk_file imports a
- * citizen-held key instead (no private key stored). */
+/* key_type "p256", "rsa3072", "rsa4096" (NULL: p256); public_jwk_file
+ * imports a citizen-held key instead (no private key stored); not both. */
 int pf_admin_citizen_add(pf_admin_ctx_t *ctx, const char *id, const char *key_type,
                          const char *public_jwk_file, const char **error_r);
+/* Adds the next key version.  key_type NULL keeps the type of the current
+ * key.  A mailbox whose current key the citizen holds (no stored private
+ * key) needs public_jwk_file: it is refused otherwise. */
 int pf_admin_citizen_rotate_key(pf_admin_ctx_t *ctx, const char *id, const char *key_type,
-                                const char **error_r);
+                                const char *public_jwk_file, const char **error_r);
 int pf_admin_citizen_public_key(pf_admin_ctx_t *ctx, const char *id, const char **error_r);
 /* Prints the unwrapped private JWK (needs the KEK): for development and
  * for handing a citizen its own key. version 0 = current. */

@@ -96,12 +96,8 @@ static char *s_new_line(const char *kek_id, size_t *len_r)
     return line;
 }
 
-int pf_kek_generate_file(const char *path, const char *kek_id, const char **error_r)
+static int s_generate_locked(const char *path, const char *kek_id, const char **error_r)
 {
-    if (kek_id == NULL || !s_valid_id(kek_id, strlen(kek_id))) {
-        *error_r = "invalid KEK id (1-64 of A-Z a-z 0-9 . _ -)";
-        return -1;
-    }
     /* never replace a KEK: every key wrapped under it would be lost */
     struct stat st;
     if (lstat(path, &st) == 0 || errno != ENOENT) {
@@ -192,13 +188,9 @@ const pf_kek_t *pf_kek_find(const pf_kek_t *ring, const char *kek_id)
     return NULL;
 }
 
-int pf_kek_rotate_file(const char *path, const char *new_id, const char **error_r)
+static int s_rotate_locked(const char *path, const char *new_id, const char **error_r)
 {
     pf_kek_t *ring = NULL;
-    if (new_id == NULL || !s_valid_id(new_id, strlen(new_id))) {
-        *error_r = "invalid KEK id (1-64 of A-Z a-z 0-9 . _ -)";
-        return -1;
-    }
     if (pf_kek_load(path, &ring, error_r) != 0)
         return -1;
     int count = 0;
@@ -231,7 +223,7 @@ int pf_kek_rotate_file(const char *path, const char *new_id, const char **error_
     return rc;
 }
 
-int pf_kek_retire_file(const char *path, const char *kek_id, const char **error_r)
+static int s_retire_locked(const char *path, const char *kek_id, const char **error_r)
 {
     char *data = NULL;
     size_t len = 0;
@@ -267,6 +259,48 @@ int pf_kek_retire_file(const char *path, const char *kek_id, const char **error_
     pf_wipe(out, o);
     free(data);
     free(out);
+    return rc;
+}
+
+/* The keyring is read, changed and written back whole: two administrators
+ * at once would each write their own version and one change would be lost
+ * (a new current KEK that wrapped keys PostgreSQL then stored).  So every
+ * change holds the lock beside the file; readers need none (rename). */
+int pf_kek_generate_file(const char *path, const char *kek_id, const char **error_r)
+{
+    if (kek_id == NULL || !s_valid_id(kek_id, strlen(kek_id))) {
+        *error_r = "invalid KEK id (1-64 of A-Z a-z 0-9 . _ -)";
+        return -1;
+    }
+    int lock;
+    if (pf_file_lock(path, &lock, error_r) != 0)
+        return -1;
+    int rc = s_generate_locked(path, kek_id, error_r);
+    pf_file_unlock(&lock);
+    return rc;
+}
+
+int pf_kek_rotate_file(const char *path, const char *new_id, const char **error_r)
+{
+    if (new_id == NULL || !s_valid_id(new_id, strlen(new_id))) {
+        *error_r = "invalid KEK id (1-64 of A-Z a-z 0-9 . _ -)";
+        return -1;
+    }
+    int lock;
+    if (pf_file_lock(path, &lock, error_r) != 0)
+        return -1;
+    int rc = s_rotate_locked(path, new_id, error_r);
+    pf_file_unlock(&lock);
+    return rc;
+}
+
+int pf_kek_retire_file(const char *path, const char *kek_id, const char **error_r)
+{
+    int lock;
+    if (pf_file_lock(path, &lock, error_r) != 0)
+        return -1;
+    int rc = s_retire_locked(path, kek_id, error_r);
+    pf_file_unlock(&lock);
     return rc;
 }
 

@@ -109,9 +109,11 @@ static int s_update_one(pf_store_t *st, const char *what, const char *sql, int n
 int pf_store_sender_revoke(pf_store_t *st, const char *name, const char **error_r)
 {
     const char *p[1] = {name};
-    return s_update_one(st, "cannot revoke sender",
-                        "UPDATE sender SET status = 'revoked', revoked_at = now() WHERE name = $1",
-                        1, p, error_r);
+    return s_update_one(
+        st, "cannot revoke sender",
+        "UPDATE sender SET status = 'revoked', revoked_at = coalesce(revoked_at, now()) "
+        "WHERE name = $1",
+        1, p, error_r);
 }
 
 int pf_store_sender_set_key(pf_store_t *st, const char *name, const char *curve_key,
@@ -132,16 +134,20 @@ void pf_sender_row_clear(pf_sender_row_t *row)
     memset(row, 0, sizeof(*row));
 }
 
-int pf_store_mailbox_add_key(pf_store_t *st, const char *mailbox_id, bool add_version,
-                             const char *kid, const char *alg, const char *public_jwk,
-                             const char *kek_id, const unsigned char *wrapped, size_t wrapped_len,
-                             int *version_r, const char **error_r)
+int pf_store_mailbox_add_key(pf_store_t *st, const char *mailbox_id, int version, const char *kid,
+                             const char *alg, const char *public_jwk, const char *kek_id,
+                             const unsigned char *wrapped, size_t wrapped_len, const char **error_r)
 {
+    if (version < 1) {
+        snprintf(st->err, sizeof(st->err), "cannot add key: invalid version %d", version);
+        *error_r = st->err;
+        return -1;
+    }
     if (pf_store_exec(st, "BEGIN", error_r) != 0)
         return -1;
     PGresult *res;
     const char *p1[1] = {mailbox_id};
-    if (!add_version) {
+    if (version == 1) {
         res = pf_store_query(st, "cannot create mailbox", "INSERT INTO mailbox (id) VALUES ($1)",
                              1, p1, error_r);
     } else {
@@ -157,19 +163,28 @@ int pf_store_mailbox_add_key(pf_store_t *st, const char *mailbox_id, bool add_ve
     if (res == NULL)
         goto fail;
     PQclear(res);
-    const char *p2[4] = {mailbox_id, kid, alg, public_jwk};
+    /* Under the row lock (a new statement, so a fresh snapshot in READ
+     * COMMITTED) the version must still be the next one: the caller bound
+     * the wrapped key to it. */
+    char v[16];
+    snprintf(v, sizeof(v), "%d", version);
+    const char *p2[5] = {mailbox_id, v, kid, alg, public_jwk};
     res = pf_store_query(st, "cannot store mailbox key",
                          "INSERT INTO mailbox_key (mailbox_id, version, kid, alg, public_jwk) "
-                         "SELECT $1, coalesce(max(version), 0) + 1, $2, $3, $4 "
-                         "FROM mailbox_key WHERE mailbox_id = $1 RETURNING version",
-                         4, p2, error_r);
+                         "SELECT $1, $2::integer, $3, $4, $5 WHERE $2::integer = "
+                         "(SELECT coalesce(max(version), 0) + 1 FROM mailbox_key "
+                         "WHERE mailbox_id = $1) RETURNING version",
+                         5, p2, error_r);
     if (res == NULL)
         goto fail;
-    char version[16];
-    snprintf(version, sizeof(version), "%s", PQgetvalue(res, 0, 0));
+    int stored = PQntuples(res) == 1;
     PQclear(res);
+    if (!stored) {
+        PQclear(PQexec(st->conn, "ROLLBACK"));
+        return 1;
+    }
     if (wrapped != NULL) {
-        const char *p3[4] = {mailbox_id, version, kek_id, (const char *)wrapped};
+        const char *p3[4] = {mailbox_id, v, kek_id, (const char *)wrapped};
         int len[4] = {0, 0, 0, (int)wrapped_len};
         int fmt[4] = {0, 0, 0, 1};
         res = pf_store_query_bin(st, "cannot store wrapped key",
@@ -182,7 +197,6 @@ int pf_store_mailbox_add_key(pf_store_t *st, const char *mailbox_id, bool add_ve
     }
     if (pf_store_exec(st, "COMMIT", error_r) != 0)
         goto fail;
-    *version_r = atoi(version);
     return 0;
 fail:
     PQclear(PQexec(st->conn, "ROLLBACK"));
@@ -339,19 +353,56 @@ int pf_store_sender_allow(pf_store_t *st, const char *name, const char *pattern,
     return found < 0 ? -1 : 0;
 }
 
-int pf_store_sender_disallow(pf_store_t *st, const char *name, const char *pattern,
+int pf_store_sender_disallow(pf_store_t *st, const char *name, const char *pattern, bool allow_all,
                              const char **error_r)
 {
-    const char *p[2] = {name, pattern};
-    PGresult *res = pf_store_query(st, "cannot remove allowlist entry",
-                                   "DELETE FROM sender_recipient_allow a USING sender s "
-                                   "WHERE a.sender_id = s.id AND s.name = $1 AND a.pattern = $2",
-                                   2, p, error_r);
-    if (res == NULL)
+    if (pf_store_exec(st, "BEGIN", error_r) != 0)
         return -1;
+    /* the sender's row lock serialises removals: two removing the last two
+     * entries at once would otherwise both see one left */
+    const char *p1[1] = {name};
+    PGresult *res =
+        pf_store_query(st, "cannot remove allowlist entry",
+                       "SELECT id FROM sender WHERE name = $1 FOR UPDATE", 1, p1, error_r);
+    if (res == NULL)
+        goto fail;
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        PQclear(PQexec(st->conn, "ROLLBACK"));
+        return 0;
+    }
+    char id[24];
+    snprintf(id, sizeof(id), "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    const char *p2[2] = {id, pattern};
+    res = pf_store_query(st, "cannot remove allowlist entry",
+                         "DELETE FROM sender_recipient_allow WHERE sender_id = $1 AND pattern = $2",
+                         2, p2, error_r);
+    if (res == NULL)
+        goto fail;
     int n = atoi(PQcmdTuples(res));
     PQclear(res);
-    return n > 0 ? 1 : 0;
+    if (n == 0) {
+        PQclear(PQexec(st->conn, "ROLLBACK"));
+        return 0;
+    }
+    res = pf_store_query(st, "cannot remove allowlist entry",
+                         "SELECT count(*) FROM sender_recipient_allow WHERE sender_id = $1", 1, p2,
+                         error_r);
+    if (res == NULL)
+        goto fail;
+    long left = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    if (left == 0 && !allow_all) {
+        PQclear(PQexec(st->conn, "ROLLBACK"));
+        return 2;
+    }
+    if (pf_store_exec(st, "COMMIT", error_r) != 0)
+        goto fail;
+    return left == 0 ? 3 : 1;
+fail:
+    PQclear(PQexec(st->conn, "ROLLBACK"));
+    return -1;
 }
 
 int pf_store_sender_allowed(pf_store_t *st, const char *name, char **text_r,

@@ -23,6 +23,7 @@ int pf_store_sender_by_name(pf_store_t *st, const char *name, pf_sender_row_t *r
                             const char **error_r);
 int pf_store_sender_list(pf_store_t *st, pf_sender_row_t **rows_r, size_t *n_r,
                          const char **error_r);
+/* Marks the sender revoked; revoking again keeps the first revoked_at. */
 int pf_store_sender_revoke(pf_store_t *st, const char *name, const char **error_r);
 /* Replaces the CURVE key of a sender (rotation). */
 int pf_store_sender_set_key(pf_store_t *st, const char *name, const char *curve_key,
@@ -33,20 +34,27 @@ void pf_sender_row_clear(pf_sender_row_t *row);
  * prefix ending in "*".  A sender without entries may address everyone. */
 int pf_store_sender_allow(pf_store_t *st, const char *name, const char *pattern,
                           const char **error_r);
-/* Returns 1 removed, 0 no such entry, -1 error. */
-int pf_store_sender_disallow(pf_store_t *st, const char *name, const char *pattern,
+/* Removes one allowlist entry.  Removing the last one widens the sender to
+ * every mailbox, so it happens only with allow_all.  Returns 1 removed,
+ * 3 removed the last entry (allow_all), 0 no such entry (or sender), 2
+ * refused as the last entry (nothing changed), -1 error. */
+int pf_store_sender_disallow(pf_store_t *st, const char *name, const char *pattern, bool allow_all,
                              const char **error_r);
 /* Newline-separated patterns (caller frees); "" when unrestricted. */
 int pf_store_sender_allowed(pf_store_t *st, const char *name, char **text_r,
                             const char **error_r);
 
-/* Creates mailbox id with key version 1 (or adds the next version when the
- * mailbox exists and add_version is true).  wrapped may be NULL for a
- * citizen who keeps the private key.  *version_r gets the new version. */
-int pf_store_mailbox_add_key(pf_store_t *st, const char *mailbox_id, bool add_version,
-                             const char *kid, const char *alg, const char *public_jwk,
-                             const char *kek_id, const unsigned char *wrapped, size_t wrapped_len,
-                             int *version_r, const char **error_r);
+/* Stores key `version` of mailbox id: version 1 creates the mailbox, a
+ * higher one adds a key to an existing mailbox, but only while it is still
+ * the next version (checked under the mailbox's row lock, so a wrapped key
+ * is never stored under another version than the one its wrap context
+ * names).  wrapped may be NULL for a citizen who keeps the private key.
+ * Returns 0 when stored, 1 when another key version came first (nothing
+ * stored), -1 on error. */
+int pf_store_mailbox_add_key(pf_store_t *st, const char *mailbox_id, int version, const char *kid,
+                             const char *alg, const char *public_jwk, const char *kek_id,
+                             const unsigned char *wrapped, size_t wrapped_len,
+                             const char **error_r);
 /* Current (highest) public key of an open mailbox. */
 int pf_store_mailbox_public_key(pf_store_t *st, const char *mailbox_id, int *version_r,
                                 char **public_jwk_r, const char **error_r);

@@ -1,6 +1,10 @@
 /* File helpers for keys and configuration.  Secret files are written with
- * mode 0600 via a temporary file and rename, so a crash leaves the old or
- * the new file, never half of one. */
+ * mode 0600 via a temporary file of the writer's own, fsync, rename and an
+ * fsync of the directory, so a crash or power loss leaves the old or the
+ * new file, never half of one, and a reported write stays written.
+ * Read-modify-write of one file by several processes (the KEK keyring)
+ * needs pf_file_lock around it: the rename alone does not stop one writer
+ * from replacing what another just wrote. */
 #include "util/fileio.h"
 #include "util/xalloc.h"
 
@@ -9,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -69,13 +74,48 @@ int pf_file_read(const char *path, size_t max, char **data_r, size_t *len_r, con
     return 0;
 }
 
+/* Opens a temporary file beside path that no other writer uses: a shared
+ * name with O_TRUNC would let two writers interleave into one file. */
+static int s_open_tmp(const char *path, unsigned mode, char **tmp_r)
+{
+    static unsigned counter;
+    for (int attempt = 0; attempt < 100; attempt++) {
+        unsigned n = __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED);
+        char *tmp = xasprintf("%s.tmp.%ld.%u", path, (long)getpid(), n);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+        if (fd >= 0) {
+            *tmp_r = tmp;
+            return fd;
+        }
+        free(tmp);
+        if (errno != EEXIST) /* EEXIST: left by a crashed process of the same pid */
+            return -1;
+    }
+    return -1;
+}
+
+/* fsyncs the directory holding path, so a rename into it is durable. */
+static int s_sync_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir = slash == NULL   ? xstrdup(".")
+                : slash == path ? xstrdup("/")
+                                : xstrndup(path, (size_t)(slash - path));
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    free(dir);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
 int pf_file_write(const char *path, const void *data, size_t len, unsigned mode,
                   const char **error_r)
 {
-    char *tmp = xasprintf("%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    char *tmp = NULL;
+    int fd = s_open_tmp(path, mode, &tmp);
     if (fd < 0) {
-        free(tmp);
         *error_r = "cannot create file";
         return -1;
     }
@@ -95,6 +135,9 @@ int pf_file_write(const char *path, const void *data, size_t len, unsigned mode,
         p += n;
         left -= (size_t)n;
     }
+    /* data before the rename, the rename before we report success: after a
+     * power loss the file is the old or the new one, and a caller that
+     * acted on the new one (a KEK whose wraps PostgreSQL committed) finds it */
     if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
         unlink(tmp);
         free(tmp);
@@ -102,7 +145,38 @@ int pf_file_write(const char *path, const void *data, size_t len, unsigned mode,
         return -1;
     }
     free(tmp);
+    if (s_sync_dir(path) != 0) {
+        *error_r = "file replaced, but cannot sync its directory";
+        return -1;
+    }
     return 0;
+}
+
+int pf_file_lock(const char *path, int *fd_r, const char **error_r)
+{
+    char *lock = xasprintf("%s.lock", path);
+    int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    free(lock);
+    if (fd < 0) {
+        *error_r = "cannot open lock file";
+        return -1;
+    }
+    while (flock(fd, LOCK_EX) != 0) {
+        if (errno != EINTR) {
+            close(fd);
+            *error_r = "cannot lock file";
+            return -1;
+        }
+    }
+    *fd_r = fd;
+    return 0;
+}
+
+void pf_file_unlock(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd); /* releases the flock */
+    *fd = -1;
 }
 
 void pf_str_rtrim(char *s)

@@ -692,6 +692,45 @@ int pf_env_sql_state(pf_env_t *env, const char *sql, char state[6])
     return ok ? 0 : -1;
 }
 
+struct pf_env_session {
+    PGconn *conn;
+};
+
+pf_env_session_t *pf_env_session_new(pf_env_t *env)
+{
+    PGconn *c = PQconnectdb(env->conninfo);
+    if (PQstatus(c) != CONNECTION_OK) {
+        fprintf(stderr, "harness: cannot open a session: %s", PQerrorMessage(c));
+        PQfinish(c);
+        return NULL;
+    }
+    pf_env_session_t *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        abort();
+    s->conn = c;
+    return s;
+}
+
+int pf_env_session_exec(pf_env_session_t *s, const char *sql)
+{
+    PGresult *r = PQexec(s->conn, sql);
+    ExecStatusType t = PQresultStatus(r);
+    int ok = t == PGRES_COMMAND_OK || t == PGRES_TUPLES_OK;
+    if (!ok)
+        fprintf(stderr, "harness: session sql failed: %s", PQerrorMessage(s->conn));
+    PQclear(r);
+    return ok ? 0 : -1;
+}
+
+void pf_env_session_destroy(pf_env_session_t **sp)
+{
+    if (*sp == NULL)
+        return;
+    PQfinish((*sp)->conn);
+    free(*sp);
+    *sp = NULL;
+}
+
 char *pf_env_sql(pf_env_t *env, const char *sql)
 {
     PGresult *r = s_db_exec(env, sql);

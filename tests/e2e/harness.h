@@ -112,6 +112,15 @@ int pf_env_sql_rows(pf_env_t *env, const char *sql,
  * on success, -1 otherwise.  For probes of what a role may not do:
  * "BEGIN; SET ROLE r; <probe>; ROLLBACK". */
 int pf_env_sql_state(pf_env_t *env, const char *sql, char state[6]);
+/* A database session of its own beside the env's connection, e.g. to hold
+ * a row lock or a transaction open while a program runs and the env's
+ * connection keeps checking.  exec runs sql (one or several statements) and
+ * returns 0, or -1 with the error on stderr; destroy closes the session
+ * (rolling back what it left open) and accepts NULL. */
+typedef struct pf_env_session pf_env_session_t;
+pf_env_session_t *pf_env_session_new(pf_env_t *env);
+int pf_env_session_exec(pf_env_session_t *s, const char *sql);
+void pf_env_session_destroy(pf_env_session_t **s);
 
 /* Minimal HTTP/1.1 client over loopback (no TLS in tests). */
 typedef struct {

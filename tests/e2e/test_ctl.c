@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -99,10 +101,27 @@ static void test_sender_allowlist(void **state)
     free(out);
     assert_int_equal(pf_env_ctl(env, &out, "sender", "disallow", "tax-office", "bw-*", NULL), 1);
     free(out);
-    assert_int_equal(pf_env_ctl(env, &out, "sender", "disallow", "tax-office", "citizen-a", NULL),
-                     0);
+    /* removing the last entry would open the sender to every mailbox:
+     * refused unless asked for explicitly */
+    char *err = NULL;
+    assert_int_equal(pf_env_run(env, &out, &err, "postfach-ctl", "--db", pf_env_conninfo(env),
+                                "--keys", pf_env_keys(env), "sender", "disallow", "tax-office",
+                                "citizen-a", NULL),
+                     1);
+    assert_non_null(strstr(err, "every mailbox"));
+    assert_non_null(strstr(err, "--allow-all"));
+    free(out);
+    free(err);
+    assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM sender_recipient_allow"), 1);
+    assert_int_equal(
+        pf_env_ctl(env, &out, "sender", "disallow", "tax-office", "citizen-a", "--allow-all", NULL),
+        0);
+    assert_non_null(strstr(out, "every mailbox"));
     free(out);
     assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM sender_recipient_allow"), 0);
+    assert_int_equal(pf_env_ctl(env, &out, "sender", "allowed", "tax-office", NULL), 0);
+    assert_non_null(strstr(out, "every mailbox"));
+    free(out);
 }
 
 static void test_citizen_keys(void **state)
@@ -180,6 +199,228 @@ static void test_citizen_keys(void **state)
     free(out);
 }
 
+/* Writes the current public JWK of mailbox id to <dir>/name; returns the path. */
+static char *s_public_jwk_file(pf_env_t *env, const char *id, const char *name)
+{
+    char *jwk = NULL, *path = NULL;
+    assert_int_equal(pf_env_ctl(env, &jwk, "citizen", "public-key", id, NULL), 0);
+    if (asprintf(&path, "%s/%s", pf_env_dir(env), name) < 0)
+        abort();
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(jwk, fp);
+    fclose(fp);
+    free(jwk);
+    return path;
+}
+
+/* Rotation keeps the key type unless told otherwise, and never gives a
+ * mailbox whose citizen holds the private key a key the service holds. */
+static void test_citizen_rotate_kind(void **state)
+{
+    pf_env_t *env = *state;
+    char *out = NULL;
+    assert_int_equal(
+        pf_env_ctl(env, &out, "citizen", "add", "citizen-rsa", "--key-type", "rsa3072", NULL), 0);
+    free(out);
+    assert_int_equal(pf_env_ctl(env, &out, "citizen", "rotate-key", "citizen-rsa", NULL), 0);
+    free(out);
+    /* RSA 3072: n is 384 bytes, 512 base64url characters */
+    assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM mailbox_key WHERE mailbox_id = "
+                                         "'citizen-rsa' AND version = 2 AND alg = 'RSA-OAEP-256' "
+                                         "AND length(public_jwk::json->>'n') = 512"),
+                     1);
+    assert_int_equal(
+        pf_env_ctl(env, &out, "citizen", "rotate-key", "citizen-rsa", "--key-type", "p256", NULL),
+        0);
+    free(out);
+    assert_int_equal(pf_env_sql_int(env,
+                                    "SELECT count(*) FROM mailbox_key WHERE mailbox_id = "
+                                    "'citizen-rsa' AND version = 3 AND alg = 'ECDH-ES+A256KW'"),
+                     1);
+
+    /* a citizen-held key: rotation without a new public key is refused */
+    char *held = s_public_jwk_file(env, "citizen-rsa", "held.jwk");
+    assert_int_equal(
+        pf_env_ctl(env, &out, "citizen", "add", "citizen-held", "--public-jwk", held, NULL), 0);
+    free(out);
+    assert_int_equal(pf_env_ctl(env, &out, "citizen", "rotate-key", "citizen-held", NULL), 1);
+    free(out);
+    assert_int_equal(pf_env_ctl(env, &out, "citizen", "rotate-key", "citizen-held", "--key-type",
+                                "rsa4096", NULL),
+                     1);
+    free(out);
+    assert_int_equal(
+        pf_env_sql_int(env, "SELECT count(*) FROM mailbox_key WHERE mailbox_id = 'citizen-held'"),
+        1);
+    /* with the citizen's new public key it works, and stores no secret */
+    char *next = s_public_jwk_file(env, "citizen-a", "held-next.jwk");
+    assert_int_equal(
+        pf_env_ctl(env, &out, "citizen", "rotate-key", "citizen-held", "--public-jwk", next, NULL),
+        0);
+    assert_non_null(strstr(out, "held by the citizen"));
+    free(out);
+    assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM mailbox_key WHERE mailbox_id = "
+                                         "'citizen-held' AND version = 2"),
+                     1);
+    assert_int_equal(
+        pf_env_sql_int(env,
+                       "SELECT count(*) FROM mailbox_secret WHERE mailbox_id = 'citizen-held'"),
+        0);
+    free(held);
+    free(next);
+}
+
+/* Runs postfach-ctl in a child process, so the test can act while it runs. */
+static pid_t s_ctl_start(pf_env_t *env, const char *a1, const char *a2, const char *a3)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(pf_env_ctl(env, NULL, a1, a2, a3, NULL));
+    return pid;
+}
+
+static int s_ctl_wait(pid_t pid)
+{
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+static bool s_lock_waiter(void *arg)
+{
+    return pf_env_sql_int(arg, "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                               "current_database() AND wait_event_type = 'Lock'") > 0;
+}
+
+/* rotate-key wraps the new private key for "<id>:<version>" before it
+ * stores it; when another key version lands in between, nothing may be
+ * stored (a blob bound to the wrong version could never be unwrapped). */
+static void test_citizen_rotate_race(void **state)
+{
+    pf_env_t *env = *state;
+    char *out = NULL;
+    assert_int_equal(pf_env_ctl(env, &out, "citizen", "add", "citizen-race", NULL), 0);
+    free(out);
+    pf_env_session_t *s = pf_env_session_new(env);
+    assert_non_null(s);
+    assert_int_equal(pf_env_session_exec(s, "BEGIN; SELECT 1 FROM mailbox WHERE id = "
+                                            "'citizen-race' FOR UPDATE"),
+                     0);
+    pid_t pid = s_ctl_start(env, "citizen", "rotate-key", "citizen-race");
+    bool waited = pf_test_wait(s_lock_waiter, env, 20000);
+    /* another administrator's version 2 commits while ctl waits */
+    assert_int_equal(pf_env_session_exec(
+                         s, "INSERT INTO mailbox_key (mailbox_id, version, kid, alg, public_jwk) "
+                            "SELECT mailbox_id, 2, 'other', alg, public_jwk FROM mailbox_key "
+                            "WHERE mailbox_id = 'citizen-race' AND version = 1; COMMIT"),
+                     0);
+    pf_env_session_destroy(&s);
+    assert_int_equal(s_ctl_wait(pid), 1);
+    assert_true(waited);
+    assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM mailbox_key WHERE mailbox_id = "
+                                         "'citizen-race' AND version > 2"),
+                     0);
+    assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM mailbox_secret WHERE mailbox_id = "
+                                         "'citizen-race' AND version > 1"),
+                     0);
+}
+
+/* After `kek rotate --no-rewrap` the stored keys are still under the old
+ * KEK, which stays in the keyring: export finds it there. */
+static void test_export_after_rotation_without_rewrap(void **state)
+{
+    pf_env_t *env = *state;
+    char *out = NULL;
+    assert_int_equal(
+        pf_env_ctl(env, &out, "kek", "rotate", "--id", "kek-later", "--no-rewrap", NULL), 0);
+    free(out);
+    assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM mailbox_secret WHERE mailbox_id = "
+                                         "'citizen-race' AND kek_id <> 'kek-later'"),
+                     1);
+    /* (version 2 of citizen-race came from another "administrator" above) */
+    assert_int_equal(
+        pf_env_ctl(env, &out, "citizen", "export-key", "citizen-race", "--version", "1", NULL), 0);
+    assert_non_null(strstr(out, "\"d\""));
+    free(out);
+    /* a KEK the keyring does not hold is named in the error */
+    assert_int_equal(pf_env_sql_int(env, "WITH u AS (UPDATE mailbox_secret SET kek_id = 'gone' "
+                                         "WHERE mailbox_id = 'citizen-race' RETURNING 1) "
+                                         "SELECT count(*) FROM u"),
+                     1);
+    char *err = NULL;
+    assert_int_equal(pf_env_run(env, &out, &err, "postfach-ctl", "--db", pf_env_conninfo(env),
+                                "--keys", pf_env_keys(env), "citizen", "export-key", "citizen-race",
+                                "--version", "1", NULL),
+                     1);
+    assert_non_null(strstr(err, "\"gone\""));
+    free(out);
+    free(err);
+    assert_int_equal(pf_env_ctl(env, &out, "kek", "rewrap", NULL), 1);
+    free(out);
+}
+
+/* A mistyped or incomplete option is a usage error (exit 2) that changes
+ * nothing, never a silent default. */
+static void test_usage_errors(void **state)
+{
+    pf_env_t *env = *state;
+    char *out = NULL;
+    /* --public-jwk without its file would have made a server-held key */
+    assert_int_equal(pf_env_ctl(env, &out, "citizen", "add", "c-opt", "--public-jwk", NULL), 2);
+    free(out);
+    assert_int_equal(pf_env_ctl(env, &out, "citizen", "add", "c-opt", "--public-jwk", "--key-type",
+                                "p256", NULL),
+                     2);
+    free(out);
+    /* a misspelt option would have given P-256 */
+    assert_int_equal(pf_env_ctl(env, &out, "citizen", "add", "c-opt", "--key-typ", "rsa4096", NULL),
+                     2);
+    free(out);
+    assert_int_equal(
+        pf_env_ctl(env, &out, "citizen", "rotate-key", "citizen-a", "--keytype", "rsa4096", NULL),
+        2);
+    free(out);
+    assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM mailbox WHERE id = 'c-opt'"), 0);
+    assert_int_equal(
+        pf_env_ctl(env, &out, "citizen", "export-key", "citizen-a", "--version", "latest", NULL),
+        2);
+    free(out);
+    assert_int_equal(pf_env_ctl(env, &out, "sender", "allow", "tax-office", "a*", "b*", NULL), 2);
+    free(out);
+    assert_int_equal(pf_env_ctl(env, &out, "sender", "list", "--all", NULL), 2);
+    free(out);
+    assert_int_equal(pf_env_ctl(env, &out, "kek", "rotate", "--no-rewarp", NULL), 2);
+    free(out);
+    assert_int_equal(pf_env_ctl(env, &out, "token", "citizen-a", "--ttl", NULL), 2);
+    free(out);
+    /* the options still work where they belong */
+    assert_int_equal(pf_env_ctl(env, &out, "citizen", "add", "c-opt", "--key-type", "p256", NULL),
+                     0);
+    free(out);
+}
+
+/* Revoking twice keeps the time of the first revocation. */
+static void test_revoke_keeps_first_time(void **state)
+{
+    pf_env_t *env = *state;
+    char *out = NULL;
+    assert_int_equal(pf_env_ctl(env, &out, "sender", "add", "twice", NULL), 0);
+    free(out);
+    assert_int_equal(pf_env_ctl(env, &out, "sender", "revoke", "twice", NULL), 0);
+    free(out);
+    char *first = pf_env_sql(env, "SELECT revoked_at::text FROM sender WHERE name = 'twice'");
+    assert_non_null(first);
+    assert_int_equal(pf_env_ctl(env, &out, "sender", "revoke", "twice", NULL), 0);
+    free(out);
+    char *second = pf_env_sql(env, "SELECT revoked_at::text FROM sender WHERE name = 'twice'");
+    assert_non_null(second);
+    assert_string_equal(first, second);
+    free(first);
+    free(second);
+}
+
 static void test_token_levels(void **state)
 {
     pf_env_t *env = *state;
@@ -200,6 +441,11 @@ int main(void)
         cmocka_unit_test(test_sender_names_and_duplicates),
         cmocka_unit_test(test_sender_allowlist),
         cmocka_unit_test(test_citizen_keys),
+        cmocka_unit_test(test_citizen_rotate_race),
+        cmocka_unit_test(test_citizen_rotate_kind),
+        cmocka_unit_test(test_export_after_rotation_without_rewrap),
+        cmocka_unit_test(test_usage_errors),
+        cmocka_unit_test(test_revoke_keeps_first_time),
         cmocka_unit_test(test_token_levels),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

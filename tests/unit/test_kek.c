@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "crypto/jose.h"
@@ -269,13 +270,76 @@ static void test_ring_rotate_retire(void **state)
     free(p);
 }
 
+#define S_ROUNDS 10
+#define S_ROTATIONS 7
+
+/* Two administrators rotating at once: every rotation that reported
+ * success is in the keyring afterwards (no lost update), and the file
+ * stays well-formed. */
+static void test_concurrent_rotations(void **state)
+{
+    (void)state;
+    char *p = s_path("ring-race");
+    const char *err = NULL;
+    for (int round = 0; round < S_ROUNDS; round++) {
+        unlink(p);
+        assert_int_equal(pf_kek_generate_file(p, "base", &err), 0);
+        int go[2];
+        assert_int_equal(pipe(go), 0);
+        pid_t pid[2];
+        for (int c = 0; c < 2; c++) {
+            pid[c] = fork();
+            assert_true(pid[c] >= 0);
+            if (pid[c] == 0) {
+                char b;
+                close(go[1]);
+                if (read(go[0], &b, 1) < 0)
+                    _exit(255);
+                int ok = 0;
+                for (int k = 0; k < S_ROTATIONS; k++) {
+                    char id[48];
+                    const char *e;
+                    snprintf(id, sizeof(id), "r%d-p%d-%d", round, c, k);
+                    if (pf_kek_rotate_file(p, id, &e) == 0)
+                        ok |= 1 << k;
+                }
+                _exit(ok);
+            }
+        }
+        close(go[0]);
+        close(go[1]); /* both start now */
+        int ok[2];
+        for (int c = 0; c < 2; c++) {
+            int status;
+            assert_int_equal(waitpid(pid[c], &status, 0), pid[c]);
+            assert_true(WIFEXITED(status));
+            ok[c] = WEXITSTATUS(status);
+        }
+        pf_kek_t *ring = NULL;
+        assert_int_equal(pf_kek_load(p, &ring, &err), 0);
+        for (int c = 0; c < 2; c++) {
+            for (int k = 0; k < S_ROTATIONS; k++) {
+                if (!(ok[c] & 1 << k))
+                    continue;
+                char id[48];
+                snprintf(id, sizeof(id), "r%d-p%d-%d", round, c, k);
+                if (pf_kek_find(ring, id) == NULL)
+                    fail_msg("round %d: rotation to %s succeeded but is not in the keyring", round,
+                             id);
+            }
+        }
+        assert_non_null(pf_kek_find(ring, "base"));
+        pf_kek_destroy(&ring);
+    }
+    free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_generate_and_load),
-        cmocka_unit_test(test_load_refuses),
-        cmocka_unit_test(test_wrap_unwrap),
-        cmocka_unit_test(test_ring_rotate_retire),
+        cmocka_unit_test(test_generate_and_load),    cmocka_unit_test(test_load_refuses),
+        cmocka_unit_test(test_wrap_unwrap),          cmocka_unit_test(test_ring_rotate_retire),
+        cmocka_unit_test(test_concurrent_rotations),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }
