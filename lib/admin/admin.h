@@ -4,6 +4,8 @@
  * keys, senders, mailboxes and their keys, development tokens, receipt
  * verification.  Each writes its result to ctx->out and returns 0, or -1
  * with *error_r (static or ctx-owned text). */
+#include "auth/token.h"
+
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -14,8 +16,8 @@ typedef struct {
     char err[512];
 } pf_admin_ctx_t;
 
-#define PF_DEV_IDP_ISSUER "https://idp.postfach.local"
-#define PF_DEV_IDP_AUDIENCE "postfach-reader"
+#define PF_DEV_IDP_ISSUER PF_TOKEN_DEV_ISSUER
+#define PF_DEV_IDP_AUDIENCE PF_TOKEN_DEV_AUDIENCE
 
 int pf_admin_migrate(pf_admin_ctx_t *ctx, const char *sql_dir, const char **error_r);
 int pf_admin_keys_init(pf_admin_ctx_t *ctx, const char **error_r);
