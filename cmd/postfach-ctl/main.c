@@ -14,7 +14,10 @@ static void s_usage(FILE *out)
           "\n"
           "commands:\n"
           "  migrate [--sql-dir DIR]           apply database migrations (default dir: sql)\n"
-          "  keys init                         create service keys in the key directory\n"
+          "  keys init [--no-dev-idp]          create service keys in the key directory\n"
+          "                                    (--no-dev-idp: no development identity key)\n"
+          "  role login NAME broker|reader|admin --password-file FILE\n"
+          "                                    create or update a daemon's database login\n"
           "  sender add NAME                   register a procedure, write its CURVE key file\n"
           "  sender list\n"
           "  sender revoke NAME                refuse the sender from now on\n"
@@ -91,7 +94,14 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "migrate") == 0) {
         rc = pf_admin_migrate(&ctx, s_opt(argc, argv, i + 1, "--sql-dir", "sql"), &err);
     } else if (strcmp(cmd, "keys") == 0 && strcmp(sub, "init") == 0) {
-        rc = pf_admin_keys_init(&ctx, &err);
+        bool no_dev_idp = i + 2 < argc && strcmp(argv[i + 2], "--no-dev-idp") == 0;
+        if (argc == i + 2 + (no_dev_idp ? 1 : 0))
+            rc = pf_admin_keys_init(&ctx, !no_dev_idp, &err);
+    } else if (strcmp(cmd, "role") == 0 && strcmp(sub, "login") == 0 && i + 3 < argc) {
+        const char *pwfile = s_opt(argc, argv, i + 4, "--password-file", NULL);
+        if (pwfile != NULL && strncmp(argv[i + 2], "--", 2) != 0 &&
+            strncmp(argv[i + 3], "--", 2) != 0)
+            rc = pf_admin_role_login(&ctx, argv[i + 2], argv[i + 3], pwfile, &err);
     } else if (strcmp(cmd, "sender") == 0) {
         const char *name = s_arg(argc, argv, i + 2);
         if (strcmp(sub, "list") == 0)
