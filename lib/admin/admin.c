@@ -200,15 +200,13 @@ int pf_admin_role_login(pf_admin_ctx_t *ctx, const char *login, const char *grou
         if (strcmp(group, groups[i][0]) == 0)
             role = groups[i][1];
     if (role == NULL)
-        return s_fail(ctx, error_r, "unknown group \"%.32s\" (use broker, reader or admin)",
-                      group),
+        return s_fail(ctx, error_r, "unknown group \"%.32s\" (use broker, reader or admin)", group),
                -1;
     char *pw = NULL;
     size_t len = 0;
     const char *err;
     if (pf_file_read(password_file, 4096, &pw, &len, &err) != 0)
-        return s_fail(ctx, error_r, "cannot read the password file \"%s\": %s", password_file,
-                      err),
+        return s_fail(ctx, error_r, "cannot read the password file \"%s\": %s", password_file, err),
                -1;
     /* as the shell's $(cat FILE) and the postgres image read such files */
     while (len > 0 && (pw[len - 1] == '\n' || pw[len - 1] == '\r'))

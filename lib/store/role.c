@@ -46,8 +46,8 @@ static int s_append_revoke(pf_store_t *st, pf_buf_t *b, const char *role, const 
 
 /* One statement list: the login with exactly LOGIN and INHERIT, the SCRAM
  * verifier, membership in group and in no other role. */
-static int s_apply(pf_store_t *st, bool exists, const char *login, const char *group,
-                   bool member, const char *others, const char *verifier, const char **error_r)
+static int s_apply(pf_store_t *st, bool exists, const char *login, const char *group, bool member,
+                   const char *others, const char *verifier, const char **error_r)
 {
     char *ident = PQescapeIdentifier(st->conn, login, strlen(login));
     char *lit = PQescapeLiteral(st->conn, verifier, strlen(verifier));
@@ -87,16 +87,17 @@ out:
     return rc;
 }
 
-int pf_store_role_login(pf_store_t *st, const char *login, const char *group,
-                        const char *password, const char **error_r)
+int pf_store_role_login(pf_store_t *st, const char *login, const char *group, const char *password,
+                        const char **error_r)
 {
     if (!s_valid_login(login) || s_is_group(login))
         return s_fail(st, error_r,
                       "a login name is 1-63 of [a-z0-9_], starts with a letter or '_', "
                       "is not pg_... and not one of the groups");
     if (!s_is_group(group))
-        return s_fail(st, error_r, "the group is postfach_broker, postfach_reader or "
-                                   "postfach_admin");
+        return s_fail(st, error_r,
+                      "the group is postfach_broker, postfach_reader or "
+                      "postfach_admin");
     if (password == NULL || *password == '\0')
         return s_fail(st, error_r, "the password is empty");
 

@@ -14,7 +14,7 @@
  * clear.  Refuses a superuser, a group name and a name outside
  * [a-z_][a-z0-9_]{0,62}; the connection needs CREATEROLE (the owner
  * running the migrations has it).  0, or -1 with *error_r. */
-int pf_store_role_login(pf_store_t *st, const char *login, const char *group,
-                        const char *password, const char **error_r);
+int pf_store_role_login(pf_store_t *st, const char *login, const char *group, const char *password,
+                        const char **error_r);
 
 #endif

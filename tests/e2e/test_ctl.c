@@ -204,8 +204,8 @@ static bool s_exists(const char *dir, const char *name)
     return access(path, F_OK) == 0;
 }
 
-static int s_ctl_keys(pf_env_t *env, const char *keys, char **out_r, char **err_r,
-                      const char *a1, const char *a2, const char *a3)
+static int s_ctl_keys(pf_env_t *env, const char *keys, char **out_r, char **err_r, const char *a1,
+                      const char *a2, const char *a3)
 {
     return pf_env_run(env, out_r, err_r, "postfach-ctl", "--db", pf_env_conninfo(env), "--keys",
                       keys, a1, a2, a3, NULL);
