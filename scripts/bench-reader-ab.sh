@@ -69,7 +69,8 @@ one() { # LABEL SETTINGS RUN-NUMBER ARGS...
     "$bin/postfach-reader" --set "db=$DB" --set listen_address=127.0.0.1 --set "listen_port=$port" \
         --set "kek_file=$KEYS/kek" --set "receipt_key_file=$KEYS/receipt.jwk" \
         --set "idp_jwks_file=$KEYS/idp.jwks" --set idp_issuer=https://idp.postfach.local \
-        --set idp_audience=postfach-reader --set log_level=warn "${args[@]}" \
+        --set idp_audience=postfach-reader --set idp_development=on --set log_level=warn \
+        "${args[@]}" \
         2>"$OUT/reader-$label-$n.log" &
     reader_pid=$!
     for _ in $(seq 1 200); do

@@ -114,7 +114,7 @@ wait_ready "$BROKER_PORT" "$broker_pid" broker "$OUT/broker.log"
 "$BIN/postfach-reader" --set "db=$DB" --set listen_address=127.0.0.1 --set "listen_port=$READER_PORT" \
     --set "kek_file=$KEYS/kek" --set "receipt_key_file=$KEYS/receipt.jwk" \
     --set "idp_jwks_file=$KEYS/idp.jwks" --set idp_issuer=https://idp.postfach.local \
-    --set idp_audience=postfach-reader --set log_level=warn 2>"$OUT/reader.log" &
+    --set idp_audience=postfach-reader --set idp_development=on --set log_level=warn 2>"$OUT/reader.log" &
 reader_pid=$!
 wait_ready "$READER_PORT" "$reader_pid" reader "$OUT/reader.log"
 echo "bench: broker pid $broker_pid on $BROKER_PORT, reader pid $reader_pid on $READER_PORT"

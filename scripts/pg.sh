@@ -7,6 +7,9 @@
 # PostgreSQL refuses to run as root, so as root the server runs as the
 # "postgres" system user (Debian's package creates it) and DIR/data is
 # owned by it.  The server listens on a Unix socket in DIR/sock only.
+# postgres must be able to search every directory above DIR: start makes
+# those of the project's var/ searchable and refuses, saying what to do,
+# when one outside it is not (a clone under /root, 0700 on Debian).
 # PG_SHARED_BUFFERS (e.g. 2GB) starts the server with that buffer pool
 # instead of the 256MB of its configuration (make bench's
 # BENCH_SHARED_BUFFERS); a running server with another size is restarted.
@@ -31,6 +34,40 @@ as_pg() {
     else
         "$@"
     fi
+}
+
+# As root: the server runs as postgres, which must be able to search every
+# directory from / down to DIR.  Directories of the project's var/ are made
+# searchable (o+x); any other one is left as it is and start refuses with
+# what to do (a clone under /root, mode 0700 on Debian, needs that once).
+reachable() {
+    local var p rest blocked=
+    var=$(cd "$(dirname "$0")/.." && pwd)/var
+    p=
+    rest=${DIR#/}
+    while [ -n "$rest" ]; do
+        p=$p/${rest%%/*}
+        case $rest in */*) rest=${rest#*/} ;; *) rest= ;; esac
+        if [ -z "$blocked" ]; then
+            runuser -u postgres -- test -x "$p" && continue
+        else
+            # below a blocked one postgres cannot test: judge by the mode
+            [ "$(stat -c %U "$p")" = postgres ] && continue
+            case $(stat -c %A "$p") in *[xt]) continue ;; esac
+        fi
+        case $p/ in
+        "$var"/*) chmod o+x "$p" ;;
+        *) blocked="$blocked $p" ;;
+        esac
+    done
+    [ -z "$blocked" ] && return 0
+    echo "pg.sh: PostgreSQL runs as the user postgres, which cannot reach $DIR:" >&2
+    for p in $blocked; do
+        echo "pg.sh:   $(stat -c '%A %U' "$p") $p" >&2
+    done
+    echo "pg.sh: let postgres through (e.g. 'setfacl -m u:postgres:x${blocked}'" \
+        "or 'chmod o+x${blocked}'), or work in a clone elsewhere (e.g. under /srv)" >&2
+    exit 1
 }
 
 meminfo() { awk -v k="$1:" '$1 == k {print $2}' /proc/meminfo; }
@@ -74,8 +111,7 @@ start)
     mkdir -p "$DIR/sock"
     if [ "$(id -u)" -eq 0 ]; then
         chown postgres: "$DIR" "$DIR/sock"
-        # every directory above DIR must be traversable by postgres
-        d=$DIR; while [ "$d" != / ]; do d=$(dirname "$d"); chmod o+x "$d" 2>/dev/null || true; done
+        reachable
     fi
     if [ ! -f "$DIR/data/PG_VERSION" ]; then
         rm -rf "$DIR/data"

@@ -52,7 +52,7 @@ pids+=($!)
     --set "db=$POSTFACH_DB" --set "listen_address=127.0.0.1" --set "listen_port=$READER_PORT" \
     --set "kek_file=$KEYS/kek" --set "receipt_key_file=$KEYS/receipt.jwk" \
     --set "idp_jwks_file=$KEYS/idp.jwks" --set "idp_issuer=https://idp.postfach.local" \
-    --set "idp_audience=postfach-reader" &
+    --set "idp_audience=postfach-reader" --set idp_development=on &
 pids+=($!)
 sleep 1
 

@@ -18,7 +18,10 @@ static void s_usage(FILE *out)
           "\n"
           "commands:\n"
           "  migrate [--sql-dir DIR]           apply database migrations (default dir: sql)\n"
-          "  keys init                         create service keys in the key directory\n"
+          "  keys init [--no-dev-idp]          create service keys in the key directory\n"
+          "                                    (--no-dev-idp: no development identity key)\n"
+          "  role login NAME broker|reader|admin --password-file FILE\n"
+          "                                    create or update a daemon's database login\n"
           "  sender add NAME                   register a procedure, write its CURVE key file\n"
           "  sender list\n"
           "  sender revoke NAME                refuse the sender from now on\n"
@@ -150,8 +153,13 @@ int main(int argc, char **argv)
         if (S_PARSE(i + 1, o) == 0)
             rc = pf_admin_migrate(&ctx, o[0].value ? o[0].value : "sql", &err);
     } else if (strcmp(cmd, "keys") == 0 && strcmp(sub, "init") == 0) {
-        if (S_PARSE_NONE(i + 2) == 0)
-            rc = pf_admin_keys_init(&ctx, &err);
+        s_opt_t o[] = {{"--no-dev-idp", false, NULL}};
+        if (S_PARSE(i + 2, o) == 0)
+            rc = pf_admin_keys_init(&ctx, o[0].value == NULL, &err);
+    } else if (strcmp(cmd, "role") == 0 && strcmp(sub, "login") == 0) {
+        s_opt_t o[] = {{"--password-file", true, NULL}};
+        if (S_PARSE(i + 2, o) == 2 && o[0].value != NULL)
+            rc = pf_admin_role_login(&ctx, pos[0], pos[1], o[0].value, &err);
     } else if (strcmp(cmd, "sender") == 0) {
         s_opt_t o[] = {{"--allow-all", false, NULL}};
         bool disallow = strcmp(sub, "disallow") == 0;

@@ -10,6 +10,7 @@
 #include "proto/curve.h"
 #include "receipt/receipt.h"
 #include "store/admin.h"
+#include "store/role.h"
 #include "util/fileio.h"
 #include "util/xalloc.h"
 
@@ -125,7 +126,7 @@ out:
     return rc;
 }
 
-int pf_admin_keys_init(pf_admin_ctx_t *ctx, const char **error_r)
+int pf_admin_keys_init(pf_admin_ctx_t *ctx, bool dev_idp, const char **error_r)
 {
     const char *err;
     if (mkdir(ctx->keys, 0700) != 0 && errno != EEXIST)
@@ -173,7 +174,58 @@ int pf_admin_keys_init(pf_admin_ctx_t *ctx, const char **error_r)
         return -1;
     if (s_write_signing_key(ctx, "receipt.jwk", "receipt.jwks", error_r) != 0)
         return -1;
-    return s_write_signing_key(ctx, "idp.jwk", "idp.jwks", error_r);
+    if (dev_idp)
+        return s_write_signing_key(ctx, "idp.jwk", "idp.jwks", error_r);
+    /* a deployment: no development identity key, not even one left from
+     * an earlier keys init (whoever reads it can mint any citizen's token) */
+    static const char *const dev[] = {"idp.jwk", "idp.jwks"};
+    for (size_t i = 0; i < 2; i++) {
+        char *path = s_path(ctx, dev[i]);
+        if (unlink(path) == 0)
+            fprintf(ctx->out, "removed %s (development identity provider)\n", path);
+        else if (errno != ENOENT)
+            rc = -1, s_fail(ctx, error_r, "cannot remove \"%s\": %s", path, strerror(errno));
+        free(path);
+    }
+    return rc;
+}
+
+int pf_admin_role_login(pf_admin_ctx_t *ctx, const char *login, const char *group,
+                        const char *password_file, const char **error_r)
+{
+    static const char *const groups[][2] = {
+        {"broker", "postfach_broker"}, {"reader", "postfach_reader"}, {"admin", "postfach_admin"}};
+    const char *role = NULL;
+    for (size_t i = 0; i < 3; i++)
+        if (strcmp(group, groups[i][0]) == 0)
+            role = groups[i][1];
+    if (role == NULL)
+        return s_fail(ctx, error_r, "unknown group \"%.32s\" (use broker, reader or admin)", group),
+               -1;
+    char *pw = NULL;
+    size_t len = 0;
+    const char *err;
+    if (pf_file_read(password_file, 4096, &pw, &len, &err) != 0)
+        return s_fail(ctx, error_r, "cannot read the password file \"%s\": %s", password_file, err),
+               -1;
+    /* as the shell's $(cat FILE) and the postgres image read such files */
+    while (len > 0 && (pw[len - 1] == '\n' || pw[len - 1] == '\r'))
+        pw[--len] = '\0';
+    int rc = -1;
+    pf_store_t *st = NULL;
+    if (len == 0 || strlen(pw) != len)
+        s_fail(ctx, error_r, "the password file \"%s\" is empty or holds a NUL byte",
+               password_file);
+    else if (s_open(ctx, &st, error_r) != 0)
+        s_fail(ctx, error_r, "%s", *error_r);
+    else if ((rc = pf_store_role_login(st, login, role, pw, error_r)) != 0)
+        s_fail(ctx, error_r, "cannot set up login %.64s: %s", login, *error_r);
+    else
+        fprintf(ctx->out, "login %s in %s\n", login, role);
+    pf_wipe(pw, len);
+    free(pw);
+    pf_store_destroy(&st);
+    return rc;
 }
 
 static int s_valid_name(const char *s)
@@ -579,6 +631,14 @@ int pf_admin_token(pf_admin_ctx_t *ctx, const char *subject, const char *level, 
                       level),
                -1;
     char *path = s_path(ctx, "idp.jwk");
+    if (access(path, F_OK) != 0) {
+        s_fail(ctx, error_r,
+               "no development identity key \"%s\" (a deployment has none: citizens' tokens "
+               "come from the identity provider)",
+               path);
+        free(path);
+        return -1;
+    }
     pf_key_t *key = NULL;
     int rc = s_load_jwk(ctx, path, &key, error_r);
     free(path);

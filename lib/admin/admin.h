@@ -4,6 +4,8 @@
  * keys, senders, mailboxes and their keys, development tokens, receipt
  * verification.  Each writes its result to ctx->out and returns 0, or -1
  * with *error_r (static or ctx-owned text). */
+#include "auth/token.h"
+
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -14,11 +16,17 @@ typedef struct {
     char err[512];
 } pf_admin_ctx_t;
 
-#define PF_DEV_IDP_ISSUER "https://idp.postfach.local"
-#define PF_DEV_IDP_AUDIENCE "postfach-reader"
+#define PF_DEV_IDP_ISSUER PF_TOKEN_DEV_ISSUER
+#define PF_DEV_IDP_AUDIENCE PF_TOKEN_DEV_AUDIENCE
 
 int pf_admin_migrate(pf_admin_ctx_t *ctx, const char *sql_dir, const char **error_r);
-int pf_admin_keys_init(pf_admin_ctx_t *ctx, const char **error_r);
+/* dev_idp: also the development identity provider's key (idp.jwk, for
+ * `postfach-ctl token`); without it an idp.jwk there is removed. */
+int pf_admin_keys_init(pf_admin_ctx_t *ctx, bool dev_idp, const char **error_r);
+/* A login of its own for a daemon instance in group "broker", "reader" or
+ * "admin" (sql/0008), password from a file; created or updated. */
+int pf_admin_role_login(pf_admin_ctx_t *ctx, const char *login, const char *group,
+                        const char *password_file, const char **error_r);
 int pf_admin_sender_add(pf_admin_ctx_t *ctx, const char *name, const char **error_r);
 int pf_admin_sender_list(pf_admin_ctx_t *ctx, const char **error_r);
 int pf_admin_sender_revoke(pf_admin_ctx_t *ctx, const char *name, const char **error_r);

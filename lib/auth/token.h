@@ -47,6 +47,12 @@ typedef struct {
     int64_t exp;      /* seconds since the epoch */
 } pf_token_claims_t;
 
+/* Issuer and audience of the development identity provider whose key
+ * `postfach-ctl keys init` writes to idp.jwk (`postfach-ctl token`).  The
+ * reader refuses this issuer unless told it runs for development. */
+#define PF_TOKEN_DEV_ISSUER "https://idp.postfach.local"
+#define PF_TOKEN_DEV_AUDIENCE "postfach-reader"
+
 /* Largest token accepted (checked before anything is parsed). */
 #define PF_TOKEN_MAX 8192
 

@@ -9,6 +9,7 @@
  * one database connection from a pool of the same size for its duration.
  * The caller should block SIGTERM/SIGINT before pf_reader_new so that the
  * worker threads inherit the mask and the caller's sigwait() gets them. */
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct pf_reader pf_reader_t;
@@ -23,6 +24,7 @@ typedef struct {
     const char *idp_jwks_file;
     const char *idp_issuer;
     const char *idp_audience;
+    bool idp_development;       /* accept the development issuer (PF_TOKEN_DEV_ISSUER) */
     int threads;                /* worker threads = database connections */
     int max_connections;        /* open HTTP connections in total */
     int max_connections_per_ip;

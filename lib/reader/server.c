@@ -450,6 +450,20 @@ static int s_start(pf_reader_t *rd, const pf_reader_settings_t *s, const char **
 int pf_reader_new(const pf_reader_settings_t *s, pf_reader_t **r_r, const char **error_r)
 {
     pf_reader_t *rd = xcalloc(1, sizeof(*rd));
+    /* The development issuer's key is written by `postfach-ctl keys init`
+     * into a file anyone running ctl can read: a reader trusting it lets
+     * them mint a token for every mailbox. */
+    if (strcmp(s->idp_issuer, PF_TOKEN_DEV_ISSUER) == 0 && !s->idp_development) {
+        s_fail(error_r,
+               "idp_issuer is %s, the development identity provider of postfach-ctl token: "
+               "configure the real identity provider (idp_issuer, idp_audience, "
+               "idp_jwks_file), or set idp_development = on on a development machine",
+               PF_TOKEN_DEV_ISSUER);
+        goto fail;
+    }
+    if (s->idp_development)
+        pf_warn("event=idp_development warning=\"DEVELOPMENT ONLY: tokens of the development "
+                "identity provider are accepted; never run like this with real mailboxes\"");
     if (s_load_keys(rd, s, error_r) != 0)
         goto fail;
     rd->issuer = xstrdup(s->idp_issuer);

@@ -38,6 +38,7 @@ struct pf_env {
     pid_t broker_pid[PF_ENV_MAX_BROKERS];
     int reader_port;
     pid_t reader_pid;
+    int start_exit; /* exit status of a daemon that exited during start-up, or -1 */
     PGconn *db;
 };
 
@@ -286,6 +287,7 @@ static pf_env_t *s_env_new(const char *test_name, const char *const *citizens, b
     for (int i = 0; i < PF_ENV_MAX_BROKERS; i++)
         env->broker_pid[i] = -1;
     env->reader_pid = -1;
+    env->start_exit = -1;
     return env;
 }
 
@@ -394,6 +396,10 @@ pid_t pf_env_reader_pid(const pf_env_t *env)
 {
     return env->reader_pid;
 }
+int pf_env_start_exit(const pf_env_t *env)
+{
+    return env->start_exit;
+}
 int pf_env_reader_port(const pf_env_t *env)
 {
     return env->reader_port;
@@ -456,6 +462,7 @@ static pid_t s_spawn(pf_env_t *env, const char *prog, char **argv, const char *l
     while (pf_test_now_ms() < end) {
         int status;
         if (waitpid(pid, &status, WNOHANG) == pid) {
+            env->start_exit = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
             fprintf(stderr, "harness: %s exited during start-up; log %s:\n", prog, log);
             char *l = pf_test_read_file(log, NULL);
             if (l)
@@ -544,6 +551,8 @@ int pf_env_start_reader(pf_env_t *env, const char *const *settings)
         s_strdup_printf("idp_jwks_file=%s/idp.jwks", env->keys),
         s_strdup_printf("idp_issuer=https://idp.postfach.local"),
         s_strdup_printf("idp_audience=postfach-reader"),
+        /* postfach-ctl token's issuer; a test may set it off again */
+        s_strdup_printf("idp_development=on"),
         s_strdup_printf("log_level=debug"),
     };
     return s_start(env, "postfach-reader", fixed, sizeof(fixed) / sizeof(fixed[0]), settings,

@@ -63,6 +63,9 @@ int pf_env_run(pf_env_t *env, char **out_r, char **err_r, const char *prog, ...)
  * settings as "key=value" strings, NULL-terminated, may be NULL. */
 int pf_env_start_broker(pf_env_t *env, const char *const *settings);
 int pf_env_start_reader(pf_env_t *env, const char *const *settings);
+/* The exit status of the last daemon that exited during its start-up (a
+ * pf_env_start_* call returned -1 for it), or -1 when none did. */
+int pf_env_start_exit(const pf_env_t *env);
 /* Sends sig (SIGTERM for a clean stop, SIGKILL for a crash) and waits.
  * Returns the exit status (or 128+signal). */
 int pf_env_stop_broker(pf_env_t *env, int sig);

@@ -1,7 +1,9 @@
 /* postfach-ctl against a real database: migrations are idempotent, names
  * are checked, keys are stored the way the broker and reader expect them
  * (public JWK in mailbox_key, wrapped private key in mailbox_secret), a
- * citizen-held key has no secret row, and the errors are clear. */
+ * citizen-held key has no secret row, and the errors are clear.  A
+ * deployment's `keys init --no-dev-idp` leaves no development identity key,
+ * and `role login` gives a daemon a login of its own in its group. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -434,6 +437,153 @@ static void test_token_levels(void **state)
     free(out);
 }
 
+static bool s_exists(const char *dir, const char *name)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    return access(path, F_OK) == 0;
+}
+
+static int s_ctl_keys(pf_env_t *env, const char *keys, char **out_r, char **err_r, const char *a1,
+                      const char *a2, const char *a3)
+{
+    return pf_env_run(env, out_r, err_r, "postfach-ctl", "--db", pf_env_conninfo(env), "--keys",
+                      keys, a1, a2, a3, NULL);
+}
+
+static void test_keys_init_without_dev_idp(void **state)
+{
+    pf_env_t *env = *state;
+    char *dir = NULL, *fresh = NULL, *out = NULL, *err = NULL;
+    if (asprintf(&dir, "%s/deploy-keys", pf_env_dir(env)) < 0 ||
+        asprintf(&fresh, "%s/fresh-keys", pf_env_dir(env)) < 0)
+        abort();
+    /* a key directory of an earlier deployment, with the development key */
+    assert_int_equal(s_ctl_keys(env, dir, &out, NULL, "keys", "init", NULL), 0);
+    free(out);
+    assert_true(s_exists(dir, "idp.jwk"));
+    char *kek_before = NULL;
+    if (asprintf(&kek_before, "%s/kek", dir) < 0)
+        abort();
+    char *kek1 = pf_test_read_file(kek_before, NULL);
+
+    assert_int_equal(s_ctl_keys(env, dir, &out, NULL, "keys", "init", "--no-dev-idp"), 0);
+    assert_non_null(strstr(out, "removed"));
+    free(out);
+    assert_false(s_exists(dir, "idp.jwk"));
+    assert_false(s_exists(dir, "idp.jwks"));
+    assert_true(s_exists(dir, "broker.curve") && s_exists(dir, "receipt.jwk"));
+    char *kek2 = pf_test_read_file(kek_before, NULL);
+    assert_string_equal(kek1, kek2); /* the service keys are kept */
+    free(kek1);
+    free(kek2);
+    free(kek_before);
+
+    assert_int_equal(s_ctl_keys(env, dir, &out, &err, "token", "citizen-a", NULL), 1);
+    assert_non_null(strstr(err, "no development identity key"));
+    free(out);
+    free(err);
+
+    /* a new deployment never has one */
+    assert_int_equal(s_ctl_keys(env, fresh, &out, NULL, "keys", "init", "--no-dev-idp"), 0);
+    free(out);
+    assert_true(s_exists(fresh, "kek") && s_exists(fresh, "broker.curve"));
+    assert_false(s_exists(fresh, "idp.jwk"));
+    assert_false(s_exists(fresh, "idp.jwks"));
+    assert_int_equal(s_ctl_keys(env, fresh, &out, NULL, "keys", "init", "--bogus"), 2);
+    free(out);
+    free(dir);
+    free(fresh);
+}
+
+static void s_write(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_role_login(void **state)
+{
+    pf_env_t *env = *state;
+    char login[64], pw1[1024], pw2[1024], empty[1024], sql[512];
+    snprintf(login, sizeof(login), "pf_t_login_%ld", (long)getpid());
+    snprintf(pw1, sizeof(pw1), "%s/pw1", pf_env_dir(env));
+    snprintf(pw2, sizeof(pw2), "%s/pw2", pf_env_dir(env));
+    snprintf(empty, sizeof(empty), "%s/pw-empty", pf_env_dir(env));
+    s_write(pw1, "first-password-0123456789\n");
+    s_write(pw2, "second-password-0123456789\n");
+    s_write(empty, "\n");
+    char *out = NULL;
+
+    assert_int_equal(pf_env_ctl(env, &out, "role", "login", login, "reader", "--password-file",
+                                pw1, NULL),
+                     0);
+    free(out);
+    snprintf(sql, sizeof(sql),
+             "SELECT rolcanlogin AND rolinherit AND NOT rolsuper AND NOT rolcreaterole"
+             " AND NOT rolcreatedb AND NOT rolbypassrls"
+             " AND pg_has_role(oid, 'postfach_reader', 'MEMBER')"
+             " AND NOT pg_has_role(oid, 'postfach_broker', 'MEMBER')"
+             " AND NOT pg_has_role(oid, 'postfach_admin', 'MEMBER')"
+             " FROM pg_authid WHERE rolname = '%s'",
+             login);
+    char *ok = pf_env_sql(env, sql);
+    assert_non_null(ok);
+    assert_string_equal(ok, "t");
+    free(ok);
+    /* hashed by ctl: the server never held the password itself */
+    char q[256];
+    snprintf(q, sizeof(q), "SELECT rolpassword FROM pg_authid WHERE rolname = '%s'", login);
+    char *hash1 = pf_env_sql(env, q);
+    assert_non_null(hash1);
+    assert_true(strncmp(hash1, "SCRAM-SHA-256$", 14) == 0);
+    assert_null(strstr(hash1, "first-password"));
+
+    /* again, with a new password, and an attribute and groups it must not keep */
+    char alter[128];
+    snprintf(alter, sizeof(alter), "ALTER ROLE %s CREATEDB", login);
+    char st[6];
+    assert_int_equal(pf_env_sql_state(env, alter, st), 0);
+    snprintf(alter, sizeof(alter), "GRANT postfach_admin, postfach_broker TO %s", login);
+    assert_int_equal(pf_env_sql_state(env, alter, st), 0);
+    assert_int_equal(pf_env_ctl(env, &out, "role", "login", login, "reader", "--password-file",
+                                pw2, NULL),
+                     0);
+    free(out);
+    ok = pf_env_sql(env, sql);
+    assert_string_equal(ok, "t");
+    free(ok);
+    char *hash2 = pf_env_sql(env, q);
+    assert_non_null(hash2);
+    assert_string_not_equal(hash1, hash2);
+    free(hash1);
+    free(hash2);
+
+    /* refusals: a superuser, a group, an unknown group, an empty password, usage */
+    assert_int_equal(pf_env_ctl(env, &out, "role", "login", "postgres", "broker",
+                                "--password-file", pw1, NULL),
+                     1);
+    free(out);
+    assert_int_equal(pf_env_ctl(env, &out, "role", "login", "postfach_broker", "broker",
+                                "--password-file", pw1, NULL),
+                     1);
+    free(out);
+    assert_int_equal(pf_env_ctl(env, &out, "role", "login", login, "root", "--password-file",
+                                pw1, NULL),
+                     1);
+    free(out);
+    assert_int_equal(pf_env_ctl(env, &out, "role", "login", login, "reader", "--password-file",
+                                empty, NULL),
+                     1);
+    free(out);
+    assert_int_equal(pf_env_ctl(env, &out, "role", "login", login, "reader", NULL), 2);
+    free(out);
+    snprintf(alter, sizeof(alter), "DROP ROLE %s", login);
+    assert_int_equal(pf_env_sql_state(env, alter, st), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -447,6 +597,8 @@ int main(void)
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_revoke_keeps_first_time),
         cmocka_unit_test(test_token_levels),
+        cmocka_unit_test(test_keys_init_without_dev_idp),
+        cmocka_unit_test(test_role_login),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

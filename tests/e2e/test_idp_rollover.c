@@ -1,6 +1,7 @@
 /* Identity-provider key rollover: the reader accepts tokens signed by any
  * key of the JWKS files it is given (comma-separated), and refuses tokens of
- * a key it was not given, with 401. */
+ * a key it was not given, with 401.  And the development identity provider
+ * (postfach-ctl token) is trusted only with idp_development = on. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -84,10 +86,63 @@ static void test_two_jwks_files_accepted_third_refused(void **state)
     pf_env_destroy(&env);
 }
 
+/* The harness turns idp_development on; a deployment leaves it off, and a
+ * reader configured with the development issuer must then not start. */
+static void test_development_issuer_needs_the_switch(void **state)
+{
+    (void)state;
+    static const char *const citizens[] = {"citizen-a", NULL};
+    pf_env_t *env = pf_env_new("idp-dev", citizens);
+    char *log_path = NULL;
+    if (asprintf(&log_path, "%s/reader.log", pf_env_dir(env)) < 0)
+        abort();
+
+    const char *const off[] = {"idp_development=off", NULL};
+    assert_int_equal(pf_env_start_reader(env, off), -1);
+    assert_int_equal(pf_env_start_exit(env), 1);
+    char *log = pf_test_read_file(log_path, NULL);
+    assert_non_null(log);
+    assert_non_null(strstr(log, "event=start_failed"));
+    assert_non_null(strstr(log, "development identity provider"));
+    assert_non_null(strstr(log, "idp_development"));
+    assert_null(strstr(log, "event=ready"));
+    free(log);
+
+    /* the same issuer with the switch: starts, says so, and serves */
+    const char *const on[] = {"idp_development=on", NULL};
+    assert_int_equal(pf_env_start_reader(env, on), 0);
+    log = pf_test_read_file(log_path, NULL);
+    assert_non_null(log);
+    assert_non_null(strstr(log, "event=idp_development"));
+    free(log);
+    char *token = pf_env_token(env, "citizen-a");
+    assert_non_null(token);
+    assert_int_equal(s_status(env, token), 200);
+    assert_int_equal(pf_env_stop_reader(env, SIGTERM), 0);
+
+    /* another issuer needs no switch, and is not announced as development */
+    if (truncate(log_path, 0) != 0)
+        abort();
+    const char *const real[] = {"idp_development=off", "idp_issuer=https://id.bund.example",
+                                NULL};
+    assert_int_equal(pf_env_start_reader(env, real), 0);
+    log = pf_test_read_file(log_path, NULL);
+    assert_non_null(log);
+    assert_null(strstr(log, "event=idp_development"));
+    free(log);
+    assert_int_equal(s_status(env, token), 401); /* the development token's issuer */
+    assert_int_equal(pf_env_stop_reader(env, SIGTERM), 0);
+
+    free(token);
+    free(log_path);
+    pf_env_destroy(&env);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_jwks_files_accepted_third_refused),
+        cmocka_unit_test(test_development_issuer_needs_the_switch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
