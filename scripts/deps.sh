@@ -5,7 +5,7 @@ set -eu
 
 PKGS="build-essential pkg-config libzmq3-dev libpq-dev libssl-dev uuid-dev libjansson-dev
 libmicrohttpd-dev libcmocka-dev postgresql-15 postgresql-client-15 clang libclang-rt-14-dev
-nodejs node-jose procps util-linux"
+nodejs node-jose procps util-linux acl"
 
 missing=""
 for p in $PKGS; do

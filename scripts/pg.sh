@@ -8,8 +8,10 @@
 # "postgres" system user (Debian's package creates it) and DIR/data is
 # owned by it.  The server listens on a Unix socket in DIR/sock only.
 # postgres must be able to search every directory above DIR: start makes
-# those of the project's var/ searchable and refuses, saying what to do,
-# when one outside it is not (a clone under /root, 0700 on Debian).
+# those of the project's var/ searchable; one outside it that is not (a
+# clone under /root, 0700 on Debian) gets an ACL entry for postgres alone
+# (search, not list), said on stderr; without ACLs start refuses, saying
+# what to do.
 # PG_SHARED_BUFFERS (e.g. 2GB) starts the server with that buffer pool
 # instead of the 256MB of its configuration (make bench's
 # BENCH_SHARED_BUFFERS); a running server with another size is restarted.
@@ -38,8 +40,8 @@ as_pg() {
 
 # As root: the server runs as postgres, which must be able to search every
 # directory from / down to DIR.  Directories of the project's var/ are made
-# searchable (o+x); any other one is left as it is and start refuses with
-# what to do (a clone under /root, mode 0700 on Debian, needs that once).
+# searchable (o+x); any other one gets "u:postgres:x" by ACL (the acl
+# package, installed by scripts/deps.sh), or start refuses with what to do.
 reachable() {
     local var p rest blocked=
     var=$(cd "$(dirname "$0")/.." && pwd)/var
@@ -61,6 +63,15 @@ reachable() {
         esac
     done
     [ -z "$blocked" ] && return 0
+    # the narrowest way through: the one user postgres may search (x, not
+    # list) those directories, by ACL; said, not done silently
+    if command -v setfacl >/dev/null 2>&1 && setfacl -m u:postgres:x $blocked 2>/dev/null; then
+        for p in $blocked; do
+            echo "pg.sh: granted the user postgres search (x) on $p by ACL, so that" \
+                "PostgreSQL can reach $DIR (undo: setfacl -x u:postgres $p)" >&2
+        done
+        return 0
+    fi
     echo "pg.sh: PostgreSQL runs as the user postgres, which cannot reach $DIR:" >&2
     for p in $blocked; do
         echo "pg.sh:   $(stat -c '%A %U' "$p") $p" >&2
