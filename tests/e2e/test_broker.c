@@ -792,6 +792,102 @@ static void test_receipt_with_unknown_key_waits_for_new_jwks(void **state)
     free(stale);
 }
 
+/* The broker's log from offset on contains needle. */
+static bool s_log_has(pf_env_t *env, long offset, const char *needle)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/broker.log", pf_env_dir(env));
+    size_t len = 0;
+    char *log = pf_test_read_file(path, &len);
+    bool has = log && (size_t)offset <= len && strstr(log + offset, needle) != NULL;
+    free(log);
+    return has;
+}
+
+static long s_log_size(pf_env_t *env)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/broker.log", pf_env_dir(env));
+    size_t len = 0;
+    char *log = pf_test_read_file(path, &len);
+    free(log);
+    return (long)len;
+}
+
+static void s_db_set_sync(pf_env_t *env, bool on)
+{
+    char *db = pf_env_sql(env, "SELECT current_database()");
+    assert_non_null(db);
+    char sql[256], state[6];
+    snprintf(sql, sizeof(sql), "ALTER DATABASE \"%s\" %s", db,
+             on ? "RESET synchronous_commit" : "SET synchronous_commit = off");
+    assert_int_equal(pf_env_sql_state(env, sql, state), 0);
+    free(db);
+}
+
+/* G1: a database that could lose a committed notice is refused, at start
+ * (unless allow_unsafe_db) and at every reconnect: no ACK while it is
+ * unsafe, service again once it is safe. */
+static void test_unsafe_database_refused(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(pf_env_stop_broker(f->env, SIGTERM), 0);
+    s_db_set_sync(f->env, false);
+    long off = s_log_size(f->env);
+    assert_int_not_equal(pf_env_start_broker(f->env, NULL), 0);
+    assert_int_equal(pf_env_start_exit(f->env), 1);
+    assert_true(s_log_has(f->env, off, "unsafe database setting synchronous_commit"));
+    static const char *const unsafe_ok[] = {"allow_unsafe_db=on", NULL};
+    assert_int_equal(pf_env_start_broker(f->env, unsafe_ok), 0);
+    assert_int_equal(pf_env_stop_broker(f->env, SIGTERM), 0);
+
+    s_db_set_sync(f->env, true);
+    assert_int_equal(pf_env_start_broker(f->env, NULL), 0);
+    pf_client_t *c = s_client_for(f->env, "tax-office", 1500, 0);
+    const char *to[] = {"citizen-a"};
+    pf_client_result_t res;
+    assert_int_equal(s_send(c, "req-safe-1", to, 1, "Text", &res), 0);
+    assert_int_equal(res.ok, 1);
+    pf_client_result_clear(&res);
+
+    /* the server turns unsafe behind the broker's back (a failover to a
+     * replica set up carelessly), and its sessions are cut */
+    s_db_set_sync(f->env, false);
+    off = s_log_size(f->env);
+    free(pf_env_sql(f->env, "SELECT count(pg_terminate_backend(pid))::text FROM "
+                            "pg_stat_activity WHERE application_name LIKE 'postfach-broker%'"));
+    for (int i = 0; i < 3; i++) {
+        char rid[32];
+        snprintf(rid, sizeof(rid), "req-unsafe-%d", i);
+        int rc = s_send(c, rid, to, 1, "Text", &res);
+        /* NACK temporary or no answer; never an ACK */
+        if (rc == 0) {
+            assert_int_equal(res.ok, 0);
+            pf_client_result_clear(&res);
+        }
+    }
+    assert_int_equal(
+        s_count(f->env, "SELECT count(*) FROM submission WHERE request_id LIKE 'req-unsafe-%'"), 0);
+    assert_true(s_log_has(f->env, off, "unsafe database setting synchronous_commit"));
+    assert_true(pf_env_broker_alive(f->env));
+
+    /* safe again: served (within a generous deadline) */
+    s_db_set_sync(f->env, true);
+    int ok = 0;
+    for (int64_t end = pf_test_now_ms() + 30000; !ok && pf_test_now_ms() < end;) {
+        if (s_send(c, "req-safe-2", to, 1, "Text", &res) == 0) {
+            ok = res.ok;
+            pf_client_result_clear(&res);
+        }
+        if (!ok)
+            usleep(200 * 1000);
+    }
+    assert_int_equal(ok, 1);
+    assert_int_equal(
+        s_count(f->env, "SELECT count(*) FROM submission WHERE request_id LIKE 'req-unsafe-%'"), 0);
+    pf_client_destroy(&c);
+}
+
 /* A procedure that names itself as the receipts' audience takes only its
  * own: a receipt whose "aud" is another procedure is not handed out and
  * not acknowledged (it stays pending); with the right name it comes.
@@ -1209,6 +1305,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_delivered_receipt_exactly_once, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_manual_ack_unacked_receipt_comes_again, s_setup,
                                         s_teardown),
+        cmocka_unit_test_setup_teardown(test_unsafe_database_refused, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_receipt_for_another_audience_is_not_taken, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_receipt_with_unknown_key_waits_for_new_jwks, s_setup,
