@@ -641,6 +641,36 @@ static void test_rotated_sender_key_closes_open_connection(void **state)
     assert_int_equal(s_count(f->env, "SELECT count(*) FROM message"), 2);
 }
 
+/* A connection made with a sender's replaced key gets no receipts: the
+ * one still pending goes to a connection with the new key only. */
+static void test_rotated_sender_key_gets_no_receipts(void **state)
+{
+    fixture_t *f = *state;
+    pf_client_t *old = s_client(f->env);
+    pf_client_set_manual_ack(old, true);
+    const char *to[] = {"citizen-a"};
+    pf_client_result_t res;
+    assert_int_equal(s_send(old, "req-rotate-receipt", to, 1, "Text", &res), 0);
+    assert_int_equal(res.ok, 1);
+    pf_client_receipt_t r;
+    const char *err;
+    /* handed out, not acknowledged: it stays pending */
+    assert_int_equal(pf_client_next_receipt(old, 5000, &r, &err), 1);
+    pf_client_receipt_clear(&r);
+    assert_int_equal(pf_env_ctl(f->env, NULL, "sender", "rotate-key", "tax-office", NULL), 0);
+    usleep(1500 * 1000); /* sender_cache_ms defaults to 1 s */
+    free(pf_env_sql(f->env, "UPDATE receipt_delivery SET next_attempt_at = now() RETURNING 1"));
+    (void)pf_client_hello(old, &err); /* asks for everything pending */
+    assert_int_equal(pf_client_next_receipt(old, 2500, &r, &err), 0);
+    pf_client_destroy(&old);
+    pf_client_t *c = s_client(f->env); /* the key file holds the new key */
+    assert_int_equal(pf_client_next_receipt(c, 5000, &r, &err), 1);
+    assert_string_equal(r.message_id, res.copies[0].message_id);
+    pf_client_receipt_clear(&r);
+    pf_client_result_clear(&res);
+    pf_client_destroy(&c);
+}
+
 /* Collects receipts for up to timeout_ms; returns how many had message_id
  * (or all when NULL); events checked to be "delivered". */
 static int s_receipts(pf_client_t *c, const char *message_id, int timeout_ms, int stop_at)
@@ -1300,6 +1330,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_revoked_sender_refused, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_rotated_key_applies_at_once, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_rotated_sender_key_closes_open_connection, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_rotated_sender_key_gets_no_receipts, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_old_schema_refused_at_start, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_delivered_receipt_exactly_once, s_setup, s_teardown),
