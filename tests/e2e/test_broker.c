@@ -121,6 +121,28 @@ static long long s_count(pf_env_t *env, const char *sql)
     return pf_env_sql_int(env, sql);
 }
 
+/* The broker's log from offset on contains needle. */
+static bool s_log_has(pf_env_t *env, long offset, const char *needle)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/broker.log", pf_env_dir(env));
+    size_t len = 0;
+    char *log = pf_test_read_file(path, &len);
+    bool has = log && (size_t)offset <= len && strstr(log + offset, needle) != NULL;
+    free(log);
+    return has;
+}
+
+static long s_log_size(pf_env_t *env)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/broker.log", pf_env_dir(env));
+    size_t len = 0;
+    char *log = pf_test_read_file(path, &len);
+    free(log);
+    return (long)len;
+}
+
 /* ---- raw socket, for what the client library would refuse to send ---- */
 
 static void *s_raw(void *ctx, pf_env_t *env, const char *sender)
@@ -575,7 +597,12 @@ static void test_unregistered_key_gets_no_answer(void **state)
     pf_client_set_timeout(c, 700, 1);
     const char *to[] = {"citizen-a"};
     pf_client_result_t res;
+    long off = s_log_size(f->env);
     assert_int_equal(s_send(c, "req-stranger", to, 1, "Text", &res), -1);
+    /* refused by the ZAP handler, not merely unanswered */
+    char want[80];
+    snprintf(want, sizeof(want), "event=zap_refused key=%s", pub);
+    assert_true(s_log_has(f->env, off, want));
     pf_client_destroy(&c);
     free(keyf);
     free(brokerpub);
@@ -820,28 +847,6 @@ static void test_receipt_with_unknown_key_waits_for_new_jwks(void **state)
     pf_client_destroy(&c);
     free(good);
     free(stale);
-}
-
-/* The broker's log from offset on contains needle. */
-static bool s_log_has(pf_env_t *env, long offset, const char *needle)
-{
-    char path[600];
-    snprintf(path, sizeof(path), "%s/broker.log", pf_env_dir(env));
-    size_t len = 0;
-    char *log = pf_test_read_file(path, &len);
-    bool has = log && (size_t)offset <= len && strstr(log + offset, needle) != NULL;
-    free(log);
-    return has;
-}
-
-static long s_log_size(pf_env_t *env)
-{
-    char path[600];
-    snprintf(path, sizeof(path), "%s/broker.log", pf_env_dir(env));
-    size_t len = 0;
-    char *log = pf_test_read_file(path, &len);
-    free(log);
-    return (long)len;
 }
 
 static void s_db_set_sync(pf_env_t *env, bool on)
