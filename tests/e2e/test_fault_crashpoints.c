@@ -10,7 +10,8 @@
  * Relay: after claiming receipts, after sending one, after storing a
  * procedure's RACK; the broker that reaches these runs with
  * receipt_direct=off, so that every receipt goes through the relay.
- * For every point: the point was really reached (exactly one crash), and
+ * For every point: the point was really reached (the broker died once, by
+ * SIGKILL, and its log has that point's crash line, no other), and
  * afterwards nothing acknowledged is missing, nothing is stored twice,
  * and (relay points) every receipt in the outbox was handed out by the
  * client exactly once. */
@@ -26,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "faultload.h"
@@ -58,7 +60,8 @@ static int s_teardown(void **state)
 typedef struct {
     pf_env_t *env;
     atomic_bool stop;
-    int crashes;
+    int crashes;   /* broker processes that died */
+    int sigkilled; /* of those, by SIGKILL (a crash point kills so) */
     int restart_failures;
 } supervisor_t;
 
@@ -67,14 +70,39 @@ static void *s_supervisor(void *arg)
 {
     supervisor_t *s = arg;
     while (!atomic_load(&s->stop)) {
-        if (!pf_env_broker_alive(s->env)) {
-            s->crashes++;
+        int status;
+        if (!pf_env_broker_slot_reap(s->env, 0, &status)) {
+            if (status != -1) {
+                s->crashes++;
+                s->sigkilled += WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+            }
             if (pf_env_start_broker(s->env, NULL) != 0)
                 s->restart_failures++;
         }
         usleep(20 * 1000);
     }
     return NULL;
+}
+
+/* Occurrences of needle in the broker's log from offset on. */
+static int s_log_count(pf_env_t *env, size_t offset, const char *needle)
+{
+    char *log = pf_env_broker_log(env, 0);
+    int n = 0;
+    if (log && strlen(log) >= offset)
+        for (const char *p = log + offset; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+            n++;
+    free(log);
+    return n;
+}
+
+/* The broker's log size now: what a run appends comes after it. */
+static size_t s_log_size(pf_env_t *env)
+{
+    char *log = pf_env_broker_log(env, 0);
+    size_t n = log ? strlen(log) : 0;
+    free(log);
+    return n;
 }
 
 typedef struct {
@@ -95,6 +123,7 @@ static void s_run_point(pf_env_t *env, const point_t *p, pf_load_counts_t *sum)
     snprintf(var, sizeof(var), "POSTFACH_CRASH_POINT=%s:%d", p->point, p->at);
     const char *envs[] = {var, NULL};
     pf_env_stop_broker(env, SIGTERM);
+    size_t log_from = s_log_size(env);
     const char *relay_only[] = {"receipt_direct=off", NULL};
     assert_int_equal(pf_env_start_broker_slot(env, 0, p->relay ? relay_only : NULL, envs), 0);
     supervisor_t sup = {.env = env};
@@ -126,7 +155,18 @@ static void s_run_point(pf_env_t *env, const point_t *p, pf_load_counts_t *sum)
     snprintf(label, sizeof(label), "crash-point %s:%d (crashes %d)", p->point, p->at, sup.crashes);
     pf_load_print(label, &c);
     assert_int_equal(sup.restart_failures, 0);
-    assert_int_equal(sup.crashes, 1); /* the point was reached, and only once */
+    /* the broker died once, by SIGKILL at this point (the line the crash
+     * point writes just before it kills), and at no other */
+    char line[128];
+    snprintf(line, sizeof(line), "crashpoint: event=crash name=%s n=%d\n", p->point, p->at);
+    int at_point = s_log_count(env, log_from, line);
+    int any = s_log_count(env, log_from, "crashpoint: event=crash ");
+    printf("fault crash-point %s:%d: deaths %d, by SIGKILL %d, crash lines %d (this point %d)\n",
+           p->point, p->at, sup.crashes, sup.sigkilled, any, at_point);
+    assert_int_equal(sup.crashes, 1);
+    assert_int_equal(sup.sigkilled, 1);
+    assert_int_equal(at_point, 1);
+    assert_int_equal(any, 1);
     assert_int_equal(c.lost, 0);
     assert_int_equal(c.duplicated, 0);
     assert_int_equal(c.unexpected, 0);
