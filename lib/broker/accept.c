@@ -781,6 +781,7 @@ static void s_settle_unknown(pf_broker_t *b, int ci, s_batch_t *bt)
         pf_warn("event=db_reconnect_failed connection=commit error=\"%s\"", pf_broker_esc(err));
     }
     pf_store_t *st = pf_store_committer_store(a->com[ci]);
+    size_t found = 0, not_found = 0, failed = 0;
     for (size_t j = 0; j < bt->nstore; j++) {
         s_sub_t *w = bt->store_subs[j];
         unsigned char hash[32];
@@ -792,12 +793,19 @@ static void s_settle_unknown(pf_broker_t *b, int ci, s_batch_t *bt)
             s_answer_existing(b, w, ack, memcmp(hash, w->hash, 32) == 0);
         else
             s_nack(b, w, PF_WIRE_E_TEMPORARY, "database unavailable, retry later");
+        found += rc == 1;
+        not_found += rc == 0;
+        failed += rc < 0;
         free(ack);
         /* repeats whose stored ACK was read after the COMMIT, before the
          * connection broke */
         free(bt->store[j].existing_ack);
         bt->store[j].existing_ack = NULL;
     }
+    /* found: answered from the stored ACK (or conflict); not found or not
+     * looked up: NACK temporary */
+    pf_warn("event=commit_unknown sends=%zu found=%zu not_found=%zu lookup_failed=%zu", bt->nstore,
+            found, not_found, failed);
 }
 
 /* The delivered receipts of a stored submission, from memory (sql/0010):

@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 /* PostgreSQL type oids of the array elements (pg_type.dat, stable) */
 #define S_OID_BOOL 16
@@ -321,6 +322,15 @@ int pf_store_committer_reconnect(pf_store_committer_t *c, const char **error_r)
     return 0;
 }
 
+/* Fault tests only (the fault points drop_before_commit and
+ * drop_after_commit of a commit connection): the connection breaks under
+ * libpq as in a network failure, and libpq notices it now. */
+static void s_drop(PGconn *conn)
+{
+    shutdown(PQsocket(conn), SHUT_RDWR);
+    PQconsumeInput(conn);
+}
+
 /* Ends a failed or finished pipeline: back to ordinary mode; after a
  * failure the explicit transaction is still open (aborted) and is rolled
  * back, unless the connection is gone. */
@@ -370,6 +380,11 @@ int pf_store_committer_send(pf_store_committer_t *c, pf_submit_t *subs, size_t n
     c->queries++;
     /* fault tests only: the INSERT reaches the server, its COMMIT is never sent */
     ok = ok && (!pf_crashpoint_armed || PQflush(conn) == 0) && pf_crashpoint("after_insert") == 0;
+    /* fault tests only: the connection breaks as the COMMIT goes out, so
+     * that it never reaches the server, which rolls back; to the broker
+     * the outcome is unknown */
+    if (ok && !c->oneshot && pf_faultpoint("drop_before_commit"))
+        s_drop(conn);
     ok = ok && PQsendQueryParams(conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) == 1;
     c->queries++;
     ok = ok && PQpipelineSync(conn) == 1;
@@ -460,6 +475,14 @@ int pf_store_committer_poll(pf_store_committer_t *c, const char **error_r)
         }
         if (PQresultStatus(res) == PGRES_PIPELINE_SYNC) {
             PQclear(res);
+            /* fault tests only: the COMMIT went through, and the connection
+             * breaks before the broker has seen its result */
+            if (c->committed && !c->failed && !c->oneshot && pf_faultpoint("drop_after_commit")) {
+                s_drop(conn);
+                *error_r = pf_store_fail(c->st, "cannot store the batch", NULL);
+                s_finish(c, false);
+                return -1;
+            }
             bool ok = !c->failed && c->committed;
             if (!ok && !c->failed)
                 pf_store_fail(c->st, "cannot store the batch", NULL);

@@ -1,7 +1,8 @@
 /* Deterministic crash points (see crashpoint.h).
  *
  * Callers: the broker (its main loop, the write path, the receipt relay)
- * through pf_crashpoint(); pf_broker_new calls pf_crashpoint_init().
+ * through pf_crashpoint(), its commit connections (lib/store/submit.c)
+ * through pf_faultpoint(); pf_broker_new calls pf_crashpoint_init().
  * Untrusted input: the environment variable, parsed strictly (a bad value
  * arms nothing and says so).  The counter is atomic: points may be passed
  * from several threads, and "the n-th time" must mean exactly that. */
@@ -48,18 +49,33 @@ void pf_crashpoint_init(void)
     fprintf(stderr, "crashpoint: armed name=%s at=%ld\n", s_name, s_at);
 }
 
-int pf_crashpoint_hit(const char *name)
+/* True when this pass of the armed point is the n-th; then the line
+ * "crashpoint: event=<what> name=... n=..." is on stderr. */
+static bool s_due(const char *name, const char *what)
 {
     if (strcmp(name, s_name) != 0)
-        return 0;
+        return false;
     if (atomic_fetch_add(&s_seen, 1) + 1 != s_at)
-        return 0;
+        return false;
     /* write(2) rather than stdio: nothing buffered, async-signal-safe */
     char line[128];
-    int n = snprintf(line, sizeof(line), "crashpoint: event=crash name=%s n=%ld\n", s_name, s_at);
+    int n =
+        snprintf(line, sizeof(line), "crashpoint: event=%s name=%s n=%ld\n", what, s_name, s_at);
     if (n > 0 && write(2, line, (size_t)n) < 0) {
-        /* nothing to do: we are about to die anyway */
+        /* nothing to do: a crash follows, or a fault a test looks for */
     }
+    return true;
+}
+
+bool pf_faultpoint_hit(const char *name)
+{
+    return s_due(name, "fault");
+}
+
+int pf_crashpoint_hit(const char *name)
+{
+    if (!s_due(name, "crash"))
+        return 0;
     struct timespec pause = {0, 50 * 1000 * 1000};
     nanosleep(&pause, NULL);
     raise(SIGKILL);

@@ -13,19 +13,33 @@
  * Cost when the variable is unset: one load and one predicted branch.
  * pf_crashpoint_init() reads the variable once; until it is called (and
  * after a malformed value, which it reports on stderr) no point fires.
- * It returns 0 so that it also fits into a chain of "... != 0 ||" tests. */
+ * It returns 0 so that it also fits into a chain of "... != 0 ||" tests.
+ *
+ * Fault points share the variable and the counting: pf_faultpoint("<name>")
+ * is true the n-th time it is passed when the variable names it, and the
+ * caller then injects its fault (a dropped database connection, say)
+ * instead of the process dying; it writes "crashpoint: event=fault
+ * name=<name> n=<n>" to stderr first.  One variable arms one point. */
 #include <stdbool.h>
 
 extern bool pf_crashpoint_armed;
 
 void pf_crashpoint_init(void);
 int pf_crashpoint_hit(const char *name);
+bool pf_faultpoint_hit(const char *name);
 
 static inline int pf_crashpoint(const char *name)
 {
     if (__builtin_expect(pf_crashpoint_armed, 0))
         return pf_crashpoint_hit(name);
     return 0;
+}
+
+static inline bool pf_faultpoint(const char *name)
+{
+    if (__builtin_expect(pf_crashpoint_armed, 0))
+        return pf_faultpoint_hit(name);
+    return false;
 }
 
 #endif

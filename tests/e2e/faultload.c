@@ -43,7 +43,8 @@ typedef struct {
     char (*jtis)[37];
     size_t njti, jticap;
     atomic_long sent;
-    long retries; /* Lazy Pirate resends inside the client library */
+    atomic_long acked; /* ACKs received (repeats of an acknowledged request too) */
+    long retries;      /* Lazy Pirate resends inside the client library */
 } s_thread_t;
 
 struct pf_load {
@@ -197,6 +198,7 @@ static int s_send(s_thread_t *t, s_req_t *r)
     int final = 1;
     if (res.ok) {
         s_ack_time(t);
+        atomic_fetch_add(&t->acked, 1);
         if (res.copy_count != (size_t)r->nrcpt) {
             r->ids_changed = true;
         } else if (r->acked) {
@@ -274,6 +276,14 @@ long pf_load_sent(pf_load_t *l)
     long n = 0;
     for (int i = 0; i < l->o.threads; i++)
         n += atomic_load(&l->t[i].sent);
+    return n;
+}
+
+long pf_load_acked(pf_load_t *l)
+{
+    long n = 0;
+    for (int i = 0; i < l->o.threads; i++)
+        n += atomic_load(&l->t[i].acked);
     return n;
 }
 

@@ -79,6 +79,9 @@ long pf_load_acks_between(pf_load_t *l, int64_t from_ms, int64_t to_ms);
 int64_t pf_load_first_ack_after(pf_load_t *l, int64_t from_ms);
 /* Total sends so far (for progress checks). */
 long pf_load_sent(pf_load_t *l);
+/* ACKs received so far, while the load runs (for checks that a broker
+ * really served). */
+long pf_load_acked(pf_load_t *l);
 void pf_load_free(pf_load_t **l);
 
 /* A client for the env's "tax-office" to broker slot, receipts verified. */

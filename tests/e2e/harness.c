@@ -928,3 +928,25 @@ int pf_http_get(int port, const char *path, const char *bearer, pf_http_response
     free(req);
     return rc;
 }
+
+bool pf_env_broker_slot_reap(pf_env_t *env, int slot, int *status_r)
+{
+    *status_r = -1;
+    if (slot < 0 || slot >= PF_ENV_MAX_BROKERS || env->broker_pid[slot] <= 0)
+        return false;
+    int status;
+    if (waitpid(env->broker_pid[slot], &status, WNOHANG) == 0)
+        return true;
+    env->broker_pid[slot] = -1;
+    *status_r = status;
+    return false;
+}
+
+char *pf_env_broker_log(const pf_env_t *env, int slot)
+{
+    char *path = slot == 0 ? s_strdup_printf("%s/broker.log", env->dir)
+                           : s_strdup_printf("%s/broker-%d.log", env->dir, slot);
+    char *log = pf_test_read_file(path, NULL);
+    free(path);
+    return log;
+}

@@ -145,4 +145,12 @@ int64_t pf_test_now_ms(void);
 /* Waits up to timeout_ms for cond(arg) to return true, polling. */
 bool pf_test_wait(bool (*cond)(void *arg), void *arg, int timeout_ms);
 
+/* Like pf_env_broker_slot_alive, but keeps what a dead broker left: false
+ * when it is not running, with the wait status (WIFSIGNALED etc.) of the
+ * process reaped now in *status_r, or -1 when there was none to reap. */
+bool pf_env_broker_slot_reap(pf_env_t *env, int slot, int *status_r);
+/* The broker slot's log (stderr of every broker started in that slot,
+ * appended), caller frees; NULL when there is none. */
+char *pf_env_broker_log(const pf_env_t *env, int slot);
+
 #endif

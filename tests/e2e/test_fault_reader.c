@@ -5,7 +5,8 @@
  * receipt, and the procedure is handed exactly one; notices never opened
  * have neither a first-retrieval time nor a "read" receipt; every answer
  * that showed a notice showed the same first-retrieval time, the one
- * stored, and opening it again later does not change it. */
+ * stored, and opening it again later does not change it.  And the kills
+ * did hit openings (an attempt failed), which then succeeded on a retry. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -68,12 +69,19 @@ typedef struct {
 } opener_t;
 
 static atomic_bool s_done;
+/* opens that failed at least once (a kill landed) and then succeeded */
+static atomic_long s_recovered;
 
 static void *s_opener(void *arg)
 {
     opener_t *o = arg;
     int64_t end = pf_test_now_ms() + 90000, stop = pf_test_now_ms() + S_RUN_MS;
-    for (int j = 0; j < NREAD || pf_test_now_ms() < stop; j++) {
+    /* after S_RUN_MS, go on (within the 90 s) until some open was hit by
+     * a kill and recovered: the kills land at any moment, also between
+     * two opens */
+    for (int j = 0; j < NREAD || pf_test_now_ms() < stop ||
+                    (atomic_load(&s_recovered) == 0 && pf_test_now_ms() < end);
+         j++) {
         /* two sessions at a time open the same notice, in step */
         notice_t *n = &o->notices[(j + (o->k / 2) * 7) % NREAD];
         bool first = j < NREAD;
@@ -97,6 +105,8 @@ static void *s_opener(void *arg)
                 pf_http_response_clear(&r);
                 o->ok++;
                 o->recovered += failed > 0;
+                if (failed > 0)
+                    atomic_fetch_add(&s_recovered, 1);
                 break;
             }
             if (rc == 0)
@@ -166,6 +176,7 @@ static void test_reader_kill9_while_opening(void **state)
         assert_non_null(tokens[i]);
     }
     atomic_store(&s_done, false);
+    atomic_store(&s_recovered, 0);
     killer_t kl = {.env = env};
     pthread_t kt, ot[OPENERS];
     assert_int_equal(pthread_create(&kt, NULL, s_killer, &kl), 0);
@@ -262,6 +273,10 @@ static void test_reader_kill9_while_opening(void **state)
     fflush(stdout);
     assert_int_equal(kl.restart_failures, 0);
     assert_true(kl.kills >= 3);
+    /* the kills hit the openings (an open failed) and service came back
+     * (such an open succeeded on a later attempt) */
+    assert_true(failures > 0);
+    assert_true(recovered > 0);
     assert_true(ok >= NREAD * OPENERS);
     assert_int_equal(lost, 0);
     assert_int_equal(duplicated, 0);

@@ -83,12 +83,44 @@ static void test_other_names_and_bad_values_never_fire(void **state)
     }
 }
 
+/* A fault point is true on the n-th pass only, and the process lives on. */
+static void test_fault_point_true_once_at_the_nth_pass(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        setenv("POSTFACH_CRASH_POINT", "drop_after_commit:3", 1);
+        pf_crashpoint_init();
+        int due = 0, at = 0;
+        for (int i = 1; i <= 10; i++) {
+            if (pf_faultpoint("drop_after_commit")) {
+                due++;
+                at = i;
+            }
+            if (pf_faultpoint("drop_before_commit"))
+                due += 100;
+        }
+        _exit(due == 1 && at == 3 ? 0 : 1);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    /* unset: never */
+    unsetenv("POSTFACH_CRASH_POINT");
+    pf_crashpoint_init();
+    for (int i = 0; i < 5; i++)
+        assert_false(pf_faultpoint("drop_after_commit"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unset_never_fires),
         cmocka_unit_test(test_fires_the_nth_time),
         cmocka_unit_test(test_other_names_and_bad_values_never_fire),
+        cmocka_unit_test(test_fault_point_true_once_at_the_nth_pass),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
