@@ -32,8 +32,11 @@ static int s_setup(void **state)
 static int s_teardown(void **state)
 {
     fixture_t *f = *state;
-    pf_env_destroy(&f->env); /* fails the test if a daemon does not stop cleanly */
+    pf_env_t *env = f->env;
     free(f);
+    /* last: it fails the test (and does not return) if a daemon did not
+     * stop cleanly */
+    pf_env_destroy(&env);
     return 0;
 }
 

@@ -50,8 +50,11 @@ static int s_teardown(void **state)
 {
     fx_t *fx = *state;
     pf_client_destroy(&fx->client);
-    pf_env_destroy(&fx->env); /* fails the test if a daemon does not stop cleanly */
+    pf_env_t *env = fx->env;
     free(fx);
+    /* last: it fails the test (and does not return) if a daemon did not
+     * stop cleanly */
+    pf_env_destroy(&env);
     return 0;
 }
 
