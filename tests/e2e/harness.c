@@ -2,9 +2,16 @@
  * processes against a fresh database in the PostgreSQL cluster that
  * scripts/test.sh started, and talks to them over real sockets.  On
  * teardown it copies any sanitizer report from the daemons' logs to stderr,
- * where scripts/test.sh counts it as a failure. */
+ * where scripts/test.sh counts it as a failure, and fails the test when a
+ * daemon did not stop cleanly (see pf_env_destroy). */
 #include "harness.h"
 #include "postfach/postfach.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -39,6 +46,8 @@ struct pf_env {
     int reader_port;
     pid_t reader_pid;
     int start_exit; /* exit status of a daemon that exited during start-up, or -1 */
+    /* every unclean stop of a daemon (s_stop), reported by pf_env_destroy */
+    char unclean[1024];
     PGconn *db;
 };
 
@@ -334,17 +343,13 @@ void pf_env_destroy(pf_env_t **envp)
     if (env == NULL)
         return;
     for (int i = 0; i < PF_ENV_MAX_BROKERS; i++) {
-        int bs = pf_env_stop_broker_slot(env, i, SIGTERM);
-        if (bs > 0)
-            fprintf(stderr, "harness: broker %d exited with status %d on SIGTERM\n", i, bs);
+        pf_env_stop_broker_slot(env, i, SIGTERM);
         char *p = i == 0 ? s_strdup_printf("%s/broker.log", env->dir)
                          : s_strdup_printf("%s/broker-%d.log", env->dir, i);
         s_scan_log(p);
         free(p);
     }
-    int rs = pf_env_stop_reader(env, SIGTERM);
-    if (rs > 0)
-        fprintf(stderr, "harness: reader exited with status %d on SIGTERM\n", rs);
+    pf_env_stop_reader(env, SIGTERM);
     char *p = s_strdup_printf("%s/reader.log", env->dir);
     s_scan_log(p);
     free(p);
@@ -358,6 +363,13 @@ void pf_env_destroy(pf_env_t **envp)
         free(rm);
         free(env->pgdir);
     }
+    /* A daemon that did not stop cleanly fails the test (or, outside a
+     * test, the test program): the message is copied first, since
+     * fail_msg does not return. */
+    char unclean[sizeof(env->unclean) + 600];
+    unclean[0] = '\0';
+    if (env->unclean[0] != '\0')
+        snprintf(unclean, sizeof(unclean), "%s:%s", env->dir, env->unclean);
     free(env->dir);
     free(env->keys);
     free(env->dbname);
@@ -366,6 +378,8 @@ void pf_env_destroy(pf_env_t **envp)
     free(env->root);
     free(env);
     *envp = NULL;
+    if (unclean[0] != '\0')
+        fail_msg("harness: unclean daemon stop in %s", unclean);
 }
 
 const char *pf_env_dir(const pf_env_t *env)
@@ -559,7 +573,26 @@ int pf_env_start_reader(pf_env_t *env, const char *const *settings)
                    "reader", NULL, &env->reader_pid);
 }
 
-static int s_stop(pid_t *pid, int sig)
+static void s_unclean(pf_env_t *env, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void s_unclean(pf_env_t *env, const char *fmt, ...)
+{
+    char line[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "harness: %s\n", line);
+    size_t n = strlen(env->unclean);
+    snprintf(env->unclean + n, sizeof(env->unclean) - n, " %s;", line);
+}
+
+/* Stops the daemon *pid (named what) with sig.  A stop with any signal but
+ * SIGKILL is a clean stop: the daemon must exit 0 within 20 s, else the
+ * stop is recorded in env->unclean and pf_env_destroy fails the test.  Not
+ * recorded: a daemon a test kills with SIGKILL, and a death by SIGKILL
+ * before the stop (a crash point, or the test's own kill -9), since a
+ * daemon never dies of SIGKILL by itself. */
+static int s_stop(pf_env_t *env, const char *what, pid_t *pid, int sig)
 {
     if (*pid <= 0)
         return -1;
@@ -569,30 +602,37 @@ static int s_stop(pid_t *pid, int sig)
     pid_t r;
     while ((r = waitpid(*pid, &status, WNOHANG)) == 0 && pf_test_now_ms() < end)
         usleep(10 * 1000);
-    if (r == 0) {
-        fprintf(stderr, "harness: pid %d did not stop within 20 s; killing\n", (int)*pid);
+    bool hung = r == 0;
+    if (hung) {
         kill(*pid, SIGKILL);
         waitpid(*pid, &status, 0);
+        s_unclean(env, "%s (pid %d) did not stop within 20 s of signal %d; killed", what, (int)*pid,
+                  sig);
     }
     *pid = -1;
-    if (WIFSIGNALED(status))
-        return sig == SIGKILL && WTERMSIG(status) == SIGKILL ? 0 : 128 + WTERMSIG(status);
-    return WEXITSTATUS(status);
+    int rc = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL && sig == SIGKILL)
+        rc = 0;
+    if (!hung && sig != SIGKILL && rc != 0 && !(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL))
+        s_unclean(env, "%s exited with status %d on signal %d", what, rc, sig);
+    return rc;
 }
 
 int pf_env_stop_broker(pf_env_t *env, int sig)
 {
-    return s_stop(&env->broker_pid[0], sig);
+    return s_stop(env, "broker", &env->broker_pid[0], sig);
 }
 
 int pf_env_stop_broker_slot(pf_env_t *env, int slot, int sig)
 {
-    return s_stop(&env->broker_pid[slot], sig);
+    char what[32];
+    snprintf(what, sizeof(what), "broker %d", slot);
+    return s_stop(env, what, &env->broker_pid[slot], sig);
 }
 
 int pf_env_stop_reader(pf_env_t *env, int sig)
 {
-    return s_stop(&env->reader_pid, sig);
+    return s_stop(env, "reader", &env->reader_pid, sig);
 }
 
 /* A child that died is reaped here and forgotten, so its pid (which the
@@ -813,7 +853,31 @@ void pf_http_response_clear(pf_http_response_t *resp)
 {
     free(resp->content_type);
     free(resp->body);
+    free(resp->headers);
     memset(resp, 0, sizeof(*resp));
+}
+
+char *pf_http_headers_except(const pf_http_response_t *resp, const char *const *omit)
+{
+    const char *h = resp->headers ? resp->headers : "";
+    char *out = malloc(strlen(h) + 1);
+    size_t o = 0;
+    while (*h) {
+        const char *eol = strstr(h, "\r\n");
+        size_t len = eol ? (size_t)(eol - h) + 2 : strlen(h);
+        bool skip = false;
+        for (size_t i = 0; omit && omit[i]; i++) {
+            size_t n = strlen(omit[i]);
+            skip |= strncasecmp(h, omit[i], n) == 0 && h[n] == ':';
+        }
+        if (!skip) {
+            memcpy(out + o, h, len);
+            o += len;
+        }
+        h += len;
+    }
+    out[o] = '\0';
+    return out;
 }
 
 static int s_parse_response(const char *raw, size_t len, pf_http_response_t *resp)
@@ -823,6 +887,7 @@ static int s_parse_response(const char *raw, size_t len, pf_http_response_t *res
     if (hend == NULL || len < 12 || strncmp(raw, "HTTP/1.", 7) != 0)
         return -1;
     resp->status = atoi(raw + 9);
+    resp->headers = strndup(raw, (size_t)(hend - raw) + 2);
     bool chunked = false;
     for (const char *line = strstr(raw, "\r\n") + 2; line < hend;) {
         const char *eol = strstr(line, "\r\n");

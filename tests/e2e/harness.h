@@ -31,6 +31,12 @@ pf_env_t *pf_env_new_private_pg(const char *test_name, const char *const *citize
  * start) and start again; 0 or -1 (also for an env on the shared cluster). */
 int pf_env_pg_kill(pf_env_t *env);
 int pf_env_pg_start(pf_env_t *env);
+/* Stops the daemons still running (SIGTERM), removes a private cluster and
+ * frees env.  Then fails the running cmocka test (fail_msg; outside a test
+ * the program exits non-zero) when any stop of this env was unclean: a
+ * daemon that exited non-zero or died of a signal on a stop other than
+ * SIGKILL, or did not stop within 20 s (see pf_env_stop_broker).  Call it
+ * from a fixture's teardown, so a failed assertion still stops them. */
 void pf_env_destroy(pf_env_t **env);
 
 const char *pf_env_dir(const pf_env_t *env);             /* scratch directory of this test */
@@ -67,7 +73,11 @@ int pf_env_start_reader(pf_env_t *env, const char *const *settings);
  * pf_env_start_* call returned -1 for it), or -1 when none did. */
 int pf_env_start_exit(const pf_env_t *env);
 /* Sends sig (SIGTERM for a clean stop, SIGKILL for a crash) and waits.
- * Returns the exit status (or 128+signal). */
+ * Returns the exit status (or 128+signal; 0 for SIGKILL that killed).
+ * With any sig but SIGKILL an exit status other than 0 is also recorded as
+ * an unclean stop, and so is a daemon that did not stop within 20 s (it is
+ * killed): pf_env_destroy fails the test for it.  A daemon found dead of
+ * SIGKILL (a test's kill -9, a crash point) is not recorded. */
 int pf_env_stop_broker(pf_env_t *env, int sig);
 int pf_env_stop_reader(pf_env_t *env, int sig);
 bool pf_env_broker_alive(pf_env_t *env);
@@ -131,6 +141,7 @@ typedef struct {
     char *content_type;
     char *body;
     size_t body_len;
+    char *headers; /* status line and header lines as received, CRLF each */
 } pf_http_response_t;
 int pf_http_get(int port, const char *path, const char *bearer, pf_http_response_t *resp_r);
 /* Sends raw bytes and reads until the server closes or timeout_ms passes;
@@ -138,6 +149,10 @@ int pf_http_get(int port, const char *path, const char *bearer, pf_http_response
 int pf_http_raw(int port, const void *request, size_t len, int timeout_ms,
                 pf_http_response_t *resp_r);
 void pf_http_response_clear(pf_http_response_t *resp);
+/* resp->headers without the header lines named omit (NULL-terminated,
+ * case-insensitive): e.g. {"Date", NULL} to compare two responses whose
+ * headers must be identical but for the time (caller frees). */
+char *pf_http_headers_except(const pf_http_response_t *resp, const char *const *omit);
 
 /* Helpers */
 char *pf_test_read_file(const char *path, size_t *len_r); /* caller frees, NULL if missing */

@@ -17,6 +17,29 @@
 
 #include "harness.h"
 
+/* The env lives in the fixture, so a failed assertion (cmocka jumps out
+ * of the test) still stops the daemons in the teardown. */
+typedef struct {
+    pf_env_t *env;
+} fixture_t;
+
+static int s_setup(void **state)
+{
+    *state = calloc(1, sizeof(fixture_t));
+    return *state ? 0 : -1;
+}
+
+static int s_teardown(void **state)
+{
+    fixture_t *f = *state;
+    pf_env_t *env = f->env;
+    free(f);
+    /* last: it fails the test (and does not return) if a daemon did not
+     * stop cleanly */
+    pf_env_destroy(&env);
+    return 0;
+}
+
 static char *s_token(pf_env_t *env, const char *keys, const char *who)
 {
     char *out = NULL;
@@ -40,9 +63,9 @@ static int s_status(pf_env_t *env, const char *token)
 
 static void test_two_jwks_files_accepted_third_refused(void **state)
 {
-    (void)state;
+    fixture_t *f = *state;
     static const char *const citizens[] = {"citizen-a", NULL};
-    pf_env_t *env = pf_env_new("idp", citizens);
+    pf_env_t *env = f->env = pf_env_new("idp", citizens);
     char *next = NULL, *other = NULL, *setting = NULL;
     if (asprintf(&next, "%s/idp-next", pf_env_dir(env)) < 0 ||
         asprintf(&other, "%s/idp-other", pf_env_dir(env)) < 0 ||
@@ -83,16 +106,15 @@ static void test_two_jwks_files_accepted_third_refused(void **state)
     free(next);
     free(other);
     free(setting);
-    pf_env_destroy(&env);
 }
 
 /* The harness turns idp_development on; a deployment leaves it off, and a
  * reader configured with the development issuer must then not start. */
 static void test_development_issuer_needs_the_switch(void **state)
 {
-    (void)state;
+    fixture_t *f = *state;
     static const char *const citizens[] = {"citizen-a", NULL};
-    pf_env_t *env = pf_env_new("idp-dev", citizens);
+    pf_env_t *env = f->env = pf_env_new("idp-dev", citizens);
     char *log_path = NULL;
     if (asprintf(&log_path, "%s/reader.log", pf_env_dir(env)) < 0)
         abort();
@@ -123,8 +145,7 @@ static void test_development_issuer_needs_the_switch(void **state)
     /* another issuer needs no switch, and is not announced as development */
     if (truncate(log_path, 0) != 0)
         abort();
-    const char *const real[] = {"idp_development=off", "idp_issuer=https://id.bund.example",
-                                NULL};
+    const char *const real[] = {"idp_development=off", "idp_issuer=https://id.bund.example", NULL};
     assert_int_equal(pf_env_start_reader(env, real), 0);
     log = pf_test_read_file(log_path, NULL);
     assert_non_null(log);
@@ -135,14 +156,15 @@ static void test_development_issuer_needs_the_switch(void **state)
 
     free(token);
     free(log_path);
-    pf_env_destroy(&env);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_two_jwks_files_accepted_third_refused),
-        cmocka_unit_test(test_development_issuer_needs_the_switch),
+        cmocka_unit_test_setup_teardown(test_two_jwks_files_accepted_third_refused, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_development_issuer_needs_the_switch, s_setup,
+                                        s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

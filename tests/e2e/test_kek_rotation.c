@@ -16,6 +16,31 @@
 #include "harness.h"
 #include "postfach/postfach.h"
 
+/* The env lives in the fixture, so a failed assertion (cmocka jumps out
+ * of the test) still stops the daemons in the teardown. */
+typedef struct {
+    pf_env_t *env;
+    pf_client_t *c;
+} fixture_t;
+
+static int s_setup(void **state)
+{
+    *state = calloc(1, sizeof(fixture_t));
+    return *state ? 0 : -1;
+}
+
+static int s_teardown(void **state)
+{
+    fixture_t *f = *state;
+    pf_client_destroy(&f->c);
+    pf_env_t *env = f->env;
+    free(f);
+    /* last: it fails the test (and does not return) if a daemon did not
+     * stop cleanly */
+    pf_env_destroy(&env);
+    return 0;
+}
+
 static char *s_send(pf_env_t *env, pf_client_t *c, const char *to, const char *rid)
 {
     const char *rcpt[] = {to};
@@ -52,17 +77,18 @@ static int s_open(pf_env_t *env, const char *token, const char *id)
 
 static void test_rotate_while_serving(void **state)
 {
-    (void)state;
+    fixture_t *f = *state;
     static const char *const citizens[] = {"citizen-a", "citizen-b", NULL};
-    pf_env_t *env = pf_env_new("kek", citizens);
+    pf_env_t *env = f->env = pf_env_new("kek", citizens);
     assert_int_equal(pf_env_start_broker(env, NULL), 0);
     assert_int_equal(pf_env_start_reader(env, NULL), 0);
     char *pub = pf_env_broker_pubfile(env), *key = pf_env_sender_keyfile(env, "tax-office");
-    pf_client_t *c;
     const char *err;
-    assert_int_equal(pf_client_new(pf_env_broker_endpoint(env), pub, key, &c, &err), 0);
+    int crc = pf_client_new(pf_env_broker_endpoint(env), pub, key, &f->c, &err);
     free(pub);
     free(key);
+    assert_int_equal(crc, 0);
+    pf_client_t *c = f->c;
     char *token_a = pf_env_token(env, "citizen-a"), *token_b = pf_env_token(env, "citizen-b");
     char *old_id = pf_env_sql(env, "SELECT kek_id FROM mailbox_secret LIMIT 1");
     assert_non_null(old_id);
@@ -113,14 +139,12 @@ static void test_rotate_while_serving(void **state)
     free(old_id);
     free(token_a);
     free(token_b);
-    pf_client_destroy(&c);
-    pf_env_destroy(&env);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rotate_while_serving),
+        cmocka_unit_test_setup_teardown(test_rotate_while_serving, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
