@@ -337,6 +337,15 @@ static void s_scan_log(const char *path)
     free(log);
 }
 
+int pf_fixture_end(pf_env_t *env, struct pf_client **client, void *fixture)
+{
+    if (client)
+        pf_client_destroy(client);
+    free(fixture);
+    pf_env_destroy(&env);
+    return 0;
+}
+
 void pf_env_destroy(pf_env_t **envp)
 {
     pf_env_t *env = *envp;

@@ -38,6 +38,11 @@ int pf_env_pg_start(pf_env_t *env);
  * SIGKILL, or did not stop within 20 s (see pf_env_stop_broker).  Call it
  * from a fixture's teardown, so a failed assertion still stops them. */
 void pf_env_destroy(pf_env_t **env);
+/* A fixture's teardown: destroys the client (may be NULL), frees the
+ * fixture, then destroys env, last because an unclean stop fails the test
+ * there and does not return.  Returns 0. */
+struct pf_client;
+int pf_fixture_end(pf_env_t *env, struct pf_client **client, void *fixture);
 
 const char *pf_env_dir(const pf_env_t *env);             /* scratch directory of this test */
 const char *pf_env_keys(const pf_env_t *env);            /* key directory (postfach-ctl --keys) */

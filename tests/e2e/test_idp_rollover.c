@@ -32,12 +32,7 @@ static int s_setup(void **state)
 static int s_teardown(void **state)
 {
     fixture_t *f = *state;
-    pf_env_t *env = f->env;
-    free(f);
-    /* last: it fails the test (and does not return) if a daemon did not
-     * stop cleanly */
-    pf_env_destroy(&env);
-    return 0;
+    return pf_fixture_end(f->env, NULL, f);
 }
 
 static char *s_token(pf_env_t *env, const char *keys, const char *who)

@@ -32,13 +32,7 @@ static int s_setup(void **state)
 static int s_teardown(void **state)
 {
     fixture_t *f = *state;
-    pf_client_destroy(&f->c);
-    pf_env_t *env = f->env;
-    free(f);
-    /* last: it fails the test (and does not return) if a daemon did not
-     * stop cleanly */
-    pf_env_destroy(&env);
-    return 0;
+    return pf_fixture_end(f->env, &f->c, f);
 }
 
 static char *s_send(pf_env_t *env, pf_client_t *c, const char *to, const char *rid)

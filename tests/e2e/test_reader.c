@@ -48,14 +48,8 @@ static int s_setup(void **state)
 
 static int s_teardown(void **state)
 {
-    fx_t *fx = *state;
-    pf_client_destroy(&fx->client);
-    pf_env_t *env = fx->env;
-    free(fx);
-    /* last: it fails the test (and does not return) if a daemon did not
-     * stop cleanly */
-    pf_env_destroy(&env);
-    return 0;
+    fx_t *f = *state;
+    return pf_fixture_end(f->env, &f->client, f);
 }
 
 /* Starts broker and reader for the test (a PostgreSQL cluster of its own
