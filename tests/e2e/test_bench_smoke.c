@@ -45,9 +45,7 @@ static int s_setup(void **state)
 static int s_teardown(void **state)
 {
     fixture_t *f = *state;
-    pf_env_destroy(&f->env);
-    free(f);
-    return 0;
+    return pf_fixture_end(f->env, NULL, f);
 }
 
 /* Runs postfach-bench (arguments NULL-terminated) and prints its stderr,

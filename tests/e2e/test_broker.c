@@ -68,8 +68,7 @@ static int s_teardown(void **state)
     fixture_t *f = *state;
     /* a clean stop is part of every test */
     int rc = pf_env_stop_broker(f->env, SIGTERM);
-    pf_env_destroy(&f->env);
-    free(f);
+    pf_fixture_end(f->env, NULL, f);
     return rc == 0 ? 0 : -1;
 }
 

@@ -48,9 +48,7 @@ static int s_teardown(void **state)
 {
     fixture_t *f = *state;
     pf_load_free(&f->load);
-    pf_env_destroy(&f->env);
-    free(f);
-    return 0;
+    return pf_fixture_end(f->env, NULL, f);
 }
 
 enum { FLOODERS = 3, PER = 300, ROUNDS = 2, ATT = 48 * 1024 };

@@ -44,9 +44,7 @@ static int s_teardown(void **state)
 {
     fixture_t *f = *state;
     pf_load_free(&f->load);
-    pf_env_destroy(&f->env);
-    free(f);
-    return 0;
+    return pf_fixture_end(f->env, NULL, f);
 }
 
 enum { N = 80, NREAD = 60, OPENERS = 6 };

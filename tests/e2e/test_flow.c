@@ -55,9 +55,7 @@ static int teardown(void **state)
     pf_client_destroy(&f->client);
     free(f->token_a);
     free(f->token_b);
-    pf_env_destroy(&f->env);
-    free(f);
-    return 0;
+    return pf_fixture_end(f->env, NULL, f);
 }
 
 /* An attachment with every byte value, so that no codec can mangle it. */

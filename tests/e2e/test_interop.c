@@ -51,9 +51,7 @@ static int teardown(void **state)
 {
     fixture_t *f = *state;
     pf_client_destroy(&f->client);
-    pf_env_destroy(&f->env);
-    free(f);
-    return 0;
+    return pf_fixture_end(f->env, NULL, f);
 }
 
 static char *s_path(fixture_t *f, const char *name)

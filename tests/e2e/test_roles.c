@@ -75,9 +75,7 @@ static int teardown(void **state)
         snprintf(sql, sizeof(sql), "DROP ROLE IF EXISTS %s", f->login[i]);
         (void)pf_env_sql_state(f->env, sql, sqlstate);
     }
-    pf_env_destroy(&f->env);
-    free(f);
-    return 0;
+    return pf_fixture_end(f->env, NULL, f);
 }
 
 /* Runs sql as role; returns its SQLSTATE ("00000" when it succeeded). */

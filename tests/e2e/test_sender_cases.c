@@ -48,8 +48,7 @@ static int teardown(void **state)
 {
     fixture_t *f = *state;
     int rc = pf_env_stop_broker(f->env, SIGTERM);
-    pf_env_destroy(&f->env);
-    free(f);
+    pf_fixture_end(f->env, NULL, f);
     return rc == 0 ? 0 : -1;
 }
 
