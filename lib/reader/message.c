@@ -151,6 +151,21 @@ static char *s_receipt(const pf_request_t *rq, const pf_mailbox_message_t *m, co
     return token;
 }
 
+/* The read receipt for read_ms; on failure a 500 in rep and -1. */
+static int s_sign_read(const pf_request_t *rq, const pf_mailbox_message_t *m, const char *jti,
+                       int64_t read_ms, char **token_r, pf_reply_t *rep)
+{
+    const char *err = NULL;
+    *token_r = s_receipt(rq, m, jti, read_ms, &err);
+    if (*token_r != NULL)
+        return 0;
+    char esc[256];
+    pf_error("event=receipt_sign_failed message=%s error=\"%s\"", m->meta.id,
+             pf_log_escape(err, esc, sizeof(esc)));
+    pf_reply_error(rep, 500, "internal", "the retrieval could not be recorded");
+    return -1;
+}
+
 /* First retrieval: read_at and the receipt in one statement.  The
  * receipt is signed before it is known whether this request wins the
  * first retrieval (its event time is the read time the statement sets);
@@ -167,19 +182,27 @@ static int s_record_read(const pf_request_t *rq, const pf_mailbox_message_t *m, 
     int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     if (m->read_receipt) {
         pf_uuid7_generate(jti);
-        token = s_receipt(rq, m, jti, now_ms, &err);
-        if (token == NULL) {
-            char esc[256];
-            pf_error("event=receipt_sign_failed message=%s error=\"%s\"", m->meta.id,
-                     pf_log_escape(err, esc, sizeof(esc)));
-            pf_reply_error(rep, 500, "internal", "the retrieval could not be recorded");
+        if (s_sign_read(rq, m, jti, now_ms, &token, rep) != 0)
             return -1;
-        }
     }
     int64_t read_ms = 0;
-    int updated = pf_store_message_record_read(rq->st, rq->mailbox, m->meta.id, now_ms,
+    int updated = pf_store_message_record_read(rq->st, rq->mailbox, m->meta.id, now_ms, false,
                                                token != NULL ? jti : NULL, token, read_at_r,
                                                &read_ms, &err);
+    if (updated == 2) {
+        /* the copy expired unread while our read time was taken: that time
+         * could lie inside the period and contradict the "expired"
+         * receipt; the database's clock, after the expiry's decision,
+         * stands instead (and the receipt is signed again with it) */
+        now_ms = read_ms > now_ms ? read_ms : now_ms;
+        free(token);
+        token = NULL;
+        if (m->read_receipt && s_sign_read(rq, m, jti, now_ms, &token, rep) != 0)
+            return -1;
+        updated = pf_store_message_record_read(rq->st, rq->mailbox, m->meta.id, now_ms, true,
+                                               token != NULL ? jti : NULL, token, read_at_r,
+                                               &read_ms, &err);
+    }
     free(token);
     if (updated < 0) {
         pf_reply_unavailable(rep, "record_read", err);

@@ -209,14 +209,14 @@ void pf_mailbox_message_clear(pf_mailbox_message_t *m)
 }
 
 int pf_store_message_record_read(pf_store_t *st, const char *mailbox_id, const char *message_id,
-                                 int64_t read_ms, const char *jti, const char *token,
+                                 int64_t read_ms, bool late, const char *jti, const char *token,
                                  char **read_at_r, int64_t *read_ms_r, const char **error_r)
 {
     *read_at_r = NULL;
     *read_ms_r = 0;
     char ms[32];
     snprintf(ms, sizeof(ms), "%lld", (long long)read_ms);
-    const char *p[5] = {mailbox_id, message_id, ms, jti, token};
+    const char *p[6] = {mailbox_id, message_id, ms, jti, token, late ? "true" : "false"};
     /* read_at IS NULL makes the first retrieval win exactly once, also
      * against a concurrent request for the same copy: the second UPDATE
      * waits for the row lock, finds read_at set and changes nothing, and
@@ -233,24 +233,32 @@ int pf_store_message_record_read(pf_store_t *st, const char *mailbox_id, const c
             st, "cannot record retrieval",
             "WITH u AS (UPDATE message SET read_at = timestamptz 'epoch' + $3::bigint * "
             "interval '1 millisecond' "
-            "WHERE mailbox_id = $1 AND id = $2::uuid AND read_at IS NULL RETURNING sender_id, "
-            "read_at), "
+            "WHERE mailbox_id = $1 AND id = $2::uuid AND read_at IS NULL "
+            "AND (NOT expiry_checked OR $6::boolean) RETURNING sender_id, read_at), "
             "r AS (INSERT INTO receipt (jti, sender_id, mailbox_id, message_id, event, token) "
             "SELECT $4::uuid, u.sender_id, $1, $2::uuid, 'read', $5::text FROM u "
             "WHERE $5::text IS NOT NULL ON CONFLICT (mailbox_id, message_id, event) DO NOTHING) "
             "SELECT 'set', " S_TS("u.read_at") ", "
             "floor(extract(epoch FROM u.read_at) * 1000)::bigint::text FROM u "
-            "UNION ALL SELECT 'was', " S_TS("m.read_at") ", "
-            "floor(extract(epoch FROM m.read_at) * 1000)::bigint::text FROM message m "
+            "UNION ALL SELECT CASE WHEN m.read_at IS NULL AND m.expiry_checked THEN 'late' "
+            "ELSE 'was' END, " S_TS("m.read_at") ", "
+            "floor(extract(epoch FROM coalesce(m.read_at, clock_timestamp())) * 1000)::bigint::text "
+            "FROM message m "
             "WHERE m.mailbox_id = $1 AND m.id = $2::uuid AND NOT EXISTS (SELECT 1 FROM u)",
-            5, p, error_r);
+            6, p, error_r);
         if (res == NULL)
             return -1;
         if (PQntuples(res) != 1) /* the copy is gone */
             break;
         char *how = s_val(res, 0, 0);
-        updated = how != NULL && strcmp(how, "set") == 0;
+        updated = how == NULL ? 0 : strcmp(how, "set") == 0 ? 1 : strcmp(how, "late") == 0 ? 2 : 0;
         free(how);
+        if (updated == 2) {
+            /* expired while this read time was taken: the database's clock */
+            *read_ms_r = s_int(res, 0, 2);
+            PQclear(res);
+            return 2;
+        }
         if (!PQgetisnull(res, 0, 1))
             break;
     }

@@ -74,9 +74,15 @@ void pf_mailbox_message_clear(pf_mailbox_message_t *m);
  * one.  Returns 1 when this call set read_at, 0 when it was already set
  * (or the row is gone), -1 on error.  *read_at_r (caller frees) and
  * *read_ms_r get the stored read time when the row exists; *read_at_r is
- * NULL when it does not. */
+ * NULL when it does not.
+ * Returns 2, setting nothing, when the copy's "expired" receipt was
+ * committed before this call got the row (the expiry decided it unread at
+ * the end of the period), unless late: read_ms, taken before, might lie
+ * inside the period and contradict that receipt.  *read_ms_r is then the
+ * database's clock, after the expiry's decision: sign with it and call
+ * again with late. */
 int pf_store_message_record_read(pf_store_t *st, const char *mailbox_id, const char *message_id,
-                                 int64_t read_ms, const char *jti, const char *token,
+                                 int64_t read_ms, bool late, const char *jti, const char *token,
                                  char **read_at_r, int64_t *read_ms_r, const char **error_r);
 
 /* Wakes the broker's receipt relay: a NOTIFY with an empty payload, in a

@@ -16,7 +16,9 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "postfach/postfach.h"
 #include "store/benchload.h"
+#include "store/mailbox.h"
 #include "store/relay.h"
 #include "store/store.h"
 
@@ -408,6 +410,68 @@ static void test_concurrent_migrators(void **state)
     pf_env_destroy(&env);
 }
 
+static bool s_expired(void *arg)
+{
+    return pf_env_sql_int(arg, "SELECT count(*) FROM receipt WHERE event = 'expired'") == 1;
+}
+
+/* A first retrieval whose read time was taken inside the period, arriving
+ * after the expiry decided the copy unread: it sets nothing and gets the
+ * database's clock to sign with instead, so that no copy has both an
+ * "expired" receipt and a stored read time (and "read" receipt) inside
+ * the period.  (The reader's time stood, contradicting the receipt.) */
+static void test_read_after_expiry_decision(void **state)
+{
+    (void)state;
+    static const char *const citizens[] = {"citizen-a", NULL};
+    pf_env_t *env = pf_env_new("store_late_read", citizens);
+    assert_non_null(env);
+    static const char *const settings[] = {"expire_after_seconds=2", "expire_poll_ms=100", NULL};
+    assert_int_equal(pf_env_start_broker(env, settings), 0);
+    pf_client_t *c = pf_env_client(env, "tax-office", NULL, 5000, 2);
+    assert_non_null(c);
+    const char *to[] = {"citizen-a"};
+    pf_client_notice_t n = {.request_id = "late-read",
+                            .recipients = to,
+                            .recipient_count = 1,
+                            .title = "Bescheid",
+                            .subject = "Betreff",
+                            .body = "Text",
+                            .read_receipt = true};
+    pf_client_result_t res;
+    const char *err = NULL;
+    assert_int_equal(pf_client_send(c, &n, &res, &err), 0);
+    assert_int_equal(res.ok, 1);
+    assert_true(pf_test_wait(s_expired, env, 30000));
+    long long created = pf_env_sql_int(env, "SELECT floor(extract(epoch FROM created_at) * "
+                                            "1000)::bigint FROM message");
+    pf_store_t *st = NULL;
+    assert_int_equal(pf_store_open(pf_env_conninfo(env), &st, &err), 0);
+    char *read_at = NULL;
+    int64_t read_ms = 0;
+    /* taken a second into the two-second period */
+    assert_int_equal(pf_store_message_record_read(st, "citizen-a", res.copies[0].message_id,
+                                                  created + 1000, false, NULL, NULL, &read_at,
+                                                  &read_ms, &err),
+                     2);
+    assert_null(read_at);
+    assert_true(read_ms >= created + 2000);
+    assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM message WHERE read_at IS NULL"), 1);
+    assert_int_equal(pf_store_message_record_read(st, "citizen-a", res.copies[0].message_id,
+                                                  read_ms, true, NULL, NULL, &read_at, &read_ms,
+                                                  &err),
+                     1);
+    assert_non_null(read_at);
+    free(read_at);
+    assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM message WHERE read_at >= "
+                                         "created_at + interval '2 seconds'"),
+                     1);
+    pf_store_destroy(&st);
+    pf_client_result_clear(&res);
+    pf_client_destroy(&c);
+    pf_env_destroy(&env);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -418,6 +482,7 @@ int main(void)
         cmocka_unit_test(test_relay_ack),
         cmocka_unit_test(test_session_names),
         cmocka_unit_test(test_concurrent_migrators),
+        cmocka_unit_test(test_read_after_expiry_decision),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
