@@ -127,10 +127,14 @@ static bool s_request_id_valid(const char *s, bool allow_empty)
     return true;
 }
 
-/* Text shown to a citizen: valid UTF-8 (checked by the caller), length in
- * bytes, no control characters except line breaks and tabs where a
- * multi-line text is expected. */
-static bool s_text_ok(const char *s, size_t min, size_t max, bool multiline)
+/* Text shown to a citizen: valid UTF-8, length in bytes, no control
+ * characters (C0, DEL and C1, U+0080-U+009F) except line breaks and tabs
+ * where a multi-line text is expected.  A one-line text (title, subject,
+ * reference, file name) also has no bidirectional embedding, override or
+ * isolate (U+202A-U+202E, U+2066-U+2069): they make "Rechnung<RLO>fdp.exe"
+ * show as "Rechnungexe.pdf".  A multi-line body may need them for
+ * right-to-left text. */
+bool pf_wire_text_ok(const char *s, size_t min, size_t max, bool multiline)
 {
     size_t n = strlen(s);
     if (n < min || n > max)
@@ -138,8 +142,16 @@ static bool s_text_ok(const char *s, size_t min, size_t max, bool multiline)
     if (!pf_wire_utf8_valid(s, n))
         return false;
     for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == 0x7f || (c < 0x20 && !(multiline && (c == '\n' || c == '\r' || c == '\t'))))
+        const unsigned char *u = (const unsigned char *)s + i;
+        if (u[0] == 0x7f || (u[0] < 0x20 && !(multiline && (u[0] == '\n' || u[0] == '\r' ||
+                                                             u[0] == '\t'))))
+            return false;
+        /* valid UTF-8, so the continuation bytes are there */
+        if (u[0] == 0xc2 && u[1] >= 0x80 && u[1] <= 0x9f)
+            return false;
+        if (!multiline && u[0] == 0xe2 &&
+            ((u[1] == 0x80 && u[2] >= 0xaa && u[2] <= 0xae) ||
+             (u[1] == 0x81 && u[2] >= 0xa6 && u[2] <= 0xa9)))
             return false;
     }
     return true;
@@ -172,7 +184,7 @@ static bool s_media_type_ok(const char *s)
 
 static bool s_file_name_ok(const char *s)
 {
-    if (!s_text_ok(s, 1, PF_WIRE_MAX_NAME, false))
+    if (!pf_wire_text_ok(s, 1, PF_WIRE_MAX_NAME, false))
         return false;
     if (strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
         return false;
@@ -222,11 +234,11 @@ static int s_check_send(const pf_wire_send_t *s, const pf_wire_limits_t *lim, pf
     free(sorted);
     if (dup)
         return s_fail(err, PF_WIRE_E_MALFORMED, "a recipient is listed twice");
-    if (s->title == NULL || !s_text_ok(s->title, 1, PF_WIRE_MAX_TITLE, false))
+    if (s->title == NULL || !pf_wire_text_ok(s->title, 1, PF_WIRE_MAX_TITLE, false))
         return s_fail(err, PF_WIRE_E_MALFORMED,
                       "title must be 1-%d bytes of UTF-8 text without control characters",
                       PF_WIRE_MAX_TITLE);
-    if (s->subject == NULL || !s_text_ok(s->subject, 1, PF_WIRE_MAX_SUBJECT, false))
+    if (s->subject == NULL || !pf_wire_text_ok(s->subject, 1, PF_WIRE_MAX_SUBJECT, false))
         return s_fail(err, PF_WIRE_E_MALFORMED,
                       "subject must be 1-%d bytes of UTF-8 text without control characters",
                       PF_WIRE_MAX_SUBJECT);
@@ -234,11 +246,11 @@ static int s_check_send(const pf_wire_send_t *s, const pf_wire_limits_t *lim, pf
         return s_fail(err, PF_WIRE_E_MALFORMED, "body missing");
     if (strlen(s->body) > lim->max_body)
         return s_fail(err, PF_WIRE_E_TOO_LARGE, "body larger than %zu bytes", lim->max_body);
-    if (!s_text_ok(s->body, 0, lim->max_body, true))
+    if (!pf_wire_text_ok(s->body, 0, lim->max_body, true))
         return s_fail(err, PF_WIRE_E_MALFORMED,
                       "body must be UTF-8 text without control characters other than line breaks "
                       "and tabs");
-    if (s->reference != NULL && !s_text_ok(s->reference, 0, PF_WIRE_MAX_REFERENCE, false))
+    if (s->reference != NULL && !pf_wire_text_ok(s->reference, 0, PF_WIRE_MAX_REFERENCE, false))
         return s_fail(err, PF_WIRE_E_MALFORMED,
                       "reference must be at most %d bytes of UTF-8 text without control characters",
                       PF_WIRE_MAX_REFERENCE);
@@ -360,9 +372,13 @@ typedef struct {
     const char *unknown;
     bool recipients_array, attachments_array;
     const char **rcpt; /* NULL for an element that is not a string */
-    size_t nrcpt;
+    size_t nrcpt;      /* elements listed; only the first keep_rcpt are kept */
     s_att_t *att;
-    size_t natt;
+    size_t natt; /* elements listed; only the first keep_att are kept */
+    /* what may be kept: more elements are counted and skipped, so a long
+     * array costs its bytes in the header, not 8 or 64 bytes per element
+     * more; the checks refuse the header before they would look at them */
+    size_t keep_rcpt, keep_att;
 } s_header_t;
 
 static int s_member_read(pf_jscan_t *js, s_member_t *mem)
@@ -443,6 +459,11 @@ static int s_header_read(pf_jscan_t *js, s_header_t *h)
             h->recipients_array = true;
             r = pf_jscan_array(js);
             while (r == 0 && (r = pf_jscan_element(js)) == 1) {
+                if (h->nrcpt >= h->keep_rcpt) {
+                    h->nrcpt++;
+                    r = pf_jscan_skip(js);
+                    continue;
+                }
                 if (h->nrcpt == cap) {
                     cap = cap ? 2 * cap : 4;
                     h->rcpt = xrealloc(h->rcpt, cap * sizeof(*h->rcpt));
@@ -458,6 +479,11 @@ static int s_header_read(pf_jscan_t *js, s_header_t *h)
             size_t acap = 0;
             r = pf_jscan_array(js);
             while (r == 0 && (r = pf_jscan_element(js)) == 1) {
+                if (h->natt >= h->keep_att) {
+                    h->natt++;
+                    r = pf_jscan_skip(js);
+                    continue;
+                }
                 if (h->natt == acap) {
                     acap = acap ? 2 * acap : 2;
                     h->att = xrealloc(h->att, acap * sizeof(*h->att));
@@ -585,6 +611,13 @@ static int s_decode_send(const pf_wire_frame_t *frames, size_t count, const pf_w
     m->wipe_len_ = hf->size + 1;
     s_header_t h;
     memset(&h, 0, sizeof(h));
+    /* one past the limit, so that "too many" is still told apart; as many
+     * attachments as there are attachment frames (a header listing more
+     * is refused whatever they say) */
+    h.keep_rcpt = (lim->max_recipients < PF_WIRE_ABS_MAX_RECIPIENTS ? lim->max_recipients
+                                                                      : PF_WIRE_ABS_MAX_RECIPIENTS) +
+                  1;
+    h.keep_att = natt;
     pf_jscan_t js;
     pf_jscan_init(&js, hf->data, hf->size, arena);
     int rc = s_header_read(&js, &h);
@@ -670,7 +703,7 @@ static int s_decode_nack(const pf_wire_frame_t *frames, size_t count, pf_wire_ms
             code_ok = false;
     if (!code_ok)
         return s_fail(err, PF_WIRE_E_MALFORMED, "NACK code is not valid");
-    if (m->reason == NULL || !s_text_ok(m->reason, 0, PF_WIRE_MAX_REASON, false))
+    if (m->reason == NULL || !pf_wire_text_ok(m->reason, 0, PF_WIRE_MAX_REASON, false))
         return s_fail(err, PF_WIRE_E_MALFORMED, "NACK reason is not valid");
     return 0;
 }

@@ -182,6 +182,10 @@ int pf_wire_level_parse(const char *s);
 const char *pf_wire_level_name(int level);
 /* Strict UTF-8 (no overlongs, surrogates or values above U+10FFFF). */
 bool pf_wire_utf8_valid(const void *s, size_t len);
+/* Text shown to a citizen (title, subject, body, reference, file name):
+ * valid UTF-8 of min..max bytes, no control characters but line breaks and
+ * tabs when multiline, and in one-line texts no bidirectional override. */
+bool pf_wire_text_ok(const char *s, size_t min, size_t max, bool multiline);
 /* Mailbox id syntax, as in the schema: [A-Za-z0-9][A-Za-z0-9._:@-]{0,127} */
 bool pf_wire_mailbox_id_valid(const char *s);
 

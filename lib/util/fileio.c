@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,7 +139,9 @@ int pf_file_write(const char *path, const void *data, size_t len, unsigned mode,
     /* data before the rename, the rename before we report success: after a
      * power loss the file is the old or the new one, and a caller that
      * acted on the new one (a KEK whose wraps PostgreSQL committed) finds it */
-    if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
+    bool synced = fsync(fd) == 0;
+    bool closed = close(fd) == 0; /* also when the sync failed */
+    if (!synced || !closed || rename(tmp, path) != 0) {
         unlink(tmp);
         free(tmp);
         *error_r = "cannot sync or rename file";

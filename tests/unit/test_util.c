@@ -5,14 +5,20 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
+#include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "util/b64url.h"
 #include "util/buf.h"
+#include "util/fileio.h"
 #include "util/log.h"
 #include "util/uuid7.h"
 
@@ -188,6 +194,60 @@ static void test_log_escape(void **state)
     assert_int_equal(pf_log_level_parse("loud", &lv), -1);
 }
 
+/* fsync of this program, which the library's calls reach: the real one,
+ * or EIO while s_fsync_fails is set. */
+static bool s_fsync_fails;
+
+int fsync(int fd)
+{
+    if (s_fsync_fails) {
+        errno = EIO;
+        return -1;
+    }
+    return (int)syscall(SYS_fsync, fd);
+}
+
+static int s_open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+    while (d && readdir(d) != NULL)
+        n++;
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* A write whose fsync fails says so and leaves no descriptor open and no
+ * temporary file behind.  (The descriptor stayed open: close was skipped
+ * when fsync failed.) */
+static void test_file_write_fsync_fails(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/pf-fileio-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[64];
+    snprintf(path, sizeof(path), "%s/f", dir);
+    const char *err = NULL;
+    assert_int_equal(pf_file_write(path, "old", 3, 0600, &err), 0);
+    int before = s_open_fds();
+    s_fsync_fails = true;
+    int rc = pf_file_write(path, "new", 3, 0600, &err);
+    s_fsync_fails = false;
+    assert_int_equal(rc, -1);
+    assert_non_null(err);
+    assert_int_equal(s_open_fds(), before);
+    DIR *d = opendir(dir);
+    int entries = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        entries += e->d_name[0] != '.';
+    closedir(d);
+    assert_int_equal(entries, 1); /* f, and no f.tmp.* */
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -200,6 +260,7 @@ int main(void)
         cmocka_unit_test(test_uuid7_fork_does_not_repeat),
         cmocka_unit_test(test_buf),
         cmocka_unit_test(test_log_escape),
+        cmocka_unit_test(test_file_write_fsync_fails),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

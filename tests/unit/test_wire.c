@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "proto/wire.h"
 
@@ -222,6 +224,81 @@ static void test_send_malformed_headers(void **state)
     s_expect_send_fail(HDR(",\"read_receipt\":true,"), PF_WIRE_E_MALFORMED);
 }
 
+/* Peak resident memory of this process, KiB (VmHWM). */
+static long s_peak_kib(void)
+{
+    FILE *fp = fopen("/proc/self/status", "r");
+    char line[256];
+    long kib = -1;
+    while (fp && fgets(line, sizeof(line), fp))
+        if (strncmp(line, "VmHWM:", 6) == 0)
+            kib = strtol(line + 6, NULL, 10);
+    if (fp)
+        fclose(fp);
+    return kib;
+}
+
+/* Decodes a SEND whose header lists n elements in a "key" array, in a
+ * child process; exits 0 when it was refused with code and the peak memory
+ * grew by less than 3 times the header (the arena of its strings is one
+ * header's size). */
+static void s_long_array_child(const char *key, size_t n, const char *code)
+{
+    size_t cap = 2 * n + 256;
+    char *hdr = malloc(cap);
+    int off = snprintf(hdr, cap,
+                       "{\"request_id\":\"r\",\"title\":\"t\",\"subject\":\"s\","
+                       "\"body\":\"b\",%s\"%s\":[",
+                       strcmp(key, "recipients") == 0 ? "" : "\"recipients\":[\"x\"],", key);
+    for (size_t i = 0; i < n; i++) {
+        hdr[off++] = '0';
+        hdr[off++] = i + 1 < n ? ',' : ']';
+    }
+    hdr[off++] = '}';
+    hdr[off] = '\0';
+    pf_wire_limits_t lim;
+    pf_wire_limits_default(&lim);
+    lim.max_header = (size_t)off;
+    lim.max_total = (size_t)off + 64;
+    lim.max_recipients = 2;
+    pf_wire_frame_t f[3] = {{"PF1", 3, NULL}, {"SEND", 4, NULL}, {hdr, (size_t)off, NULL}};
+    long before = s_peak_kib();
+    pf_wire_msg_t m;
+    pf_wire_error_t err;
+    int rc = pf_wire_decode(f, 3, &lim, PF_WIRE_TO_BROKER, &m, &err);
+    long grew = s_peak_kib() - before;
+    if (rc == 0 || strcmp(err.code, code) != 0 || grew >= (long)(3 * (size_t)off / 1024)) {
+        fprintf(stderr, "%s: rc %d code %s, peak grew %ld KiB for a %d byte header\n", key, rc,
+                rc == 0 ? "-" : err.code, grew, off);
+        _exit(1);
+    }
+    _exit(0);
+}
+
+/* A long array in the header costs its bytes, not 8 or 64 bytes more per
+ * element: the elements past the limit are counted, not kept.  (The
+ * decoder kept all of them before it checked the limits: 32 times the
+ * header's size for a list of attachments.) */
+static void test_long_arrays_bounded(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *key;
+        const char *code;
+    } cases[] = {{"recipients", PF_WIRE_E_TOO_LARGE}, {"attachments", PF_WIRE_E_MALFORMED}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        fflush(NULL);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0)
+            s_long_array_child(cases[i].key, 2u * 1024 * 1024, cases[i].code);
+        int status = 0;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            fail_msg("%s: the child failed (status %d)", cases[i].key, status);
+    }
+}
+
 /* a header read from its keys as JSON defines them: escapes in keys,
  * whitespace anywhere, any order */
 static void test_send_header_as_json(void **state)
@@ -299,6 +376,22 @@ static void test_bad_utf8(void **state)
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         s_expect_send_fail(bad[i], PF_WIRE_E_MALFORMED);
+    /* C1 controls, escaped or raw, anywhere; bidirectional overrides in a
+     * one-line text (a file name that shows as another) */
+    const char *c1[] = {
+        HDR(",\"reference\":\"a\\u0085b\""),
+        "{\"request_id\":\"r\",\"recipients\":[\"x\"],\"title\":\"A\xc2\x9b"
+        "2J\",\"subject\":\"s\",\"body\":\"b\"}",
+        "{\"request_id\":\"r\",\"recipients\":[\"x\"],\"title\":\"t\",\"subject\":\"s\","
+        "\"body\":\"b\\u009b\"}",
+        HDR(",\"reference\":\"\\u202e\""),
+        HDR(",\"reference\":\"a\xe2\x81\xa6" "b\""),
+    };
+    for (size_t i = 0; i < sizeof(c1) / sizeof(c1[0]); i++)
+        s_expect_send_fail(c1[i], PF_WIRE_E_MALFORMED);
+    assert_false(pf_wire_text_ok("Rechnung\xe2\x80\xae" "fdp.exe", 1, 100, false));
+    assert_true(pf_wire_text_ok("\xe2\x80\xae" "text", 1, 100, true));
+    assert_true(pf_wire_text_ok("Stra\xc3\x9f" "e \xe2\x82\xac \xe2\x80\x94", 1, 100, false));
     assert_true(pf_wire_utf8_valid("\xc3\xbc\xe2\x82\xac\xf0\x9f\x93\xac", 9));
     assert_false(pf_wire_utf8_valid("\x80", 1));
     assert_false(pf_wire_utf8_valid("\xe0\x80\x80", 3));
@@ -654,6 +747,7 @@ int main(void)
         cmocka_unit_test(test_send_header_as_json),
         cmocka_unit_test(test_send_request_id_echoed),
         cmocka_unit_test(test_bad_utf8),
+        cmocka_unit_test(test_long_arrays_bounded),
         cmocka_unit_test(test_frames_signature_command),
         cmocka_unit_test(test_send_trailing_attachment_frame),
         cmocka_unit_test(test_limit_each),
