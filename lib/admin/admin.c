@@ -645,7 +645,7 @@ int pf_admin_token(pf_admin_ctx_t *ctx, const char *subject, const char *level, 
     if (rc != 0)
         return -1;
     const char *err;
-    char *tok = pf_token_mint(key, PF_DEV_IDP_ISSUER, PF_DEV_IDP_AUDIENCE, subject, lv,
+    char *tok = pf_token_mint(key, PF_TOKEN_DEV_ISSUER, PF_TOKEN_DEV_AUDIENCE, subject, lv,
                               (int64_t)time(NULL), ttl, &err);
     pf_key_destroy(&key);
     if (tok == NULL)

@@ -4,8 +4,6 @@
  * keys, senders, mailboxes and their keys, development tokens, receipt
  * verification.  Each writes its result to ctx->out and returns 0, or -1
  * with *error_r (static or ctx-owned text). */
-#include "auth/token.h"
-
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -15,9 +13,6 @@ typedef struct {
     FILE *out;
     char err[512];
 } pf_admin_ctx_t;
-
-#define PF_DEV_IDP_ISSUER PF_TOKEN_DEV_ISSUER
-#define PF_DEV_IDP_AUDIENCE PF_TOKEN_DEV_AUDIENCE
 
 int pf_admin_migrate(pf_admin_ctx_t *ctx, const char *sql_dir, const char **error_r);
 /* dev_idp: also the development identity provider's key (idp.jwk, for

@@ -10,7 +10,6 @@
  * Input from outside: the ids file (our own output; lines that do not
  * parse are skipped) and the reader's responses (status and length only). */
 #include "bench/reader.h"
-#include "admin/admin.h"
 #include "auth/token.h"
 #include "bench/common.h"
 #include "bench/hist.h"
@@ -103,7 +102,7 @@ static void *s_conn_main(void *arg)
 
 static char *s_mint(const pf_key_t *idp, const char *citizen, const char **error_r)
 {
-    return pf_token_mint(idp, PF_DEV_IDP_ISSUER, PF_DEV_IDP_AUDIENCE, citizen, PF_LEVEL_NORMAL,
+    return pf_token_mint(idp, PF_TOKEN_DEV_ISSUER, PF_TOKEN_DEV_AUDIENCE, citizen, PF_LEVEL_NORMAL,
                          (int64_t)time(NULL), 3600, error_r);
 }
 

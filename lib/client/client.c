@@ -907,18 +907,15 @@ int pf_client_next_receipt(pf_client_t *c, int timeout_ms, pf_client_receipt_t *
                 pf_receipt_clear(&rr);
                 ok = -1;
             }
-            bool foreign = false;
             if (ok == 0 && c->receipt_keys && c->audience &&
-                (rr.sender == NULL || strcmp(rr.sender, c->audience) != 0)) {
+                (e = pf_receipt_check_audience(&rr, c->audience)) != NULL) {
                 /* signed by the service, but for another procedure: a
                  * misrouting, or our own name set wrong; either way not
                  * ours to take, and not ours to acknowledge */
-                e = "receipt for another procedure (aud)";
                 pf_receipt_clear(&rr);
                 ok = -1;
-                foreign = true;
             }
-            if (ok != 0 && (foreign || pf_receipt_error_is_config(e))) {
+            if (ok != 0 && pf_receipt_error_is_config(e)) {
                 /* perhaps genuine, and our keys or issuer are out of date:
                  * not acknowledged, so the broker sends it again (after its
                  * retry interval, or at the next HELLO) until they are right */

@@ -266,42 +266,39 @@ static int s_retire_locked(const char *path, const char *kek_id, const char **er
  * at once would each write their own version and one change would be lost
  * (a new current KEK that wrapped keys PostgreSQL then stored).  So every
  * change holds the lock beside the file; readers need none (rename). */
-int pf_kek_generate_file(const char *path, const char *kek_id, const char **error_r)
+static int s_locked(const char *path, const char *kek_id,
+                    int (*change)(const char *, const char *, const char **),
+                    const char **error_r)
 {
-    if (kek_id == NULL || !s_valid_id(kek_id, strlen(kek_id))) {
-        *error_r = "invalid KEK id (1-64 of A-Z a-z 0-9 . _ -)";
-        return -1;
-    }
     int lock;
     if (pf_file_lock(path, &lock, error_r) != 0)
         return -1;
-    int rc = s_generate_locked(path, kek_id, error_r);
+    int rc = change(path, kek_id, error_r);
     pf_file_unlock(&lock);
     return rc;
+}
+
+static bool s_id_ok(const char *kek_id, const char **error_r)
+{
+    if (kek_id != NULL && s_valid_id(kek_id, strlen(kek_id)))
+        return true;
+    *error_r = "invalid KEK id (1-64 of A-Z a-z 0-9 . _ -)";
+    return false;
+}
+
+int pf_kek_generate_file(const char *path, const char *kek_id, const char **error_r)
+{
+    return s_id_ok(kek_id, error_r) ? s_locked(path, kek_id, s_generate_locked, error_r) : -1;
 }
 
 int pf_kek_rotate_file(const char *path, const char *new_id, const char **error_r)
 {
-    if (new_id == NULL || !s_valid_id(new_id, strlen(new_id))) {
-        *error_r = "invalid KEK id (1-64 of A-Z a-z 0-9 . _ -)";
-        return -1;
-    }
-    int lock;
-    if (pf_file_lock(path, &lock, error_r) != 0)
-        return -1;
-    int rc = s_rotate_locked(path, new_id, error_r);
-    pf_file_unlock(&lock);
-    return rc;
+    return s_id_ok(new_id, error_r) ? s_locked(path, new_id, s_rotate_locked, error_r) : -1;
 }
 
 int pf_kek_retire_file(const char *path, const char *kek_id, const char **error_r)
 {
-    int lock;
-    if (pf_file_lock(path, &lock, error_r) != 0)
-        return -1;
-    int rc = s_retire_locked(path, kek_id, error_r);
-    pf_file_unlock(&lock);
-    return rc;
+    return s_locked(path, kek_id, s_retire_locked, error_r);
 }
 
 const char *pf_kek_id(const pf_kek_t *kek)

@@ -36,6 +36,7 @@
 
 static const char S_MALFORMED[] = "malformed receipt";
 static const char S_WRONG_ISSUER[] = "wrong issuer";
+static const char S_WRONG_AUDIENCE[] = "wrong audience";
 
 static const char *const s_events[] = {NULL, "delivered", "read", "expired", "rejected"};
 #define S_NEVENTS (sizeof(s_events) / sizeof(s_events[0]))
@@ -217,7 +218,14 @@ static const char *s_parse_claims(const json_t *c, const char *issuer, pf_receip
 bool pf_receipt_error_is_config(const char *error)
 {
     /* pf_jws_verify's errors are fixed texts (crypto/jose.h) */
-    return error != NULL && (strcmp(error, "unknown key") == 0 || strcmp(error, S_WRONG_ISSUER) == 0);
+    return error != NULL &&
+           (strcmp(error, "unknown key") == 0 || strcmp(error, S_WRONG_ISSUER) == 0 ||
+            strcmp(error, S_WRONG_AUDIENCE) == 0);
+}
+
+const char *pf_receipt_check_audience(const pf_receipt_t *r, const char *audience)
+{
+    return r->sender != NULL && strcmp(r->sender, audience) == 0 ? NULL : S_WRONG_AUDIENCE;
 }
 
 int pf_receipt_verify(const char *token, size_t len, const pf_keyset_t *keys,

@@ -52,14 +52,20 @@ char *pf_receipt_sign(const pf_key_t *key, const char *issuer, const pf_receipt_
  * it into *r_r (owned strings; free with pf_receipt_clear).  Checks exactly
  * one event of a known name, well-formed ids and a "time" that matches
  * "time_ms".  0, or -1 with *error_r static and *r_r zeroed. */
-/* True for the errors of pf_receipt_verify that say the receipt may well
- * be genuine, but the verifier does not know its key or expects another
- * issuer ("unknown key", "wrong issuer": the receipt key was rotated, or an
- * issuer is misconfigured).  Such a receipt must not be acknowledged as if
- * it were forged: it can verify once the configuration is right. */
+/* True for the errors of pf_receipt_verify and pf_receipt_check_audience
+ * that say the receipt may well be genuine, but the verifier does not know
+ * its key or expects another issuer or audience ("unknown key", "wrong
+ * issuer", "wrong audience": the receipt key was rotated, or a name is
+ * misconfigured, or the receipt was misrouted).  Such a receipt must not be
+ * acknowledged as if it were forged: it can verify once the configuration
+ * is right. */
 bool pf_receipt_error_is_config(const char *error);
 int pf_receipt_verify(const char *token, size_t len, const pf_keyset_t *keys,
                       const char *issuer_or_null, pf_receipt_t *r_r, const char **error_r);
+/* A verified receipt's "aud" (the sender it is for) against the audience
+ * the verifier expects: NULL when it matches, else the static error
+ * "wrong audience". */
+const char *pf_receipt_check_audience(const pf_receipt_t *r, const char *audience);
 /* Frees the strings of r and zeroes it; r may be zeroed already. */
 void pf_receipt_clear(pf_receipt_t *r);
 

@@ -2,6 +2,7 @@
 #include "store/role.h"
 #include "store/store_private.h"
 #include "util/buf.h"
+#include "util/xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,9 +67,7 @@ static int s_apply(pf_store_t *st, bool exists, const char *login, const char *g
     if (!member)
         pf_buf_printf(&b, "; GRANT %s TO %s", grp, ident);
     /* others: the roles it is a direct member of besides group, '\n'-separated */
-    char *list = strdup(others), *save = NULL;
-    if (list == NULL)
-        abort();
+    char *list = xstrdup(others), *save = NULL;
     for (char *r = strtok_r(list, "\n", &save); r != NULL; r = strtok_r(NULL, "\n", &save))
         if (s_append_revoke(st, &b, r, ident) != 0) {
             free(list);
@@ -120,10 +119,8 @@ int pf_store_role_login(pf_store_t *st, const char *login, const char *group, co
     bool super = exists && strcmp(PQgetvalue(r, 0, 0), "true") == 0;
     bool group_there = strcmp(PQgetvalue(r, 0, 1), "t") == 0;
     bool member = strcmp(PQgetvalue(r, 0, 2), "t") == 0;
-    char *others = strdup(PQgetvalue(r, 0, 3));
+    char *others = xstrdup(PQgetvalue(r, 0, 3));
     PQclear(r);
-    if (others == NULL)
-        abort();
     if (super || !group_there) {
         free(others);
         s_fail(st, error_r,

@@ -101,6 +101,11 @@ static void test_roundtrip(void **state)
     assert_int_equal(got.event_time_ms, r.event_time_ms);
     assert_int_equal(got.iat, r.iat);
     assert_string_equal(got.jwe_tag, r.jwe_tag);
+    /* the audience: the sender it is for */
+    assert_null(pf_receipt_check_audience(&got, r.sender));
+    err = pf_receipt_check_audience(&got, "another-office");
+    assert_string_equal(err, "wrong audience");
+    assert_true(pf_receipt_error_is_config(err)); /* perhaps misrouted: not dropped */
     pf_receipt_clear(&got);
     pf_receipt_clear(&got); /* clearing twice is fine */
     assert_null(got.sender);
