@@ -3,6 +3,12 @@
 #   ab_args USAGE_LINES "$@"   sets ROUNDS, SECS, A, B and AB_REST (what
 #                              follows the settings, without "--")
 #   ab_cluster                 starts var/bench-pg; sets PGDIR, DB, PSQL, PG_PID
+#   ab_daemon KIND SETTINGS    sets DAEMON_DB (the daemon's conninfo) and
+#                              DAEMON_ARGS (its --set arguments).  KIND is
+#                              broker or reader; it logs in as make bench's
+#                              postfach_bench_KIND when that login exists, or
+#                              as the login named by a pseudo-setting
+#                              login=NAME (login=postgres: the superuser)
 #   ab_rounds FUNC             FUNC LABEL SETTINGS RUN "${AB_REST[@]}" for A
 #                              and B, the order swapping every round
 #   ... | median               the median of numbers, one per line
@@ -37,6 +43,19 @@ ab_cluster() {
     DB="host=$host port=$port dbname=postfach_bench user=postgres"
     PSQL="psql -h $host -p $port -U postgres -d postfach_bench -v ON_ERROR_STOP=1 -qtA"
     PG_PID=$(head -n 1 "$PGDIR/data/postmaster.pid")
+}
+
+ab_daemon() {
+    local kind=$1 settings=$2 s user=postfach_bench_$1
+    DAEMON_ARGS=()
+    [ "$($PSQL -c "SELECT count(*) FROM pg_roles WHERE rolname = '$user'")" = 1 ] || user=postgres
+    for s in $settings; do
+        case "$s" in
+        login=*) user=${s#login=} ;;
+        *) DAEMON_ARGS+=(--set "$s") ;;
+        esac
+    done
+    DAEMON_DB="${DB% user=*} user=$user"
 }
 
 ab_rounds() {

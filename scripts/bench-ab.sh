@@ -8,6 +8,8 @@
 #
 # SETTINGS are broker --set values separated by spaces ("" for the
 # defaults), e.g.  scripts/bench-ab.sh "receipt_direct=on" "receipt_direct=off"
+# login=NAME among the SETTINGS picks the daemon's database login (default:
+# make bench's own login for it; login=postgres runs it as the superuser).
 # or, at half rate:  ... -- --rate 1900.  Each round runs A, then B (the
 # order swaps every round), each time with a fresh broker after a
 # CHECKPOINT, and prints postfach-bench's CPU-per-notice, receipt and
@@ -25,7 +27,7 @@ BIN=$ROOT/build/release/bin
 KEYS=$ROOT/var/bench/keys
 OUT=$ROOT/var/bench/ab
 . scripts/ab-lib.sh
-ab_args 2,14p "$@"
+ab_args 2,16p "$@"
 [ -d "$ROOT/var/bench-pg/data" ] && [ -f "$KEYS/broker.curve" ] ||
     { echo "bench-ab: no kept bench database; run BENCH_KEEP=1 BENCH_ONLY=a make bench first" >&2; exit 1; }
 ab_cluster
@@ -41,8 +43,9 @@ one() { # LABEL SETTINGS RUN-NUMBER SEND-ARGS...
     local port=$((20000 + RANDOM % 30000)) args=() bin=$BIN
     [ "$label" = A ] && bin=${BIN_A:-$BIN}
     [ "$label" = B ] && bin=${BIN_B:-$BIN}
-    for s in $settings; do args+=(--set "$s"); done
-    "$bin/postfach-broker" --set "db=$DB" --set "bind=tcp://127.0.0.1:$port" \
+    ab_daemon broker "$settings"
+    args=("${DAEMON_ARGS[@]}")
+    "$bin/postfach-broker" --set "db=$DAEMON_DB" --set "bind=tcp://127.0.0.1:$port" \
         --set "curve_secret_file=$KEYS/broker.curve" --set "receipt_key_file=$KEYS/receipt.jwk" \
         --set log_level=warn "${args[@]}" 2>"$OUT/broker-$label-$n.log" &
     broker_pid=$!

@@ -7,6 +7,8 @@
 #
 # SETTINGS are postfach-reader --set values separated by spaces ("" for
 # the defaults), e.g.  scripts/bench-reader-ab.sh "threads=4" "threads=8".
+# login=NAME among the SETTINGS picks the daemon's database login (default:
+# make bench's own login for it; login=postgres runs it as the superuser).
 # BIN_A and BIN_B (directories with postfach-reader) compare two builds.
 # Before every run all copies are made unread again and the read
 # receipts deleted (VACUUM, CHECKPOINT), so each run opens first-time
@@ -23,7 +25,7 @@ KEYS=$ROOT/var/bench/keys
 IDS=$ROOT/var/bench/a.ids
 OUT=$ROOT/var/bench/reader-ab
 . scripts/ab-lib.sh
-ab_args 2,16p "$@"
+ab_args 2,18p "$@"
 [ -d "$ROOT/var/bench-pg/data" ] && [ -f "$KEYS/kek" ] && [ -s "$IDS" ] ||
     { echo "bench-reader-ab: no kept bench database; run BENCH_KEEP=1 BENCH_ONLY=d1 make bench first" >&2; exit 1; }
 ab_cluster
@@ -58,7 +60,8 @@ one() { # LABEL SETTINGS RUN-NUMBER ARGS...
     local port=$((20000 + RANDOM % 30000)) args=() bin=$BIN
     [ "$label" = A ] && bin=${BIN_A:-$BIN}
     [ "$label" = B ] && bin=${BIN_B:-$BIN}
-    for s in $settings; do args+=(--set "$s"); done
+    ab_daemon reader "$settings"
+    args=("${DAEMON_ARGS[@]}")
     if [ "${REOPEN:-0}" = 1 ]; then
         $PSQL -c "UPDATE message SET read_at = now() WHERE read_at IS NULL" >/dev/null
     else
@@ -66,7 +69,7 @@ one() { # LABEL SETTINGS RUN-NUMBER ARGS...
             -c "DELETE FROM receipt WHERE event = 'read'" >/dev/null
     fi
     $PSQL -c "VACUUM message" -c "VACUUM receipt" -c CHECKPOINT >/dev/null
-    "$bin/postfach-reader" --set "db=$DB" --set listen_address=127.0.0.1 --set "listen_port=$port" \
+    "$bin/postfach-reader" --set "db=$DAEMON_DB" --set listen_address=127.0.0.1 --set "listen_port=$port" \
         --set "kek_file=$KEYS/kek" --set "receipt_key_file=$KEYS/receipt.jwk" \
         --set "idp_jwks_file=$KEYS/idp.jwks" --set idp_issuer=https://idp.postfach.local \
         --set idp_audience=postfach-reader --set idp_development=on --set log_level=warn \

@@ -21,6 +21,7 @@
 # the pool in 2 MB pages, reserved by scripts/pg.sh as root and given back
 # at the end; off: 4 KiB pages, each first touch a page fault of up to
 # 60 us on this VM; see docs/architecture.md),
+# BENCH_SUPERUSER=1 (broker and reader as the superuser, not their logins),
 # BENCH_BIG=1, BENCH_LONG=1, BENCH_KEEP=1 (keep var/bench-pg afterwards),
 # BENCH_ONLY="a c" (run only those scenarios; (a) always runs: the others
 # are measured against it).
@@ -91,6 +92,20 @@ DB="host=$PGHOST port=$PGPORT dbname=postfach_bench user=postgres"
 export POSTFACH_DB=$DB POSTFACH_KEYS=$KEYS
 "$BIN/postfach-ctl" migrate --sql-dir "$ROOT/sql" >/dev/null
 "$BIN/postfach-ctl" keys init >/dev/null
+# the daemons log in as in service: their own logins in the groups of
+# sql/0008, so row-level security (sql/0017) and the grants cost what they
+# cost there (the local cluster trusts its socket; the password is unused).
+# BENCH_SUPERUSER=1 runs them as the superuser instead, for a comparison.
+BROKER_DB=$DB
+READER_DB=$DB
+if [ "${BENCH_SUPERUSER:-0}" != 1 ]; then
+    head -c 24 /dev/urandom | base64 > "$OUT/login.pw"
+    "$BIN/postfach-ctl" role login postfach_bench_broker broker --password-file "$OUT/login.pw" >/dev/null
+    "$BIN/postfach-ctl" role login postfach_bench_reader reader --password-file "$OUT/login.pw" >/dev/null
+    BROKER_DB="host=$PGHOST port=$PGPORT dbname=postfach_bench user=postfach_bench_broker"
+    READER_DB="host=$PGHOST port=$PGPORT dbname=postfach_bench user=postfach_bench_reader"
+fi
+echo "bench: broker and reader log in as $(awk '{print $NF}' <<<"$BROKER_DB"), $(awk '{print $NF}' <<<"$READER_DB")"
 
 # the computation no design can leave out, timed alone while the machine is
 # quiet: the floor the scenarios are compared with
@@ -106,12 +121,12 @@ BLOCKING=16 # senders of the comparison run with one notice in flight each
 
 BROKER_PORT=$(free_port)
 READER_PORT=$(free_port)
-"$BIN/postfach-broker" --set "db=$DB" --set "bind=tcp://127.0.0.1:$BROKER_PORT" \
+"$BIN/postfach-broker" --set "db=$BROKER_DB" --set "bind=tcp://127.0.0.1:$BROKER_PORT" \
     --set "curve_secret_file=$KEYS/broker.curve" --set "receipt_key_file=$KEYS/receipt.jwk" \
     --set log_level=${BENCH_BROKER_LOG:-warn} 2>"$OUT/broker.log" &
 broker_pid=$!
 wait_ready "$BROKER_PORT" "$broker_pid" broker "$OUT/broker.log"
-"$BIN/postfach-reader" --set "db=$DB" --set listen_address=127.0.0.1 --set "listen_port=$READER_PORT" \
+"$BIN/postfach-reader" --set "db=$READER_DB" --set listen_address=127.0.0.1 --set "listen_port=$READER_PORT" \
     --set "kek_file=$KEYS/kek" --set "receipt_key_file=$KEYS/receipt.jwk" \
     --set "idp_jwks_file=$KEYS/idp.jwks" --set idp_issuer=https://idp.postfach.local \
     --set idp_audience=postfach-reader --set idp_development=on --set log_level=warn 2>"$OUT/reader.log" &
