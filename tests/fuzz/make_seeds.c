@@ -1,12 +1,13 @@
-/* Writes the seed corpora of fuzz_jwe, fuzz_jws, fuzz_jwk, fuzz_notice and
- * fuzz_kek into tests/fuzz/corpus/<name>/: a handful of real, valid inputs
- * made with the fixed keys of tests/data/jose (and the fixed KEK of
- * support.h) and the project's own code (plus the node-jose vectors), and
- * a few broken ones.  Run by tests/fuzz/make-seeds.sh; the output is
- * checked in, so this runs only when the seeds should change.  JWE,
- * signatures and wrapped keys are randomised, so every run writes
+/* Writes the seed corpora of fuzz_jwe, fuzz_jws, fuzz_jwk, fuzz_notice,
+ * fuzz_kek and fuzz_zap into tests/fuzz/corpus/<name>/: a handful of real,
+ * valid inputs made with the fixed keys of tests/data/jose (and the fixed
+ * KEK of support.h) and the project's own code (plus the node-jose
+ * vectors), and a few broken ones.  Run by tests/fuzz/make-seeds.sh; the
+ * output is checked in, so this runs only when the seeds should change.
+ * JWE, signatures and wrapped keys are randomised, so every run writes
  * different (equally valid) bytes: name the corpora to write
- * (`make_seeds DIR kek`) to leave the others as they are. */
+ * (`make_seeds DIR kek zap`) to leave the others as they are. */
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -329,6 +330,62 @@ static void s_kek(void)
     pf_kek_destroy(&ring);
 }
 
+/* A ZAP request in fuzz_zap's layout: each frame a 1-byte length and its
+ * bytes.  Frames are given as (data, size) pairs, ended by a NULL data. */
+static void s_zap(const char *name, ...)
+{
+    unsigned char buf[4096];
+    size_t len = 0;
+    va_list ap;
+    va_start(ap, name);
+    const void *data;
+    while ((data = va_arg(ap, const void *)) != NULL) {
+        size_t size = va_arg(ap, size_t);
+        if (size > 255 || len + 1 + size > sizeof(buf))
+            abort();
+        buf[len++] = (unsigned char)size;
+        memcpy(buf + len, data, size);
+        len += size;
+    }
+    va_end(ap);
+    s_put("zap", name, buf, len);
+}
+
+#define S_F(s) (const void *)(s), (size_t)(sizeof(s) - 1)
+
+static void s_zaps(void)
+{
+    /* a client key: 32 bytes that look random */
+    unsigned char key[33];
+    pf_sha256("fuzz-zap-client", 15, key);
+    key[32] = 0x42;
+    const void *k = key;
+    /* what libzmq sends: for a CURVE handshake (with and without a ZAP
+     * domain and a routing id), for NULL and PLAIN */
+    s_zap("curve", S_F("1.0"), S_F("1"), S_F(""), S_F("127.0.0.1"), S_F(""), S_F("CURVE"), k,
+          (size_t)32, NULL);
+    s_zap("curve_domain_identity", S_F("1.0"), S_F("0000002a"), S_F("global"), S_F("2001:db8::17"),
+          S_F("sender-1"), S_F("CURVE"), k, (size_t)32, NULL);
+    s_zap("null", S_F("1.0"), S_F("1"), S_F(""), S_F("127.0.0.1"), S_F(""), S_F("NULL"), NULL);
+    s_zap("plain", S_F("1.0"), S_F("1"), S_F(""), S_F("127.0.0.1"), S_F(""), S_F("PLAIN"),
+          S_F("admin"), S_F("secret"), NULL);
+    /* broken: another version, a key one byte short and one long, one
+     * frame more and one less, the key in Z85 text, no frames */
+    s_zap("version_2", S_F("2.0"), S_F("1"), S_F(""), S_F("127.0.0.1"), S_F(""), S_F("CURVE"), k,
+          (size_t)32, NULL);
+    s_zap("key_31", S_F("1.0"), S_F("1"), S_F(""), S_F("127.0.0.1"), S_F(""), S_F("CURVE"), k,
+          (size_t)31, NULL);
+    s_zap("key_33", S_F("1.0"), S_F("1"), S_F(""), S_F("127.0.0.1"), S_F(""), S_F("CURVE"), k,
+          (size_t)33, NULL);
+    s_zap("eight_frames", S_F("1.0"), S_F("1"), S_F(""), S_F("127.0.0.1"), S_F(""), S_F("CURVE"), k,
+          (size_t)32, S_F(""), NULL);
+    s_zap("six_frames", S_F("1.0"), S_F("1"), S_F(""), S_F("127.0.0.1"), S_F(""), S_F("CURVE"),
+          NULL);
+    s_zap("key_z85_text", S_F("1.0"), S_F("1"), S_F(""), S_F("127.0.0.1"), S_F(""), S_F("CURVE"),
+          S_F("HelloWorldHelloWorldHelloWorldHelloWorld"), NULL);
+    s_put("zap", "empty", "", 0);
+}
+
 static bool s_wanted(int argc, char **argv, const char *corpus)
 {
     if (argc <= 2)
@@ -356,5 +413,7 @@ int main(int argc, char **argv)
         s_notices();
     if (s_wanted(argc, argv, "kek"))
         s_kek();
+    if (s_wanted(argc, argv, "zap"))
+        s_zaps();
     return 0;
 }
