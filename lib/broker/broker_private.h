@@ -18,6 +18,25 @@ typedef struct pf_zap pf_zap_t;
 int pf_zap_start(void *ctx, const char *conninfo, int cache_ms, pf_zap_t **zap_r,
                  const char **error_r);
 void pf_zap_stop(pf_zap_t **zap);
+/* One frame of a ZAP request, borrowed from the caller's message. */
+typedef struct {
+    const void *data;
+    size_t size;
+} pf_zap_frame_t;
+/* What the handler needs of a well-formed request. */
+typedef struct {
+    const void *request_id; /* frame 1, borrowed ("" when there is none) */
+    size_t request_id_len;
+    char key[41]; /* the client's CURVE public key in Z85 ("" when refused) */
+} pf_zap_request_t;
+/* Checks the n frames of a ZAP request (RFC 27: version, request id,
+ * domain, address, identity, mechanism, credentials) without touching a
+ * socket or the database.  Well-formed: version "1.0", mechanism "CURVE",
+ * exactly seven frames, a 32-byte key.  Returns 0 with req_r filled, or -1
+ * with *error_r (static text) saying what is wrong; the request id is set
+ * either way, since the reply echoes it even to a malformed request. */
+int pf_zap_parse(const pf_zap_frame_t *frames, size_t n, pf_zap_request_t *req_r,
+                 const char **error_r);
 
 /* ---- broker.c: state of the main thread ---- */
 typedef struct {

@@ -5,7 +5,10 @@
  * I/O threads wait for its answer during every handshake and the broker's
  * main thread may be busy in a COMMIT.
  * Untrusted input: the client's public key (32 bytes) and whatever else a
- * ZAP request carries; frames are checked for count and size.
+ * ZAP request carries (libzmq builds the request; the client chooses the
+ * key).  pf_zap_parse checks the frames for count, size and content apart
+ * from any socket or database, so tests/unit/test_zap.c and
+ * tests/fuzz/fuzz_zap.c reach it directly.
  * Policy: accept ("200") only a key that belongs to an active row of the
  * `sender` table, and set the ZAP User-Id to that sender's id and the key
  * ("<id>:<key>"); the broker bases every decision on that id, and checks
@@ -81,57 +84,90 @@ static int64_t s_lookup(pf_zap_t *z, const char *key)
     return e->id;
 }
 
+int pf_zap_parse(const pf_zap_frame_t *frames, size_t n, pf_zap_request_t *req_r,
+                 const char **error_r)
+{
+    req_r->request_id = n >= 2 ? frames[1].data : "";
+    req_r->request_id_len = n >= 2 ? frames[1].size : 0;
+    req_r->key[0] = '\0';
+    /* version, request id, domain, address, identity, mechanism, credentials */
+    if (n < 6) {
+        *error_r = "wrong number of frames";
+        return -1;
+    }
+    if (frames[0].size != 3 || memcmp(frames[0].data, "1.0", 3) != 0) {
+        *error_r = "unsupported ZAP version";
+        return -1;
+    }
+    if (frames[5].size != 5 || memcmp(frames[5].data, "CURVE", 5) != 0) {
+        *error_r = "mechanism is not CURVE";
+        return -1;
+    }
+    if (n != 7) {
+        *error_r = "wrong number of frames";
+        return -1;
+    }
+    if (frames[6].size != 32) {
+        *error_r = "CURVE key is not 32 bytes";
+        return -1;
+    }
+    zmq_z85_encode(req_r->key, frames[6].data, 32);
+    return 0;
+}
+
 static void s_handle(pf_zap_t *z)
 {
-    zmq_msg_t f[S_MAX_FRAMES];
+    zmq_msg_t m[S_MAX_FRAMES];
     size_t n = 0;
     int more = 1;
     while (more) {
-        zmq_msg_t m;
-        zmq_msg_init(&m);
-        if (zmq_msg_recv(&m, z->sock, 0) < 0) {
-            zmq_msg_close(&m);
+        /* frames past the limit are read and dropped: the request is
+         * refused for its frame count */
+        zmq_msg_t spare, *cur = n < S_MAX_FRAMES ? &m[n] : &spare;
+        zmq_msg_init(cur);
+        if (zmq_msg_recv(cur, z->sock, 0) < 0) {
+            zmq_msg_close(cur);
             break;
         }
-        more = zmq_msg_more(&m);
-        if (n < S_MAX_FRAMES)
-            f[n++] = m;
+        more = zmq_msg_more(cur);
+        if (cur == &spare)
+            zmq_msg_close(cur);
         else
-            zmq_msg_close(&m);
+            n++;
     }
-    /* version, request id, domain, address, identity, mechanism, credentials */
+    pf_zap_frame_t f[S_MAX_FRAMES];
+    for (size_t i = 0; i < n; i++)
+        f[i] = (pf_zap_frame_t){zmq_msg_data(&m[i]), zmq_msg_size(&m[i])};
+    pf_zap_request_t req;
+    /* a malformed request gets "400" without a log line (an unknown key
+     * gets one): libzmq builds the frames, so only a change in libzmq or
+     * in our socket options could make one */
+    const char *malformed = NULL;
     const char *status = "400", *text = "not allowed";
     char user[64] = "";
-    if (n >= 6 && zmq_msg_size(&f[0]) == 3 && memcmp(zmq_msg_data(&f[0]), "1.0", 3) == 0) {
-        bool curve = zmq_msg_size(&f[5]) == 5 && memcmp(zmq_msg_data(&f[5]), "CURVE", 5) == 0;
-        if (curve && n == 7 && zmq_msg_size(&f[6]) == 32) {
-            char key[41];
-            zmq_z85_encode(key, zmq_msg_data(&f[6]), 32);
-            int64_t id = s_lookup(z, key);
-            if (id > 0) {
-                status = "200", text = "OK";
-                /* the key too: the broker checks on every message that it
-                 * is still the sender's current one (rotate-key, revoke) */
-                snprintf(user, sizeof(user), "%lld:%s", (long long)id, key);
-            } else if (id < 0) {
-                status = "500", text = "database unavailable";
-            } else {
-                pf_info("event=zap_refused key=%s", key);
-            }
+    if (pf_zap_parse(f, n, &req, &malformed) == 0) {
+        int64_t id = s_lookup(z, req.key);
+        if (id > 0) {
+            status = "200", text = "OK";
+            /* the key too: the broker checks on every message that it
+             * is still the sender's current one (rotate-key, revoke) */
+            snprintf(user, sizeof(user), "%lld:%s", (long long)id, req.key);
+        } else if (id < 0) {
+            status = "500", text = "database unavailable";
+        } else {
+            pf_info("event=zap_refused key=%s", req.key);
         }
     }
     /* the reply: version, request id, status code, status text, user id,
      * metadata; the request id is echoed even from a malformed request */
-    const void *rid = n >= 2 ? zmq_msg_data(&f[1]) : "";
-    size_t rid_len = n >= 2 ? zmq_msg_size(&f[1]) : 0;
     zmq_send(z->sock, "1.0", 3, ZMQ_SNDMORE);
-    zmq_send(z->sock, rid, rid_len, ZMQ_SNDMORE);
+    zmq_send(z->sock, req.request_id, req.request_id_len, ZMQ_SNDMORE);
     zmq_send(z->sock, status, strlen(status), ZMQ_SNDMORE);
     zmq_send(z->sock, text, strlen(text), ZMQ_SNDMORE);
     zmq_send(z->sock, user, strlen(user), ZMQ_SNDMORE);
     zmq_send(z->sock, "", 0, 0);
     for (size_t i = 0; i < n; i++)
-        zmq_msg_close(&f[i]);
+        zmq_msg_close(&m[i]);
 }
 
 static void *s_thread(void *arg)

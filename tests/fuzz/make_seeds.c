@@ -1,10 +1,14 @@
-/* Writes the seed corpora of fuzz_jwe, fuzz_jws, fuzz_jwk and fuzz_notice
- * into tests/fuzz/corpus/<name>/: a handful of real, valid inputs made with
- * the fixed keys of tests/data/jose and lib/crypto itself (plus the
- * node-jose vectors), and a few broken ones.  Run by
- * tests/fuzz/make-seeds.sh; the output is checked in, so this runs only
- * when the seeds should change.  JWE and signatures are randomised, so
- * every run writes different (equally valid) bytes. */
+/* Writes the seed corpora of fuzz_jwe, fuzz_jws, fuzz_jwk, fuzz_notice,
+ * fuzz_kek and fuzz_zap into tests/fuzz/corpus/<name>/: a handful of real,
+ * valid inputs made with the fixed keys of tests/data/jose (and the fixed
+ * KEK of support.h) and the project's own code (plus the node-jose
+ * vectors), and a few broken ones.  Run by tests/fuzz/make-seeds.sh; the
+ * output is checked in, so this runs only when the seeds should change.
+ * JWE, signatures and wrapped keys are randomised, so every run writes
+ * different (equally valid) bytes: name the corpora to write
+ * (`make_seeds DIR kek zap`) to leave the others as they are. */
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -252,15 +256,164 @@ static void s_notices(void)
     s_puts("notice", "array", "[1,2,3]");
 }
 
+/* A wrapped key, as pf_kek_wrap stores it (caller frees). */
+static unsigned char *s_wrap(const pf_kek_t *kek, const char *context, const void *plain,
+                             size_t len, size_t *outlen_r)
+{
+    unsigned char *out = NULL;
+    const char *err = NULL;
+    if (pf_kek_wrap(kek, context, plain, len, &out, outlen_r, &err) != 0) {
+        fprintf(stderr, "make_seeds: cannot wrap: %s\n", err);
+        exit(1);
+    }
+    return out;
+}
+
+static void s_kek(void)
+{
+    pf_kek_t *ring = pf_fuzz_kek(PF_FUZZ_KEK_RING);
+    const pf_kek_t *old = pf_kek_find(ring, PF_FUZZ_KEK_OLD_ID);
+    pf_kek_t *renamed = pf_fuzz_kek(PF_FUZZ_KEK_RENAMED);
+    pf_kek_t *foreign = pf_fuzz_kek(
+        "fuzz-kek-2 0f0e0d0c0b0a09080706050403020100f0e0d0c0b0a090807060504030201000\n");
+    size_t p256_len, rsa_len, n;
+    unsigned char *p256 = pf_fuzz_der("jose/enc-p256.jwk", &p256_len);
+    unsigned char *rsa = pf_fuzz_der("jose/enc-rsa3072.jwk", &rsa_len);
+    /* valid: what fuzz_kek unwraps (the reader's PKCS#8 keys, under the
+     * current KEK and the one before it, and the shortest blob) */
+    unsigned char *b = s_wrap(ring, PF_FUZZ_KEK_CONTEXT, p256, p256_len, &n);
+    s_put("kek", "p256_current", b, n);
+    free(b);
+    b = s_wrap(ring, PF_FUZZ_KEK_CONTEXT, rsa, rsa_len, &n);
+    s_put("kek", "rsa3072_current", b, n);
+    free(b);
+    b = s_wrap(old, PF_FUZZ_KEK_CONTEXT, p256, p256_len, &n);
+    s_put("kek", "p256_old_kek", b, n);
+    free(b);
+    b = s_wrap(ring, PF_FUZZ_KEK_CONTEXT, PF_FUZZ_KEK_TINY, strlen(PF_FUZZ_KEK_TINY), &n);
+    s_put("kek", "tiny_current", b, n);
+    free(b);
+    /* real wraps bound to something else: another mailbox, another key
+     * version, the same key under another KEK id, another KEK */
+    b = s_wrap(ring, "citizen-other:1", p256, p256_len, &n);
+    s_put("kek", "p256_other_mailbox", b, n);
+    free(b);
+    b = s_wrap(ring, "citizen-fuzz:2", p256, p256_len, &n);
+    s_put("kek", "p256_key_version_2", b, n);
+    free(b);
+    b = s_wrap(renamed, PF_FUZZ_KEK_CONTEXT, p256, p256_len, &n);
+    s_put("kek", "p256_renamed_kek", b, n);
+    free(b);
+    b = s_wrap(foreign, PF_FUZZ_KEK_CONTEXT, p256, p256_len, &n);
+    s_put("kek", "p256_foreign_kek", b, n);
+    free(b);
+    /* broken: version 2, a changed tag, the last byte cut off, no
+     * ciphertext at all (header and tag only), nothing */
+    b = s_wrap(ring, PF_FUZZ_KEK_CONTEXT, p256, p256_len, &n);
+    b[0] = 2;
+    s_put("kek", "version_2", b, n);
+    b[0] = 1;
+    b[n - 1] ^= 0x01;
+    s_put("kek", "bad_tag", b, n);
+    b[n - 1] ^= 0x01;
+    s_put("kek", "truncated", b, n - 1);
+    memmove(b + 13, b + n - 16, 16);
+    s_put("kek", "no_ciphertext", b, 29);
+    free(b);
+    s_put("kek", "empty", "", 0);
+    pf_wipe(p256, p256_len);
+    pf_wipe(rsa, rsa_len);
+    free(p256);
+    free(rsa);
+    pf_kek_destroy(&foreign);
+    pf_kek_destroy(&renamed);
+    pf_kek_destroy(&ring);
+}
+
+/* A ZAP request in fuzz_zap's layout: each frame a 1-byte length and its
+ * bytes.  Frames are given as (data, size) pairs, ended by a NULL data. */
+static void s_zap(const char *name, ...)
+{
+    unsigned char buf[4096];
+    size_t len = 0;
+    va_list ap;
+    va_start(ap, name);
+    const void *data;
+    while ((data = va_arg(ap, const void *)) != NULL) {
+        size_t size = va_arg(ap, size_t);
+        if (size > 255 || len + 1 + size > sizeof(buf))
+            abort();
+        buf[len++] = (unsigned char)size;
+        memcpy(buf + len, data, size);
+        len += size;
+    }
+    va_end(ap);
+    s_put("zap", name, buf, len);
+}
+
+#define S_F(s) (const void *)(s), (size_t)(sizeof(s) - 1)
+
+static void s_zaps(void)
+{
+    /* a client key: 32 bytes that look random */
+    unsigned char key[33];
+    pf_sha256("fuzz-zap-client", 15, key);
+    key[32] = 0x42;
+    const void *k = key;
+    /* what libzmq sends: for a CURVE handshake (with and without a ZAP
+     * domain and a routing id), for NULL and PLAIN */
+    s_zap("curve", S_F("1.0"), S_F("1"), S_F(""), S_F("127.0.0.1"), S_F(""), S_F("CURVE"), k,
+          (size_t)32, NULL);
+    s_zap("curve_domain_identity", S_F("1.0"), S_F("0000002a"), S_F("global"), S_F("2001:db8::17"),
+          S_F("sender-1"), S_F("CURVE"), k, (size_t)32, NULL);
+    s_zap("null", S_F("1.0"), S_F("1"), S_F(""), S_F("127.0.0.1"), S_F(""), S_F("NULL"), NULL);
+    s_zap("plain", S_F("1.0"), S_F("1"), S_F(""), S_F("127.0.0.1"), S_F(""), S_F("PLAIN"),
+          S_F("admin"), S_F("secret"), NULL);
+    /* broken: another version, a key one byte short and one long, one
+     * frame more and one less, the key in Z85 text, no frames */
+    s_zap("version_2", S_F("2.0"), S_F("1"), S_F(""), S_F("127.0.0.1"), S_F(""), S_F("CURVE"), k,
+          (size_t)32, NULL);
+    s_zap("key_31", S_F("1.0"), S_F("1"), S_F(""), S_F("127.0.0.1"), S_F(""), S_F("CURVE"), k,
+          (size_t)31, NULL);
+    s_zap("key_33", S_F("1.0"), S_F("1"), S_F(""), S_F("127.0.0.1"), S_F(""), S_F("CURVE"), k,
+          (size_t)33, NULL);
+    s_zap("eight_frames", S_F("1.0"), S_F("1"), S_F(""), S_F("127.0.0.1"), S_F(""), S_F("CURVE"), k,
+          (size_t)32, S_F(""), NULL);
+    s_zap("six_frames", S_F("1.0"), S_F("1"), S_F(""), S_F("127.0.0.1"), S_F(""), S_F("CURVE"),
+          NULL);
+    s_zap("key_z85_text", S_F("1.0"), S_F("1"), S_F(""), S_F("127.0.0.1"), S_F(""), S_F("CURVE"),
+          S_F("HelloWorldHelloWorldHelloWorldHelloWorld"), NULL);
+    s_put("zap", "empty", "", 0);
+}
+
+static bool s_wanted(int argc, char **argv, const char *corpus)
+{
+    if (argc <= 2)
+        return true;
+    for (int i = 2; i < argc; i++)
+        if (strcmp(argv[i], corpus) == 0)
+            return true;
+    return false;
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1)
         s_dir = argv[1];
-    char *notice = s_notice(1);
-    s_jwe(notice);
-    free(notice);
-    s_jws();
-    s_jwk();
-    s_notices();
+    if (s_wanted(argc, argv, "jwe")) {
+        char *notice = s_notice(1);
+        s_jwe(notice);
+        free(notice);
+    }
+    if (s_wanted(argc, argv, "jws"))
+        s_jws();
+    if (s_wanted(argc, argv, "jwk"))
+        s_jwk();
+    if (s_wanted(argc, argv, "notice"))
+        s_notices();
+    if (s_wanted(argc, argv, "kek"))
+        s_kek();
+    if (s_wanted(argc, argv, "zap"))
+        s_zaps();
     return 0;
 }
