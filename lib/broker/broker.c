@@ -59,7 +59,20 @@
 /* per-peer queue of outgoing messages (receipts, answers): a full one is an
  * EAGAIN we see (ROUTER_MANDATORY), and the receipt is sent again later */
 #define S_SNDHWM 1000
+/* The relay's claims: at most S_RELAY_BATCH receipts per sender and
+ * S_RELAY_CLAIM_MAX in all per claim, and at most S_RELAY_ROUNDS claims
+ * one after the other while there may be more, so one relay pass sends at
+ * most S_RELAY_ROUNDS x S_RELAY_CLAIM_MAX receipts (about 8 MiB of
+ * tokens) and the SENDs waiting meanwhile are not starved by a backlog,
+ * however many senders are connected (up to S_MAX_ROUTES: a claim of 256
+ * each could have been a million rows).  1024 still gives four senders
+ * with a backlog their full 256 a claim; with more, the claim shares the
+ * cap out evenly (pf_store_relay_claim: each sender's first receipt
+ * before anyone's second) and takes turns round the senders
+ * (relay_after), and what is left is claimed at the next pass. */
 #define S_RELAY_BATCH 256
+#define S_RELAY_CLAIM_MAX 1024
+#define S_RELAY_ROUNDS 8
 /* Receipt acknowledgements are marked in the database at most this long
  * after their RACK, many in one statement: measured at half the maximum
  * rate, procedures sent about 900 RACKs/s of 2 jtis each, and the main
@@ -426,12 +439,13 @@ static void s_relay(pf_broker_t *b)
         if (nids == 0 || ids[nids - 1] != ids[i])
             ids[nids++] = ids[i];
     /* a few rounds at most, so submissions are not starved by a backlog */
-    for (int round = 0; round < 8; round++) {
+    for (int round = 0; round < S_RELAY_ROUNDS; round++) {
         pf_relay_receipt_t *rows;
         size_t n;
         const char *err;
-        if (pf_store_relay_claim(b->st, ids, nids, S_RELAY_BATCH, b->cfg.receipt_retry_seconds,
-                                 &rows, &n, &err) != 0) {
+        if (pf_store_relay_claim(b->st, ids, nids, S_RELAY_BATCH, S_RELAY_CLAIM_MAX,
+                                 b->cfg.receipt_retry_seconds, &b->relay_after, &rows, &n,
+                                 &err) != 0) {
             pf_broker_db_failed(b, "cannot claim receipts", err);
             if (b->db_ok)
                 pf_error("event=relay_failed error=\"%s\"", pf_broker_esc(err));
@@ -442,9 +456,9 @@ static void s_relay(pf_broker_t *b)
         for (size_t i = 0; i < n; i++)
             if (pf_broker_send_receipt(b, rows[i].sender_id, rows[i].jti, rows[i].token))
                 pf_crashpoint("relay_after_send");
-        /* the claim takes up to S_RELAY_BATCH per sender: go on while a
-         * sender may have more */
-        bool more = false;
+        /* go on while there may be more: the claim was cut at the overall
+         * cap, or a sender had S_RELAY_BATCH */
+        bool more = n >= S_RELAY_CLAIM_MAX;
         for (size_t k = 0; k < nids && !more; k++) {
             size_t c = 0;
             for (size_t i = 0; i < n; i++)

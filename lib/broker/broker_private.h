@@ -80,6 +80,7 @@ struct pf_broker {
     pf_key_entry_t *keys;
     size_t nkeys;
     bool relay_due;
+    int64_t relay_after; /* the relay's turn among senders (pf_store_relay_claim) */
     int64_t next_relay_ms;
     int64_t last_relay_ms;
     /* RACKed jtis not yet marked in the database (see s_rack_flush) */

@@ -59,12 +59,12 @@ static PGresult *s_async_end(pf_store_t *st, PGresult *res, const char **error_r
 }
 
 int pf_store_relay_claim(pf_store_t *st, const int64_t *sender_ids, size_t nsenders, int limit,
-                         int retry_seconds, pf_relay_receipt_t **rows_r, size_t *n_r,
-                         const char **error_r)
+                         int max_total, int retry_seconds, int64_t *after,
+                         pf_relay_receipt_t **rows_r, size_t *n_r, const char **error_r)
 {
     *rows_r = NULL;
     *n_r = 0;
-    if (nsenders == 0)
+    if (nsenders == 0 || limit <= 0 || max_total <= 0)
         return 0;
     pf_buf_t ids;
     pf_buf_init(&ids);
@@ -72,27 +72,43 @@ int pf_store_relay_claim(pf_store_t *st, const int64_t *sender_ids, size_t nsend
     for (size_t i = 0; i < nsenders; i++)
         pf_buf_printf(&ids, "%s%lld", i ? "," : "", (long long)sender_ids[i]);
     pf_buf_puts(&ids, "}");
-    char lim[16], retry[16];
+    char lim[16], retry[16], total[16], turn[32];
     snprintf(lim, sizeof(lim), "%d", limit);
     snprintf(retry, sizeof(retry), "%d", retry_seconds);
-    const char *p[3] = {ids.data, lim, retry};
-    /* per sender in the order of its index (no sort over all senders'
-     * pending receipts), the delivery rows only (small), the token from
-     * the immutable receipt row */
+    snprintf(total, sizeof(total), "%d", max_total);
+    snprintf(turn, sizeof(turn), "%lld", (long long)*after);
+    const char *p[5] = {ids.data, lim, retry, total, turn};
+    /* c: the candidates, per sender in the order of its index (no sort
+     * over all senders' pending receipts, and no sender read further than
+     * one claim can take), ranked by their depth k in the sender's queue;
+     * all senders' first ones, then all second ones, ..., ties in turn
+     * from the sender after $5 on, cut at the overall cap.  They are read
+     * without locks, so only the rows handed out are locked: those of
+     * another broker's claim are skipped, and a row it claimed since is
+     * re-checked (no longer due).  The delivery rows only (small), the
+     * token from the immutable receipt row; RETURNING in claim order. */
     PGresult *res = NULL;
     if (s_async_begin(st, error_r) == 0) {
         res = pf_store_query(
             st, "cannot claim receipts",
-            "UPDATE receipt_delivery d SET attempts = d.attempts + 1, "
-            "next_attempt_at = now() + make_interval(secs => $3::integer) "
-            "FROM (SELECT x.jti FROM unnest($1::bigint[]) AS s (id) CROSS JOIN LATERAL "
-            "      (SELECT jti FROM receipt_delivery WHERE sender_id = s.id "
-            "       AND acked_at IS NULL AND next_attempt_at <= now() "
-            "       ORDER BY next_attempt_at, jti LIMIT $2::integer "
-            "       FOR UPDATE SKIP LOCKED) x) due, receipt r "
-            "WHERE d.jti = due.jti AND r.jti = d.jti "
-            "RETURNING d.jti::text, d.sender_id::text, r.token",
-            3, p, error_r);
+            "WITH c AS (SELECT x.jti, x.k, s.id "
+            "  FROM unnest($1::bigint[]) AS s (id) CROSS JOIN LATERAL "
+            "  (SELECT jti, row_number() OVER (ORDER BY next_attempt_at, jti) AS k "
+            "   FROM receipt_delivery WHERE sender_id = s.id "
+            "   AND acked_at IS NULL AND next_attempt_at <= now() "
+            "   ORDER BY next_attempt_at, jti LIMIT least($2::integer, $4::integer)) x "
+            "  ORDER BY x.k, s.id <= $5::bigint, s.id LIMIT $4::integer), "
+            "u AS (UPDATE receipt_delivery d SET attempts = d.attempts + 1, "
+            "  next_attempt_at = now() + make_interval(secs => $3::integer) "
+            "  FROM (SELECT l.jti, c.k FROM receipt_delivery l JOIN c ON l.jti = c.jti "
+            "        WHERE l.sender_id = c.id AND l.acked_at IS NULL "
+            "        AND l.next_attempt_at <= now() FOR UPDATE OF l SKIP LOCKED) due, "
+            "  receipt r "
+            "  WHERE d.jti = due.jti AND r.jti = d.jti "
+            "  RETURNING d.jti, d.sender_id, r.token, due.k) "
+            "SELECT u.jti::text, u.sender_id::text, u.token FROM u "
+            "ORDER BY u.k, u.sender_id <= $5::bigint, u.sender_id",
+            5, p, error_r);
         res = s_async_end(st, res, error_r);
     }
     pf_buf_free(&ids, 0);
@@ -106,6 +122,8 @@ int pf_store_relay_claim(pf_store_t *st, const int64_t *sender_ids, size_t nsend
         rows[i].token = xstrdup(PQgetvalue(res, (int)i, 2));
     }
     PQclear(res);
+    if (n > 0)
+        *after = rows[n - 1].sender_id; /* the next claim goes on after it */
     *rows_r = rows;
     *n_r = n;
     return 0;

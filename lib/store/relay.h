@@ -16,16 +16,27 @@ typedef struct {
     char *token; /* compact JWS */
 } pf_relay_receipt_t;
 
-/* Claims up to limit receipts per given sender that are unacknowledged
- * and due (receipt_delivery.next_attempt_at <= now()), oldest first,
- * skipping rows another broker holds locked, and pushes their
- * next_attempt_at retry_seconds ahead (so a lost RECEIPT is resent then).
+/* Claims receipts of the given senders that are unacknowledged and due
+ * (receipt_delivery.next_attempt_at <= now()), each sender's oldest
+ * first, at most limit per sender and max_total in all, skipping rows
+ * another broker holds locked, and pushes their next_attempt_at
+ * retry_seconds ahead (so a lost RECEIPT is resent then).
+ * Fairness under the cap: every sender's first due receipt comes before
+ * any sender's second, and so on (so with at most max_total senders each
+ * one with due receipts gets some); senders that tie at the cut get their
+ * turn in id order from the first id above *after (then from the lowest),
+ * and *after is set to the sender of the last row claimed (left alone
+ * when none was).  A caller that passes the same variable to every claim
+ * (0 at first) goes round the senders: with more senders than max_total,
+ * each one with due receipts gets some within ceil(senders / max_total)
+ * claims (rows another broker holds aside).  Rows not taken stay due for
+ * a later claim.
  * Claims, acknowledgements and replays commit without waiting for the WAL
  * flush (losing one only resends a receipt).  *rows_r (release with
- * pf_relay_receipts_free), *n_r. */
+ * pf_relay_receipts_free) in claim order, *n_r. */
 int pf_store_relay_claim(pf_store_t *st, const int64_t *sender_ids, size_t nsenders, int limit,
-                         int retry_seconds, pf_relay_receipt_t **rows_r, size_t *n_r,
-                         const char **error_r);
+                         int max_total, int retry_seconds, int64_t *after,
+                         pf_relay_receipt_t **rows_r, size_t *n_r, const char **error_r);
 void pf_relay_receipts_free(pf_relay_receipt_t **rows, size_t n);
 
 /* Sets receipt_delivery.acked_at on the listed receipts (UUID texts, already validated) of

@@ -15,6 +15,13 @@
  * ciphertexts without hex doubling and integers without printf/parse.
  * Repeats need no second round trip and no fallback: ON CONFLICT turns
  * them into PF_SUBMIT_EXISTS, whose stored ACK is read after the COMMIT.
+ * A request id twice in one batch: ON CONFLICT DO NOTHING inserts its
+ * submission row once, but the copies joined to that row by (sender,
+ * request id) would be inserted for both entries.  So q keeps only the
+ * first entry of each (sender, request id) (DISTINCT ON, by ordinal); the
+ * others stay PF_SUBMIT_EXISTS and are answered from the first one's
+ * stored ACK, as if they had come in a later batch.  This does not rely
+ * on the broker, which answers repeats within a batch itself.
  * The JWE's binary parts stay out of the CTE k: k is read three times, so
  * PostgreSQL materialises it, copying every ciphertext into a tuplestore
  * and out again.  The message insert takes them from the arrays by the
@@ -47,15 +54,16 @@
 /* microseconds between the Unix epoch and PostgreSQL's (2000-01-01) */
 #define S_PG_EPOCH_US 946684800000000LL
 
-#define S_STMT "pf_submit_v3"
+#define S_STMT "pf_submit_v4"
 #define S_NPARAMS 23
 
 static const char s_sql[] =
-    "WITH q AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::text[], "
-    "$5::text[], $6::text[], $7::smallint[], $8::boolean[], $9::integer[], $10::timestamptz[], "
-    "$23::integer[]) "
-    "WITH ORDINALITY AS q (sender_id, request_id, payload_hash, ack, title, reference, "
-    "required_level, read_receipt, attachment_count, created_at, hold, n)), "
+    "WITH q AS (SELECT DISTINCT ON (sender_id, request_id) * FROM unnest($1::bigint[], "
+    "$2::text[], $3::bytea[], $4::text[], $5::text[], $6::text[], $7::smallint[], "
+    "$8::boolean[], $9::integer[], $10::timestamptz[], $23::integer[]) "
+    "WITH ORDINALITY AS a (sender_id, request_id, payload_hash, ack, title, reference, "
+    "required_level, read_receipt, attachment_count, created_at, hold, n) "
+    "ORDER BY sender_id, request_id, n), "
     "s AS (INSERT INTO submission (sender_id, request_id, payload_hash, ack) "
     "SELECT sender_id, request_id, payload_hash, ack FROM q "
     "ON CONFLICT (sender_id, request_id) DO NOTHING RETURNING sender_id, request_id), "

@@ -64,10 +64,13 @@ typedef struct {
  * statement inserts the submission rows (ON CONFLICT DO NOTHING, so a
  * request id stored before, or by a concurrent broker, turns into
  * PF_SUBMIT_EXISTS with existing_* filled in) and the message and receipt
- * rows of the submissions actually inserted.  The request ids within one
- * batch must be unique per sender (the caller deduplicates).  On -1
- * nothing is stored (or, when the connection broke during COMMIT, the
- * outcome is unknown). */
+ * rows of the submissions actually inserted.  A (sender, request id)
+ * that occurs more than once in the batch is stored once, from its first
+ * entry; the later entries come back PF_SUBMIT_EXISTS with the first
+ * one's ACK, existing_same telling whether their payload hash matches
+ * (exactly as if they had come in a later batch), and none of their
+ * copies or receipts is stored.  On -1 nothing is stored (or, when the
+ * connection broke during COMMIT, the outcome is unknown). */
 int pf_store_submit_batch(pf_store_t *st, pf_submit_t *subs, size_t n, const char **error_r);
 
 /* The asynchronous form on a connection of its own (the broker's commit
