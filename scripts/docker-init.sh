@@ -6,8 +6,11 @@
 #   2. makes the service keys in the administration volume ($KEYS), without
 #      a development identity key (one left from an earlier version is
 #      removed: whoever reads it can mint a token for every mailbox);
-#   3. gives the broker and the reader database logins of their own in the
-#      groups of sql/0008_roles.sql, passwords from the compose secrets;
+#   3. gives the broker, the reader and the administration (the compose
+#      service ctl) database logins of their own in the groups of
+#      sql/0008_roles.sql (the administration's privileges: sql/0019),
+#      passwords from the compose secrets: only this init logs in as the
+#      database owner;
 #   4. copies to the broker's and the reader's volumes only the key files
 #      each needs, mode 0600, owned by the user the daemons run as; the
 #      broker never gets the KEK.
@@ -21,6 +24,7 @@ READER_KEYS=${POSTFACH_READER_KEYS:-/var/lib/postfach/reader-keys}
 SECRETS=${POSTFACH_SECRETS:-/run/secrets}
 BROKER_LOGIN=${POSTFACH_BROKER_LOGIN:-postfach_broker_1}
 READER_LOGIN=${POSTFACH_READER_LOGIN:-postfach_reader_1}
+ADMIN_LOGIN=${POSTFACH_ADMIN_LOGIN:-postfach_admin_1}
 OWNER=${POSTFACH_USER:-postfach}
 TRIES=${POSTFACH_INIT_TRIES:-30}
 
@@ -43,6 +47,7 @@ umask 077
 postfach-ctl --keys "$KEYS" keys init --no-dev-idp
 postfach-ctl role login "$BROKER_LOGIN" broker --password-file "$SECRETS/broker_db_password"
 postfach-ctl role login "$READER_LOGIN" reader --password-file "$SECRETS/reader_db_password"
+postfach-ctl role login "$ADMIN_LOGIN" admin --password-file "$SECRETS/admin_db_password"
 
 # hand_over DIR FILE...: each FILE of $KEYS into DIR, replaced by one rename
 # (a daemon reading it sees the old file or the new one, never a part)

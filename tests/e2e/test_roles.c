@@ -6,14 +6,20 @@
  * and a sender created by ctl.  Then, on a connection of our own with SET
  * ROLE, what each role must not do is refused with insufficient_privilege
  * (42501): the broker reads no wrapped private key, the reader inserts no
- * copy and no receipt but a "read" one of the copy's own sender, the
- * administration reads no ciphertext. */
+ * copy and no receipt but a "read" one of the copy's own sender.  The
+ * administration's login (sql/0019, what docker-compose.yml's `ctl` runs
+ * under) runs every command an operator uses, holds exactly the privileges
+ * those need, does no DDL and reads nothing of the copies, submissions and
+ * receipts; a database migrated before 0019 ends with the same privileges.
+ * The logins are made by `postfach-ctl role login`, as scripts/docker-init.sh
+ * makes them. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,8 +39,6 @@ typedef struct {
     char conn[3][512];
 } fixture_t;
 
-static const char *const s_groups[3] = {"postfach_broker", "postfach_reader", "postfach_admin"};
-
 static void s_exec(fixture_t *f, const char *sql)
 {
     char state[6];
@@ -51,11 +55,21 @@ static int setup(void **state)
         return -1;
     /* logins are global to the cluster: one set per test process */
     static const char *const kinds[3] = {"broker", "reader", "admin"};
+    char pw[600];
+    snprintf(pw, sizeof(pw), "%s/db_password", pf_env_dir(f->env));
+    FILE *fp = fopen(pw, "w");
+    if (fp == NULL || fputs("pf-test-password\n", fp) < 0 || fclose(fp) != 0)
+        return -1;
     for (int i = 0; i < 3; i++) {
         snprintf(f->login[i], sizeof(f->login[i]), "pf_t_%s_%ld", kinds[i], (long)getpid());
-        char sql[256];
-        snprintf(sql, sizeof(sql), "CREATE ROLE %s LOGIN IN ROLE %s", f->login[i], s_groups[i]);
-        s_exec(f, sql);
+        /* as the compose init makes them (the test cluster trusts local
+         * connections: the password is not checked) */
+        char *out = NULL;
+        int rc = pf_env_ctl(f->env, &out, "role", "login", f->login[i], kinds[i], "--password-file",
+                            pw, NULL);
+        free(out);
+        if (rc != 0)
+            return -1;
         /* the conninfo's user=postgres is overridden by the later user= */
         char conn[sizeof(f->conn[i])];
         snprintf(conn, sizeof(conn), "%s user=%s", pf_env_conninfo(f->env), f->login[i]);
@@ -118,12 +132,32 @@ static json_t *s_get_json(fixture_t *f, const char *path, const char *token)
     return j;
 }
 
-/* ctl as the admin login */
+/* ctl as the admin login on the database conn (NULL: the env's); up to
+ * five arguments, the first NULL ends them */
+static int s_ctl_on(fixture_t *f, const char *conn, char **out, char **err, const char *a,
+                    const char *b, const char *c, const char *d, const char *e)
+{
+    return pf_env_run(f->env, out, err, "postfach-ctl", "--db", conn ? conn : f->conn[2], "--keys",
+                      pf_env_keys(f->env), a, b, c, d, e, NULL);
+}
+
 static int s_ctl(fixture_t *f, char **out, const char *a, const char *b, const char *c,
                  const char *d)
 {
-    return pf_env_run(f->env, out, NULL, "postfach-ctl", "--db", f->conn[2], "--keys",
-                      pf_env_keys(f->env), a, b, c, d, NULL);
+    return s_ctl_on(f, NULL, out, NULL, a, b, c, d, NULL);
+}
+
+/* ctl as the admin login must succeed; returns its stdout (caller frees) */
+static char *s_ctl_ok(fixture_t *f, const char *conn, const char *a, const char *b, const char *c,
+                      const char *d, const char *e)
+{
+    char *out = NULL, *err = NULL;
+    int rc = s_ctl_on(f, conn, &out, &err, a, b, c, d, e);
+    if (rc != 0)
+        fail_msg("postfach-ctl %s %s %s under the admin login: exit %d: %s", a, b ? b : "",
+                 c ? c : "", rc, err ? err : "");
+    free(err);
+    return out;
 }
 
 static void test_daemons_and_ctl_work_under_their_roles(void **state)
@@ -255,14 +289,7 @@ static void test_what_each_role_must_not_do(void **state)
     s_allowed(f, "postfach_broker", sql_r);
     s_allowed(f, "postfach_reader", "SELECT wrapped_key FROM mailbox_secret");
     s_allowed(f, "postfach_reader", "UPDATE message SET read_at = read_at WHERE false");
-    /* the administration: keys and senders, never the content */
-    s_refused(f, "postfach_admin", "SELECT jwe_ciphertext FROM message");
-    s_refused(f, "postfach_admin", "SELECT payload_hash FROM submission");
-    s_refused(f, "postfach_admin",
-              "INSERT INTO receipt (jti, sender_id, mailbox_id, message_id, "
-              "event, token) VALUES (gen_random_uuid(), 1, 'a', "
-              "gen_random_uuid(), 'read', 't')");
-    s_allowed(f, "postfach_admin", "SELECT title, read_at FROM message");
+    /* the administration: test_admin_login_rights */
     /* nobody else: a login without a group sees nothing */
     char nobody[48], sql[96];
     snprintf(nobody, sizeof(nobody), "pf_t_nobody_%ld", (long)getpid());
@@ -272,6 +299,266 @@ static void test_what_each_role_must_not_do(void **state)
     s_refused(f, nobody, "SELECT name FROM sender");
     snprintf(sql, sizeof(sql), "DROP ROLE %s", nobody);
     s_exec(f, sql);
+}
+
+/* Every privilege postfach_admin holds in the public schema, table-wide
+ * ("table:PRIV") and per column ("table.column:PRIV"), as sql/0019 grants
+ * them; the reasons are there.  Pinned here so that a grant made wider or
+ * narrower (on a new or an upgraded database) fails the test. */
+static const char s_admin_privileges[] =
+    "mailbox.id:INSERT mailbox.id:UPDATE mailbox:SELECT "
+    "mailbox_key.alg:INSERT mailbox_key.kid:INSERT mailbox_key.mailbox_id:INSERT "
+    "mailbox_key.public_jwk:INSERT mailbox_key.version:INSERT mailbox_key:SELECT "
+    "mailbox_secret.kek_id:INSERT mailbox_secret.kek_id:UPDATE mailbox_secret.mailbox_id:INSERT "
+    "mailbox_secret.version:INSERT mailbox_secret.wrapped_key:INSERT "
+    "mailbox_secret.wrapped_key:UPDATE mailbox_secret:SELECT "
+    "sender.curve_key:INSERT sender.curve_key:UPDATE sender.name:INSERT "
+    "sender.revoked_at:UPDATE sender.status:UPDATE sender:SELECT "
+    "sender_recipient_allow.pattern:INSERT sender_recipient_allow.sender_id:INSERT "
+    "sender_recipient_allow:DELETE sender_recipient_allow:SELECT";
+
+#define S_ADMIN_PRIVILEGES_SQL                                                                     \
+    "(SELECT string_agg(p, ' ' ORDER BY p COLLATE \"C\") FROM ("                                   \
+    " SELECT c.relname || ':' || a.privilege_type AS p FROM pg_class c"                            \
+    " CROSS JOIN LATERAL aclexplode(c.relacl) a"                                                   \
+    " WHERE c.relnamespace = 'public'::regnamespace AND a.grantee = 'postfach_admin'::regrole"     \
+    " UNION ALL"                                                                                   \
+    " SELECT c.relname || '.' || t.attname || ':' || a.privilege_type FROM pg_class c"             \
+    " JOIN pg_attribute t ON t.attrelid = c.oid CROSS JOIN LATERAL aclexplode(t.attacl) a"         \
+    " WHERE c.relnamespace = 'public'::regnamespace AND a.grantee = 'postfach_admin'::regrole"     \
+    ") s)"
+
+/* On the database conn: postfach_admin holds exactly s_admin_privileges
+ * and is named in no row-level security policy. */
+static void s_check_admin_privileges(const char *conn)
+{
+    pf_store_t *st = NULL;
+    const char *e = NULL;
+    if (pf_store_open(conn, &st, &e) != 0)
+        fail_msg("%s", e);
+    char *sql = NULL;
+    if (asprintf(&sql,
+                 "DO $$ BEGIN"
+                 " IF " S_ADMIN_PRIVILEGES_SQL " IS DISTINCT FROM '%s' THEN"
+                 "  RAISE EXCEPTION 'postfach_admin holds: %%', " S_ADMIN_PRIVILEGES_SQL ";"
+                 " END IF;"
+                 " IF EXISTS (SELECT 1 FROM pg_policy"
+                 "  WHERE 'postfach_admin'::regrole = ANY (polroles)) THEN"
+                 "  RAISE EXCEPTION 'a policy names postfach_admin';"
+                 " END IF; END $$",
+                 s_admin_privileges) < 0)
+        fail_msg("out of memory");
+    int rc = pf_store_exec(st, sql, &e);
+    free(sql);
+    if (rc != 0)
+        fail_msg("%s", e);
+    pf_store_destroy(&st);
+}
+
+static void s_state_is(fixture_t *f, const char *role, const char *sql, const char *want)
+{
+    char state[6];
+    s_as(f, role, sql, state);
+    if (strcmp(state, want) != 0)
+        fail_msg("as %s: %s: SQLSTATE %s, want %s", role, sql, state, want);
+}
+
+/* The administration's login: not superuser, owner or anything but a
+ * member of postfach_admin; no DDL; nothing of the copies, submissions and
+ * receipts; of its own tables only the columns its commands change. */
+static void test_admin_login_rights(void **state)
+{
+    fixture_t *f = *state;
+    const char *admin = f->login[2];
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "SELECT NOT (rolsuper OR rolbypassrls OR rolcreaterole OR rolcreatedb OR "
+             "rolreplication) AND (SELECT string_agg(g.rolname, ',') FROM pg_auth_members m "
+             "JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = r.oid) = 'postfach_admin' "
+             "AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = "
+             "'public'::regnamespace AND pg_has_role(r.oid, c.relowner, 'MEMBER')) "
+             "FROM pg_roles r WHERE rolname = '%s'",
+             admin);
+    char *ok = pf_env_sql(f->env, sql);
+    assert_non_null(ok);
+    assert_string_equal(ok, "t");
+    free(ok);
+
+    /* no DDL: only the owner (the compose init) changes the schema */
+    s_refused(f, admin, "DROP TABLE message");
+    s_refused(f, admin, "DROP TABLE sender_recipient_allow");
+    s_refused(f, admin, "ALTER TABLE sender ADD COLUMN note text");
+    s_refused(f, admin, "ALTER TABLE receipt DISABLE ROW LEVEL SECURITY");
+    s_refused(f, admin, "DROP TRIGGER mailbox_kept ON mailbox");
+    s_refused(f, admin, "CREATE TABLE pf_t_probe (x int)");
+    s_refused(f, admin, "CREATE INDEX ON sender (created_at)");
+    s_refused(f, admin, "TRUNCATE sender_recipient_allow");
+    /* nothing of what the broker and the reader keep: not even the
+     * metadata (who got what from whom, when read), no receipts, no
+     * delivery state, no submissions */
+    s_refused(f, admin, "SELECT count(*) FROM message");
+    s_refused(f, admin, "SELECT title, read_at FROM message");
+    s_refused(f, admin, "SELECT jwe_ciphertext FROM message");
+    s_refused(f, admin, "SELECT count(*) FROM submission");
+    s_refused(f, admin, "SELECT token FROM receipt");
+    s_refused(f, admin, "SELECT count(*) FROM receipt_delivery");
+    s_refused(f, admin, "DELETE FROM message");
+    s_refused(f, admin, "UPDATE message SET read_at = now()");
+    s_refused(f, admin,
+              "INSERT INTO receipt (jti, sender_id, mailbox_id, message_id, event, token) "
+              "VALUES (gen_random_uuid(), 1, 'citizen-a', gen_random_uuid(), 'read', 't')");
+    /* its own tables: what the commands do is allowed, the rest refused */
+    s_allowed(f, admin,
+              "INSERT INTO sender (name, curve_key) VALUES ('pf-probe', repeat('x', 40))");
+    s_refused(f, admin,
+              "INSERT INTO sender (name, curve_key, status) "
+              "VALUES ('pf-probe', repeat('x', 40), 'revoked')");
+    s_allowed(f, admin,
+              "UPDATE sender SET status = 'revoked', revoked_at = coalesce(revoked_at, now()), "
+              "curve_key = repeat('y', 40) WHERE name = 'tax-office'");
+    s_refused(f, admin, "UPDATE sender SET name = 'renamed' WHERE name = 'tax-office'");
+    s_refused(f, admin, "DELETE FROM sender");
+    s_allowed(f, admin,
+              "INSERT INTO sender_recipient_allow (sender_id, pattern) SELECT id, 'x*' FROM "
+              "sender; DELETE FROM sender_recipient_allow");
+    s_allowed(f, admin, "INSERT INTO mailbox (id) VALUES ('pf-probe')");
+    s_refused(f, admin, "INSERT INTO mailbox (id, status) VALUES ('pf-probe', 'closed')");
+    /* UPDATE (id) is for the row lock of citizen rotate-key; the trigger
+     * of sql/0015 refuses any change of the id itself */
+    s_allowed(f, admin, "SELECT id FROM mailbox WHERE id = 'citizen-a' FOR UPDATE");
+    s_state_is(f, admin, "UPDATE mailbox SET id = 'renamed' WHERE id = 'citizen-a'", "23001");
+    s_refused(f, admin, "UPDATE mailbox SET status = 'closed'");
+    s_refused(f, admin, "DELETE FROM mailbox");
+    s_refused(f, admin, "UPDATE mailbox_key SET public_jwk = '{}'");
+    s_refused(f, admin, "DELETE FROM mailbox_key");
+    s_allowed(f, admin, "UPDATE mailbox_secret SET kek_id = kek_id, wrapped_key = wrapped_key");
+    s_refused(f, admin, "UPDATE mailbox_secret SET version = version");
+    s_refused(f, admin, "UPDATE mailbox_secret SET mailbox_id = mailbox_id");
+    s_refused(f, admin, "DELETE FROM mailbox_secret");
+    /* sender.id is an identity column: INSERT needs no USAGE on its sequence */
+    s_refused(f, admin, "SELECT nextval(pg_get_serial_sequence('sender', 'id'))");
+    /* and nothing beyond the probes above */
+    s_check_admin_privileges(pf_env_conninfo(f->env));
+}
+
+/* The rest of the line where prefix first occurs in text, into buf. */
+static void s_line_after(const char *text, const char *prefix, char *buf, size_t size)
+{
+    const char *p = strstr(text, prefix);
+    if (p == NULL)
+        fail_msg("no \"%s\" in: %s", prefix, text);
+    p += strlen(prefix);
+    size_t n = strcspn(p, "\n");
+    if (n >= size)
+        fail_msg("line too long: %s", p);
+    memcpy(buf, p, n);
+    buf[n] = '\0';
+}
+
+/* Every postfach-ctl command an operator runs through compose's `ctl`
+ * works under the admin login; migrate and role login, which the compose
+ * init runs as the owner, do not. */
+static void test_ctl_commands_under_admin_login(void **state)
+{
+    fixture_t *f = *state;
+    char *out, *err, kek0[64], jwk_file[600];
+    /* senders */
+    free(s_ctl_ok(f, NULL, "sender", "add", "ops-agency", NULL, NULL));
+    out = s_ctl_ok(f, NULL, "sender", "list", NULL, NULL, NULL);
+    assert_non_null(strstr(out, "ops-agency"));
+    free(out);
+    free(s_ctl_ok(f, NULL, "sender", "allow", "ops-agency", "citizen-a", NULL));
+    free(s_ctl_ok(f, NULL, "sender", "allow", "ops-agency", "bw-*", NULL));
+    out = s_ctl_ok(f, NULL, "sender", "allowed", "ops-agency", NULL, NULL);
+    assert_string_equal(out, "bw-*\ncitizen-a\n");
+    free(out);
+    free(s_ctl_ok(f, NULL, "sender", "disallow", "ops-agency", "citizen-a", NULL));
+    /* the last entry only with --allow-all: refused for that reason, not
+     * for a privilege */
+    out = err = NULL;
+    assert_int_equal(
+        s_ctl_on(f, NULL, &out, &err, "sender", "disallow", "ops-agency", "bw-*", NULL), 1);
+    assert_non_null(strstr(err, "last allowlist entry"));
+    free(out);
+    free(err);
+    free(s_ctl_ok(f, NULL, "sender", "disallow", "ops-agency", "bw-*", "--allow-all"));
+    char *key_before = pf_env_sql(f->env, "SELECT curve_key FROM sender WHERE name = 'ops-agency'");
+    free(s_ctl_ok(f, NULL, "sender", "rotate-key", "ops-agency", NULL, NULL));
+    char *key_after = pf_env_sql(f->env, "SELECT curve_key FROM sender WHERE name = 'ops-agency'");
+    assert_non_null(key_before);
+    assert_non_null(key_after);
+    assert_string_not_equal(key_before, key_after);
+    free(key_before);
+    free(key_after);
+    free(s_ctl_ok(f, NULL, "sender", "revoke", "ops-agency", NULL, NULL));
+    assert_int_equal(pf_env_sql_int(f->env,
+                                    "SELECT count(*) FROM sender WHERE name = 'ops-agency' AND "
+                                    "status = 'revoked' AND revoked_at IS NOT NULL"),
+                     1);
+
+    /* mailboxes: a server-held key, a citizen-held one, their rotations */
+    free(s_ctl_ok(f, NULL, "citizen", "add", "ops-c1", NULL, NULL));
+    free(s_ctl_ok(f, NULL, "citizen", "rotate-key", "ops-c1", NULL, NULL));
+    out = s_ctl_ok(f, NULL, "citizen", "public-key", "citizen-a", NULL, NULL);
+    snprintf(jwk_file, sizeof(jwk_file), "%s/ops-held.jwk", pf_env_dir(f->env));
+    FILE *fp = fopen(jwk_file, "w");
+    assert_non_null(fp);
+    fputs(out, fp);
+    fclose(fp);
+    free(out);
+    free(s_ctl_ok(f, NULL, "citizen", "add", "ops-held", "--public-jwk", jwk_file));
+    free(s_ctl_ok(f, NULL, "citizen", "rotate-key", "ops-held", "--public-jwk", jwk_file));
+    out = s_ctl_ok(f, NULL, "citizen", "public-key", "ops-c1", NULL, NULL);
+    assert_non_null(strstr(out, "\"kty\""));
+    assert_null(strstr(out, "\"d\""));
+    free(out);
+    out = s_ctl_ok(f, NULL, "citizen", "export-key", "ops-c1", "--version", "1");
+    assert_non_null(strstr(out, "\"d\""));
+    free(out);
+    assert_int_equal(pf_env_sql_int(f->env, "SELECT count(*) FROM mailbox_key WHERE mailbox_id "
+                                            "IN ('ops-c1', 'ops-held') AND version <= 2"),
+                     4);
+    assert_int_equal(pf_env_sql_int(f->env, "SELECT count(*) FROM mailbox_secret WHERE "
+                                            "mailbox_id IN ('ops-c1', 'ops-held')"),
+                     2);
+
+    /* the KEK: rotation in two steps (compose hands the keyring over in
+     * between), in one step, retirement of the old ones */
+    out = s_ctl_ok(f, NULL, "kek", "status", NULL, NULL, NULL);
+    s_line_after(out, "current KEK: ", kek0, sizeof(kek0));
+    free(out);
+    free(s_ctl_ok(f, NULL, "kek", "rotate", "--id", "kek-ops-2", "--no-rewrap"));
+    out = s_ctl_ok(f, NULL, "kek", "rewrap", NULL, NULL, NULL);
+    assert_null(strstr(out, "rewrapped 0 "));
+    free(out);
+    free(s_ctl_ok(f, NULL, "kek", "rotate", "--id", "kek-ops-3", NULL));
+    free(s_ctl_ok(f, NULL, "kek", "retire", kek0, NULL, NULL));
+    free(s_ctl_ok(f, NULL, "kek", "retire", "kek-ops-2", NULL, NULL));
+    out = s_ctl_ok(f, NULL, "kek", "status", NULL, NULL, NULL);
+    assert_non_null(strstr(out, "current KEK: kek-ops-3\n"));
+    free(out);
+    assert_int_equal(pf_env_sql_int(f->env, "SELECT count(*) FROM mailbox_secret WHERE kek_id <> "
+                                            "'kek-ops-3'"),
+                     0);
+    out = s_ctl_ok(f, NULL, "citizen", "export-key", "ops-c1", "--version", "1");
+    free(out);
+
+    /* the owner's work is refused to this login */
+    char sql_dir[600], pw[600];
+    snprintf(sql_dir, sizeof(sql_dir), "%s/sql", getenv("PF_ROOT"));
+    snprintf(pw, sizeof(pw), "%s/db_password", pf_env_dir(f->env));
+    out = err = NULL;
+    assert_int_equal(s_ctl_on(f, NULL, &out, &err, "migrate", "--sql-dir", sql_dir, NULL, NULL), 1);
+    assert_non_null(strstr(err, "permission denied"));
+    free(out);
+    free(err);
+    out = err = NULL;
+    assert_int_equal(pf_env_run(f->env, &out, &err, "postfach-ctl", "--db", f->conn[2], "role",
+                                "login", "pf_t_sneaky", "admin", "--password-file", pw, NULL),
+                     1);
+    assert_non_null(strstr(err, "permission denied"));
+    free(out);
+    free(err);
 }
 
 static void s_copy_file(const char *from, const char *to)
@@ -337,12 +624,95 @@ static void test_upgrade_from_before_roles_grants_receipt_delivery(void **state)
                       "'receipt_delivery', 'SELECT, INSERT, UPDATE') AND "
                       "has_table_privilege('postfach_broker', 'receipt_delivery', 'UPDATE') AND "
                       "has_table_privilege('postfach_reader', 'receipt_delivery', 'INSERT') AND "
-                      "has_table_privilege('postfach_admin', 'receipt_delivery', 'SELECT')) "
+                      /* 0019 took the administration's read away: no command uses it */
+                      "NOT has_table_privilege('postfach_admin', 'receipt_delivery', "
+                      "'SELECT, INSERT, UPDATE, DELETE')) "
                       "THEN RAISE EXCEPTION 'privileges on receipt_delivery missing'; "
                       "END IF; END $$",
                       &e) != 0)
         fail_msg("%s", e);
     pf_store_destroy(&st);
+    snprintf(sql, sizeof(sql), "DROP DATABASE %s", db);
+    s_exec(f, sql);
+}
+
+/* A database migrated before sql/0019 (its postfach_admin with the grants
+ * of 0008 and 0009, among them reads of copies' metadata and receipts, and
+ * a receipt policy), upgraded: the administration ends with exactly the
+ * privileges of a new database, and ctl works there under its login on
+ * what was made before the upgrade. */
+static void test_upgrade_to_0019_narrows_admin(void **state)
+{
+    fixture_t *f = *state;
+    char db[48], sql[160], dir[600], from[600], to[1024], conn[700], conn_admin[800];
+    snprintf(db, sizeof(db), "pf_t_upgrade19_%ld", (long)getpid());
+    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", db);
+    s_exec(f, sql);
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", db);
+    s_exec(f, sql);
+    snprintf(dir, sizeof(dir), "%s/sql-0018", pf_env_dir(f->env));
+    assert_int_equal(mkdir(dir, 0700), 0);
+    snprintf(from, sizeof(from), "%s/sql", getenv("PF_ROOT"));
+    DIR *d = opendir(from);
+    assert_non_null(d);
+    int copied = 0;
+    for (struct dirent *e = readdir(d); e != NULL; e = readdir(d)) {
+        if (strlen(e->d_name) < 9 || strcmp(e->d_name + strlen(e->d_name) - 4, ".sql") != 0 ||
+            strncmp(e->d_name, "0019", 4) >= 0)
+            continue;
+        char src[1024];
+        snprintf(src, sizeof(src), "%s/%s", from, e->d_name);
+        snprintf(to, sizeof(to), "%s/%s", dir, e->d_name);
+        s_copy_file(src, to);
+        copied++;
+    }
+    closedir(d);
+    assert_true(copied >= 14);
+    snprintf(conn, sizeof(conn), "%s dbname=%s", pf_env_conninfo(f->env), db);
+    snprintf(conn_admin, sizeof(conn_admin), "%s user=%s", conn, f->login[2]);
+    char *out = NULL, *err = NULL;
+    if (pf_env_run(f->env, &out, &err, "postfach-ctl", "--db", conn, "migrate", "--sql-dir", dir,
+                   NULL) != 0)
+        fail_msg("migrate to 0018: %s", err ? err : "?");
+    free(out);
+    free(err);
+    /* made by the owner before the upgrade, as ctl did in compose */
+    static const char *const before[][3] = {{"sender", "add", "up-agency"},
+                                            {"citizen", "add", "up-c1"}};
+    for (size_t i = 0; i < 2; i++) {
+        out = err = NULL;
+        if (pf_env_run(f->env, &out, &err, "postfach-ctl", "--db", conn, "--keys",
+                       pf_env_keys(f->env), before[i][0], before[i][1], before[i][2], NULL) != 0)
+            fail_msg("%s %s as the owner: %s", before[i][0], before[i][1], err ? err : "?");
+        free(out);
+        free(err);
+    }
+    /* what the upgrade has to take away */
+    pf_store_t *st = NULL;
+    const char *e = NULL;
+    assert_int_equal(pf_store_open(conn, &st, &e), 0);
+    if (pf_store_exec(st,
+                      "DO $$ BEGIN IF NOT (has_column_privilege('postfach_admin', 'message', "
+                      "'title', 'SELECT') AND has_table_privilege('postfach_admin', 'receipt', "
+                      "'SELECT') AND EXISTS (SELECT 1 FROM pg_policy WHERE polname = "
+                      "'receipt_admin')) THEN RAISE EXCEPTION 'not the grants of 0008'; "
+                      "END IF; END $$",
+                      &e) != 0)
+        fail_msg("%s", e);
+    pf_store_destroy(&st);
+
+    out = err = NULL;
+    if (pf_env_run(f->env, &out, &err, "postfach-ctl", "--db", conn, "migrate", "--sql-dir", from,
+                   NULL) != 0)
+        fail_msg("migrate to the end: %s", err ? err : "?");
+    free(out);
+    free(err);
+    s_check_admin_privileges(conn);
+
+    free(s_ctl_ok(f, conn_admin, "citizen", "rotate-key", "up-c1", NULL, NULL));
+    free(s_ctl_ok(f, conn_admin, "sender", "allow", "up-agency", "up-*", NULL));
+    free(s_ctl_ok(f, conn_admin, "sender", "revoke", "up-agency", NULL, NULL));
+    free(s_ctl_ok(f, conn_admin, "kek", "status", NULL, NULL, NULL));
     snprintf(sql, sizeof(sql), "DROP DATABASE %s", db);
     s_exec(f, sql);
 }
@@ -353,6 +723,9 @@ int main(void)
         cmocka_unit_test(test_daemons_and_ctl_work_under_their_roles),
         cmocka_unit_test(test_what_each_role_must_not_do),
         cmocka_unit_test(test_upgrade_from_before_roles_grants_receipt_delivery),
+        cmocka_unit_test(test_admin_login_rights),
+        cmocka_unit_test(test_ctl_commands_under_admin_login),
+        cmocka_unit_test(test_upgrade_to_0019_narrows_admin),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
