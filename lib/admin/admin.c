@@ -58,15 +58,21 @@ int pf_admin_migrate(pf_admin_ctx_t *ctx, const char *sql_dir, const char **erro
     if (rc == 0)
         fprintf(ctx->out, "schema version %d (%d migration%s applied)\n", version, applied,
                 applied == 1 ? "" : "s");
-    if (rc != 0)
+    if (rc != 0 && strstr(*error_r, "permission denied") != NULL)
+        /* the daemons' and the administration's logins may not change
+         * the schema; say who may */
+        s_fail(ctx, error_r,
+               "%s (migrations need the database owner's login; in compose: docker compose run "
+               "--rm init)",
+               *error_r);
+    else if (rc != 0)
         s_fail(ctx, error_r, "%s", *error_r);
     pf_store_destroy(&st);
     return rc;
 }
 
 /* Loads a JWK file (private or public). */
-static int s_load_jwk(pf_admin_ctx_t *ctx, const char *path, pf_key_t **key_r,
-                      const char **error_r)
+static int s_load_jwk(pf_admin_ctx_t *ctx, const char *path, pf_key_t **key_r, const char **error_r)
 {
     char *data;
     size_t len;
@@ -253,7 +259,8 @@ int pf_admin_sender_add(pf_admin_ctx_t *ctx, const char *name, const char **erro
                -1;
     char *dir = s_path(ctx, "senders");
     mkdir(dir, 0700);
-    char *path = xasprintf("%s/%s.curve", dir, name), *pub_path = xasprintf("%s/%s.curve.pub", dir, name);
+    char *path = xasprintf("%s/%s.curve", dir, name),
+         *pub_path = xasprintf("%s/%s.curve.pub", dir, name);
     free(dir);
     const char *err;
     pf_store_t *st = NULL;
@@ -483,8 +490,7 @@ static int s_citizen_key(pf_admin_ctx_t *ctx, const char *id, const char *key_ty
      * the mailbox's row lock; else nothing is stored. */
     version = current + 1;
     context = xasprintf("%s:%d", id, version);
-    if (kek != NULL &&
-        pf_kek_wrap(kek, context, der, der_len, &wrapped, &wrapped_len, &err) != 0) {
+    if (kek != NULL && pf_kek_wrap(kek, context, der, der_len, &wrapped, &wrapped_len, &err) != 0) {
         s_fail(ctx, error_r, "cannot wrap key: %s", err);
         goto out;
     }
@@ -658,7 +664,8 @@ int pf_admin_token(pf_admin_ctx_t *ctx, const char *subject, const char *level, 
 int pf_admin_receipt_verify(pf_admin_ctx_t *ctx, const char *file, const char *jwks_file,
                             const char **error_r)
 {
-    char *tok = NULL, *jwks = NULL, *jwks_path = jwks_file ? xstrdup(jwks_file) : s_path(ctx, "receipt.jwks");
+    char *tok = NULL, *jwks = NULL,
+         *jwks_path = jwks_file ? xstrdup(jwks_file) : s_path(ctx, "receipt.jwks");
     size_t tok_len = 0, jwks_len = 0;
     const char *err;
     int rc = -1;
@@ -698,11 +705,11 @@ int pf_admin_receipt_verify(pf_admin_ctx_t *ctx, const char *file, const char *j
         s_fail(ctx, error_r, "receipt not valid: %s", err);
         goto out;
     }
-    json_t *o = json_pack("{s:b, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s}", "valid", 1, "jti",
-                          r.jti, "event", pf_event_name(r.event), "message_id", r.message_id,
-                          "request_id", r.txn ? r.txn : "", "sender", r.sender ? r.sender : "",
-                          "mailbox", r.mailbox ? r.mailbox : "", "time_ms",
-                          (json_int_t)r.event_time_ms, "jwe_tag", r.jwe_tag ? r.jwe_tag : "");
+    json_t *o = json_pack("{s:b, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s}", "valid", 1, "jti", r.jti,
+                          "event", pf_event_name(r.event), "message_id", r.message_id, "request_id",
+                          r.txn ? r.txn : "", "sender", r.sender ? r.sender : "", "mailbox",
+                          r.mailbox ? r.mailbox : "", "time_ms", (json_int_t)r.event_time_ms,
+                          "jwe_tag", r.jwe_tag ? r.jwe_tag : "");
     char *s = json_dumps(o, JSON_COMPACT);
     fprintf(ctx->out, "%s\n", s);
     free(s);
@@ -799,8 +806,7 @@ out:
     return rc;
 }
 
-int pf_admin_kek_rotate(pf_admin_ctx_t *ctx, const char *new_id, bool rewrap,
-                        const char **error_r)
+int pf_admin_kek_rotate(pf_admin_ctx_t *ctx, const char *new_id, bool rewrap, const char **error_r)
 {
     char *path = s_path(ctx, "kek"), idbuf[32];
     const char *err;
@@ -840,8 +846,8 @@ int pf_admin_kek_retire(pf_admin_ctx_t *ctx, const char *kek_id, const char **er
     size_t idlen = strlen(kek_id);
     for (const char *l = usage; *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : l + strlen(l)) {
         if (strncmp(l, kek_id, idlen) == 0 && l[idlen] == ' ') {
-            s_fail(ctx, error_r, "KEK \"%s\" still wraps %ld key(s): run kek rewrap first",
-                   kek_id, strtol(l + idlen + 1, NULL, 10));
+            s_fail(ctx, error_r, "KEK \"%s\" still wraps %ld key(s): run kek rewrap first", kek_id,
+                   strtol(l + idlen + 1, NULL, 10));
             free(usage);
             return -1;
         }
