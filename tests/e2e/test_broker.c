@@ -372,8 +372,8 @@ static bool s_refused(pf_env_t *env, const pf_client_result_t *res)
 static bool s_sealed_to_v2(pf_env_t *env, const pf_client_result_t *res)
 {
     assert_int_equal(res->ok, 1);
-    char *ver = s_sqlf(env, "SELECT key_version FROM message WHERE id = '%s'",
-                       res->copies[0].message_id);
+    char *ver =
+        s_sqlf(env, "SELECT key_version FROM message WHERE id = '%s'", res->copies[0].message_id);
     assert_non_null(ver);
     bool v2 = strcmp(ver, "2") == 0;
     free(ver);
@@ -458,8 +458,8 @@ static void test_rotated_key_applies_at_once(void **state)
     pf_client_result_t res;
     assert_int_equal(s_send(c, "req-v1", to, 1, "Text", &res), 0);
     assert_int_equal(res.ok, 1);
-    char *ver = s_sqlf(f->env, "SELECT key_version FROM message WHERE id = '%s'",
-                       res.copies[0].message_id);
+    char *ver =
+        s_sqlf(f->env, "SELECT key_version FROM message WHERE id = '%s'", res.copies[0].message_id);
     assert_non_null(ver);
     assert_string_equal(ver, "1");
     free(ver);
@@ -833,8 +833,8 @@ static void test_receipt_with_unknown_key_waits_for_new_jwks(void **state)
     assert_int_equal(res.ok, 1);
     pf_client_receipt_t r;
     assert_int_equal(pf_client_next_receipt(c, 2000, &r, &err), 0);
-    assert_int_equal(s_count(f->env, "SELECT count(*) FROM receipt_delivery WHERE acked_at IS NULL"),
-                     1);
+    assert_int_equal(
+        s_count(f->env, "SELECT count(*) FROM receipt_delivery WHERE acked_at IS NULL"), 1);
     /* the new JWKS, and the broker asked to send what is pending */
     assert_int_equal(pf_client_set_receipt_keys(c, good, &err), 0);
     assert_int_equal(pf_client_hello(c, &err), 0);
@@ -951,8 +951,8 @@ static void test_receipt_for_another_audience_is_not_taken(void **state)
     assert_int_equal(res.ok, 1);
     pf_client_receipt_t r;
     assert_int_equal(pf_client_next_receipt(c, 2000, &r, &err), 0);
-    assert_int_equal(s_count(f->env, "SELECT count(*) FROM receipt_delivery WHERE acked_at IS NULL"),
-                     1);
+    assert_int_equal(
+        s_count(f->env, "SELECT count(*) FROM receipt_delivery WHERE acked_at IS NULL"), 1);
     pf_client_set_receipt_audience(c, "tax-office");
     assert_int_equal(pf_client_hello(c, &err), 0);
     assert_int_equal(pf_client_next_receipt(c, 5000, &r, &err), 1);

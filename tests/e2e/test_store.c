@@ -50,8 +50,9 @@ static void test_prepared_statements_recover(void **state)
     /* a migration changes the type the statement returns: the server
      * refuses the old plan (0A000); the store forgets it and answers */
     char sqlstate[6];
-    assert_int_equal(pf_env_sql_state(env, "ALTER TABLE schema_migration ALTER COLUMN version "
-                                           "TYPE bigint",
+    assert_int_equal(pf_env_sql_state(env,
+                                      "ALTER TABLE schema_migration ALTER COLUMN version "
+                                      "TYPE bigint",
                                       sqlstate),
                      0);
     s_version_is(st, want);
@@ -81,9 +82,9 @@ static void test_prepared_statements_recover(void **state)
     pf_env_destroy(&env);
 }
 
-#define S_COPY_INSERT(mailbox, id)                                                                \
-    "INSERT INTO message (mailbox_id, id, sender_id, request_id, title, read_receipt, size, "       \
-    "key_version, jwe_protected, jwe_encrypted_key, jwe_iv, jwe_ciphertext, jwe_tag) "              \
+#define S_COPY_INSERT(mailbox, id)                                                                 \
+    "INSERT INTO message (mailbox_id, id, sender_id, request_id, title, read_receipt, size, "      \
+    "key_version, jwe_protected, jwe_encrypted_key, jwe_iv, jwe_ciphertext, jwe_tag) "             \
     "SELECT '" mailbox "', '" id "', min(id), 'r-" id "', 'T', false, 1, 1, 'h', '\\x00', "        \
     "'\\x00', '\\x00', '\\x00' FROM sender"
 
@@ -258,8 +259,7 @@ static void test_bench_mailboxes_add(void **state)
                                          "WHERE mailbox_id = 'b-3'"),
                      0);
     /* and the connection is usable afterwards */
-    pf_bench_mailbox_row_t last[1] = {
-        {"b-3", "kid3", "ECDH-ES+A256KW", "{}", "kek1", wrapped, 2}};
+    pf_bench_mailbox_row_t last[1] = {{"b-3", "kid3", "ECDH-ES+A256KW", "{}", "kek1", wrapped, 2}};
     assert_int_equal(pf_store_bench_mailboxes_add(st, last, 1, &err), 0);
     assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM mailbox_secret "
                                          "WHERE mailbox_id = 'b-3'"),
@@ -285,10 +285,9 @@ static void test_relay_ack(void **state)
     pf_store_t *st = NULL;
     const char *err = NULL;
     assert_int_equal(pf_store_open(pf_env_conninfo(env), &st, &err), 0);
-    const char *jtis[] = {"018f0000-0000-7000-8000-0000000000a1",
-                          "018f0000-0000-7000-8000-0000000000a2",
-                          "018f0000-0000-7000-8000-0000000000b1",
-                          "018f0000-0000-7000-8000-0000000000ff"};
+    const char *jtis[] = {
+        "018f0000-0000-7000-8000-0000000000a1", "018f0000-0000-7000-8000-0000000000a2",
+        "018f0000-0000-7000-8000-0000000000b1", "018f0000-0000-7000-8000-0000000000ff"};
     assert_int_equal(pf_store_relay_ack(st, 1, jtis, 4, &err), 2);
     assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM receipt_delivery WHERE "
                                          "sender_id = 1 AND acked_at IS NOT NULL"),
@@ -316,8 +315,8 @@ static void test_session_names(void **state)
     pf_store_t *st = NULL;
     const char *err = NULL;
     assert_int_equal(pf_store_open(pf_env_conninfo(env), &st, &err), 0);
-#define S_NAMED                                                                                   \
-    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "                   \
+#define S_NAMED                                                                                    \
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "                    \
     "AND application_name = '%s'"
     char sql[256];
     snprintf(sql, sizeof(sql), S_NAMED, "test_store");
