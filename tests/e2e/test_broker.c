@@ -38,8 +38,26 @@ static const char *const s_citizens[] = {"citizen-a", "citizen-b", "citizen-c", 
 #define SECRET_SUBJECT "Geheimer Betreff 7f3a"
 #define SECRET_BODY "Vertraulicher Inhalt 91c2: Ihr Einkommen betraegt 12345 EUR."
 
+/* test_kill9's killer thread: kills the broker after delay_ms, starts it
+ * again */
 typedef struct {
     pf_env_t *env;
+    int delay_ms;
+    atomic_bool done; /* killed and started again */
+    pthread_t thread;
+    bool running; /* started and not yet joined */
+} killer_t;
+
+/* The env lives in the fixture, and so does whatever else of a test holds
+ * a connection or a thread: a failed assertion (cmocka jumps out of the
+ * test) still closes them and stops the broker in the teardown.  A test
+ * that passes has closed them itself. */
+typedef struct {
+    pf_env_t *env;
+    pf_client_t *c;     /* the test's client */
+    pf_client_t *other; /* a second one, in the tests that need two at once */
+    void *zctx, *raw;   /* a raw DEALER socket (s_raw) and its context */
+    killer_t killer;
 } fixture_t;
 
 static int s_setup_with(void **state, const char *const *settings)
@@ -63,9 +81,25 @@ static int s_setup(void **state)
     return s_setup_with(state, settings);
 }
 
+/* Closes the raw socket and its context (both may be NULL). */
+static void s_raw_close(fixture_t *f)
+{
+    if (f->raw != NULL)
+        zmq_close(f->raw);
+    if (f->zctx != NULL)
+        zmq_ctx_term(f->zctx);
+    f->raw = f->zctx = NULL;
+}
+
 static int s_teardown(void **state)
 {
     fixture_t *f = *state;
+    /* what a failed test left: the killer first, since it uses the env */
+    if (f->killer.running)
+        pthread_join(f->killer.thread, NULL);
+    s_raw_close(f);
+    pf_client_destroy(&f->other);
+    pf_client_destroy(&f->c);
     /* a clean stop is part of every test */
     int rc = pf_env_stop_broker(f->env, SIGTERM);
     pf_fixture_end(f->env, NULL, f);
@@ -222,10 +256,10 @@ static void s_expect_raw_nack(void *s, const char *code)
 static void test_send_ack_no_plaintext_stored(void **state)
 {
     fixture_t *f = *state;
-    pf_client_t *c = s_client(f->env);
+    f->c = s_client(f->env);
     const char *to[] = {"citizen-a"};
     pf_client_result_t res;
-    assert_int_equal(s_send(c, "req-plain-1", to, 1, SECRET_BODY, &res), 0);
+    assert_int_equal(s_send(f->c, "req-plain-1", to, 1, SECRET_BODY, &res), 0);
     assert_int_equal(res.ok, 1);
     assert_int_equal(res.copy_count, 1);
     assert_string_equal(res.copies[0].recipient, "citizen-a");
@@ -269,16 +303,16 @@ static void test_send_ack_no_plaintext_stored(void **state)
     /* its delivered receipt sits in the outbox */
     assert_int_equal(s_count(f->env, "SELECT count(*) FROM receipt WHERE event = 'delivered'"), 1);
     pf_client_result_clear(&res);
-    pf_client_destroy(&c);
+    pf_client_destroy(&f->c);
 }
 
 static void test_multi_recipient_separate_copies(void **state)
 {
     fixture_t *f = *state;
-    pf_client_t *c = s_client(f->env);
+    f->c = s_client(f->env);
     const char *to[] = {"citizen-a", "citizen-b", "citizen-c"};
     pf_client_result_t res;
-    assert_int_equal(s_send(c, "req-multi", to, 3, "Text", &res), 0);
+    assert_int_equal(s_send(f->c, "req-multi", to, 3, "Text", &res), 0);
     assert_int_equal(res.ok, 1);
     assert_int_equal(res.copy_count, 3);
     for (size_t i = 0; i < 3; i++) {
@@ -295,21 +329,21 @@ static void test_multi_recipient_separate_copies(void **state)
     assert_int_equal(s_count(f->env, "SELECT count(*) FROM receipt"), 3);
     assert_int_equal(s_count(f->env, "SELECT count(*) FROM submission"), 1);
     pf_client_result_clear(&res);
-    pf_client_destroy(&c);
+    pf_client_destroy(&f->c);
 }
 
 static void test_retry_same_request_id(void **state)
 {
     fixture_t *f = *state;
-    pf_client_t *c = s_client(f->env);
+    f->c = s_client(f->env);
     const char *to[] = {"citizen-a", "citizen-b"};
     pf_client_result_t r1, r2;
-    assert_int_equal(s_send(c, "req-retry", to, 2, "Text", &r1), 0);
+    assert_int_equal(s_send(f->c, "req-retry", to, 2, "Text", &r1), 0);
     assert_int_equal(r1.ok, 1);
     /* a retry, also from a new connection (as after a restart) */
-    pf_client_destroy(&c);
-    c = s_client(f->env);
-    assert_int_equal(s_send(c, "req-retry", to, 2, "Text", &r2), 0);
+    pf_client_destroy(&f->c);
+    f->c = s_client(f->env);
+    assert_int_equal(s_send(f->c, "req-retry", to, 2, "Text", &r2), 0);
     assert_int_equal(r2.ok, 1);
     assert_int_equal(r2.copy_count, 2);
     for (size_t i = 0; i < 2; i++)
@@ -318,18 +352,18 @@ static void test_retry_same_request_id(void **state)
     assert_int_equal(s_count(f->env, "SELECT count(*) FROM receipt"), 2);
     pf_client_result_clear(&r1);
     pf_client_result_clear(&r2);
-    pf_client_destroy(&c);
+    pf_client_destroy(&f->c);
 }
 
 static void test_same_request_id_different_payload_conflict(void **state)
 {
     fixture_t *f = *state;
-    pf_client_t *c = s_client(f->env);
+    f->c = s_client(f->env);
     const char *to[] = {"citizen-a"};
     pf_client_result_t r1, r2;
-    assert_int_equal(s_send(c, "req-conflict", to, 1, "Erste Fassung", &r1), 0);
+    assert_int_equal(s_send(f->c, "req-conflict", to, 1, "Erste Fassung", &r1), 0);
     assert_int_equal(r1.ok, 1);
-    assert_int_equal(s_send(c, "req-conflict", to, 1, "Zweite Fassung", &r2), 0);
+    assert_int_equal(s_send(f->c, "req-conflict", to, 1, "Zweite Fassung", &r2), 0);
     assert_int_equal(r2.ok, 0);
     assert_string_equal(r2.code, "conflict");
     assert_string_equal(r2.request_id, "req-conflict");
@@ -337,7 +371,7 @@ static void test_same_request_id_different_payload_conflict(void **state)
     assert_int_equal(s_count(f->env, "SELECT count(*) FROM message"), 1);
     pf_client_result_clear(&r1);
     pf_client_result_clear(&r2);
-    pf_client_destroy(&c);
+    pf_client_destroy(&f->c);
 }
 
 /* Sends a notice to `to` every 20 ms (request ids prefix-0, prefix-1, ...)
@@ -372,8 +406,8 @@ static bool s_refused(pf_env_t *env, const pf_client_result_t *res)
 static bool s_sealed_to_v2(pf_env_t *env, const pf_client_result_t *res)
 {
     assert_int_equal(res->ok, 1);
-    char *ver = s_sqlf(env, "SELECT key_version FROM message WHERE id = '%s'",
-                       res->copies[0].message_id);
+    char *ver =
+        s_sqlf(env, "SELECT key_version FROM message WHERE id = '%s'", res->copies[0].message_id);
     assert_non_null(ver);
     bool v2 = strcmp(ver, "2") == 0;
     free(ver);
@@ -383,10 +417,10 @@ static bool s_sealed_to_v2(pf_env_t *env, const pf_client_result_t *res)
 static void test_unknown_recipient_nothing_stored(void **state)
 {
     fixture_t *f = *state;
-    pf_client_t *c = s_client(f->env);
+    f->c = s_client(f->env);
     const char *to[] = {"citizen-a", "nobody-here"};
     pf_client_result_t res;
-    assert_int_equal(s_send(c, "req-unknown", to, 2, "Text", &res), 0);
+    assert_int_equal(s_send(f->c, "req-unknown", to, 2, "Text", &res), 0);
     assert_int_equal(res.ok, 0);
     assert_string_equal(res.code, "unknown_recipient");
     assert_non_null(strstr(res.reason, "nobody-here"));
@@ -399,16 +433,16 @@ static void test_unknown_recipient_nothing_stored(void **state)
      * (sql/0011) makes it forget the entry, which it would otherwise
      * trust for a minute */
     const char *to2[] = {"citizen-b"};
-    assert_int_equal(s_send(c, "req-open", to2, 1, "Text", &res), 0);
+    assert_int_equal(s_send(f->c, "req-open", to2, 1, "Text", &res), 0);
     assert_int_equal(res.ok, 1);
     pf_client_result_clear(&res);
     char *v = pf_env_sql(f->env, "UPDATE mailbox SET status = 'closed' WHERE id = 'citizen-b' "
                                  "RETURNING id");
     free(v);
-    long long ms = s_send_until(f->env, c, "req-closed", to2, s_refused);
+    long long ms = s_send_until(f->env, f->c, "req-closed", to2, s_refused);
     printf("closed mailbox refused after %lld ms\n", ms);
     assert_true(ms >= 0);
-    pf_client_destroy(&c);
+    pf_client_destroy(&f->c);
 }
 
 /* A broker refuses to start on a schema older than its statements and
@@ -438,13 +472,13 @@ static void test_old_schema_refused_at_start(void **state)
     text[n] = '\0';
     assert_non_null(strstr(text, "schema is version 10, this broker needs 11"));
     assert_non_null(strstr(text, "postfach-ctl migrate"));
-    pf_client_t *c = s_client(f->env);
+    f->c = s_client(f->env);
     const char *to[] = {"citizen-a"};
     pf_client_result_t res;
-    assert_int_equal(s_send(c, "req-after-schema", to, 1, "Text", &res), 0);
+    assert_int_equal(s_send(f->c, "req-after-schema", to, 1, "Text", &res), 0);
     assert_int_equal(res.ok, 1);
     pf_client_result_clear(&res);
-    pf_client_destroy(&c);
+    pf_client_destroy(&f->c);
 }
 
 /* A new key version applies to the next notices as soon as the broker
@@ -453,13 +487,13 @@ static void test_old_schema_refused_at_start(void **state)
 static void test_rotated_key_applies_at_once(void **state)
 {
     fixture_t *f = *state;
-    pf_client_t *c = s_client(f->env);
+    f->c = s_client(f->env);
     const char *to[] = {"citizen-a"};
     pf_client_result_t res;
-    assert_int_equal(s_send(c, "req-v1", to, 1, "Text", &res), 0);
+    assert_int_equal(s_send(f->c, "req-v1", to, 1, "Text", &res), 0);
     assert_int_equal(res.ok, 1);
-    char *ver = s_sqlf(f->env, "SELECT key_version FROM message WHERE id = '%s'",
-                       res.copies[0].message_id);
+    char *ver =
+        s_sqlf(f->env, "SELECT key_version FROM message WHERE id = '%s'", res.copies[0].message_id);
     assert_non_null(ver);
     assert_string_equal(ver, "1");
     free(ver);
@@ -469,52 +503,52 @@ static void test_rotated_key_applies_at_once(void **state)
     free(pf_env_sql(f->env, "INSERT INTO mailbox_key (mailbox_id, version, kid, alg, public_jwk) "
                             "SELECT mailbox_id, 2, kid || '-v2', alg, public_jwk FROM mailbox_key "
                             "WHERE mailbox_id = 'citizen-a' AND version = 1 RETURNING 1"));
-    long long ms = s_send_until(f->env, c, "req-v2", to, s_sealed_to_v2);
+    long long ms = s_send_until(f->env, f->c, "req-v2", to, s_sealed_to_v2);
     printf("rotated key used after %lld ms\n", ms);
     assert_true(ms >= 0);
-    pf_client_destroy(&c);
+    pf_client_destroy(&f->c);
 }
 
 static void test_malformed_frames_clear_nack_and_serving(void **state)
 {
     fixture_t *f = *state;
-    void *ctx = zmq_ctx_new();
-    void *s = s_raw(ctx, f->env, "tax-office");
+    f->zctx = zmq_ctx_new();
+    f->raw = s_raw(f->zctx, f->env, "tax-office");
     const char *hdr = "{\"request_id\":\"raw-1\",\"recipients\":[\"citizen-a\"],\"title\":\"t\","
                       "\"subject\":\"s\",\"body\":\"b\"}";
 
-    s_raw_send(s, F("PF1"), NULL);
-    s_expect_raw_nack(s, "malformed");
-    s_raw_send(s, F("XYZ"), F("SEND"), NULL);
-    s_expect_raw_nack(s, "malformed");
-    s_raw_send(s, F("PF9"), F("SEND"), F(hdr), NULL);
-    s_expect_raw_nack(s, "unsupported_version");
-    s_raw_send(s, F("PF1"), F("FETCH"), NULL);
-    s_expect_raw_nack(s, "unsupported_command");
-    s_raw_send(s, F("PF1"), F("SEND"), F("{\"request_id\":\"raw-2\",\"recipients\":["), NULL);
-    s_expect_raw_nack(s, "malformed");
-    s_raw_send(s, F("PF1"), F("SEND"), F("{\"request_id\":\"r\xff\"}"), NULL);
-    s_expect_raw_nack(s, "malformed");
+    s_raw_send(f->raw, F("PF1"), NULL);
+    s_expect_raw_nack(f->raw, "malformed");
+    s_raw_send(f->raw, F("XYZ"), F("SEND"), NULL);
+    s_expect_raw_nack(f->raw, "malformed");
+    s_raw_send(f->raw, F("PF9"), F("SEND"), F(hdr), NULL);
+    s_expect_raw_nack(f->raw, "unsupported_version");
+    s_raw_send(f->raw, F("PF1"), F("FETCH"), NULL);
+    s_expect_raw_nack(f->raw, "unsupported_command");
+    s_raw_send(f->raw, F("PF1"), F("SEND"), F("{\"request_id\":\"raw-2\",\"recipients\":["), NULL);
+    s_expect_raw_nack(f->raw, "malformed");
+    s_raw_send(f->raw, F("PF1"), F("SEND"), F("{\"request_id\":\"r\xff\"}"), NULL);
+    s_expect_raw_nack(f->raw, "malformed");
     /* trailing frame after the announced attachments */
-    s_raw_send(s, F("PF1"), F("SEND"), F(hdr), F("extra"), NULL);
-    s_expect_raw_nack(s, "malformed");
+    s_raw_send(f->raw, F("PF1"), F("SEND"), F(hdr), F("extra"), NULL);
+    s_expect_raw_nack(f->raw, "malformed");
     /* HELLO, RACK and PING get no answer, not even when malformed: it
      * would be taken for the answer to a pending SEND */
-    s_raw_send(s, F("PF1"), F("HELLO"), F("extra"), NULL);
-    s_raw_send(s, F("PF1"), F("RACK"), F("not-a-jti"), NULL);
-    s_raw_send(s, F("PF1"), F("PING"), F("extra"), NULL);
-    s_raw_send(s, F("PF1"), F("PING"), NULL);
+    s_raw_send(f->raw, F("PF1"), F("HELLO"), F("extra"), NULL);
+    s_raw_send(f->raw, F("PF1"), F("RACK"), F("not-a-jti"), NULL);
+    s_raw_send(f->raw, F("PF1"), F("PING"), F("extra"), NULL);
+    s_raw_send(f->raw, F("PF1"), F("PING"), NULL);
     {
         /* the well-formed PING's PONG is the next thing that arrives */
-        zmq_pollitem_t it = {.socket = s, .events = ZMQ_POLLIN};
+        zmq_pollitem_t it = {.socket = f->raw, .events = ZMQ_POLLIN};
         assert_int_equal(zmq_poll(&it, 1, 5000), 1);
         char f0[8], f1[8];
         int more = 0;
         size_t sz = sizeof(more);
-        assert_int_equal(zmq_recv(s, f0, sizeof(f0), 0), 3);
-        assert_int_equal(zmq_recv(s, f1, sizeof(f1), 0), 4);
+        assert_int_equal(zmq_recv(f->raw, f0, sizeof(f0), 0), 3);
+        assert_int_equal(zmq_recv(f->raw, f1, sizeof(f1), 0), 4);
         assert_memory_equal(f1, "PONG", 4);
-        zmq_getsockopt(s, ZMQ_RCVMORE, &more, &sz);
+        zmq_getsockopt(f->raw, ZMQ_RCVMORE, &more, &sz);
         assert_int_equal(more, 0);
     }
     /* an attachment above max_attachment_size (64 KiB in this test) */
@@ -526,36 +560,35 @@ static void test_malformed_frames_clear_nack_and_serving(void **state)
              "\"subject\":\"s\",\"body\":\"b\",\"attachments\":[{\"name\":\"big.bin\","
              "\"media_type\":\"application/octet-stream\",\"size\":%zu}]}",
              big);
-    s_raw_send(s, F("PF1"), F("SEND"), F(bighdr), (const void *)blob, big, NULL);
-    s_expect_raw_nack(s, "too_large");
+    s_raw_send(f->raw, F("PF1"), F("SEND"), F(bighdr), (const void *)blob, big, NULL);
+    s_expect_raw_nack(f->raw, "too_large");
     free(blob);
     /* the header names the request id when it could be read */
-    s_raw_send(s, F("PF1"), F("SEND"),
+    s_raw_send(f->raw, F("PF1"), F("SEND"),
                F("{\"request_id\":\"raw-lvl\",\"recipients\":[\"citizen-a\"],\"title\":\"t\","
                  "\"subject\":\"s\",\"body\":\"b\",\"required_level\":\"ultra\"}"),
                NULL);
-    char *j = s_raw_nack(s, 5000);
+    char *j = s_raw_nack(f->raw, 5000);
     assert_non_null(j);
     assert_non_null(strstr(j, "\"request_id\":\"raw-lvl\""));
     free(j);
-    zmq_close(s);
-    zmq_ctx_term(ctx);
+    s_raw_close(f);
 
     assert_true(pf_env_broker_alive(f->env));
     assert_int_equal(s_count(f->env, "SELECT count(*) FROM message"), 0);
-    pf_client_t *c = s_client(f->env);
+    f->c = s_client(f->env);
     const char *to[] = {"citizen-a"};
     pf_client_result_t res;
-    assert_int_equal(s_send(c, "req-after-garbage", to, 1, "Text", &res), 0);
+    assert_int_equal(s_send(f->c, "req-after-garbage", to, 1, "Text", &res), 0);
     assert_int_equal(res.ok, 1);
     pf_client_result_clear(&res);
-    pf_client_destroy(&c);
+    pf_client_destroy(&f->c);
 }
 
 static void test_oversize_through_client_nacked(void **state)
 {
     fixture_t *f = *state;
-    pf_client_t *c = s_client(f->env);
+    f->c = s_client(f->env);
     size_t big = 100000;
     unsigned char *blob = calloc(1, big);
     pf_client_attachment_t att = {"scan.bin", NULL, blob, big};
@@ -570,7 +603,7 @@ static void test_oversize_through_client_nacked(void **state)
                             .attachment_count = 1};
     pf_client_result_t res;
     const char *err;
-    assert_int_equal(pf_client_send(c, &n, &res, &err), 0);
+    assert_int_equal(pf_client_send(f->c, &n, &res, &err), 0);
     assert_int_equal(res.ok, 0);
     assert_string_equal(res.code, "too_large");
     pf_client_result_clear(&res);
@@ -578,8 +611,8 @@ static void test_oversize_through_client_nacked(void **state)
     /* invalid notices are refused locally */
     n.attachment_count = 0;
     n.title = "";
-    assert_int_equal(pf_client_send(c, &n, &res, &err), -2);
-    pf_client_destroy(&c);
+    assert_int_equal(pf_client_send(f->c, &n, &res, &err), -2);
+    pf_client_destroy(&f->c);
 }
 
 static void test_unregistered_key_gets_no_answer(void **state)
@@ -592,51 +625,51 @@ static void test_unregistered_key_gets_no_answer(void **state)
     const char *err;
     assert_int_equal(pf_curve_generate_files(keyf, NULL, pub, &err), 0);
     char *brokerpub = pf_env_broker_pubfile(f->env);
-    pf_client_t *c = NULL;
-    assert_int_equal(pf_client_new(pf_env_broker_endpoint(f->env), brokerpub, keyf, &c, &err), 0);
-    pf_client_set_timeout(c, 700, 1);
+    assert_int_equal(pf_client_new(pf_env_broker_endpoint(f->env), brokerpub, keyf, &f->c, &err),
+                     0);
+    pf_client_set_timeout(f->c, 700, 1);
     const char *to[] = {"citizen-a"};
     pf_client_result_t res;
     long off = s_log_size(f->env);
-    assert_int_equal(s_send(c, "req-stranger", to, 1, "Text", &res), -1);
+    assert_int_equal(s_send(f->c, "req-stranger", to, 1, "Text", &res), -1);
     /* refused by the ZAP handler, not merely unanswered */
     char want[80];
     snprintf(want, sizeof(want), "event=zap_refused key=%s", pub);
     assert_true(s_log_has(f->env, off, want));
-    pf_client_destroy(&c);
+    pf_client_destroy(&f->c);
     free(keyf);
     free(brokerpub);
     assert_true(pf_env_broker_alive(f->env));
     assert_int_equal(s_count(f->env, "SELECT count(*) FROM message"), 0);
     /* registered senders are still served */
-    c = s_client(f->env);
-    assert_int_equal(s_send(c, "req-registered", to, 1, "Text", &res), 0);
+    f->c = s_client(f->env);
+    assert_int_equal(s_send(f->c, "req-registered", to, 1, "Text", &res), 0);
     assert_int_equal(res.ok, 1);
     pf_client_result_clear(&res);
-    pf_client_destroy(&c);
+    pf_client_destroy(&f->c);
 }
 
 static void test_revoked_sender_refused(void **state)
 {
     fixture_t *f = *state;
-    pf_client_t *c = s_client(f->env);
+    f->c = s_client(f->env);
     const char *to[] = {"citizen-a"};
     pf_client_result_t res;
-    assert_int_equal(s_send(c, "req-before-revoke", to, 1, "Text", &res), 0);
+    assert_int_equal(s_send(f->c, "req-before-revoke", to, 1, "Text", &res), 0);
     assert_int_equal(res.ok, 1);
     pf_client_result_clear(&res);
     assert_int_equal(pf_env_ctl(f->env, NULL, "sender", "revoke", "tax-office", NULL), 0);
     usleep(1500 * 1000); /* sender_cache_ms defaults to 1 s */
     /* on the open connection: refused */
-    assert_int_equal(s_send(c, "req-after-revoke", to, 1, "Text", &res), 0);
+    assert_int_equal(s_send(f->c, "req-after-revoke", to, 1, "Text", &res), 0);
     assert_int_equal(res.ok, 0);
     assert_string_equal(res.code, "forbidden");
     pf_client_result_clear(&res);
-    pf_client_destroy(&c);
+    pf_client_destroy(&f->c);
     /* a new connection does not get through the handshake */
-    c = s_client_for(f->env, "tax-office", 700, 1);
-    assert_int_equal(s_send(c, "req-after-revoke-2", to, 1, "Text", &res), -1);
-    pf_client_destroy(&c);
+    f->c = s_client_for(f->env, "tax-office", 700, 1);
+    assert_int_equal(s_send(f->c, "req-after-revoke-2", to, 1, "Text", &res), -1);
+    pf_client_destroy(&f->c);
     assert_int_equal(s_count(f->env, "SELECT count(*) FROM message"), 1);
 }
 
@@ -646,25 +679,25 @@ static void test_revoked_sender_refused(void **state)
 static void test_rotated_sender_key_closes_open_connection(void **state)
 {
     fixture_t *f = *state;
-    pf_client_t *old = s_client(f->env);
+    f->c = s_client(f->env);
     const char *to[] = {"citizen-a"};
     pf_client_result_t res;
-    assert_int_equal(s_send(old, "req-before-rotate", to, 1, "Text", &res), 0);
+    assert_int_equal(s_send(f->c, "req-before-rotate", to, 1, "Text", &res), 0);
     assert_int_equal(res.ok, 1);
     pf_client_result_clear(&res);
     assert_int_equal(pf_env_ctl(f->env, NULL, "sender", "rotate-key", "tax-office", NULL), 0);
     usleep(1500 * 1000); /* sender_cache_ms defaults to 1 s */
-    assert_int_equal(s_send(old, "req-old-key", to, 1, "Text", &res), 0);
+    assert_int_equal(s_send(f->c, "req-old-key", to, 1, "Text", &res), 0);
     assert_int_equal(res.ok, 0);
     assert_string_equal(res.code, "forbidden");
     pf_client_result_clear(&res);
-    pf_client_destroy(&old);
+    pf_client_destroy(&f->c);
     /* the key file now holds the new key, which gets in */
-    pf_client_t *c = s_client(f->env);
-    assert_int_equal(s_send(c, "req-new-key", to, 1, "Text", &res), 0);
+    f->c = s_client(f->env);
+    assert_int_equal(s_send(f->c, "req-new-key", to, 1, "Text", &res), 0);
     assert_int_equal(res.ok, 1);
     pf_client_result_clear(&res);
-    pf_client_destroy(&c);
+    pf_client_destroy(&f->c);
     assert_int_equal(s_count(f->env, "SELECT count(*) FROM message"), 2);
 }
 
@@ -673,29 +706,29 @@ static void test_rotated_sender_key_closes_open_connection(void **state)
 static void test_rotated_sender_key_gets_no_receipts(void **state)
 {
     fixture_t *f = *state;
-    pf_client_t *old = s_client(f->env);
-    pf_client_set_manual_ack(old, true);
+    f->c = s_client(f->env);
+    pf_client_set_manual_ack(f->c, true);
     const char *to[] = {"citizen-a"};
     pf_client_result_t res;
-    assert_int_equal(s_send(old, "req-rotate-receipt", to, 1, "Text", &res), 0);
+    assert_int_equal(s_send(f->c, "req-rotate-receipt", to, 1, "Text", &res), 0);
     assert_int_equal(res.ok, 1);
     pf_client_receipt_t r;
     const char *err;
     /* handed out, not acknowledged: it stays pending */
-    assert_int_equal(pf_client_next_receipt(old, 5000, &r, &err), 1);
+    assert_int_equal(pf_client_next_receipt(f->c, 5000, &r, &err), 1);
     pf_client_receipt_clear(&r);
     assert_int_equal(pf_env_ctl(f->env, NULL, "sender", "rotate-key", "tax-office", NULL), 0);
     usleep(1500 * 1000); /* sender_cache_ms defaults to 1 s */
     free(pf_env_sql(f->env, "UPDATE receipt_delivery SET next_attempt_at = now() RETURNING 1"));
-    (void)pf_client_hello(old, &err); /* asks for everything pending */
-    assert_int_equal(pf_client_next_receipt(old, 2500, &r, &err), 0);
-    pf_client_destroy(&old);
-    pf_client_t *c = s_client(f->env); /* the key file holds the new key */
-    assert_int_equal(pf_client_next_receipt(c, 5000, &r, &err), 1);
+    (void)pf_client_hello(f->c, &err); /* asks for everything pending */
+    assert_int_equal(pf_client_next_receipt(f->c, 2500, &r, &err), 0);
+    pf_client_destroy(&f->c);
+    f->c = s_client(f->env); /* the key file holds the new key */
+    assert_int_equal(pf_client_next_receipt(f->c, 5000, &r, &err), 1);
     assert_string_equal(r.message_id, res.copies[0].message_id);
     pf_client_receipt_clear(&r);
     pf_client_result_clear(&res);
-    pf_client_destroy(&c);
+    pf_client_destroy(&f->c);
 }
 
 /* Collects receipts for up to timeout_ms; returns how many had message_id
@@ -731,15 +764,15 @@ static bool s_acked(void *arg)
 static void test_delivered_receipt_exactly_once(void **state)
 {
     fixture_t *f = *state;
-    pf_client_t *c = s_client(f->env);
+    f->c = s_client(f->env);
     const char *to[] = {"citizen-a"};
     pf_client_result_t res;
-    assert_int_equal(s_send(c, "req-receipt", to, 1, "Text", &res), 0);
+    assert_int_equal(s_send(f->c, "req-receipt", to, 1, "Text", &res), 0);
     assert_int_equal(res.ok, 1);
 
     pf_client_receipt_t r;
     const char *err;
-    assert_int_equal(pf_client_next_receipt(c, 5000, &r, &err), 1);
+    assert_int_equal(pf_client_next_receipt(f->c, 5000, &r, &err), 1);
     assert_true(r.verified);
     assert_string_equal(r.event, "delivered");
     assert_string_equal(r.message_id, res.copies[0].message_id);
@@ -757,14 +790,14 @@ static void test_delivered_receipt_exactly_once(void **state)
     pf_client_receipt_clear(&r);
     /* acknowledged in the outbox, and not sent again */
     assert_true(pf_test_wait(s_acked, f->env, 5000));
-    assert_int_equal(s_receipts(c, NULL, 2500, 0), 0);
+    assert_int_equal(s_receipts(f->c, NULL, 2500, 0), 0);
     /* a resend of the same receipt (made due again) is not handed out twice */
     free(pf_env_sql(f->env, "UPDATE receipt_delivery SET acked_at = NULL RETURNING 1"));
-    assert_int_equal(pf_client_hello(c, &err), 0);
-    assert_int_equal(s_receipts(c, NULL, 2500, 0), 0);
+    assert_int_equal(pf_client_hello(f->c, &err), 0);
+    assert_int_equal(s_receipts(f->c, NULL, 2500, 0), 0);
     assert_true(pf_test_wait(s_acked, f->env, 5000));
     pf_client_result_clear(&res);
-    pf_client_destroy(&c);
+    pf_client_destroy(&f->c);
 }
 
 /* With manual acknowledgement, a receipt the procedure did not
@@ -773,33 +806,33 @@ static void test_delivered_receipt_exactly_once(void **state)
 static void test_manual_ack_unacked_receipt_comes_again(void **state)
 {
     fixture_t *f = *state;
-    pf_client_t *c = s_client(f->env);
-    pf_client_set_manual_ack(c, true);
+    f->c = s_client(f->env);
+    pf_client_set_manual_ack(f->c, true);
     const char *to[] = {"citizen-a"};
     pf_client_result_t res;
-    assert_int_equal(s_send(c, "req-manual", to, 1, "Text", &res), 0);
+    assert_int_equal(s_send(f->c, "req-manual", to, 1, "Text", &res), 0);
     assert_int_equal(res.ok, 1);
     pf_client_result_clear(&res);
     pf_client_receipt_t r;
     const char *err;
-    assert_int_equal(pf_client_next_receipt(c, 5000, &r, &err), 1);
+    assert_int_equal(pf_client_next_receipt(f->c, 5000, &r, &err), 1);
     char *jti = strdup(r.jti);
     pf_client_receipt_clear(&r);
     /* not acknowledged: a HELLO makes the broker send it again */
-    assert_int_equal(pf_client_hello(c, &err), 0);
-    assert_int_equal(pf_client_next_receipt(c, 5000, &r, &err), 1);
+    assert_int_equal(pf_client_hello(f->c, &err), 0);
+    assert_int_equal(pf_client_next_receipt(f->c, 5000, &r, &err), 1);
     assert_string_equal(r.jti, jti);
     assert_true(r.verified);
     pf_client_receipt_clear(&r);
-    assert_int_equal(pf_client_ack_receipt(c, jti, &err), 0);
+    assert_int_equal(pf_client_ack_receipt(f->c, jti, &err), 0);
     assert_true(pf_test_wait(s_acked, f->env, 5000));
     /* acknowledged: a resend (made due again) is not handed out */
     free(pf_env_sql(f->env, "UPDATE receipt_delivery SET acked_at = NULL RETURNING 1"));
-    assert_int_equal(pf_client_hello(c, &err), 0);
-    assert_int_equal(pf_client_next_receipt(c, 2500, &r, &err), 0);
+    assert_int_equal(pf_client_hello(f->c, &err), 0);
+    assert_int_equal(pf_client_next_receipt(f->c, 2500, &r, &err), 0);
     assert_true(pf_test_wait(s_acked, f->env, 5000));
     free(jti);
-    pf_client_destroy(&c);
+    pf_client_destroy(&f->c);
 }
 
 /* A receipt signed by a key the procedure's JWKS does not have yet (the
@@ -824,27 +857,27 @@ static void test_receipt_with_unknown_key_waits_for_new_jwks(void **state)
     fclose(fp);
     free(jwks);
 
-    pf_client_t *c = s_client(f->env);
+    f->c = s_client(f->env);
     const char *err;
-    assert_int_equal(pf_client_set_receipt_keys(c, stale, &err), 0);
+    assert_int_equal(pf_client_set_receipt_keys(f->c, stale, &err), 0);
     const char *to[] = {"citizen-a"};
     pf_client_result_t res;
-    assert_int_equal(s_send(c, "req-stale-jwks", to, 1, "Text", &res), 0);
+    assert_int_equal(s_send(f->c, "req-stale-jwks", to, 1, "Text", &res), 0);
     assert_int_equal(res.ok, 1);
     pf_client_receipt_t r;
-    assert_int_equal(pf_client_next_receipt(c, 2000, &r, &err), 0);
-    assert_int_equal(s_count(f->env, "SELECT count(*) FROM receipt_delivery WHERE acked_at IS NULL"),
-                     1);
+    assert_int_equal(pf_client_next_receipt(f->c, 2000, &r, &err), 0);
+    assert_int_equal(
+        s_count(f->env, "SELECT count(*) FROM receipt_delivery WHERE acked_at IS NULL"), 1);
     /* the new JWKS, and the broker asked to send what is pending */
-    assert_int_equal(pf_client_set_receipt_keys(c, good, &err), 0);
-    assert_int_equal(pf_client_hello(c, &err), 0);
-    assert_int_equal(pf_client_next_receipt(c, 5000, &r, &err), 1);
+    assert_int_equal(pf_client_set_receipt_keys(f->c, good, &err), 0);
+    assert_int_equal(pf_client_hello(f->c, &err), 0);
+    assert_int_equal(pf_client_next_receipt(f->c, 5000, &r, &err), 1);
     assert_true(r.verified);
     assert_string_equal(r.message_id, res.copies[0].message_id);
     pf_client_receipt_clear(&r);
     assert_true(pf_test_wait(s_acked, f->env, 5000));
     pf_client_result_clear(&res);
-    pf_client_destroy(&c);
+    pf_client_destroy(&f->c);
     free(good);
     free(stale);
 }
@@ -878,12 +911,13 @@ static void test_unsafe_database_refused(void **state)
 
     s_db_set_sync(f->env, true);
     assert_int_equal(pf_env_start_broker(f->env, NULL), 0);
-    pf_client_t *c = s_client(f->env);
-    /* while unsafe, no answer within a short time is as good as a NACK */
-    pf_client_t *quick = s_client_for(f->env, "tax-office", 1500, 0);
+    f->c = s_client(f->env);
+    /* while unsafe, no answer within a short time is as good as a NACK:
+     * f->other gives up quickly */
+    f->other = s_client_for(f->env, "tax-office", 1500, 0);
     const char *to[] = {"citizen-a"};
     pf_client_result_t res;
-    assert_int_equal(s_send(c, "req-safe-1", to, 1, "Text", &res), 0);
+    assert_int_equal(s_send(f->c, "req-safe-1", to, 1, "Text", &res), 0);
     assert_int_equal(res.ok, 1);
     pf_client_result_clear(&res);
 
@@ -896,7 +930,7 @@ static void test_unsafe_database_refused(void **state)
     for (int i = 0; i < 3; i++) {
         char rid[32];
         snprintf(rid, sizeof(rid), "req-unsafe-%d", i);
-        int rc = s_send(quick, rid, to, 1, "Text", &res);
+        int rc = s_send(f->other, rid, to, 1, "Text", &res);
         /* NACK temporary or no answer; never an ACK */
         if (rc == 0) {
             assert_int_equal(res.ok, 0);
@@ -918,7 +952,7 @@ static void test_unsafe_database_refused(void **state)
     s_db_set_sync(f->env, true);
     int ok = 0;
     for (int64_t end = pf_test_now_ms() + 30000; !ok && pf_test_now_ms() < end;) {
-        if (s_send(c, "req-safe-2", to, 1, "Text", &res) == 0) {
+        if (s_send(f->c, "req-safe-2", to, 1, "Text", &res) == 0) {
             ok = res.ok;
             pf_client_result_clear(&res);
         }
@@ -928,8 +962,8 @@ static void test_unsafe_database_refused(void **state)
     assert_int_equal(ok, 1);
     assert_int_equal(
         s_count(f->env, "SELECT count(*) FROM submission WHERE request_id LIKE 'req-unsafe-%'"), 0);
-    pf_client_destroy(&quick);
-    pf_client_destroy(&c);
+    pf_client_destroy(&f->other);
+    pf_client_destroy(&f->c);
 }
 
 /* A procedure that names itself as the receipts' audience takes only its
@@ -941,27 +975,27 @@ static void test_receipt_for_another_audience_is_not_taken(void **state)
     fixture_t *f = *state;
     char *jwks = NULL;
     assert_true(asprintf(&jwks, "%s/receipt.jwks", pf_env_keys(f->env)) > 0);
-    pf_client_t *c = s_client(f->env);
+    f->c = s_client(f->env);
     const char *err;
-    assert_int_equal(pf_client_set_receipt_keys(c, jwks, &err), 0);
-    pf_client_set_receipt_audience(c, "dog-registry");
+    assert_int_equal(pf_client_set_receipt_keys(f->c, jwks, &err), 0);
+    pf_client_set_receipt_audience(f->c, "dog-registry");
     const char *to[] = {"citizen-a"};
     pf_client_result_t res;
-    assert_int_equal(s_send(c, "req-aud", to, 1, "Text", &res), 0);
+    assert_int_equal(s_send(f->c, "req-aud", to, 1, "Text", &res), 0);
     assert_int_equal(res.ok, 1);
     pf_client_receipt_t r;
-    assert_int_equal(pf_client_next_receipt(c, 2000, &r, &err), 0);
-    assert_int_equal(s_count(f->env, "SELECT count(*) FROM receipt_delivery WHERE acked_at IS NULL"),
-                     1);
-    pf_client_set_receipt_audience(c, "tax-office");
-    assert_int_equal(pf_client_hello(c, &err), 0);
-    assert_int_equal(pf_client_next_receipt(c, 5000, &r, &err), 1);
+    assert_int_equal(pf_client_next_receipt(f->c, 2000, &r, &err), 0);
+    assert_int_equal(
+        s_count(f->env, "SELECT count(*) FROM receipt_delivery WHERE acked_at IS NULL"), 1);
+    pf_client_set_receipt_audience(f->c, "tax-office");
+    assert_int_equal(pf_client_hello(f->c, &err), 0);
+    assert_int_equal(pf_client_next_receipt(f->c, 5000, &r, &err), 1);
     assert_true(r.verified);
     assert_string_equal(r.message_id, res.copies[0].message_id);
     pf_client_receipt_clear(&r);
     assert_true(pf_test_wait(s_acked, f->env, 5000));
     pf_client_result_clear(&res);
-    pf_client_destroy(&c);
+    pf_client_destroy(&f->c);
     free(jwks);
 }
 
@@ -975,27 +1009,27 @@ static void test_receipts_reach_a_second_connection(void **state)
 {
     fixture_t *f = *state;
     const char *err;
-    pf_client_t *listener = s_client(f->env);
+    f->c = s_client(f->env); /* the listener */
     pf_client_receipt_t r;
     /* connected, and its HELLO (sent when the library sees the handshake
      * done) has gone out: the listener says nothing from here on */
-    assert_int_equal(pf_client_next_receipt(listener, 500, &r, &err), 0);
-    pf_client_t *sender = s_client(f->env);
-    pf_client_set_manual_ack(sender, true);
+    assert_int_equal(pf_client_next_receipt(f->c, 500, &r, &err), 0);
+    f->other = s_client(f->env); /* the sender */
+    pf_client_set_manual_ack(f->other, true);
     const char *to[] = {"citizen-a"};
     pf_client_result_t res;
-    assert_int_equal(s_send(sender, "req-second-conn", to, 1, "Text", &res), 0);
+    assert_int_equal(s_send(f->other, "req-second-conn", to, 1, "Text", &res), 0);
     assert_int_equal(res.ok, 1);
-    pf_client_destroy(&sender); /* its delivered receipt not acknowledged */
+    pf_client_destroy(&f->other); /* its delivered receipt not acknowledged */
     usleep(300 * 1000);
     /* due again now, not after receipt_retry_seconds */
     free(pf_env_sql(f->env, "UPDATE receipt_delivery SET next_attempt_at = now() RETURNING 1"));
-    assert_int_equal(pf_client_next_receipt(listener, 5000, &r, &err), 1);
+    assert_int_equal(pf_client_next_receipt(f->c, 5000, &r, &err), 1);
     assert_string_equal(r.message_id, res.copies[0].message_id);
     pf_client_receipt_clear(&r);
     assert_true(pf_test_wait(s_acked, f->env, 5000));
     pf_client_result_clear(&res);
-    pf_client_destroy(&listener);
+    pf_client_destroy(&f->c);
 }
 
 /* Delivered receipts go out from the broker's memory right after the
@@ -1015,13 +1049,13 @@ static void test_delivered_receipts_sent_from_memory(void **state)
             assert_int_equal(pf_env_stop_broker(f->env, SIGTERM), 0);
             assert_int_equal(pf_env_start_broker(f->env, off), 0);
         }
-        pf_client_t *c = s_client(f->env);
+        f->c = s_client(f->env);
         pf_client_result_t res;
         char rid[32];
         snprintf(rid, sizeof(rid), "req-direct-%d", round);
-        assert_int_equal(s_send(c, rid, to, 2, "Text", &res), 0);
+        assert_int_equal(s_send(f->c, rid, to, 2, "Text", &res), 0);
         assert_int_equal(res.ok, 1);
-        assert_int_equal(s_receipts(c, NULL, 5000, 2), 2);
+        assert_int_equal(s_receipts(f->c, NULL, 5000, 2), 2);
         /* the NOTIFY of a trigger that inserted delivery rows */
         int woke = pf_env_notifications(f->env, direct ? 500 : 5000, 1);
         assert_int_equal(woke, direct ? 0 : 1);
@@ -1037,32 +1071,32 @@ static void test_delivered_receipts_sent_from_memory(void **state)
         assert_string_equal(same, direct ? "2/2" : "0/2");
         free(same);
         pf_client_result_clear(&res);
-        pf_client_destroy(&c);
+        pf_client_destroy(&f->c);
     }
 }
 
 static void test_receipts_queued_offline_arrive_on_reconnect(void **state)
 {
     fixture_t *f = *state;
-    pf_client_t *c = s_client(f->env);
+    f->c = s_client(f->env);
     const char *to[] = {"citizen-a", "citizen-b"};
     pf_client_result_t res;
-    assert_int_equal(s_send(c, "req-offline", to, 2, "Text", &res), 0);
+    assert_int_equal(s_send(f->c, "req-offline", to, 2, "Text", &res), 0);
     assert_int_equal(res.ok, 1);
     /* gone before reading any receipt */
-    pf_client_destroy(&c);
+    pf_client_destroy(&f->c);
     /* and the broker restarted in between, so nothing is in memory */
     assert_int_equal(pf_env_stop_broker(f->env, SIGTERM), 0);
     assert_int_equal(pf_env_start_broker(f->env, NULL), 0);
     assert_int_equal(
         s_count(f->env, "SELECT count(*) FROM receipt_delivery WHERE acked_at IS NULL"), 2);
 
-    c = s_client(f->env);
-    int got = s_receipts(c, res.copies[0].message_id, 8000, 1);
-    got += s_receipts(c, res.copies[1].message_id, 8000, 1);
+    f->c = s_client(f->env);
+    int got = s_receipts(f->c, res.copies[0].message_id, 8000, 1);
+    got += s_receipts(f->c, res.copies[1].message_id, 8000, 1);
     assert_int_equal(got, 2);
     pf_client_result_clear(&res);
-    pf_client_destroy(&c);
+    pf_client_destroy(&f->c);
 }
 
 static bool s_acked_a(void *arg)
@@ -1076,38 +1110,39 @@ static void test_sender_isolation(void **state)
 {
     fixture_t *f = *state;
     assert_int_equal(pf_env_ctl(f->env, NULL, "sender", "add", "building-office", NULL), 0);
-    /* B connects first and waits, so any misrouting would reach it */
-    pf_client_t *b = s_client_for(f->env, "building-office", 5000, 2);
+    /* B (f->other) connects first and waits, so any misrouting would reach
+     * it */
+    f->other = s_client_for(f->env, "building-office", 5000, 2);
     const char *err;
     pf_client_receipt_t r;
-    assert_int_equal(pf_client_next_receipt(b, 300, &r, &err), 0);
+    assert_int_equal(pf_client_next_receipt(f->other, 300, &r, &err), 0);
 
-    pf_client_t *a = s_client(f->env);
+    f->c = s_client(f->env); /* A */
     const char *to[] = {"citizen-a"};
     pf_client_result_t res;
-    assert_int_equal(s_send(a, "req-iso", to, 1, "Text", &res), 0);
+    assert_int_equal(s_send(f->c, "req-iso", to, 1, "Text", &res), 0);
     assert_int_equal(res.ok, 1);
     /* B may not acknowledge A's receipt */
     char *jti = pf_env_sql(f->env, "SELECT jti FROM receipt");
     assert_non_null(jti);
-    assert_int_equal(pf_client_ack_receipt(b, jti, &err), 0);
-    assert_int_equal(s_receipts(b, NULL, 2500, 0), 0);
+    assert_int_equal(pf_client_ack_receipt(f->other, jti, &err), 0);
+    assert_int_equal(s_receipts(f->other, NULL, 2500, 0), 0);
     assert_int_equal(
         s_count(f->env, "SELECT count(*) FROM receipt_delivery WHERE acked_at IS NOT NULL"), 0);
     /* A gets its own */
-    assert_int_equal(s_receipts(a, res.copies[0].message_id, 5000, 1), 1);
+    assert_int_equal(s_receipts(f->c, res.copies[0].message_id, 5000, 1), 1);
     assert_true(pf_test_wait(s_acked_a, f->env, 5000));
     /* B's own submission: only B's receipt comes to B */
     pf_client_result_t rb;
-    assert_int_equal(s_send(b, "req-iso", to, 1, "Text from B", &rb), 0);
+    assert_int_equal(s_send(f->other, "req-iso", to, 1, "Text from B", &rb), 0);
     assert_int_equal(rb.ok, 1); /* same request id, other sender: no conflict */
-    assert_int_equal(s_receipts(b, rb.copies[0].message_id, 5000, 1), 1);
-    assert_int_equal(s_receipts(a, NULL, 1500, 0), 0);
+    assert_int_equal(s_receipts(f->other, rb.copies[0].message_id, 5000, 1), 1);
+    assert_int_equal(s_receipts(f->c, NULL, 1500, 0), 0);
     free(jti);
     pf_client_result_clear(&res);
     pf_client_result_clear(&rb);
-    pf_client_destroy(&a);
-    pf_client_destroy(&b);
+    pf_client_destroy(&f->c);
+    pf_client_destroy(&f->other);
 }
 
 static void test_send_cli(void **state)
@@ -1192,10 +1227,10 @@ static void test_send_cli(void **state)
 static void test_db_connection_lost_then_served(void **state)
 {
     fixture_t *f = *state;
-    pf_client_t *c = s_client(f->env);
+    f->c = s_client(f->env);
     const char *to[] = {"citizen-a"};
     pf_client_result_t res;
-    assert_int_equal(s_send(c, "req-db-1", to, 1, "Text", &res), 0);
+    assert_int_equal(s_send(f->c, "req-db-1", to, 1, "Text", &res), 0);
     assert_int_equal(res.ok, 1);
     pf_client_result_clear(&res);
     /* the broker's sessions by their names: main, ZAP and committers */
@@ -1211,7 +1246,7 @@ static void test_db_connection_lost_then_served(void **state)
     /* answers are NACK temporary until it reconnected, never a false ACK */
     int tries = 0, acked = 0;
     while (tries++ < 50 && !acked) {
-        assert_int_equal(s_send(c, "req-db-2", to, 1, "Text", &res), 0);
+        assert_int_equal(s_send(f->c, "req-db-2", to, 1, "Text", &res), 0);
         if (res.ok)
             acked = 1;
         else
@@ -1223,15 +1258,9 @@ static void test_db_connection_lost_then_served(void **state)
     assert_true(acked);
     assert_int_equal(s_count(f->env, "SELECT count(*) FROM message"), 2);
     /* the relay works on the new connection too (LISTEN renewed) */
-    assert_true(s_receipts(c, NULL, 5000, 2) == 2);
-    pf_client_destroy(&c);
+    assert_true(s_receipts(f->c, NULL, 5000, 2) == 2);
+    pf_client_destroy(&f->c);
 }
-
-typedef struct {
-    pf_env_t *env;
-    int delay_ms;
-    atomic_bool done; /* killed and started again */
-} killer_t;
 
 static void *s_killer(void *arg)
 {
@@ -1258,28 +1287,31 @@ static void test_kill9_nothing_lost_or_duplicated(void **state)
     /* at least N sends, and on until the broker was killed and is back,
      * so the kill falls into the load however long the start took */
     enum { N = 40, NMAX = 2000 };
-    pf_client_t *c = s_client_for(f->env, "tax-office", 1000, 20);
+    f->c = s_client_for(f->env, "tax-office", 1000, 20);
     atomic_long retries = 0;
-    pf_client_set_log(c, s_count_retries, &retries);
+    pf_client_set_log(f->c, s_count_retries, &retries);
     const char *to[] = {"citizen-a", "citizen-b"};
     static char ids[NMAX][2][37];
-    killer_t k = {.env = f->env, .delay_ms = 150};
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, s_killer, &k), 0);
+    killer_t *k = &f->killer;
+    k->env = f->env;
+    k->delay_ms = 150;
+    assert_int_equal(pthread_create(&k->thread, NULL, s_killer, k), 0);
+    k->running = true;
     int n = 0;
     int64_t deadline = pf_test_now_ms() + 60000;
-    while (n < NMAX && (n < N || (!atomic_load(&k.done) && pf_test_now_ms() < deadline))) {
+    while (n < NMAX && (n < N || (!atomic_load(&k->done) && pf_test_now_ms() < deadline))) {
         char rid[32];
         snprintf(rid, sizeof(rid), "k9-%d", n);
         pf_client_result_t res;
-        assert_int_equal(s_send(c, rid, to, 2, "Text", &res), 0);
+        assert_int_equal(s_send(f->c, rid, to, 2, "Text", &res), 0);
         assert_int_equal(res.ok, 1);
         for (int j = 0; j < 2; j++)
             snprintf(ids[n][j], sizeof(ids[n][j]), "%s", res.copies[j].message_id);
         pf_client_result_clear(&res);
         n++;
     }
-    pthread_join(t, NULL);
+    k->running = false;
+    pthread_join(k->thread, NULL);
     printf("broker kill9: %d notices sent, %ld resends of the client library\n", n,
            (long)atomic_load(&retries));
     /* the kill hit the load: some SEND went unanswered and was resent */
@@ -1292,13 +1324,13 @@ static void test_kill9_nothing_lost_or_duplicated(void **state)
         char rid[32];
         snprintf(rid, sizeof(rid), "k9-%d", i);
         pf_client_result_t res;
-        assert_int_equal(s_send(c, rid, to, 2, "Text", &res), 0);
+        assert_int_equal(s_send(f->c, rid, to, 2, "Text", &res), 0);
         assert_int_equal(res.ok, 1);
         assert_string_equal(res.copies[0].message_id, ids[i][0]);
         assert_string_equal(res.copies[1].message_id, ids[i][1]);
         pf_client_result_clear(&res);
     }
-    pf_client_destroy(&c);
+    pf_client_destroy(&f->c);
 }
 
 typedef struct {
@@ -1341,10 +1373,12 @@ static void test_concurrent_senders(void **state)
         w[i] = (worker_t){f->env, i, 0};
         assert_int_equal(pthread_create(&t[i], NULL, s_worker, &w[i]), 0);
     }
-    for (int i = 0; i < T; i++) {
+    /* all joined before any is judged: a failed assertion must not leave
+     * a worker running on this stack frame's w[] */
+    for (int i = 0; i < T; i++)
         pthread_join(t[i], NULL);
+    for (int i = 0; i < T; i++)
         assert_int_equal(w[i].acked, 15);
-    }
     assert_int_equal(s_count(f->env, "SELECT count(*) FROM message"), 2 * 15 * T);
     assert_int_equal(s_count(f->env, "SELECT count(DISTINCT id) FROM message"), 2 * 15 * T);
 }

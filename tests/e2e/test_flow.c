@@ -22,6 +22,10 @@
 
 static const char *const s_citizens[] = {"citizen-a", "citizen-b", NULL};
 
+/* One env for the group: the tests follow one procedure's notices and
+ * receipts in turn.  It lives in the group fixture, so a failed assertion
+ * (cmocka jumps out of the test) leaves it to the next tests and then to
+ * the group teardown, which stops broker and reader. */
 typedef struct {
     pf_env_t *env;
     pf_client_t *client;
@@ -36,7 +40,7 @@ static pf_client_t *s_client(pf_env_t *env)
     return c;
 }
 
-static int setup(void **state)
+static int s_setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof(*f));
     f->env = pf_env_new("flow", s_citizens);
@@ -49,13 +53,12 @@ static int setup(void **state)
     return f->token_a && f->token_b ? 0 : -1;
 }
 
-static int teardown(void **state)
+static int s_teardown(void **state)
 {
     fixture_t *f = *state;
-    pf_client_destroy(&f->client);
     free(f->token_a);
     free(f->token_b);
-    return pf_fixture_end(f->env, NULL, f);
+    return pf_fixture_end(f->env, &f->client, f);
 }
 
 /* An attachment with every byte value, so that no codec can mangle it. */
@@ -395,5 +398,5 @@ int main(void)
         cmocka_unit_test(test_offline_procedure_gets_receipts_on_reconnect),
         cmocka_unit_test(test_read_receipt_wakes_the_relay),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }

@@ -22,6 +22,44 @@
 #include "store/relay.h"
 #include "store/store.h"
 
+/* test_concurrent_migrators' second migrator, run in a thread of its own */
+typedef struct {
+    const char *conninfo;
+    char dir[600];
+    pthread_t thread;
+    bool running; /* started and not yet joined */
+    int rc;
+    int applied;
+    char err[512];
+} s_migrator_t;
+
+/* The env lives in the fixture, and so do the test's client and store
+ * and the migrator thread: a failed assertion (cmocka jumps out of the
+ * test) still closes them, joins the thread and stops the broker in the
+ * teardown. */
+typedef struct {
+    pf_env_t *env;
+    pf_client_t *client;
+    pf_store_t *st;
+    s_migrator_t migrator;
+} fixture_t;
+
+static int s_setup(void **state)
+{
+    *state = calloc(1, sizeof(fixture_t));
+    return *state ? 0 : -1;
+}
+
+static int s_teardown(void **state)
+{
+    fixture_t *f = *state;
+    /* closing the store lets a migrator still waiting for its lock finish */
+    pf_store_destroy(&f->st);
+    if (f->migrator.running)
+        pthread_join(f->migrator.thread, NULL);
+    return pf_fixture_end(f->env, &f->client, f);
+}
+
 static void s_version_is(pf_store_t *st, int want)
 {
     int v = -1;
@@ -34,56 +72,55 @@ static void s_version_is(pf_store_t *st, int want)
 
 static void test_prepared_statements_recover(void **state)
 {
-    (void)state;
+    fixture_t *f = *state;
     static const char *const citizens[] = {NULL};
-    pf_env_t *env = pf_env_new("store_prepared", citizens);
+    pf_env_t *env = f->env = pf_env_new("store_prepared", citizens);
     assert_non_null(env);
     int want = (int)pf_env_sql_int(env, "SELECT max(version) FROM schema_migration");
     assert_true(want > 0);
 
-    pf_store_t *st = NULL;
     const char *err = NULL;
-    assert_int_equal(pf_store_open(pf_env_conninfo(env), &st, &err), 0);
-    s_version_is(st, want); /* prepares */
-    s_version_is(st, want); /* runs the prepared statement */
+    assert_int_equal(pf_store_open(pf_env_conninfo(env), &f->st, &err), 0);
+    s_version_is(f->st, want); /* prepares */
+    s_version_is(f->st, want); /* runs the prepared statement */
 
     /* a migration changes the type the statement returns: the server
      * refuses the old plan (0A000); the store forgets it and answers */
     char sqlstate[6];
-    assert_int_equal(pf_env_sql_state(env, "ALTER TABLE schema_migration ALTER COLUMN version "
-                                           "TYPE bigint",
+    assert_int_equal(pf_env_sql_state(env,
+                                      "ALTER TABLE schema_migration ALTER COLUMN version "
+                                      "TYPE bigint",
                                       sqlstate),
                      0);
-    s_version_is(st, want);
-    s_version_is(st, want);
+    s_version_is(f->st, want);
+    s_version_is(f->st, want);
 
     /* the server's prepared statements are dropped behind the store's back */
-    assert_int_equal(pf_store_exec(st, "DEALLOCATE ALL", &err), 0);
-    s_version_is(st, want); /* run as text */
-    s_version_is(st, want); /* prepared again */
+    assert_int_equal(pf_store_exec(f->st, "DEALLOCATE ALL", &err), 0);
+    s_version_is(f->st, want); /* run as text */
+    s_version_is(f->st, want); /* prepared again */
 
     /* the same inside a transaction: that transaction fails, the next
      * call prepares afresh */
-    assert_int_equal(pf_store_exec(st, "DEALLOCATE ALL", &err), 0);
-    assert_int_equal(pf_store_exec(st, "BEGIN", &err), 0);
+    assert_int_equal(pf_store_exec(f->st, "DEALLOCATE ALL", &err), 0);
+    assert_int_equal(pf_store_exec(f->st, "BEGIN", &err), 0);
     int v = -1;
-    assert_int_equal(pf_store_schema_version(st, &v, &err), -1);
+    assert_int_equal(pf_store_schema_version(f->st, &v, &err), -1);
     assert_non_null(strstr(err, "does not exist"));
-    assert_int_equal(pf_store_exec(st, "ROLLBACK", &err), 0);
-    s_version_is(st, want);
+    assert_int_equal(pf_store_exec(f->st, "ROLLBACK", &err), 0);
+    s_version_is(f->st, want);
 
     /* a reset connection has none of them */
-    assert_int_equal(pf_store_reconnect(st, &err), 0);
-    s_version_is(st, want);
-    s_version_is(st, want);
+    assert_int_equal(pf_store_reconnect(f->st, &err), 0);
+    s_version_is(f->st, want);
+    s_version_is(f->st, want);
 
-    pf_store_destroy(&st);
-    pf_env_destroy(&env);
+    pf_store_destroy(&f->st);
 }
 
-#define S_COPY_INSERT(mailbox, id)                                                                \
-    "INSERT INTO message (mailbox_id, id, sender_id, request_id, title, read_receipt, size, "       \
-    "key_version, jwe_protected, jwe_encrypted_key, jwe_iv, jwe_ciphertext, jwe_tag) "              \
+#define S_COPY_INSERT(mailbox, id)                                                                 \
+    "INSERT INTO message (mailbox_id, id, sender_id, request_id, title, read_receipt, size, "      \
+    "key_version, jwe_protected, jwe_encrypted_key, jwe_iv, jwe_ciphertext, jwe_tag) "             \
     "SELECT '" mailbox "', '" id "', min(id), 'r-" id "', 'T', false, 1, 1, 'h', '\\x00', "        \
     "'\\x00', '\\x00', '\\x00' FROM sender"
 
@@ -92,9 +129,9 @@ static void test_prepared_statements_recover(void **state)
  * renamed, a copy never moves) holds */
 static void test_mailbox_check_without_lock(void **state)
 {
-    (void)state;
+    fixture_t *f = *state;
     static const char *const citizens[] = {"citizen-a", "citizen-b", NULL};
-    pf_env_t *env = pf_env_new("store_mailbox", citizens);
+    pf_env_t *env = f->env = pf_env_new("store_mailbox", citizens);
     assert_non_null(env);
     char st[6];
     /* a copy for a mailbox that does not exist is refused as before */
@@ -153,16 +190,15 @@ static void test_mailbox_check_without_lock(void **state)
     assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM mailbox"), 2);
     assert_int_equal(
         pf_env_sql_int(env, "SELECT count(*) FROM message WHERE mailbox_id = 'citizen-a'"), 1);
-    pf_env_destroy(&env);
 }
 
 /* sql/0014: ANALYZE leaves out the columns no query filters on, keeps the
  * ones the plans need, and the store's lookups stay index scans */
 static void test_statistics_only_where_plans_use_them(void **state)
 {
-    (void)state;
+    fixture_t *f = *state;
     static const char *const citizens[] = {"citizen-a", "citizen-b", NULL};
-    pf_env_t *env = pf_env_new("store_statistics", citizens);
+    pf_env_t *env = f->env = pf_env_new("store_statistics", citizens);
     assert_non_null(env);
     char sqlstate[6];
     assert_int_equal(
@@ -207,27 +243,25 @@ static void test_statistics_only_where_plans_use_them(void **state)
         fail_msg("plans without the primary key:\n%s\n%s", open, list);
     free(open);
     free(list);
-    pf_env_destroy(&env);
 }
 
 /* the bench's mailboxes: n at a time, the same rows as one at a time
  * (key version 1, the wrapped key where there is one), and all or none */
 static void test_bench_mailboxes_add(void **state)
 {
-    (void)state;
+    fixture_t *f = *state;
     static const char *const citizens[] = {"citizen-a", NULL};
-    pf_env_t *env = pf_env_new("store_benchmb", citizens);
+    pf_env_t *env = f->env = pf_env_new("store_benchmb", citizens);
     assert_non_null(env);
-    pf_store_t *st = NULL;
     const char *err = NULL;
-    assert_int_equal(pf_store_open(pf_env_conninfo(env), &st, &err), 0);
+    assert_int_equal(pf_store_open(pf_env_conninfo(env), &f->st, &err), 0);
     static const unsigned char wrapped[] = {0x00, 0x01, 0xfe, 0xff, 0x5c, 0x09};
     pf_bench_mailbox_row_t rows[3] = {
         {"b-0", "kid0", "ECDH-ES+A256KW", "{\"kty\":\"EC\"}", "kek1", wrapped, sizeof(wrapped)},
         {"b-1", "kid1", "RSA-OAEP-256", "{\"kty\":\"RSA\"}", "kek1", wrapped, 3},
         {"b-2", "kid2", "ECDH-ES+A256KW", "{\"kty\":\"EC\"}", NULL, NULL, 0},
     };
-    assert_int_equal(pf_store_bench_mailboxes_add(st, rows, 3, &err), 0);
+    assert_int_equal(pf_store_bench_mailboxes_add(f->st, rows, 3, &err), 0);
     assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM mailbox WHERE id LIKE 'b-%' "
                                          "AND status = 'open'"),
                      3);
@@ -251,30 +285,28 @@ static void test_bench_mailboxes_add(void **state)
         {"b-3", "kid3", "ECDH-ES+A256KW", "{}", "kek1", wrapped, 2},
         {"citizen-a", "kid4", "ECDH-ES+A256KW", "{}", "kek1", wrapped, 2},
     };
-    assert_int_equal(pf_store_bench_mailboxes_add(st, again, 2, &err), -1);
+    assert_int_equal(pf_store_bench_mailboxes_add(f->st, again, 2, &err), -1);
     assert_non_null(strstr(err, "copy failed"));
     assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM mailbox WHERE id = 'b-3'"), 0);
     assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM mailbox_key "
                                          "WHERE mailbox_id = 'b-3'"),
                      0);
     /* and the connection is usable afterwards */
-    pf_bench_mailbox_row_t last[1] = {
-        {"b-3", "kid3", "ECDH-ES+A256KW", "{}", "kek1", wrapped, 2}};
-    assert_int_equal(pf_store_bench_mailboxes_add(st, last, 1, &err), 0);
+    pf_bench_mailbox_row_t last[1] = {{"b-3", "kid3", "ECDH-ES+A256KW", "{}", "kek1", wrapped, 2}};
+    assert_int_equal(pf_store_bench_mailboxes_add(f->st, last, 1, &err), 0);
     assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM mailbox_secret "
                                          "WHERE mailbox_id = 'b-3'"),
                      1);
-    pf_store_destroy(&st);
-    pf_env_destroy(&env);
+    pf_store_destroy(&f->st);
 }
 
 /* a RACK marks the sender's own receipts, keeps the time of an earlier
  * acknowledgement, and leaves other senders' receipts alone */
 static void test_relay_ack(void **state)
 {
-    (void)state;
+    fixture_t *f = *state;
     static const char *const citizens[] = {NULL};
-    pf_env_t *env = pf_env_new("store_relayack", citizens);
+    pf_env_t *env = f->env = pf_env_new("store_relayack", citizens);
     assert_non_null(env);
     free(pf_env_sql(env, "INSERT INTO receipt_delivery (jti, sender_id) VALUES "
                          "('018f0000-0000-7000-8000-0000000000a1', 1), "
@@ -282,14 +314,12 @@ static void test_relay_ack(void **state)
                          "('018f0000-0000-7000-8000-0000000000b1', 2) RETURNING 1"));
     free(pf_env_sql(env, "UPDATE receipt_delivery SET acked_at = '2026-01-01 00:00:00+00' "
                          "WHERE jti = '018f0000-0000-7000-8000-0000000000a2' RETURNING 1"));
-    pf_store_t *st = NULL;
     const char *err = NULL;
-    assert_int_equal(pf_store_open(pf_env_conninfo(env), &st, &err), 0);
-    const char *jtis[] = {"018f0000-0000-7000-8000-0000000000a1",
-                          "018f0000-0000-7000-8000-0000000000a2",
-                          "018f0000-0000-7000-8000-0000000000b1",
-                          "018f0000-0000-7000-8000-0000000000ff"};
-    assert_int_equal(pf_store_relay_ack(st, 1, jtis, 4, &err), 2);
+    assert_int_equal(pf_store_open(pf_env_conninfo(env), &f->st, &err), 0);
+    const char *jtis[] = {
+        "018f0000-0000-7000-8000-0000000000a1", "018f0000-0000-7000-8000-0000000000a2",
+        "018f0000-0000-7000-8000-0000000000b1", "018f0000-0000-7000-8000-0000000000ff"};
+    assert_int_equal(pf_store_relay_ack(f->st, 1, jtis, 4, &err), 2);
     assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM receipt_delivery WHERE "
                                          "sender_id = 1 AND acked_at IS NOT NULL"),
                      2);
@@ -301,50 +331,39 @@ static void test_relay_ack(void **state)
     assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM receipt_delivery WHERE "
                                          "sender_id = 2 AND acked_at IS NULL"),
                      1);
-    pf_store_destroy(&st);
-    pf_env_destroy(&env);
+    pf_store_destroy(&f->st);
 }
 
 /* Sessions are named after the program and their role, in
  * pg_stat_activity, and keep the name over a reconnect. */
 static void test_session_names(void **state)
 {
-    (void)state;
+    fixture_t *f = *state;
     static const char *const citizens[] = {NULL};
-    pf_env_t *env = pf_env_new("store_names", citizens);
+    pf_env_t *env = f->env = pf_env_new("store_names", citizens);
     assert_non_null(env);
-    pf_store_t *st = NULL;
     const char *err = NULL;
-    assert_int_equal(pf_store_open(pf_env_conninfo(env), &st, &err), 0);
-#define S_NAMED                                                                                   \
-    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "                   \
+    assert_int_equal(pf_store_open(pf_env_conninfo(env), &f->st, &err), 0);
+#define S_NAMED                                                                                    \
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "                    \
     "AND application_name = '%s'"
     char sql[256];
     snprintf(sql, sizeof(sql), S_NAMED, "test_store");
     assert_int_equal(pf_env_sql_int(env, sql), 1);
-    pf_store_destroy(&st);
+    pf_store_destroy(&f->st);
     /* characters that would need quoting become '_' */
-    assert_int_equal(pf_store_open_as(pf_env_conninfo(env), "com'mit x", &st, &err), 0);
+    assert_int_equal(pf_store_open_as(pf_env_conninfo(env), "com'mit x", &f->st, &err), 0);
     snprintf(sql, sizeof(sql), S_NAMED, "test_store/com_mit_x");
     assert_int_equal(pf_env_sql_int(env, sql), 1);
     free(pf_env_sql(env, "SELECT count(pg_terminate_backend(pid))::text FROM pg_stat_activity "
                          "WHERE application_name = 'test_store/com_mit_x'"));
-    for (int i = 0; i < 50 && !pf_store_broken(st); i++)
+    for (int i = 0; i < 50 && !pf_store_broken(f->st); i++)
         usleep(20000);
-    assert_true(pf_store_broken(st));
-    assert_int_equal(pf_store_reconnect(st, &err), 0);
+    assert_true(pf_store_broken(f->st));
+    assert_int_equal(pf_store_reconnect(f->st, &err), 0);
     assert_int_equal(pf_env_sql_int(env, sql), 1);
-    pf_store_destroy(&st);
-    pf_env_destroy(&env);
+    pf_store_destroy(&f->st);
 }
-
-typedef struct {
-    const char *conninfo;
-    const char *dir;
-    int rc;
-    int applied;
-    char err[512];
-} s_migrator_t;
 
 static void *s_migrate_thread(void *arg)
 {
@@ -367,33 +386,33 @@ static void *s_migrate_thread(void *arg)
  * exists".) */
 static void test_concurrent_migrators(void **state)
 {
-    (void)state;
+    fixture_t *f = *state;
     static const char *const citizens[] = {NULL};
-    pf_env_t *env = pf_env_new("store_migrators", citizens);
+    pf_env_t *env = f->env = pf_env_new("store_migrators", citizens);
     assert_non_null(env);
-    char dir[600], file[700];
-    snprintf(dir, sizeof(dir), "%s/sql-probe", pf_env_dir(env));
-    assert_int_equal(mkdir(dir, 0700), 0);
-    snprintf(file, sizeof(file), "%s/0999_probe.sql", dir);
+    s_migrator_t *m = &f->migrator;
+    char file[700];
+    snprintf(m->dir, sizeof(m->dir), "%s/sql-probe", pf_env_dir(env));
+    assert_int_equal(mkdir(m->dir, 0700), 0);
+    snprintf(file, sizeof(file), "%s/0999_probe.sql", m->dir);
     FILE *fp = fopen(file, "w");
     assert_non_null(fp);
     fputs("CREATE TABLE probe_0999 (x integer);\n", fp);
     fclose(fp);
 
-    /* the first migrator, by hand: holds the lock, applies 0999 */
-    pf_store_t *first = NULL;
+    /* the first migrator, by hand (f->st): holds the lock, applies 0999 */
     const char *err = NULL;
-    assert_int_equal(pf_store_open(pf_env_conninfo(env), &first, &err), 0);
-    assert_int_equal(pf_store_exec(first,
+    assert_int_equal(pf_store_open(pf_env_conninfo(env), &f->st, &err), 0);
+    assert_int_equal(pf_store_exec(f->st,
                                    "BEGIN; SELECT pg_advisory_xact_lock(7041); "
                                    "CREATE TABLE probe_0999 (x integer); "
                                    "INSERT INTO schema_migration (version, name) "
                                    "VALUES (999, '0999_probe.sql')",
                                    &err),
                      0);
-    s_migrator_t m = {.conninfo = pf_env_conninfo(env), .dir = dir};
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, s_migrate_thread, &m), 0);
+    m->conninfo = pf_env_conninfo(env);
+    assert_int_equal(pthread_create(&m->thread, NULL, s_migrate_thread, m), 0);
+    m->running = true;
     long long waiting = 0;
     for (int i = 0; i < 250 && waiting == 0; i++) {
         usleep(20000);
@@ -401,13 +420,13 @@ static void test_concurrent_migrators(void **state)
                                       "'advisory' AND NOT granted");
     }
     assert_int_equal(waiting, 1);
-    assert_int_equal(pf_store_exec(first, "COMMIT", &err), 0);
-    assert_int_equal(pthread_join(t, NULL), 0);
-    if (m.rc != 0)
-        fail_msg("second migrator: %s", m.err);
-    assert_int_equal(m.applied, 0);
-    pf_store_destroy(&first);
-    pf_env_destroy(&env);
+    assert_int_equal(pf_store_exec(f->st, "COMMIT", &err), 0);
+    m->running = false;
+    assert_int_equal(pthread_join(m->thread, NULL), 0);
+    if (m->rc != 0)
+        fail_msg("second migrator: %s", m->err);
+    assert_int_equal(m->applied, 0);
+    pf_store_destroy(&f->st);
 }
 
 static bool s_expired(void *arg)
@@ -422,14 +441,14 @@ static bool s_expired(void *arg)
  * the period.  (The reader's time stood, contradicting the receipt.) */
 static void test_read_after_expiry_decision(void **state)
 {
-    (void)state;
+    fixture_t *f = *state;
     static const char *const citizens[] = {"citizen-a", NULL};
-    pf_env_t *env = pf_env_new("store_late_read", citizens);
+    pf_env_t *env = f->env = pf_env_new("store_late_read", citizens);
     assert_non_null(env);
     static const char *const settings[] = {"expire_after_seconds=2", "expire_poll_ms=100", NULL};
     assert_int_equal(pf_env_start_broker(env, settings), 0);
-    pf_client_t *c = pf_env_client(env, "tax-office", NULL, 5000, 2);
-    assert_non_null(c);
+    f->client = pf_env_client(env, "tax-office", NULL, 5000, 2);
+    assert_non_null(f->client);
     const char *to[] = {"citizen-a"};
     pf_client_notice_t n = {.request_id = "late-read",
                             .recipients = to,
@@ -440,24 +459,23 @@ static void test_read_after_expiry_decision(void **state)
                             .read_receipt = true};
     pf_client_result_t res;
     const char *err = NULL;
-    assert_int_equal(pf_client_send(c, &n, &res, &err), 0);
+    assert_int_equal(pf_client_send(f->client, &n, &res, &err), 0);
     assert_int_equal(res.ok, 1);
     assert_true(pf_test_wait(s_expired, env, 30000));
     long long created = pf_env_sql_int(env, "SELECT floor(extract(epoch FROM created_at) * "
                                             "1000)::bigint FROM message");
-    pf_store_t *st = NULL;
-    assert_int_equal(pf_store_open(pf_env_conninfo(env), &st, &err), 0);
+    assert_int_equal(pf_store_open(pf_env_conninfo(env), &f->st, &err), 0);
     char *read_at = NULL;
     int64_t read_ms = 0;
     /* taken a second into the two-second period */
-    assert_int_equal(pf_store_message_record_read(st, "citizen-a", res.copies[0].message_id,
+    assert_int_equal(pf_store_message_record_read(f->st, "citizen-a", res.copies[0].message_id,
                                                   created + 1000, false, NULL, NULL, &read_at,
                                                   &read_ms, &err),
                      2);
     assert_null(read_at);
     assert_true(read_ms >= created + 2000);
     assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM message WHERE read_at IS NULL"), 1);
-    assert_int_equal(pf_store_message_record_read(st, "citizen-a", res.copies[0].message_id,
+    assert_int_equal(pf_store_message_record_read(f->st, "citizen-a", res.copies[0].message_id,
                                                   read_ms, true, NULL, NULL, &read_at, &read_ms,
                                                   &err),
                      1);
@@ -466,23 +484,23 @@ static void test_read_after_expiry_decision(void **state)
     assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM message WHERE read_at >= "
                                          "created_at + interval '2 seconds'"),
                      1);
-    pf_store_destroy(&st);
+    pf_store_destroy(&f->st);
     pf_client_result_clear(&res);
-    pf_client_destroy(&c);
-    pf_env_destroy(&env);
+    pf_client_destroy(&f->client);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_prepared_statements_recover),
-        cmocka_unit_test(test_statistics_only_where_plans_use_them),
-        cmocka_unit_test(test_mailbox_check_without_lock),
-        cmocka_unit_test(test_bench_mailboxes_add),
-        cmocka_unit_test(test_relay_ack),
-        cmocka_unit_test(test_session_names),
-        cmocka_unit_test(test_concurrent_migrators),
-        cmocka_unit_test(test_read_after_expiry_decision),
+        cmocka_unit_test_setup_teardown(test_prepared_statements_recover, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_statistics_only_where_plans_use_them, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_mailbox_check_without_lock, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_bench_mailboxes_add, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_relay_ack, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_session_names, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_migrators, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_read_after_expiry_decision, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
