@@ -2,6 +2,7 @@
 #define PF_BROKER_PRIVATE_H
 /* Shared by the lib/broker modules only. */
 #include "broker/broker.h"
+#include "broker/routes.h"
 #include "crypto/jose.h"
 #include "store/store.h"
 
@@ -20,14 +21,6 @@ int pf_zap_start(void *ctx, const char *conninfo, int cache_ms, pf_zap_t **zap_r
 void pf_zap_stop(pf_zap_t **zap);
 
 /* ---- broker.c: state of the main thread ---- */
-typedef struct {
-    int64_t sender_id;
-    unsigned char rid[256]; /* ROUTER routing id of one of the sender's connections */
-    size_t rid_len;
-    char key[41];     /* the CURVE key that connection authenticated with */
-    int64_t heard_ms; /* when it last sent something */
-} pf_route_t;
-
 typedef struct {
     int64_t sender_id;
     char *name;
@@ -53,9 +46,7 @@ struct pf_broker {
     int db_backoff_ms;
     pf_key_t *receipt_key;
     volatile sig_atomic_t stop;
-    pf_route_t *routes; /* one per connection that spoke (broker.c) */
-    size_t nroutes;
-    size_t route_hint; /* the entry the last message came from */
+    pf_routes_t *routes; /* one per connection that spoke (routes.h) */
     pf_sender_info_t *senders;
     size_t nsenders;
     pf_key_entry_t *keys;
