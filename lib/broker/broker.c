@@ -51,7 +51,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define S_MAX_ROUTES 4096
 /* reconnect backoff: from 100 ms, doubling, at most this: the issue asks
  * for service within 2 s of the database coming back, and a failed attempt
  * against a database that is down costs one refused connect */
@@ -267,85 +266,35 @@ int pf_broker_key_current(pf_broker_t *b, int64_t sender_id, const char *key)
 }
 
 /* ---- routes: the connections of each sender ------------------------------ *
- * One entry per connection (ROUTER routing id) that spoke, with the sender
- * it authenticated as, its key and when it last spoke.  A receipt goes to
- * the sender's connection heard from last; when that one is gone (the send
- * fails), the entry is dropped and the next one is tried, so a procedure
- * that runs a receipt listener beside short-lived senders keeps getting its
- * receipts.  A full table forgets the connection heard from longest ago. */
-
-static void s_route_set(pf_broker_t *b, int64_t sender_id, const char *key, const void *rid,
-                        size_t len)
-{
-    if (len > sizeof(b->routes[0].rid))
-        return;
-    int64_t now = pf_broker_now_ms();
-    pf_route_t *r = NULL;
-    /* most messages come from the connection the last one came from */
-    size_t h = b->route_hint;
-    if (h < b->nroutes && b->routes[h].rid_len == len && memcmp(b->routes[h].rid, rid, len) == 0)
-        r = &b->routes[h];
-    for (size_t i = 0; i < b->nroutes && !r; i++)
-        if (b->routes[i].rid_len == len && memcmp(b->routes[i].rid, rid, len) == 0)
-            r = &b->routes[i];
-    if (r == NULL) {
-        if (b->nroutes == S_MAX_ROUTES) {
-            size_t old = 0;
-            for (size_t i = 1; i < b->nroutes; i++)
-                if (b->routes[i].heard_ms < b->routes[old].heard_ms)
-                    old = i;
-            r = &b->routes[old];
-        } else {
-            b->routes = xrealloc(b->routes, (b->nroutes + 1) * sizeof(*b->routes));
-            r = &b->routes[b->nroutes++];
-        }
-        memcpy(r->rid, rid, len);
-        r->rid_len = len;
-    }
-    r->sender_id = sender_id;
-    r->heard_ms = now;
-    snprintf(r->key, sizeof(r->key), "%s", key);
-    b->route_hint = (size_t)(r - b->routes);
-}
-
-static void s_route_drop(pf_broker_t *b, size_t i)
-{
-    b->routes[i] = b->routes[--b->nroutes];
-}
-
-/* The sender's connection heard from last, or b->nroutes. */
-static size_t s_route_find(const pf_broker_t *b, int64_t sender_id)
-{
-    size_t best = b->nroutes;
-    for (size_t r = 0; r < b->nroutes; r++)
-        if (b->routes[r].sender_id == sender_id &&
-            (best == b->nroutes || b->routes[r].heard_ms > b->routes[best].heard_ms))
-            best = r;
-    return best;
-}
+ * The route table (routes.h) knows each connection that spoke, with its
+ * sender, key and when it last spoke.  A receipt goes to the sender's
+ * connection heard from last; when that one is gone (the send fails), the
+ * entry is dropped and the next one is tried, so a procedure that runs a
+ * receipt listener beside short-lived senders keeps getting its receipts.
+ * A full table forgets the connection heard from longest ago. */
 
 bool pf_broker_has_route(const pf_broker_t *b, int64_t sender_id)
 {
-    return s_route_find(b, sender_id) < b->nroutes;
+    return pf_routes_find(b->routes, sender_id) != NULL;
 }
 
 bool pf_broker_send_receipt(pf_broker_t *b, int64_t sender_id, const char *jti, const char *token)
 {
     /* not to a connection whose key was revoked or replaced since it spoke
      * (nor when the database cannot tell: the receipt stays due) */
-    size_t r;
-    while ((r = s_route_find(b, sender_id)) < b->nroutes) {
-        int cur = pf_broker_key_current(b, sender_id, b->routes[r].key);
+    const pf_routes_entry_t *r;
+    while ((r = pf_routes_find(b->routes, sender_id)) != NULL) {
+        int cur = pf_broker_key_current(b, sender_id, r->key);
         if (cur < 0)
             return false;
         if (cur == 0) {
             pf_info("event=route_key_stale sender_id=%lld", (long long)sender_id);
-            s_route_drop(b, r);
+            pf_routes_drop(b->routes, r);
             continue;
         }
         pf_wire_out_t out = {0};
         pf_wire_encode_receipt(jti, token, &out);
-        bool sent = pf_broker_reply(b, b->routes[r].rid, b->routes[r].rid_len, &out);
+        bool sent = pf_broker_reply(b, r->rid, r->rid_len, &out);
         pf_wire_out_clear(&out);
         if (sent) {
             pf_debug("event=receipt_sent sender_id=%lld jti=%s", (long long)sender_id, jti);
@@ -353,7 +302,7 @@ bool pf_broker_send_receipt(pf_broker_t *b, int64_t sender_id, const char *jti, 
         }
         /* that connection is gone: the sender's next one, if any */
         pf_debug("event=route_gone sender_id=%lld", (long long)sender_id);
-        s_route_drop(b, r);
+        pf_routes_drop(b->routes, r);
     }
     return false; /* no connection of the sender: the next attempt is later */
 }
@@ -419,25 +368,13 @@ static void s_rack_add(pf_broker_t *b, int64_t sender_id, const char *const *jti
         s_rack_flush(b);
 }
 
-static int s_id_cmp(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
 static void s_relay(pf_broker_t *b)
 {
-    if (!b->db_ok || b->nroutes == 0)
+    if (!b->db_ok || pf_routes_count(b->routes) == 0)
         return;
     /* each sender once, however many connections it has */
-    int64_t *ids = xcalloc(b->nroutes, sizeof(*ids));
-    for (size_t i = 0; i < b->nroutes; i++)
-        ids[i] = b->routes[i].sender_id;
-    qsort(ids, b->nroutes, sizeof(*ids), s_id_cmp);
-    size_t nids = 0;
-    for (size_t i = 0; i < b->nroutes; i++)
-        if (nids == 0 || ids[nids - 1] != ids[i])
-            ids[nids++] = ids[i];
+    int64_t *ids;
+    size_t nids = pf_routes_senders(b->routes, &ids);
     /* a few rounds at most, so submissions are not starved by a backlog */
     for (int round = 0; round < S_RELAY_ROUNDS; round++) {
         pf_relay_receipt_t *rows;
@@ -613,7 +550,7 @@ static bool s_dispatch(pf_broker_t *b, zmq_msg_t *frames, size_t n, size_t dropp
             pf_wire_msg_clear(&msg);
         return false;
     }
-    s_route_set(b, sender_id, key, rid, rid_len);
+    pf_routes_heard(b->routes, sender_id, key, rid, rid_len, pf_broker_now_ms());
     if (rc != 0) {
         char esc[240];
         pf_info("event=refused sender_id=%lld code=%s reason=\"%s\" answered=%s",
@@ -893,6 +830,7 @@ int pf_broker_new(const pf_broker_config_t *cfg, pf_broker_t **b_r, const char *
     b->cfg.db = b->db;
     b->cfg.bind = b->bind;
     b->cfg.receipt_issuer = b->issuer;
+    b->routes = pf_routes_new();
     const char *err;
 
     pf_curve_keys_t ck;
@@ -998,7 +936,7 @@ void pf_broker_destroy(pf_broker_t **bp)
         pf_key_destroy(&b->keys[i].key);
     }
     free(b->keys);
-    free(b->routes);
+    pf_routes_destroy(&b->routes);
     free(b->db);
     free(b->bind);
     free(b->issuer);

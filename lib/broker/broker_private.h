@@ -2,6 +2,7 @@
 #define PF_BROKER_PRIVATE_H
 /* Shared by the lib/broker modules only. */
 #include "broker/broker.h"
+#include "broker/routes.h"
 #include "crypto/jose.h"
 #include "store/store.h"
 
@@ -41,14 +42,6 @@ int pf_zap_parse(const pf_zap_frame_t *frames, size_t n, pf_zap_request_t *req_r
 /* ---- broker.c: state of the main thread ---- */
 typedef struct {
     int64_t sender_id;
-    unsigned char rid[256]; /* ROUTER routing id of one of the sender's connections */
-    size_t rid_len;
-    char key[41];     /* the CURVE key that connection authenticated with */
-    int64_t heard_ms; /* when it last sent something */
-} pf_route_t;
-
-typedef struct {
-    int64_t sender_id;
     char *name;
     bool active;
     char key[41]; /* the sender's current CURVE key (Z85) */
@@ -72,9 +65,7 @@ struct pf_broker {
     int db_backoff_ms;
     pf_key_t *receipt_key;
     volatile sig_atomic_t stop;
-    pf_route_t *routes; /* one per connection that spoke (broker.c) */
-    size_t nroutes;
-    size_t route_hint; /* the entry the last message came from */
+    pf_routes_t *routes; /* one per connection that spoke (routes.h) */
     pf_sender_info_t *senders;
     size_t nsenders;
     pf_key_entry_t *keys;
