@@ -18,7 +18,8 @@
 struct pf_routes {
     pf_routes_entry_t *v;
     size_t n, cap;
-    size_t hint; /* the entry the last message came from */
+    size_t hint;    /* the entry the last message came from */
+    uint64_t heard; /* hearings so far: each entry's heard_seq */
 };
 
 pf_routes_t *pf_routes_new(void)
@@ -34,6 +35,14 @@ void pf_routes_destroy(pf_routes_t **rtp)
     free(rt->v);
     free(rt);
     *rtp = NULL;
+}
+
+/* Heard from before b: by the caller's clock, within one of its ticks in
+ * the order of hearing (the clock has milliseconds; a busy broker hears
+ * many connections in one). */
+static bool s_before(const pf_routes_entry_t *a, const pf_routes_entry_t *b)
+{
+    return a->heard_ms < b->heard_ms || (a->heard_ms == b->heard_ms && a->heard_seq < b->heard_seq);
 }
 
 static bool s_same_rid(const pf_routes_entry_t *e, const void *rid, size_t len)
@@ -56,7 +65,7 @@ bool pf_routes_heard(pf_routes_t *rt, int64_t sender_id, const char *key, const 
         if (rt->n == PF_ROUTES_MAX) {
             size_t old = 0;
             for (size_t i = 1; i < rt->n; i++)
-                if (rt->v[i].heard_ms < rt->v[old].heard_ms)
+                if (s_before(&rt->v[i], &rt->v[old]))
                     old = i;
             e = &rt->v[old];
         } else {
@@ -73,6 +82,7 @@ bool pf_routes_heard(pf_routes_t *rt, int64_t sender_id, const char *key, const 
     }
     e->sender_id = sender_id;
     e->heard_ms = now_ms;
+    e->heard_seq = ++rt->heard;
     snprintf(e->key, sizeof(e->key), "%s", key);
     rt->hint = (size_t)(e - rt->v);
     return true;
@@ -82,7 +92,7 @@ const pf_routes_entry_t *pf_routes_find(const pf_routes_t *rt, int64_t sender_id
 {
     const pf_routes_entry_t *best = NULL;
     for (size_t i = 0; i < rt->n; i++)
-        if (rt->v[i].sender_id == sender_id && (best == NULL || rt->v[i].heard_ms > best->heard_ms))
+        if (rt->v[i].sender_id == sender_id && (best == NULL || s_before(best, &rt->v[i])))
             best = &rt->v[i];
     return best;
 }

@@ -25,8 +25,10 @@ typedef struct {
     int64_t sender_id;
     unsigned char rid[PF_ROUTES_RID_MAX]; /* ROUTER routing id of the connection */
     size_t rid_len;
-    char key[41];     /* the CURVE key (Z85) that connection authenticated with */
-    int64_t heard_ms; /* when it last spoke */
+    char key[41];       /* the CURVE key (Z85) that connection authenticated with */
+    int64_t heard_ms;   /* when it last spoke */
+    uint64_t heard_seq; /* the table's count of hearings then: orders the
+                         * entries heard within one millisecond */
 } pf_routes_entry_t;
 
 typedef struct pf_routes pf_routes_t;
@@ -39,13 +41,13 @@ void pf_routes_destroy(pf_routes_t **rt);
  * sender and key it speaks with now (the last word counts, and receipts
  * for the sender it spoke for before no longer go there); a new one gets
  * an entry, in place of the one heard from longest ago when the table is
- * full (ties: the one found first).  Returns false, noting nothing, when
+ * full (within one millisecond: the one heard first).  Returns false, noting nothing, when
  * rid is longer than PF_ROUTES_RID_MAX. */
 bool pf_routes_heard(pf_routes_t *rt, int64_t sender_id, const char *key, const void *rid,
                      size_t rid_len, int64_t now_ms);
 
-/* The sender's entry heard from last (ties: the one found first), or NULL
- * when the sender has none. */
+/* The sender's entry heard from last (within one millisecond: the one
+ * heard last), or NULL when the sender has none. */
 const pf_routes_entry_t *pf_routes_find(const pf_routes_t *rt, int64_t sender_id);
 
 /* Forgets an entry that pf_routes_find returned (its connection is gone,

@@ -330,6 +330,35 @@ static void test_against_model(void **state)
     assert_true(evictions > 100);
 }
 
+/* Within one millisecond the order of hearing decides: the connection
+ * heard first is forgotten first, and a receipt goes to the sender's
+ * connection heard last, wherever drops have moved the entries. */
+static void test_same_millisecond(void **state)
+{
+    pf_routes_t *rt = *state;
+    /* sender 1 on rid 0, then sender 2 on rid 1 and 2: all at 5 ms */
+    s_heard(rt, 1, 0, 5);
+    s_heard(rt, 2, 1, 5);
+    s_heard(rt, 2, 2, 5);
+    assert_int_equal(s_find(rt, 2), 2);
+    /* drop sender 1's entry: rid 2 moves into slot 0, before rid 1 */
+    pf_routes_drop(rt, pf_routes_find(rt, 1));
+    assert_int_equal(s_find(rt, 2), 2);
+    s_heard(rt, 2, 1, 5); /* rid 1 again, still at 5 ms: now the latest */
+    assert_int_equal(s_find(rt, 2), 1);
+    /* fill the table at 5 ms with sender 3; the next new connection
+     * forgets rid 2, the one heard first */
+    for (uint32_t rid = 3; pf_routes_count(rt) < PF_ROUTES_MAX; rid++)
+        s_heard(rt, 3, rid, 5);
+    s_heard(rt, 4, 100000, 5);
+    assert_int_equal(pf_routes_count(rt), PF_ROUTES_MAX);
+    assert_int_equal(s_find(rt, 2), 1);
+    s_heard(rt, 4, 100001, 5); /* then rid 1, sender 2's last */
+    assert_int_equal(s_find(rt, 2), -1);
+    assert_int_equal(s_find(rt, 3), PF_ROUTES_MAX); /* rids 3 .. PF_ROUTES_MAX */
+    assert_int_equal(s_find(rt, 4), 100001);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -342,6 +371,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rid_length, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_senders, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_against_model, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_same_millisecond, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
