@@ -249,8 +249,8 @@ int pf_broker_sender(pf_broker_t *b, int64_t sender_id, const pf_sender_info_t *
         e->name = NULL;
     }
     free(e->name);
-    *e = (pf_sender_info_t){.sender_id = sender_id, .name = name, .active = active,
-                            .checked_ms = now};
+    *e = (pf_sender_info_t){
+        .sender_id = sender_id, .name = name, .active = active, .checked_ms = now};
     memcpy(e->key, key, sizeof(e->key));
     *info_r = e;
     return 1;
@@ -368,6 +368,32 @@ static void s_rack_add(pf_broker_t *b, int64_t sender_id, const char *const *jti
         s_rack_flush(b);
 }
 
+static int s_id_cmp(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The largest number of rows of one sender among rows (sorted copies of
+ * the ids: n log n, not senders times rows). */
+static size_t s_most_per_sender(const pf_relay_receipt_t *rows, size_t n)
+{
+    if (n == 0)
+        return 0;
+    int64_t *v = xcalloc(n, sizeof(*v));
+    for (size_t i = 0; i < n; i++)
+        v[i] = rows[i].sender_id;
+    qsort(v, n, sizeof(*v), s_id_cmp);
+    size_t most = 1, run = 1;
+    for (size_t i = 1; i < n; i++) {
+        run = v[i] == v[i - 1] ? run + 1 : 1;
+        if (run > most)
+            most = run;
+    }
+    free(v);
+    return most;
+}
+
 static void s_relay(pf_broker_t *b)
 {
     if (!b->db_ok || pf_routes_count(b->routes) == 0)
@@ -395,13 +421,7 @@ static void s_relay(pf_broker_t *b)
                 pf_crashpoint("relay_after_send");
         /* go on while there may be more: the claim was cut at the overall
          * cap, or a sender had S_RELAY_BATCH */
-        bool more = n >= S_RELAY_CLAIM_MAX;
-        for (size_t k = 0; k < nids && !more; k++) {
-            size_t c = 0;
-            for (size_t i = 0; i < n; i++)
-                c += rows[i].sender_id == ids[k];
-            more = c >= S_RELAY_BATCH;
-        }
+        bool more = n >= S_RELAY_CLAIM_MAX || s_most_per_sender(rows, n) >= S_RELAY_BATCH;
         pf_relay_receipts_free(&rows, n);
         if (!more)
             break;
@@ -882,8 +902,9 @@ int pf_broker_new(const pf_broker_config_t *cfg, pf_broker_t **b_r, const char *
     int schema = 0;
     if (pf_store_schema_version(b->st, &schema, &err) != 0 || schema < S_SCHEMA_NEEDED) {
         pf_curve_keys_clear(&ck);
-        s_fail(error_r, "the database schema is version %d, this broker needs %d: run postfach-ctl "
-                        "migrate",
+        s_fail(error_r,
+               "the database schema is version %d, this broker needs %d: run postfach-ctl "
+               "migrate",
                schema, S_SCHEMA_NEEDED);
         goto fail;
     }
