@@ -63,7 +63,7 @@
  * one after the other while there may be more, so one relay pass sends at
  * most S_RELAY_ROUNDS x S_RELAY_CLAIM_MAX receipts (about 8 MiB of
  * tokens) and the SENDs waiting meanwhile are not starved by a backlog,
- * however many senders are connected (up to S_MAX_ROUTES: a claim of 256
+ * however many senders are connected (up to PF_ROUTES_MAX: a claim of 256
  * each could have been a million rows).  1024 still gives four senders
  * with a backlog their full 256 a claim; with more, the claim shares the
  * cap out evenly (pf_store_relay_claim: each sender's first receipt
@@ -135,7 +135,9 @@ bool pf_broker_reply(pf_broker_t *b, const void *rid, size_t rid_len, pf_wire_ou
      * or vanished peer is an error we see (EAGAIN, EHOSTUNREACH); the
      * procedure retries with the same request id and gets the stored ACK */
     if (zmq_send(b->router, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
-        pf_debug("event=reply_dropped error=\"%s\"", zmq_strerror(errno));
+        int e = errno;
+        pf_debug("event=reply_dropped error=\"%s\"", zmq_strerror(e));
+        errno = e; /* the caller tells a full queue from a vanished peer */
         return false;
     }
     for (size_t i = 0; i < out->count; i++) {
@@ -300,6 +302,12 @@ bool pf_broker_send_receipt(pf_broker_t *b, int64_t sender_id, const char *jti, 
             pf_debug("event=receipt_sent sender_id=%lld jti=%s", (long long)sender_id, jti);
             return true;
         }
+        if (errno == EAGAIN) {
+            /* the connection is there but its queue is full (S_SNDHWM):
+             * it keeps its route, and the receipt stays due */
+            pf_debug("event=route_full sender_id=%lld", (long long)sender_id);
+            return false;
+        }
         /* that connection is gone: the sender's next one, if any */
         pf_debug("event=route_gone sender_id=%lld", (long long)sender_id);
         pf_routes_drop(b->routes, r);
@@ -401,13 +409,17 @@ static void s_relay(pf_broker_t *b)
     /* each sender once, however many connections it has */
     int64_t *ids;
     size_t nids = pf_routes_senders(b->routes, &ids);
-    /* a few rounds at most, so submissions are not starved by a backlog */
+    /* a few rounds at most, so submissions are not starved by a backlog;
+     * a pass that ends with more left asks for the next one soon (after
+     * S_RELAY_GAP_MS, not relay_poll_ms) */
+    bool more = false;
     for (int round = 0; round < S_RELAY_ROUNDS; round++) {
         pf_relay_receipt_t *rows;
-        size_t n;
+        size_t n, skipped;
         const char *err;
+        more = false;
         if (pf_store_relay_claim(b->st, ids, nids, S_RELAY_BATCH, S_RELAY_CLAIM_MAX,
-                                 b->cfg.receipt_retry_seconds, &b->relay_after, &rows, &n,
+                                 b->cfg.receipt_retry_seconds, &b->relay_after, &rows, &n, &skipped,
                                  &err) != 0) {
             pf_broker_db_failed(b, "cannot claim receipts", err);
             if (b->db_ok)
@@ -420,12 +432,15 @@ static void s_relay(pf_broker_t *b)
             if (pf_broker_send_receipt(b, rows[i].sender_id, rows[i].jti, rows[i].token))
                 pf_crashpoint("relay_after_send");
         /* go on while there may be more: the claim was cut at the overall
-         * cap, or a sender had S_RELAY_BATCH */
-        bool more = n >= S_RELAY_CLAIM_MAX || s_most_per_sender(rows, n) >= S_RELAY_BATCH;
+         * cap, a sender had S_RELAY_BATCH, or rows were passed over that
+         * another broker held (others behind them may be due) */
+        more = n >= S_RELAY_CLAIM_MAX || skipped > 0 || s_most_per_sender(rows, n) >= S_RELAY_BATCH;
         pf_relay_receipts_free(&rows, n);
         if (!more)
             break;
     }
+    if (more)
+        b->relay_due = true;
     free(ids);
 }
 

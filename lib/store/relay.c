@@ -60,10 +60,13 @@ static PGresult *s_async_end(pf_store_t *st, PGresult *res, const char **error_r
 
 int pf_store_relay_claim(pf_store_t *st, const int64_t *sender_ids, size_t nsenders, int limit,
                          int max_total, int retry_seconds, int64_t *after,
-                         pf_relay_receipt_t **rows_r, size_t *n_r, const char **error_r)
+                         pf_relay_receipt_t **rows_r, size_t *n_r, size_t *skipped_r,
+                         const char **error_r)
 {
     *rows_r = NULL;
     *n_r = 0;
+    if (skipped_r)
+        *skipped_r = 0;
     if (nsenders == 0 || limit <= 0 || max_total <= 0)
         return 0;
     pf_buf_t ids;
@@ -78,25 +81,35 @@ int pf_store_relay_claim(pf_store_t *st, const int64_t *sender_ids, size_t nsend
     snprintf(total, sizeof(total), "%d", max_total);
     snprintf(turn, sizeof(turn), "%lld", (long long)*after);
     const char *p[5] = {ids.data, lim, retry, total, turn};
-    /* c: the candidates, per sender in the order of its index (no sort
-     * over all senders' pending receipts, and no sender read further than
-     * one claim can take), ranked by their depth k in the sender's queue;
-     * all senders' first ones, then all second ones, ..., ties in turn
-     * from the sender after $5 on, cut at the overall cap.  They are read
-     * without locks, so only the rows handed out are locked: those of
-     * another broker's claim are skipped, and a row it claimed since is
-     * re-checked (no longer due).  The delivery rows only (small), the
-     * token from the immutable receipt row; RETURNING in claim order. */
+    /* live: the listed senders with anything due (one probe of the index
+     * each), d of them.  c: the candidates, per sender in the order of its
+     * index (no sort over all senders' pending receipts), ranked by their
+     * depth k in the sender's queue; all senders' first ones, then all
+     * second ones, ..., ties in turn from the sender after $5 on, cut at
+     * the overall cap.  A sender's k-th row comes after the d first rows
+     * and its own k - 2 before it, so only k <= cap - d + 1 can make the
+     * cut: no sender is read further than that (with d >= cap, one row
+     * each).  The candidates are read without locks, so only the rows
+     * handed out are locked: those of another broker's claim are skipped,
+     * and a row it claimed since is re-checked (no longer due); how many
+     * were passed over comes back with the rows (a claim that skipped
+     * rows may have left others due).  The delivery rows only (small),
+     * the token from the immutable receipt row; in claim order, and one
+     * row of NULLs when nothing was claimed. */
     PGresult *res = NULL;
     if (s_async_begin(st, error_r) == 0) {
         res = pf_store_query(
             st, "cannot claim receipts",
-            "WITH c AS (SELECT x.jti, x.k, s.id "
-            "  FROM unnest($1::bigint[]) AS s (id) CROSS JOIN LATERAL "
+            "WITH live AS (SELECT s.id FROM unnest($1::bigint[]) AS s (id) "
+            "  WHERE EXISTS (SELECT 1 FROM receipt_delivery WHERE sender_id = s.id "
+            "  AND acked_at IS NULL AND next_attempt_at <= now())), "
+            "deep AS (SELECT least($2::integer, greatest(1, $4::integer - count(*)::integer + 1)) "
+            "  AS k FROM live), "
+            "c AS (SELECT x.jti, x.k, s.id FROM live AS s CROSS JOIN LATERAL "
             "  (SELECT jti, row_number() OVER (ORDER BY next_attempt_at, jti) AS k "
             "   FROM receipt_delivery WHERE sender_id = s.id "
             "   AND acked_at IS NULL AND next_attempt_at <= now() "
-            "   ORDER BY next_attempt_at, jti LIMIT least($2::integer, $4::integer)) x "
+            "   ORDER BY next_attempt_at, jti LIMIT (SELECT k FROM deep)) x "
             "  ORDER BY x.k, s.id <= $5::bigint, s.id LIMIT $4::integer), "
             "u AS (UPDATE receipt_delivery d SET attempts = d.attempts + 1, "
             "  next_attempt_at = now() + make_interval(secs => $3::integer) "
@@ -106,7 +119,8 @@ int pf_store_relay_claim(pf_store_t *st, const int64_t *sender_ids, size_t nsend
             "  receipt r "
             "  WHERE d.jti = due.jti AND r.jti = d.jti "
             "  RETURNING d.jti, d.sender_id, r.token, due.k) "
-            "SELECT u.jti::text, u.sender_id::text, u.token FROM u "
+            "SELECT u.jti::text, u.sender_id::text, u.token, (SELECT count(*) FROM c)::text "
+            "FROM (VALUES (1)) AS one (x) LEFT JOIN u ON true "
             "ORDER BY u.k, u.sender_id <= $5::bigint, u.sender_id",
             5, p, error_r);
         res = s_async_end(st, res, error_r);
@@ -115,6 +129,11 @@ int pf_store_relay_claim(pf_store_t *st, const int64_t *sender_ids, size_t nsend
     if (res == NULL)
         return -1;
     size_t n = (size_t)PQntuples(res);
+    if (n == 1 && PQgetisnull(res, 0, 0))
+        n = 0; /* nothing claimed: the row of NULLs */
+    size_t candidates = PQntuples(res) > 0 ? strtoull(PQgetvalue(res, 0, 3), NULL, 10) : 0;
+    if (skipped_r)
+        *skipped_r = candidates > n ? candidates - n : 0;
     pf_relay_receipt_t *rows = xcalloc(n ? n : 1, sizeof(*rows));
     for (size_t i = 0; i < n; i++) {
         snprintf(rows[i].jti, sizeof(rows[i].jti), "%s", PQgetvalue(res, (int)i, 0));

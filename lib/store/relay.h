@@ -33,10 +33,13 @@ typedef struct {
  * a later claim.
  * Claims, acknowledgements and replays commit without waiting for the WAL
  * flush (losing one only resends a receipt).  *rows_r (release with
- * pf_relay_receipts_free) in claim order, *n_r. */
+ * pf_relay_receipts_free) in claim order, *n_r; *skipped_r (may be NULL):
+ * rows picked but passed over because another broker held or had just
+ * claimed them (a claim that skipped some may have left others due). */
 int pf_store_relay_claim(pf_store_t *st, const int64_t *sender_ids, size_t nsenders, int limit,
                          int max_total, int retry_seconds, int64_t *after,
-                         pf_relay_receipt_t **rows_r, size_t *n_r, const char **error_r);
+                         pf_relay_receipt_t **rows_r, size_t *n_r, size_t *skipped_r,
+                         const char **error_r);
 void pf_relay_receipts_free(pf_relay_receipt_t **rows, size_t n);
 
 /* Sets receipt_delivery.acked_at on the listed receipts (UUID texts, already validated) of

@@ -189,11 +189,12 @@ static void test_evicted_sender_speaks_again(void **state)
     /* 8's latest connection is gone: the one left takes over */
     pf_routes_drop(rt, pf_routes_find(rt, 8));
     assert_int_equal(s_find(rt, 8), 81);
-    /* 7 speaks again on its connection: it is found again, 9 (the oldest
-     * now) makes room */
+    /* 7 speaks again on its connection: it is found again, in the place
+     * the drop left free, so 9 (the oldest now) stays until the next new
+     * connection needs room */
     s_heard(rt, 7, 70, now++);
     assert_int_equal(s_find(rt, 7), 70);
-    assert_int_equal(s_find(rt, 9), 90); /* the drop left a free place */
+    assert_int_equal(s_find(rt, 9), 90);
     s_heard(rt, 502, 100002, now++);
     assert_int_equal(s_find(rt, 9), -1);
     assert_int_equal(s_find(rt, 7), 70);
