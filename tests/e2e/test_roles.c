@@ -577,6 +577,92 @@ static void s_copy_file(const char *from, const char *to)
     free(text);
 }
 
+/* The newest migration applied on conn. */
+static int s_schema_version(const char *conn)
+{
+    pf_store_t *st = NULL;
+    const char *e = NULL;
+    int v = -1;
+    assert_int_equal(pf_store_open(conn, &st, &e), 0);
+    if (pf_store_schema_version(st, &v, &e) != 0)
+        v = -1;
+    pf_store_destroy(&st);
+    return v;
+}
+
+/* Runs postfach-ctl migrate as the owner on conn with the files of dir;
+ * what names the step in a failure. */
+static void s_migrate(fixture_t *f, const char *conn, const char *dir, const char *what)
+{
+    char *out = NULL, *err = NULL;
+    if (pf_env_run(f->env, &out, &err, "postfach-ctl", "--db", conn, "migrate", "--sql-dir", dir,
+                   NULL) != 0)
+        fail_msg("migrate %s: %s", what, err ? err : "?");
+    free(out);
+    free(err);
+}
+
+/* A fresh database db, migrated as the owner with those files of sql/ that
+ * keep() admits, as an installation of that time was; its conninfo in
+ * conn. */
+static void s_old_database(fixture_t *f, const char *db, bool (*keep)(const char *name), char *conn,
+                           size_t conn_size)
+{
+    char sql[160], dir[600], from[600], src[1024], to[1024];
+    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", db);
+    s_exec(f, sql);
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", db);
+    s_exec(f, sql);
+    snprintf(dir, sizeof(dir), "%s/sql-%s", pf_env_dir(f->env), db);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    snprintf(from, sizeof(from), "%s/sql", getenv("PF_ROOT"));
+    DIR *d = opendir(from);
+    assert_non_null(d);
+    for (struct dirent *e = readdir(d); e != NULL; e = readdir(d)) {
+        size_t len = strlen(e->d_name);
+        if (len < 9 || strcmp(e->d_name + len - 4, ".sql") != 0 || !keep(e->d_name))
+            continue;
+        snprintf(src, sizeof(src), "%s/%s", from, e->d_name);
+        snprintf(to, sizeof(to), "%s/%s", dir, e->d_name);
+        s_copy_file(src, to);
+    }
+    closedir(d);
+    snprintf(conn, conn_size, "%s dbname=%s", pf_env_conninfo(f->env), db);
+    s_migrate(f, conn, dir, "to the old schema");
+}
+
+/* Brings db to the current schema (every file of sql/). */
+static void s_upgrade(fixture_t *f, const char *conn)
+{
+    char from[600];
+    snprintf(from, sizeof(from), "%s/sql", getenv("PF_ROOT"));
+    s_migrate(f, conn, from, "to the end");
+}
+
+static void s_drop_database(fixture_t *f, const char *db)
+{
+    char sql[160];
+    snprintf(sql, sizeof(sql), "DROP DATABASE %s", db);
+    s_exec(f, sql);
+}
+
+/* the files of an installation made while 0009 was the newest */
+static bool s_upto_0009(const char *name)
+{
+    static const char *const early[] = {"0001_init.sql", "0006_expiry.sql",
+                                        "0007_allowlist_storage.sql", "0009_receipt_delivery.sql"};
+    for (size_t i = 0; i < sizeof(early) / sizeof(early[0]); i++)
+        if (strcmp(name, early[i]) == 0)
+            return true;
+    return false;
+}
+
+/* the files of an installation made before 0019 */
+static bool s_before_0019(const char *name)
+{
+    return strncmp(name, "0019", 4) < 0;
+}
+
 /* A database migrated while 0009 was the newest file (0009 landed before
  * 0008), upgraded to the current schema: the roles get their privileges on
  * receipt_delivery.  (0009 granted only to roles that existed when it ran,
@@ -585,28 +671,10 @@ static void s_copy_file(const char *from, const char *to)
 static void test_upgrade_from_before_roles_grants_receipt_delivery(void **state)
 {
     fixture_t *f = *state;
-    char db[48], sql[160], dir[600], from[600], to[700], conn[700];
+    char db[48], conn[700];
     snprintf(db, sizeof(db), "pf_t_upgrade_%ld", (long)getpid());
-    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", db);
-    s_exec(f, sql);
-    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", db);
-    s_exec(f, sql);
-    snprintf(dir, sizeof(dir), "%s/sql-0009", pf_env_dir(f->env));
-    assert_int_equal(mkdir(dir, 0700), 0);
-    static const char *const early[] = {"0001_init.sql", "0006_expiry.sql",
-                                        "0007_allowlist_storage.sql", "0009_receipt_delivery.sql"};
-    for (size_t i = 0; i < sizeof(early) / sizeof(early[0]); i++) {
-        snprintf(from, sizeof(from), "%s/sql/%s", getenv("PF_ROOT"), early[i]);
-        snprintf(to, sizeof(to), "%s/%s", dir, early[i]);
-        s_copy_file(from, to);
-    }
-    snprintf(conn, sizeof(conn), "%s dbname=%s", pf_env_conninfo(f->env), db);
-    char *out = NULL, *err = NULL;
-    if (pf_env_run(f->env, &out, &err, "postfach-ctl", "--db", conn, "migrate", "--sql-dir", dir,
-                   NULL) != 0)
-        fail_msg("migrate to 0009: %s", err ? err : "?");
-    free(out);
-    free(err);
+    s_old_database(f, db, s_upto_0009, conn, sizeof(conn));
+    assert_int_equal(s_schema_version(conn), 9);
     /* what 0009 left on a cluster that did not have the roles yet */
     pf_store_t *st = NULL;
     const char *e = NULL;
@@ -616,13 +684,7 @@ static void test_upgrade_from_before_roles_grants_receipt_delivery(void **state)
                                    "postfach_reader, postfach_admin",
                                    &e),
                      0);
-    snprintf(from, sizeof(from), "%s/sql", getenv("PF_ROOT"));
-    out = err = NULL;
-    if (pf_env_run(f->env, &out, &err, "postfach-ctl", "--db", conn, "migrate", "--sql-dir", from,
-                   NULL) != 0)
-        fail_msg("migrate to the end: %s", err ? err : "?");
-    free(out);
-    free(err);
+    s_upgrade(f, conn);
     if (pf_store_exec(st,
                       "DO $$ BEGIN IF NOT (has_table_privilege('postfach_broker', "
                       "'receipt_delivery', 'SELECT, INSERT, UPDATE') AND "
@@ -636,8 +698,7 @@ static void test_upgrade_from_before_roles_grants_receipt_delivery(void **state)
                       &e) != 0)
         fail_msg("%s", e);
     pf_store_destroy(&st);
-    snprintf(sql, sizeof(sql), "DROP DATABASE %s", db);
-    s_exec(f, sql);
+    s_drop_database(f, db);
 }
 
 /* A database migrated before sql/0019 (its postfach_admin with the grants
@@ -648,38 +709,12 @@ static void test_upgrade_from_before_roles_grants_receipt_delivery(void **state)
 static void test_upgrade_to_0019_narrows_admin(void **state)
 {
     fixture_t *f = *state;
-    char db[48], sql[160], dir[600], from[600], to[1024], conn[700], conn_admin[800];
+    char db[48], conn[700], conn_admin[800];
     snprintf(db, sizeof(db), "pf_t_upgrade19_%ld", (long)getpid());
-    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", db);
-    s_exec(f, sql);
-    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", db);
-    s_exec(f, sql);
-    snprintf(dir, sizeof(dir), "%s/sql-0018", pf_env_dir(f->env));
-    assert_int_equal(mkdir(dir, 0700), 0);
-    snprintf(from, sizeof(from), "%s/sql", getenv("PF_ROOT"));
-    DIR *d = opendir(from);
-    assert_non_null(d);
-    int copied = 0;
-    for (struct dirent *e = readdir(d); e != NULL; e = readdir(d)) {
-        if (strlen(e->d_name) < 9 || strcmp(e->d_name + strlen(e->d_name) - 4, ".sql") != 0 ||
-            strncmp(e->d_name, "0019", 4) >= 0)
-            continue;
-        char src[1024];
-        snprintf(src, sizeof(src), "%s/%s", from, e->d_name);
-        snprintf(to, sizeof(to), "%s/%s", dir, e->d_name);
-        s_copy_file(src, to);
-        copied++;
-    }
-    closedir(d);
-    assert_true(copied >= 14);
-    snprintf(conn, sizeof(conn), "%s dbname=%s", pf_env_conninfo(f->env), db);
+    s_old_database(f, db, s_before_0019, conn, sizeof(conn));
+    assert_int_equal(s_schema_version(conn), 18);
     snprintf(conn_admin, sizeof(conn_admin), "%s user=%s", conn, f->login[2]);
     char *out = NULL, *err = NULL;
-    if (pf_env_run(f->env, &out, &err, "postfach-ctl", "--db", conn, "migrate", "--sql-dir", dir,
-                   NULL) != 0)
-        fail_msg("migrate to 0018: %s", err ? err : "?");
-    free(out);
-    free(err);
     /* made by the owner before the upgrade, as ctl did in compose */
     static const char *const before[][3] = {{"sender", "add", "up-agency"},
                                             {"citizen", "add", "up-c1"}};
@@ -705,20 +740,14 @@ static void test_upgrade_to_0019_narrows_admin(void **state)
         fail_msg("%s", e);
     pf_store_destroy(&st);
 
-    out = err = NULL;
-    if (pf_env_run(f->env, &out, &err, "postfach-ctl", "--db", conn, "migrate", "--sql-dir", from,
-                   NULL) != 0)
-        fail_msg("migrate to the end: %s", err ? err : "?");
-    free(out);
-    free(err);
+    s_upgrade(f, conn);
     s_check_admin_privileges(conn);
 
     free(s_ctl_ok(f, conn_admin, "citizen", "rotate-key", "up-c1", NULL, NULL));
     free(s_ctl_ok(f, conn_admin, "sender", "allow", "up-agency", "up-*", NULL));
     free(s_ctl_ok(f, conn_admin, "sender", "revoke", "up-agency", NULL, NULL));
     free(s_ctl_ok(f, conn_admin, "kek", "status", NULL, NULL, NULL));
-    snprintf(sql, sizeof(sql), "DROP DATABASE %s", db);
-    s_exec(f, sql);
+    s_drop_database(f, db);
 }
 
 int main(void)
