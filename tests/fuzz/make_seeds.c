@@ -196,9 +196,10 @@ static void s_jwk(void)
     pf_key_destroy(&k);
     /* broken: a point off the curve, a duplicate kid, a multi-prime key,
      * no kty, not JSON */
-    s_puts("jwk", "ec_off_curve",
-           "{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAE\","
-           "\"y\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAE\"}");
+    s_puts(
+        "jwk", "ec_off_curve",
+        "{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAE\","
+        "\"y\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAE\"}");
     char *p = pf_fuzz_data("jose/enc-p256.jwk", NULL);
     pf_str_rtrim(p);
     set = xasprintf("{\"keys\":[%.*s,\"kid\":\"a\"},%.*s,\"kid\":\"a\"}]}", (int)strlen(p) - 1, p,
@@ -206,7 +207,8 @@ static void s_jwk(void)
     s_puts("jwk", "jwks_same_key_twice", set);
     free(set);
     free(p);
-    s_puts("jwk", "rsa_oth", "{\"kty\":\"RSA\",\"n\":\"AQAB\",\"e\":\"AQAB\",\"d\":\"AQAB\",\"oth\":[]}");
+    s_puts("jwk", "rsa_oth",
+           "{\"kty\":\"RSA\",\"n\":\"AQAB\",\"e\":\"AQAB\",\"d\":\"AQAB\",\"oth\":[]}");
     s_puts("jwk", "no_kty", "{\"crv\":\"P-256\"}");
     s_puts("jwk", "not_json", "{\"kty\":\"EC\",");
 }
@@ -214,8 +216,10 @@ static void s_jwk(void)
 static char *s_notice(size_t natt)
 {
     pf_attachment_t att[2] = {
-        {.name = "bescheid.pdf", .media_type = "application/pdf",
-         .data = (unsigned char *)"%PDF-1.7 ...", .size = 12},
+        {.name = "bescheid.pdf",
+         .media_type = "application/pdf",
+         .data = (unsigned char *)"%PDF-1.7 ...",
+         .size = 12},
         {.name = "leer.txt", .media_type = "text/plain", .data = NULL, .size = 0},
     };
     pf_notice_t n = {.title = "Baugenehmigung",
@@ -269,6 +273,16 @@ static unsigned char *s_wrap(const pf_kek_t *kek, const char *context, const voi
     return out;
 }
 
+/* A seed that is one wrap, as it comes out of pf_kek_wrap. */
+static void s_put_wrap(const char *name, const pf_kek_t *kek, const char *context,
+                       const void *plain, size_t len)
+{
+    size_t n;
+    unsigned char *b = s_wrap(kek, context, plain, len, &n);
+    s_put("kek", name, b, n);
+    free(b);
+}
+
 static void s_kek(void)
 {
     pf_kek_t *ring = pf_fuzz_kek(PF_FUZZ_KEK_RING);
@@ -281,35 +295,20 @@ static void s_kek(void)
     unsigned char *rsa = pf_fuzz_der("jose/enc-rsa3072.jwk", &rsa_len);
     /* valid: what fuzz_kek unwraps (the reader's PKCS#8 keys, under the
      * current KEK and the one before it, and the shortest blob) */
-    unsigned char *b = s_wrap(ring, PF_FUZZ_KEK_CONTEXT, p256, p256_len, &n);
-    s_put("kek", "p256_current", b, n);
-    free(b);
-    b = s_wrap(ring, PF_FUZZ_KEK_CONTEXT, rsa, rsa_len, &n);
-    s_put("kek", "rsa3072_current", b, n);
-    free(b);
-    b = s_wrap(old, PF_FUZZ_KEK_CONTEXT, p256, p256_len, &n);
-    s_put("kek", "p256_old_kek", b, n);
-    free(b);
-    b = s_wrap(ring, PF_FUZZ_KEK_CONTEXT, PF_FUZZ_KEK_TINY, strlen(PF_FUZZ_KEK_TINY), &n);
-    s_put("kek", "tiny_current", b, n);
-    free(b);
+    s_put_wrap("p256_current", ring, PF_FUZZ_KEK_CONTEXT, p256, p256_len);
+    s_put_wrap("rsa3072_current", ring, PF_FUZZ_KEK_CONTEXT, rsa, rsa_len);
+    s_put_wrap("p256_old_kek", old, PF_FUZZ_KEK_CONTEXT, p256, p256_len);
+    s_put_wrap("tiny_current", ring, PF_FUZZ_KEK_CONTEXT, PF_FUZZ_KEK_TINY,
+               strlen(PF_FUZZ_KEK_TINY));
     /* real wraps bound to something else: another mailbox, another key
      * version, the same key under another KEK id, another KEK */
-    b = s_wrap(ring, "citizen-other:1", p256, p256_len, &n);
-    s_put("kek", "p256_other_mailbox", b, n);
-    free(b);
-    b = s_wrap(ring, "citizen-fuzz:2", p256, p256_len, &n);
-    s_put("kek", "p256_key_version_2", b, n);
-    free(b);
-    b = s_wrap(renamed, PF_FUZZ_KEK_CONTEXT, p256, p256_len, &n);
-    s_put("kek", "p256_renamed_kek", b, n);
-    free(b);
-    b = s_wrap(foreign, PF_FUZZ_KEK_CONTEXT, p256, p256_len, &n);
-    s_put("kek", "p256_foreign_kek", b, n);
-    free(b);
+    s_put_wrap("p256_other_mailbox", ring, "citizen-other:1", p256, p256_len);
+    s_put_wrap("p256_key_version_2", ring, "citizen-fuzz:2", p256, p256_len);
+    s_put_wrap("p256_renamed_kek", renamed, PF_FUZZ_KEK_CONTEXT, p256, p256_len);
+    s_put_wrap("p256_foreign_kek", foreign, PF_FUZZ_KEK_CONTEXT, p256, p256_len);
     /* broken: version 2, a changed tag, the last byte cut off, no
      * ciphertext at all (header and tag only), nothing */
-    b = s_wrap(ring, PF_FUZZ_KEK_CONTEXT, p256, p256_len, &n);
+    unsigned char *b = s_wrap(ring, PF_FUZZ_KEK_CONTEXT, p256, p256_len, &n);
     b[0] = 2;
     s_put("kek", "version_2", b, n);
     b[0] = 1;
