@@ -158,9 +158,9 @@ struct pf_accept {
     int workers; /* crypto worker threads */
     size_t inflight;
     long long inflight_bytes;
-    size_t large; /* SENDs in flight above S_LARGE_COST: at most one */
-    long long bytes_peak;  /* most inflight_bytes since the last trim */
-    int64_t idle_since_ms; /* when inflight last fell to 0 */
+    size_t large;              /* SENDs in flight above S_LARGE_COST: at most one */
+    long long bytes_peak;      /* most inflight_bytes since the last trim */
+    int64_t idle_since_ms;     /* when inflight last fell to 0 */
     s_key_t keys[S_KEY_SLOTS]; /* open addressing, mailbox id hashed */
     size_t nkeys;
     s_current_t current[S_KEY_SLOTS]; /* open addressing, mailbox id hashed */
@@ -817,8 +817,9 @@ static void s_send_receipts(pf_broker_t *b, const pf_submit_t *sub)
 {
     for (size_t c = 0; c < sub->copy_count; c++) {
         const pf_submit_copy_t *cp = &sub->copies[c];
-        if (!pf_broker_send_receipt(b, sub->sender_id, cp->receipt_jti, cp->receipt_token))
-            return; /* the route is gone, for the rest too */
+        if (pf_broker_send_receipt(b, sub->sender_id, cp->receipt_jti, cp->receipt_token) !=
+            PF_RECEIPT_SENT)
+            return; /* no route or a full queue: for the rest too */
         pf_crashpoint("direct_after_send");
     }
 }

@@ -58,6 +58,9 @@
 /* per-peer queue of outgoing messages (receipts, answers): a full one is an
  * EAGAIN we see (ROUTER_MANDATORY), and the receipt is sent again later */
 #define S_SNDHWM 1000
+/* receipts given back because their connection's queue was full are due
+ * again after this (the relay polls every relay_poll_ms) */
+#define S_RELAY_FULL_RETRY_MS 200
 /* The relay's claims: at most S_RELAY_BATCH receipts per sender and
  * S_RELAY_CLAIM_MAX in all per claim, and at most S_RELAY_ROUNDS claims
  * one after the other while there may be more, so one relay pass sends at
@@ -280,7 +283,8 @@ bool pf_broker_has_route(const pf_broker_t *b, int64_t sender_id)
     return pf_routes_find(b->routes, sender_id) != NULL;
 }
 
-bool pf_broker_send_receipt(pf_broker_t *b, int64_t sender_id, const char *jti, const char *token)
+pf_receipt_sent_t pf_broker_send_receipt(pf_broker_t *b, int64_t sender_id, const char *jti,
+                                         const char *token)
 {
     /* not to a connection whose key was revoked or replaced since it spoke
      * (nor when the database cannot tell: the receipt stays due) */
@@ -288,7 +292,7 @@ bool pf_broker_send_receipt(pf_broker_t *b, int64_t sender_id, const char *jti, 
     while ((r = pf_routes_find(b->routes, sender_id)) != NULL) {
         int cur = pf_broker_key_current(b, sender_id, r->key);
         if (cur < 0)
-            return false;
+            return PF_RECEIPT_NO_ROUTE;
         if (cur == 0) {
             pf_info("event=route_key_stale sender_id=%lld", (long long)sender_id);
             pf_routes_drop(b->routes, r);
@@ -300,19 +304,19 @@ bool pf_broker_send_receipt(pf_broker_t *b, int64_t sender_id, const char *jti, 
         pf_wire_out_clear(&out);
         if (sent) {
             pf_debug("event=receipt_sent sender_id=%lld jti=%s", (long long)sender_id, jti);
-            return true;
+            return PF_RECEIPT_SENT;
         }
         if (errno == EAGAIN) {
             /* the connection is there but its queue is full (S_SNDHWM):
-             * it keeps its route, and the receipt stays due */
+             * it keeps its route */
             pf_debug("event=route_full sender_id=%lld", (long long)sender_id);
-            return false;
+            return PF_RECEIPT_FULL;
         }
         /* that connection is gone: the sender's next one, if any */
         pf_debug("event=route_gone sender_id=%lld", (long long)sender_id);
         pf_routes_drop(b->routes, r);
     }
-    return false; /* no connection of the sender: the next attempt is later */
+    return PF_RECEIPT_NO_ROUTE; /* no connection of the sender: the next attempt is later */
 }
 
 /* ---- receipt relay ------------------------------------------------------ */
@@ -402,6 +406,22 @@ static size_t s_most_per_sender(const pf_relay_receipt_t *rows, size_t n)
     return most;
 }
 
+/* Whether id is among ids (ascending, as pf_routes_senders gives them). */
+static bool s_has_id(const int64_t *ids, size_t n, int64_t id)
+{
+    return bsearch(&id, ids, n, sizeof(*ids), s_id_cmp) != NULL;
+}
+
+/* Removes id from ids (order kept); returns the new count. */
+static size_t s_drop_id(int64_t *ids, size_t n, int64_t id)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] != id)
+            ids[k++] = ids[i];
+    return k;
+}
+
 static void s_relay(pf_broker_t *b)
 {
     if (!b->db_ok || pf_routes_count(b->routes) == 0)
@@ -413,7 +433,7 @@ static void s_relay(pf_broker_t *b)
      * a pass that ends with more left asks for the next one soon (after
      * S_RELAY_GAP_MS, not relay_poll_ms) */
     bool more = false;
-    for (int round = 0; round < S_RELAY_ROUNDS; round++) {
+    for (int round = 0; round < S_RELAY_ROUNDS && nids > 0; round++) {
         pf_relay_receipt_t *rows;
         size_t n, skipped;
         const char *err;
@@ -428,15 +448,42 @@ static void s_relay(pf_broker_t *b)
         }
         if (n > 0)
             pf_crashpoint("relay_after_select");
-        for (size_t i = 0; i < n; i++)
-            if (pf_broker_send_receipt(b, rows[i].sender_id, rows[i].jti, rows[i].token))
+        /* a sender whose connection's queue is full gets nothing more in
+         * this pass: the rest of its rows are given back, due again after
+         * S_RELAY_FULL_RETRY_MS (not the claim's receipt_retry_seconds),
+         * and its later rounds' claims leave it out */
+        const char **back = xcalloc(n ? n : 1, sizeof(*back));
+        size_t nback = 0, nids0 = nids;
+        for (size_t i = 0; i < n; i++) {
+            if (!s_has_id(ids, nids, rows[i].sender_id)) {
+                back[nback++] = rows[i].jti;
+                continue;
+            }
+            pf_receipt_sent_t r =
+                pf_broker_send_receipt(b, rows[i].sender_id, rows[i].jti, rows[i].token);
+            if (r == PF_RECEIPT_SENT) {
                 pf_crashpoint("relay_after_send");
+            } else if (r == PF_RECEIPT_FULL) {
+                back[nback++] = rows[i].jti;
+                nids = s_drop_id(ids, nids, rows[i].sender_id);
+            }
+        }
+        if (nback > 0 &&
+            pf_store_relay_release(b->st, back, nback, S_RELAY_FULL_RETRY_MS, &err) < 0) {
+            /* they come again after receipt_retry_seconds */
+            pf_broker_db_failed(b, "cannot give receipts back", err);
+            if (b->db_ok)
+                pf_warn("event=relay_release_failed error=\"%s\"", pf_broker_esc(err));
+        }
+        if (nids < nids0)
+            pf_info("event=relay_queue_full senders=%zu receipts_back=%zu", nids0 - nids, nback);
+        free(back);
         /* go on while there may be more: the claim was cut at the overall
          * cap, a sender had S_RELAY_BATCH, or rows were passed over that
          * another broker held (others behind them may be due) */
         more = n >= S_RELAY_CLAIM_MAX || skipped > 0 || s_most_per_sender(rows, n) >= S_RELAY_BATCH;
         pf_relay_receipts_free(&rows, n);
-        if (!more)
+        if (!more || !b->db_ok)
             break;
     }
     if (more)

@@ -111,10 +111,18 @@ void pf_broker_nack(pf_broker_t *b, const void *rid, size_t rid_len, const char 
 /* Whether the sender has a connection receipts can be sent on (it said
  * HELLO on it, and no send to it has failed since). */
 bool pf_broker_has_route(const pf_broker_t *b, int64_t sender_id);
-/* Sends one RECEIPT to the sender's latest connection.  False when it has
- * none or the send failed (then the route is dropped): the receipt waits
- * for its next attempt or the sender's next HELLO. */
-bool pf_broker_send_receipt(pf_broker_t *b, int64_t sender_id, const char *jti, const char *token);
+/* What became of a RECEIPT (pf_broker_send_receipt). */
+typedef enum {
+    PF_RECEIPT_SENT,     /* handed to ZeroMQ for the sender's latest connection */
+    PF_RECEIPT_NO_ROUTE, /* the sender has no connection (a failed send dropped
+                          * the route), or the database cannot tell its key */
+    PF_RECEIPT_FULL      /* the connection's queue is full (S_SNDHWM); it keeps
+                          * its route */
+} pf_receipt_sent_t;
+/* Sends one RECEIPT to the sender's latest connection.  Unless SENT, the
+ * receipt waits for its next attempt or the sender's next HELLO. */
+pf_receipt_sent_t pf_broker_send_receipt(pf_broker_t *b, int64_t sender_id, const char *jti,
+                                         const char *token);
 /* The sender's name and state, from a cache trusted for sender_cache_ms.
  * Returns 1 (found), 0 (unknown), -1 (database trouble). */
 int pf_broker_sender(pf_broker_t *b, int64_t sender_id, const pf_sender_info_t **info_r);

@@ -165,6 +165,34 @@ static int s_count(PGresult *res)
     return n;
 }
 
+int pf_store_relay_release(pf_store_t *st, const char *const *jtis, size_t n, int delay_ms,
+                           const char **error_r)
+{
+    if (n == 0)
+        return 0;
+    pf_buf_t arr;
+    pf_buf_init(&arr);
+    pf_buf_puts(&arr, "{");
+    for (size_t i = 0; i < n; i++)
+        pf_buf_printf(&arr, "%s%s", i ? "," : "", jtis[i]);
+    pf_buf_puts(&arr, "}");
+    char delay[16];
+    snprintf(delay, sizeof(delay), "%d", delay_ms);
+    const char *p[2] = {arr.data, delay};
+    PGresult *res = NULL;
+    if (s_async_begin(st, error_r) == 0)
+        res = s_async_end(st,
+                          pf_store_query(st, "cannot release receipts",
+                                         "UPDATE receipt_delivery SET attempts = "
+                                         "greatest(attempts - 1, 0), next_attempt_at = now() + "
+                                         "make_interval(secs => $2::integer / 1000.0) "
+                                         "WHERE jti = ANY ($1::uuid[]) AND acked_at IS NULL",
+                                         2, p, error_r),
+                          error_r);
+    pf_buf_free(&arr, 0);
+    return res ? s_count(res) : -1;
+}
+
 int pf_store_relay_ack(pf_store_t *st, int64_t sender_id, const char *const *jtis, size_t n,
                        const char **error_r)
 {

@@ -48,6 +48,13 @@ void pf_relay_receipts_free(pf_relay_receipt_t **rows, size_t n);
 int pf_store_relay_ack(pf_store_t *st, int64_t sender_id, const char *const *jtis, size_t n,
                        const char **error_r);
 
+/* Gives back claimed receipts that were not sent (the connection's queue
+ * was full): unacknowledged ones are due again after delay_ms instead of
+ * the claim's retry_seconds, their attempt not counted.  Returns the number
+ * of rows, or -1. */
+int pf_store_relay_release(pf_store_t *st, const char *const *jtis, size_t n, int delay_ms,
+                           const char **error_r);
+
 /* Makes every unacknowledged receipt of the sender due now (reconnect
  * replay).  Returns the number of rows, or -1. */
 int pf_store_relay_replay(pf_store_t *st, int64_t sender_id, const char **error_r);
