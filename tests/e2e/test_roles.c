@@ -750,6 +750,92 @@ static void test_upgrade_to_0019_narrows_admin(void **state)
     s_drop_database(f, db);
 }
 
+/* sql/0020: what the administration login changes is in admin_audit, with
+ * that login's name, and the login can neither read nor change the audit,
+ * nor set a revoked sender active again; the owner can, audited too.  A
+ * bulk load of the owner with postfach.audit = 'off' is left out; the
+ * administration's "off" is not honoured. */
+static void test_admin_changes_audited(void **state)
+{
+    fixture_t *f = *state;
+    long long before = pf_env_sql_int(f->env, "SELECT count(*) FROM admin_audit");
+    free(s_ctl_ok(f, NULL, "sender", "add", "audit-agency", NULL, NULL));
+    free(s_ctl_ok(f, NULL, "sender", "allow", "audit-agency", "au-*", NULL));
+    free(s_ctl_ok(f, NULL, "sender", "disallow", "audit-agency", "au-*", "--allow-all"));
+    free(s_ctl_ok(f, NULL, "sender", "rotate-key", "audit-agency", NULL, NULL));
+    free(s_ctl_ok(f, NULL, "citizen", "add", "au-c1", NULL, NULL));
+    free(s_ctl_ok(f, NULL, "sender", "revoke", "audit-agency", NULL, NULL));
+    /* in order, each with the administration login's name */
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "SELECT string_agg(action || ' ' || subject, ', ' ORDER BY id) FROM admin_audit "
+             "WHERE login = '%s' "
+             "AND (subject IN ('audit-agency', 'au-c1'))",
+             f->login[2]);
+    char *got = pf_env_sql(f->env, sql);
+    assert_non_null(got);
+    assert_string_equal(got, "sender.add audit-agency, sender.allow audit-agency, "
+                             "sender.disallow audit-agency, sender.key audit-agency, "
+                             "mailbox.add au-c1, mailbox.key au-c1, mailbox.wrapped_key au-c1, "
+                             "sender.status audit-agency");
+    free(got);
+    assert_int_equal(pf_env_sql_int(f->env, "SELECT count(*) FROM admin_audit") - before, 8);
+    assert_int_equal(pf_env_sql_int(f->env, "SELECT count(*) FROM admin_audit WHERE "
+                                            "action = 'sender.key' AND subject = 'audit-agency' "
+                                            "AND detail->>'old' <> detail->>'new'"),
+                     1);
+    /* the login cannot read, change or delete it, nor write its own */
+    s_refused(f, "postfach_admin", "SELECT count(*) FROM admin_audit");
+    s_refused(f, "postfach_admin", "DELETE FROM admin_audit");
+    s_refused(f, "postfach_admin", "UPDATE admin_audit SET login = 'x'");
+    s_refused(f, "postfach_admin",
+              "INSERT INTO admin_audit (login, program, action, subject) VALUES ('x', 'x', "
+              "'x', 'x')");
+    /* nor the daemons */
+    s_refused(f, "postfach_broker", "SELECT count(*) FROM admin_audit");
+    s_refused(f, "postfach_reader", "SELECT count(*) FROM admin_audit");
+    /* append-only for the owner too */
+    char sqlstate[6];
+    assert_int_not_equal(pf_env_sql_state(f->env, "DELETE FROM admin_audit", sqlstate), 0);
+    assert_string_equal(sqlstate, "42501");
+    /* a revoked sender stays revoked for the administration... */
+    s_refused(f, "postfach_admin",
+              "UPDATE sender SET status = 'active' WHERE name = 'audit-agency'");
+    /* ...and its "off" is not honoured: this mailbox is audited */
+    pf_store_t *st = NULL;
+    const char *e = NULL;
+    assert_int_equal(pf_store_open(f->conn[2], &st, &e), 0);
+    assert_int_equal(
+        pf_store_exec(st,
+                      "BEGIN; SET LOCAL postfach.audit = 'off'; INSERT INTO mailbox (id) "
+                      "VALUES ('au-c2'); COMMIT",
+                      &e),
+        0);
+    pf_store_destroy(&st);
+    assert_int_equal(pf_env_sql_int(f->env, "SELECT count(*) FROM admin_audit WHERE action = "
+                                            "'mailbox.add' AND subject = 'au-c2'"),
+                     1);
+    /* the owner may undo a revocation, and it is audited; its "off" holds */
+    assert_int_equal(pf_env_sql_state(f->env,
+                                      "UPDATE sender SET status = 'active' "
+                                      "WHERE name = 'audit-agency'",
+                                      sqlstate),
+                     0);
+    assert_int_equal(pf_env_sql_int(f->env, "SELECT count(*) FROM admin_audit WHERE action = "
+                                            "'sender.status' AND subject = 'audit-agency' "
+                                            "AND detail->>'new' = 'active' AND login = "
+                                            "session_user"),
+                     1);
+    assert_int_equal(pf_env_sql_state(f->env,
+                                      "BEGIN; SET LOCAL postfach.audit = 'off'; INSERT INTO "
+                                      "mailbox (id) VALUES ('au-c3'); COMMIT",
+                                      sqlstate),
+                     0);
+    assert_int_equal(pf_env_sql_int(f->env, "SELECT count(*) FROM admin_audit WHERE "
+                                            "subject = 'au-c3'"),
+                     0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -759,6 +845,7 @@ int main(void)
         cmocka_unit_test(test_admin_login_rights),
         cmocka_unit_test(test_ctl_commands_under_admin_login),
         cmocka_unit_test(test_upgrade_to_0019_narrows_admin),
+        cmocka_unit_test(test_admin_changes_audited),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
