@@ -172,10 +172,7 @@ int pf_store_relay_release(pf_store_t *st, const char *const *jtis, size_t n, in
         return 0;
     pf_buf_t arr;
     pf_buf_init(&arr);
-    pf_buf_puts(&arr, "{");
-    for (size_t i = 0; i < n; i++)
-        pf_buf_printf(&arr, "%s%s", i ? "," : "", jtis[i]);
-    pf_buf_puts(&arr, "}");
+    pf_store_array_literal(&arr, jtis, n);
     char delay[16];
     snprintf(delay, sizeof(delay), "%d", delay_ms);
     const char *p[2] = {arr.data, delay};
@@ -200,10 +197,7 @@ int pf_store_relay_ack(pf_store_t *st, int64_t sender_id, const char *const *jti
         return 0;
     pf_buf_t arr;
     pf_buf_init(&arr);
-    pf_buf_puts(&arr, "{");
-    for (size_t i = 0; i < n; i++)
-        pf_buf_printf(&arr, "%s%s", i ? "," : "", jtis[i]);
-    pf_buf_puts(&arr, "}");
+    pf_store_array_literal(&arr, jtis, n);
     char sid[32];
     snprintf(sid, sizeof(sid), "%lld", (long long)sender_id);
     const char *p[2] = {sid, arr.data};

@@ -61,8 +61,7 @@ static const char *s_prepared_name(pf_store_t *st, const char *sql, int nparams,
     for (int i = 0; i < st->nprepared; i++)
         if (strcmp(st->prepared[i].sql, sql) == 0)
             return st->prepared[i].name;
-    if (st->nprepared == PF_STORE_PREPARED_MAX ||
-        PQtransactionStatus(st->conn) == PQTRANS_INERROR)
+    if (st->nprepared == PF_STORE_PREPARED_MAX || PQtransactionStatus(st->conn) == PQTRANS_INERROR)
         return NULL;
     pf_prepared_t *p = &st->prepared[st->nprepared];
     snprintf(p->name, sizeof(p->name), "pf_q%u", st->prepared_seq++);
@@ -104,10 +103,9 @@ PGresult *pf_store_run(pf_store_t *st, const char *sql, int nparams, const char 
     if (failed != NULL)
         return failed;
     if (name == NULL)
-        return PQexecParams(st->conn, sql, nparams, NULL, values, lengths, formats,
-                            result_format);
-    PGresult *res = PQexecPrepared(st->conn, name, nparams, values, lengths, formats,
-                                   result_format);
+        return PQexecParams(st->conn, sql, nparams, NULL, values, lengths, formats, result_format);
+    PGresult *res =
+        PQexecPrepared(st->conn, name, nparams, values, lengths, formats, result_format);
     /* A prepared statement can go stale under us: a migration changed the
      * type of a column it returns ("cached plan must not change result
      * type", 0A000), or something dropped it (DEALLOCATE, DISCARD: 26000).
@@ -125,8 +123,8 @@ PGresult *pf_store_run(pf_store_t *st, const char *sql, int nparams, const char 
             s_prepared_forget(st, stale);
         if (PQtransactionStatus(st->conn) == PQTRANS_IDLE) {
             PQclear(res);
-            res = PQexecParams(st->conn, sql, nparams, NULL, values, lengths, formats,
-                               result_format);
+            res =
+                PQexecParams(st->conn, sql, nparams, NULL, values, lengths, formats, result_format);
         }
     }
     return res;
@@ -288,8 +286,8 @@ static int s_migration_version(const char *name)
     return v > 0 ? v : -1;
 }
 
-static int s_apply(pf_store_t *st, const char *path, int version, const char *name,
-                   int *applied, const char **error_r)
+static int s_apply(pf_store_t *st, const char *path, int version, const char *name, int *applied,
+                   const char **error_r)
 {
     char *sql = NULL;
     const char *ferr;
@@ -390,9 +388,9 @@ int pf_store_migrate(pf_store_t *st, const char *sql_dir, int *applied_r, const 
 
 int pf_store_schema_version(pf_store_t *st, int *version_r, const char **error_r)
 {
-    PGresult *res = pf_store_query(st, "cannot read schema version",
-                                   "SELECT coalesce(max(version), 0) FROM schema_migration", 0,
-                                   NULL, error_r);
+    PGresult *res =
+        pf_store_query(st, "cannot read schema version",
+                       "SELECT coalesce(max(version), 0) FROM schema_migration", 0, NULL, error_r);
     if (res == NULL)
         return -1;
     *version_r = atoi(PQgetvalue(res, 0, 0));
@@ -402,11 +400,11 @@ int pf_store_schema_version(pf_store_t *st, int *version_r, const char **error_r
 
 int pf_store_check_durability(pf_store_t *st, const char **error_r)
 {
-    PGresult *res = pf_store_query(
-        st, "cannot read server settings",
-        "SELECT name, setting FROM pg_settings WHERE name IN "
-        "('fsync', 'synchronous_commit', 'full_page_writes') ORDER BY name",
-        0, NULL, error_r);
+    PGresult *res =
+        pf_store_query(st, "cannot read server settings",
+                       "SELECT name, setting FROM pg_settings WHERE name IN "
+                       "('fsync', 'synchronous_commit', 'full_page_writes') ORDER BY name",
+                       0, NULL, error_r);
     if (res == NULL)
         return -1;
     int bad = 0;
@@ -414,7 +412,7 @@ int pf_store_check_durability(pf_store_t *st, const char **error_r)
         const char *name = PQgetvalue(res, i, 0), *val = PQgetvalue(res, i, 1);
         /* synchronous_commit "local" or stronger still flushes the local WAL */
         bool ok = strcmp(name, "synchronous_commit") == 0 ? strcmp(val, "off") != 0
-                                                         : strcmp(val, "on") == 0;
+                                                          : strcmp(val, "on") == 0;
         if (!ok && !bad) {
             snprintf(st->err, sizeof(st->err),
                      "unsafe database setting %s = \"%s\": an acknowledged notice could be lost",
@@ -439,4 +437,12 @@ void pf_store_array_elem(pf_buf_t *b, const char *s, bool first)
         pf_buf_append(b, s, 1);
     }
     pf_buf_puts(b, "\"");
+}
+
+void pf_store_array_literal(pf_buf_t *b, const char *const *items, size_t n)
+{
+    pf_buf_puts(b, "{");
+    for (size_t i = 0; i < n; i++)
+        pf_store_array_elem(b, items[i], i == 0);
+    pf_buf_puts(b, "}");
 }

@@ -46,6 +46,9 @@ PGresult *pf_store_run(pf_store_t *st, const char *sql, int nparams, const char 
  * comma unless first: quotes and backslashes escaped, so the literal does
  * not depend on what the values hold. */
 void pf_store_array_elem(pf_buf_t *b, const char *s, bool first);
+/* Appends the array literal "{...}" of the n strings, each quoted as
+ * pf_store_array_elem does. */
+void pf_store_array_literal(pf_buf_t *b, const char *const *items, size_t n);
 /* SQLSTATE of a failed result, or "" */
 const char *pf_store_sqlstate(const PGresult *res);
 

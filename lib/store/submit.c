@@ -597,14 +597,11 @@ int pf_store_recipient_keys(pf_store_t *st, const char *const *ids, size_t n, in
     if (n == 0)
         return 0;
     /* mailbox ids cannot hold quotes, backslashes, commas or braces (the
-     * schema's CHECK and the codec both refuse them); quoting each element
-     * keeps the literal unambiguous anyway */
+     * schema's CHECK and the codec both refuse them); quoting and escaping
+     * each element keeps the literal unambiguous anyway */
     pf_buf_t arr;
     pf_buf_init(&arr);
-    pf_buf_puts(&arr, "{");
-    for (size_t i = 0; i < n; i++)
-        pf_buf_printf(&arr, "%s\"%s\"", i ? "," : "", ids[i]);
-    pf_buf_puts(&arr, "}");
+    pf_store_array_literal(&arr, ids, n);
     const char *p[1] = {arr.data};
     PGresult *res = pf_store_query(
         st, "cannot look up recipient keys",
