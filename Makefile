@@ -46,7 +46,7 @@ FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/tests/fuzz/%)
 
 .SECONDARY:
 
-.PHONY: FORCE all programs tests deps run test unit e2e interop check-layout fuzz bench soak clean format
+.PHONY: FORCE all programs tests deps run test unit e2e browser interop check-layout fuzz bench soak clean format
 
 all: programs
 
@@ -95,8 +95,10 @@ run: deps
 	$(MAKE) programs
 	scripts/run.sh
 
-# The README's test command: install, build with sanitizers, run all suites.
+# The README's test command: install (with the browser the page's test
+# drives), build with sanitizers, run all suites.
 test: deps
+	@scripts/deps.sh test
 	$(MAKE) MODE=asan tests
 	scripts/test.sh build/asan
 
@@ -107,6 +109,11 @@ unit:
 e2e:
 	$(MAKE) MODE=asan tests
 	scripts/test.sh build/asan e2e
+
+browser:
+	@scripts/deps.sh test
+	$(MAKE) MODE=asan tests
+	scripts/test.sh build/asan browser
 
 check-layout:
 	@scripts/check-layout.sh

@@ -1,11 +1,17 @@
 #!/bin/sh
 # Install the Debian packages Postfach needs, if any are missing.
 # Runs apt-get only when something is absent, so repeated calls are cheap.
+#   scripts/deps.sh          what building and running need
+#   scripts/deps.sh test     and what only the tests need: Chromium and its
+#                            WebDriver, for the web page's test (tests/browser)
 set -eu
 
 PKGS="build-essential pkg-config libzmq3-dev libpq-dev libssl-dev uuid-dev libjansson-dev
 libmicrohttpd-dev libcmocka-dev postgresql-15 postgresql-client-15 clang libclang-rt-14-dev
 nodejs node-jose procps util-linux acl"
+if [ "${1:-}" = test ]; then
+    PKGS="$PKGS chromium chromium-driver"
+fi
 
 missing=""
 for p in $PKGS; do

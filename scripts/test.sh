@@ -1,7 +1,7 @@
 #!/bin/bash
 # Runs the test suites against a build directory and prints one summary
 # line over all of them: "N passed, N failed".
-#   scripts/test.sh BUILD_DIR [unit|e2e|interop|fuzz|all]
+#   scripts/test.sh BUILD_DIR [unit|e2e|interop|browser|fuzz|all]
 # Each cmocka binary's "[  PASSED  ] n test(s)" / "[  FAILED  ] n test(s)"
 # lines are summed; a binary that crashes or exits non-zero without a
 # FAILED line counts as one failure.  Other suites (layout check, interop
@@ -20,9 +20,9 @@ export PF_BIN_DIR=$ROOT/$BUILD/bin
 export PF_ROOT=$ROOT
 
 case "$WHAT" in
-all | unit | e2e | interop | fuzz) ;;
+all | unit | e2e | interop | browser | fuzz) ;;
 *)
-    echo "scripts/test.sh: unknown suite \"$WHAT\" (unit, e2e, interop, fuzz or all)" >&2
+    echo "scripts/test.sh: unknown suite \"$WHAT\" (unit, e2e, interop, browser, fuzz or all)" >&2
     echo "0 passed, 1 failed"
     exit 1
     ;;
@@ -106,7 +106,7 @@ if [ "$WHAT" = all ] || [ "$WHAT" = fuzz ]; then
     count_plain "$LOGDIR/fuzz-replay.log" $? fuzz-replay
 fi
 
-if [ "$WHAT" = all ] || [ "$WHAT" = e2e ] || [ "$WHAT" = interop ]; then
+if [ "$WHAT" = all ] || [ "$WHAT" = e2e ] || [ "$WHAT" = interop ] || [ "$WHAT" = browser ]; then
     # One PostgreSQL cluster per run for the e2e suites (its own directory, so
     # runs side by side do not stop each other's); each test makes its own database.
     PGDIR=$ROOT/var/test-pg-$$
@@ -114,7 +114,7 @@ if [ "$WHAT" = all ] || [ "$WHAT" = e2e ] || [ "$WHAT" = interop ]; then
     export PF_TEST_PGHOST=$PGDIR/sock
     export PF_TEST_PGPORT=$(cat "$PGDIR/port")
     trap 'scripts/pg.sh stop "$PGDIR" >/dev/null 2>&1; rm -rf "$PGDIR"' EXIT
-    if [ "$WHAT" != interop ]; then
+    if [ "$WHAT" = all ] || [ "$WHAT" = e2e ]; then
         run_cmocka_dir "$BUILD/tests/e2e" tests/e2e
     fi
     if [ "$WHAT" = all ] || [ "$WHAT" = interop ]; then
@@ -123,6 +123,14 @@ if [ "$WHAT" = all ] || [ "$WHAT" = e2e ] || [ "$WHAT" = interop ]; then
             name=interop/$(basename "$s" .sh)
             bash "$s" "$BUILD" >"$LOGDIR/$(basename "$s").log" 2>&1
             count_plain "$LOGDIR/$(basename "$s").log" $? "$name"
+        done
+    fi
+    if [ "$WHAT" = all ] || [ "$WHAT" = browser ]; then
+        for s in tests/browser/run_*.sh; do
+            [ -e "$s" ] || continue
+            name=browser/$(basename "$s" .sh)
+            timeout -k 10 300 bash "$s" "$BUILD" >"$LOGDIR/browser-$(basename "$s").log" 2>&1
+            count_plain "$LOGDIR/browser-$(basename "$s").log" $? "$name"
         done
     fi
 fi
