@@ -46,7 +46,7 @@ FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/tests/fuzz/%)
 
 .SECONDARY:
 
-.PHONY: FORCE all programs tests deps run test unit e2e browser interop check-layout fuzz bench soak clean format
+.PHONY: FORCE all programs tests deps run test unit e2e browser deploy install interop check-layout fuzz bench soak clean format
 
 all: programs
 
@@ -95,8 +95,9 @@ run: deps
 	$(MAKE) programs
 	scripts/run.sh
 
-# The README's test command: install (with the browser the page's test
-# drives), build with sanitizers, run all suites.
+# The README's test command: install (with what only tests use: the browser
+# the page's test drives, systemd-analyze and strace for the units'), build
+# with sanitizers, run all suites.
 test: deps
 	@scripts/deps.sh test
 	$(MAKE) MODE=asan tests
@@ -110,10 +111,40 @@ e2e:
 	$(MAKE) MODE=asan tests
 	scripts/test.sh build/asan e2e
 
-browser:
+browser deploy:
 	@scripts/deps.sh test
 	$(MAKE) MODE=asan tests
-	scripts/test.sh build/asan browser
+	scripts/test.sh build/asan $@
+
+# Installs the daemons, postfach-ctl, postfach-send, the migrations and the
+# systemd units (README, "Deployment: systemd"); DESTDIR for packaging.  The
+# settings files under /etc/postfach are installed only where none exist.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BINDIR  := $(PREFIX)/bin
+DATADIR := $(PREFIX)/share/postfach
+DOCDIR  := $(PREFIX)/share/doc/postfach
+UNITDIR := $(PREFIX)/lib/systemd/system
+install: programs
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/sql $(DESTDIR)$(DOCDIR) \
+	    $(DESTDIR)$(UNITDIR) $(DESTDIR)$(PREFIX)/lib/sysusers.d \
+	    $(DESTDIR)$(PREFIX)/lib/tmpfiles.d $(DESTDIR)/etc/postfach
+	install -m 0755 $(addprefix $(BUILD)/bin/,postfach-broker postfach-reader postfach-ctl \
+	    postfach-send) $(DESTDIR)$(BINDIR)/
+	install -m 0644 sql/*.sql $(DESTDIR)$(DATADIR)/sql/
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
+	for u in postfach-broker postfach-reader; do \
+	    sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' \
+	        scripts/systemd/$$u.service >$(DESTDIR)$(UNITDIR)/$$u.service && \
+	    chmod 0644 $(DESTDIR)$(UNITDIR)/$$u.service || exit 1; \
+	done
+	install -m 0644 scripts/systemd/postfach.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/postfach.conf
+	install -m 0644 scripts/systemd/postfach.tmpfiles $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/postfach.conf
+	for c in broker reader; do \
+	    install -m 0644 scripts/systemd/$$c.conf $(DESTDIR)$(DOCDIR)/$$c.conf.example && \
+	    { [ -e $(DESTDIR)/etc/postfach/$$c.conf ] || \
+	      install -m 0644 scripts/systemd/$$c.conf $(DESTDIR)/etc/postfach/$$c.conf; } || exit 1; \
+	done
 
 check-layout:
 	@scripts/check-layout.sh

@@ -3,14 +3,15 @@
 # Runs apt-get only when something is absent, so repeated calls are cheap.
 #   scripts/deps.sh          what building and running need
 #   scripts/deps.sh test     and what only the tests need: Chromium and its
-#                            WebDriver, for the web page's test (tests/browser)
+#                            WebDriver for the web page's test (tests/browser),
+#                            systemd-analyze and strace for the units' (tests/deploy)
 set -eu
 
 PKGS="build-essential pkg-config libzmq3-dev libpq-dev libssl-dev uuid-dev libjansson-dev
 libmicrohttpd-dev libcmocka-dev postgresql-15 postgresql-client-15 clang libclang-rt-14-dev
 nodejs node-jose procps util-linux acl"
 if [ "${1:-}" = test ]; then
-    PKGS="$PKGS chromium chromium-driver"
+    PKGS="$PKGS chromium chromium-driver systemd strace"
 fi
 
 missing=""

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Runs the test suites against a build directory and prints one summary
 # line over all of them: "N passed, N failed".
-#   scripts/test.sh BUILD_DIR [unit|e2e|interop|browser|fuzz|all]
+#   scripts/test.sh BUILD_DIR [unit|e2e|interop|browser|deploy|fuzz|all]
 # Each cmocka binary's "[  PASSED  ] n test(s)" / "[  FAILED  ] n test(s)"
 # lines are summed; a binary that crashes or exits non-zero without a
 # FAILED line counts as one failure.  Other suites (layout check, interop
@@ -20,9 +20,9 @@ export PF_BIN_DIR=$ROOT/$BUILD/bin
 export PF_ROOT=$ROOT
 
 case "$WHAT" in
-all | unit | e2e | interop | browser | fuzz) ;;
+all | unit | e2e | interop | browser | deploy | fuzz) ;;
 *)
-    echo "scripts/test.sh: unknown suite \"$WHAT\" (unit, e2e, interop, browser, fuzz or all)" >&2
+    echo "scripts/test.sh: unknown suite \"$WHAT\" (unit, e2e, interop, browser, deploy, fuzz or all)" >&2
     echo "0 passed, 1 failed"
     exit 1
     ;;
@@ -106,7 +106,8 @@ if [ "$WHAT" = all ] || [ "$WHAT" = fuzz ]; then
     count_plain "$LOGDIR/fuzz-replay.log" $? fuzz-replay
 fi
 
-if [ "$WHAT" = all ] || [ "$WHAT" = e2e ] || [ "$WHAT" = interop ] || [ "$WHAT" = browser ]; then
+if [ "$WHAT" = all ] || [ "$WHAT" = e2e ] || [ "$WHAT" = interop ] || [ "$WHAT" = browser ] ||
+    [ "$WHAT" = deploy ]; then
     # One PostgreSQL cluster per run for the e2e suites (its own directory, so
     # runs side by side do not stop each other's); each test makes its own database.
     PGDIR=$ROOT/var/test-pg-$$
@@ -125,14 +126,16 @@ if [ "$WHAT" = all ] || [ "$WHAT" = e2e ] || [ "$WHAT" = interop ] || [ "$WHAT" 
             count_plain "$LOGDIR/$(basename "$s").log" $? "$name"
         done
     fi
-    if [ "$WHAT" = all ] || [ "$WHAT" = browser ]; then
-        for s in tests/browser/run_*.sh; do
+    # the web page in a browser, and the systemd deployment
+    for kind in browser deploy; do
+        [ "$WHAT" = all ] || [ "$WHAT" = "$kind" ] || continue
+        for s in tests/$kind/run_*.sh; do
             [ -e "$s" ] || continue
-            name=browser/$(basename "$s" .sh)
-            timeout -k 10 300 bash "$s" "$BUILD" >"$LOGDIR/browser-$(basename "$s").log" 2>&1
-            count_plain "$LOGDIR/browser-$(basename "$s").log" $? "$name"
+            name=$kind/$(basename "$s" .sh)
+            timeout -k 10 300 bash "$s" "$BUILD" >"$LOGDIR/$kind-$(basename "$s").log" 2>&1
+            count_plain "$LOGDIR/$kind-$(basename "$s").log" $? "$name"
         done
-    fi
+    done
 fi
 
 if [ $((passed + failed)) -eq 0 ]; then
