@@ -360,6 +360,27 @@ static void test_disposition(void **state)
     free(d);
 }
 
+/* A name cut at 100 bytes is cut before a code point, not inside it. */
+static void test_disposition_cut(void **state)
+{
+    (void)state;
+    char name[200];
+    memset(name, 'x', 99);
+    strcpy(name + 99, "\xc3\xa4\xc3\xa4.pdf"); /* byte 100 is inside the first "ä" */
+    char *d = pf_reader_disposition(name);
+    char want[300];
+    snprintf(want, sizeof(want), "attachment; filename=\"%.99s\"; filename*=UTF-8''%.99s", name,
+             name);
+    assert_string_equal(d, want);
+    free(d);
+    memset(name, 'x', 98);
+    strcpy(name + 98, "\xf0\x9f\x93\xac.pdf"); /* a 4-byte one across byte 100 */
+    d = pf_reader_disposition(name);
+    assert_non_null(strstr(d, "filename*=UTF-8''xx"));
+    assert_null(strstr(d, "%F0"));
+    free(d);
+}
+
 #define FFFD "\xef\xbf\xbd"
 #define RLO "\xe2\x80\xae"
 
@@ -490,6 +511,7 @@ int main(void)
         cmocka_unit_test(test_render_list),
         cmocka_unit_test(test_error_reply),
         cmocka_unit_test(test_disposition),
+        cmocka_unit_test(test_disposition_cut),
         cmocka_unit_test(test_clean_notice),
         cmocka_unit_test(test_clean_entry),
         cmocka_unit_test(test_cleaned_list_bounded),
