@@ -157,6 +157,78 @@ bool pf_wire_text_ok(const char *s, size_t min, size_t max, bool multiline)
     return true;
 }
 
+/* The code point or invalid sequence at s (before end): its length in
+ * bytes in *len_r, and whether pf_wire_text_ok lets it through.  The
+ * second byte's range per lead byte is Unicode's table 3-7 (no overlongs,
+ * surrogates or values above U+10FFFF: what pf_wire_utf8_valid refuses);
+ * a sequence that breaks off is as long as its valid start, at least one
+ * byte, so the byte that broke it is looked at again on its own. */
+static bool s_unit_ok(const unsigned char *s, const unsigned char *end, bool multiline,
+                      size_t *len_r)
+{
+    unsigned char c = s[0];
+    if (c < 0x80) {
+        *len_r = 1;
+        return (c >= 0x20 && c != 0x7f) || (multiline && (c == '\n' || c == '\r' || c == '\t'));
+    }
+    size_t need;
+    unsigned char lo = 0x80, hi = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf)
+        need = 1;
+    else if (c >= 0xe0 && c <= 0xef)
+        need = 2, lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+    else if (c >= 0xf0 && c <= 0xf4)
+        need = 3, lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+    else
+        need = 0; /* a continuation byte, or a lead byte no valid text has */
+    size_t k = 1;
+    while (k <= need && k < (size_t)(end - s) && s[k] >= (k == 1 ? lo : 0x80) &&
+           s[k] <= (k == 1 ? hi : 0xbf))
+        k++;
+    *len_r = k;
+    if (need == 0 || k <= need)
+        return false;
+    if (c == 0xc2 && s[1] <= 0x9f)
+        return false; /* C1 control */
+    if (!multiline && c == 0xe2 &&
+        ((s[1] == 0x80 && s[2] >= 0xaa && s[2] <= 0xae) ||
+         (s[1] == 0x81 && s[2] >= 0xa6 && s[2] <= 0xa9)))
+        return false; /* bidirectional embedding, override or isolate */
+    return true;
+}
+
+/* Two passes over the text: the first is the whole cost of a text that
+ * passes (no allocation, no copy; the reader opens notices on its hot
+ * path) and sizes the copy of one that does not. */
+char *pf_wire_text_clean(const char *text, bool multiline)
+{
+    static const char repl[3] = {'\xef', '\xbf', '\xbd'}; /* U+FFFD */
+    const unsigned char *s = (const unsigned char *)text, *end = s + strlen(text);
+    size_t out_len = 0, bad = 0, k;
+    for (const unsigned char *p = s; p < end; p += k) {
+        if (s_unit_ok(p, end, multiline, &k)) {
+            out_len += k;
+        } else {
+            out_len += sizeof(repl);
+            bad++;
+        }
+    }
+    if (bad == 0)
+        return NULL;
+    char *out = xmalloc(out_len + 1), *o = out;
+    for (const unsigned char *p = s; p < end; p += k) {
+        if (s_unit_ok(p, end, multiline, &k)) {
+            memcpy(o, p, k);
+            o += k;
+        } else {
+            memcpy(o, repl, sizeof(repl));
+            o += sizeof(repl);
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
 /* type "/" subtype with RFC 6838 restricted-name characters; parameters
  * are not accepted (a charset belongs inside the document). */
 static bool s_media_type_ok(const char *s)

@@ -186,6 +186,20 @@ bool pf_wire_utf8_valid(const void *s, size_t len);
  * valid UTF-8 of min..max bytes, no control characters but line breaks and
  * tabs when multiline, and in one-line texts no bidirectional override. */
 bool pf_wire_text_ok(const char *s, size_t min, size_t max, bool multiline);
+/* The repair of pf_wire_text_ok for a text that reaches a citizen without
+ * having passed it: a stored notice the reader decrypts may have been made
+ * by anyone holding the mailbox's public key, or stored before a rule was
+ * tightened, and a notice is never kept from its addressee for its text.
+ * Each code point pf_wire_text_ok refuses becomes U+FFFD, and so does each
+ * invalid UTF-8 sequence (its maximal subpart, as Unicode 3.9 recommends:
+ * one U+FFFD for a truncated sequence, one per stray byte).  The result
+ * passes pf_wire_text_ok(result, 0, SIZE_MAX, multiline): the length
+ * limits are not applied, as they are the broker's limits on admission
+ * (partly configurable), not a property of a stored text; a replacement
+ * may also make a text up to three times as long.
+ * Returns NULL when s passes already (nothing changed, nothing allocated:
+ * show s itself), else the cleaned copy (caller frees). */
+char *pf_wire_text_clean(const char *s, bool multiline);
 /* Mailbox id syntax, as in the schema: [A-Za-z0-9][A-Za-z0-9._:@-]{0,127} */
 bool pf_wire_mailbox_id_valid(const char *s);
 

@@ -7,7 +7,8 @@
  * of GET /v1/messages/{id}; an index the notice does not have answers 404
  * and records nothing (the citizen received nothing).
  * Untrusted input: the sender chose the file name and media type, and both
- * end up in response headers, so both are reduced to safe forms here
+ * end up in response headers, so both are reduced to safe forms here (the
+ * name has already been cleaned like every text shown, in pf_reader_open)
  * (a hostile name must not inject headers or a path, a hostile media type
  * must not turn a download into an HTML page of our origin: the download is
  * also sent with "attachment" disposition and nosniff); see

@@ -6,8 +6,9 @@
  * private key of its key version (one query) -> check the token's
  * assurance level against the notice's -> unwrap it under the KEK (context
  * "<mailbox>:<version>", so a wrapped key moved to another mailbox does not
- * open) -> decrypt the JWE -> decode the notice -> on the first retrieval,
- * record it (read_at and the read receipt in one statement) -> answer.
+ * open) -> decrypt the JWE -> decode the notice -> replace what its texts
+ * must not show a citizen (text.c) -> on the first retrieval, record it
+ * (read_at and the read receipt in one statement) -> answer.
  *
  * Decisions:
  * - The unwrapped key is not cached.  Opening a notice is a human action
@@ -31,7 +32,8 @@
  *   The read time is the reader's clock (the receipt that states it is
  *   signed before the statement runs); hosts run NTP.
  * Untrusted input: the id (already syntax-checked), and the stored copy
- * itself (a broken row must not crash the reader). */
+ * itself (a broken row must not crash the reader, and its texts are not
+ * trusted to have passed the broker's checks). */
 #include "reader/reader_private.h"
 
 #include "receipt/receipt.h"
@@ -222,6 +224,19 @@ static int s_record_read(const pf_request_t *rq, const pf_mailbox_message_t *m, 
     return 0;
 }
 
+/* What the copy's texts must not show a citizen is replaced, not refused:
+ * a notice is never kept from its addressee for its text (text.c).  One
+ * line tells the operator, who should find out how it was stored. */
+static void s_clean(const pf_request_t *rq, pf_mailbox_message_t *m, pf_notice_t *n)
+{
+    pf_cleaned_t c;
+    memset(&c, 0, sizeof(c));
+    pf_reader_clean_notice(m, n, &c);
+    if (c.count > 0)
+        pf_warn("event=unsafe_text message=%s route=%s replaced=%d fields=%s", m->meta.id,
+                rq->route->pattern, c.count, c.list);
+}
+
 int pf_reader_open(const pf_request_t *rq, bool want_data, pf_mailbox_message_t *m_r,
                    pf_notice_t *n_r, char **read_at_r, pf_reply_t *rep)
 {
@@ -245,6 +260,7 @@ int pf_reader_open(const pf_request_t *rq, bool want_data, pf_mailbox_message_t 
     }
     if (s_decrypt(rq, m_r, want_data, n_r, rep) != 0)
         goto fail;
+    s_clean(rq, m_r, n_r);
     /* an attachment that does not exist: the citizen receives nothing, so
      * nothing is recorded (the index is known only after decrypting) */
     if (rq->route->id == PF_ROUTE_ATTACHMENT &&

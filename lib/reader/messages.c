@@ -8,14 +8,17 @@
  * Paging is by keyset, not offset: the cursor is the last id of the page
  * (ids are UUIDv7, so id order is time order), so a page costs the same
  * however deep, and notices arriving meanwhile do not shift later pages.
- * Untrusted input: limit and cursor (parsed in route.c). */
+ * Untrusted input: limit and cursor (parsed in route.c), and the rows'
+ * texts, which are cleaned before they are shown (text.c). */
 #include "reader/reader_private.h"
 
 #include "util/buf.h"
 #include "util/jsonstr.h"
+#include "util/log.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Appends "key":"value"; -1 when value is NULL or not UTF-8. */
 static int s_str(pf_buf_t *b, const char *key, const char *value)
@@ -99,6 +102,15 @@ void pf_reader_list(const pf_request_t *rq, pf_reply_t *rep)
         n = (size_t)limit;
         next = rows[n - 1].id;
     }
+    /* title and reference are the sender's texts, stored in clear: they
+     * are cleaned like an opened notice's (text.c) */
+    pf_cleaned_t cleaned;
+    memset(&cleaned, 0, sizeof(cleaned));
+    for (size_t i = 0; i < n; i++)
+        pf_reader_clean_entry(&rows[i], &cleaned);
+    if (cleaned.count > 0)
+        pf_warn("event=unsafe_text route=%s replaced=%d fields=%s", rq->route->pattern,
+                cleaned.count, cleaned.list);
     char *json = pf_reader_render_list(rows, n, next);
     pf_mailbox_entries_free(&rows, n + (next ? 1 : 0));
     pf_reply_json(rep, 200, json, false);

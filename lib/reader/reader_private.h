@@ -106,6 +106,32 @@ char *pf_reader_disposition(const char *name);
  * characters, else "application/octet-stream".  Borrowed. */
 const char *pf_reader_media_type(const char *s);
 
+/* --- text.c: texts from the store shown to a citizen ----------------------- */
+/* Names of the texts of one request that were replaced, for its one log
+ * line: comma-separated, ending in "..." when more were than fit. */
+typedef struct {
+    char list[200];
+    size_t len;
+    int count; /* all of them, named or not */
+    bool cut;
+} pf_cleaned_t;
+
+void pf_cleaned_add(pf_cleaned_t *c, const char *name);
+/* Replaces *text (owned; NULL is left alone) by its form that passes the
+ * broker's rules for texts a citizen sees (pf_wire_text_clean: forbidden
+ * code points become U+FFFD) when it does not pass them, wiping the old
+ * one (it may be plaintext), and adds name to c.  Returns true when it
+ * replaced the text; a text that passes is not copied. */
+bool pf_reader_clean_text(char **text, bool multiline, const char *name, pf_cleaned_t *c);
+/* Every text of an opened copy the reader shows: the row's sender, the
+ * notice's title, subject, body (the one multi-line text), reference,
+ * sent_at and attachment names.  Media types have their own reduction
+ * (pf_reader_media_type). */
+void pf_reader_clean_notice(pf_mailbox_message_t *m, pf_notice_t *n, pf_cleaned_t *c);
+/* The texts of a listing row: sender, title, reference (named
+ * "<id>.title" and so on, as one line covers a page of rows). */
+void pf_reader_clean_entry(pf_mailbox_entry_t *e, pf_cleaned_t *c);
+
 /* jwks.c: the public JWKS of the receipt key (caller frees). */
 char *pf_reader_jwks_render(const pf_key_t *receipt_key, size_t *len_r);
 /* page.c: the web page and its CSP (both caller frees). */

@@ -101,8 +101,14 @@ char *pf_reader_disposition(const char *name)
     static const char hex[] = "0123456789ABCDEF";
     /* cap the header: names are for humans, 100 bytes of them suffice */
     size_t len = name ? strnlen(name, 1000) : 0;
-    if (len > 100)
+    if (len > 100) {
         len = 100;
+        /* cut at the start of a code point (at most three continuation
+         * bytes back): the name is clean UTF-8 (pf_reader_clean_text), and
+         * so stays the filename* a browser decodes */
+        for (int k = 0; k < 3 && ((unsigned char)name[len] & 0xc0) == 0x80; k++)
+            len--;
+    }
     char ascii[101];
     size_t a = 0;
     for (size_t i = 0; i < len; i++) {
@@ -116,8 +122,8 @@ char *pf_reader_disposition(const char *name)
     ascii[a] = '\0';
     if (a == 0)
         snprintf(ascii, sizeof(ascii), "attachment");
-    /* RFC 8187 ext-value: attr-char stays, every other byte %XX (a name cut
-     * in the middle of a UTF-8 sequence still only produces escapes) */
+    /* RFC 8187 ext-value: attr-char stays, every other byte %XX (a name
+     * that is not UTF-8 still only produces escapes) */
     char ext[301];
     size_t e = 0;
     for (size_t i = 0; i < len; i++) {

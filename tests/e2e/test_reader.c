@@ -27,6 +27,7 @@
 
 #include "auth/token.h"
 #include "crypto/jose.h"
+#include "proto/notice.h"
 #include "receipt/receipt.h"
 #include "util/b64url.h"
 
@@ -575,6 +576,226 @@ static void test_jwe_route(void **state)
     s_fx_done(fx);
 }
 
+#define FFFD "\xef\xbf\xbd"
+#define RLO "\xe2\x80\xae"
+
+/* '\x..' hex of bytes for a bytea literal (caller frees). */
+static char *s_bytea(const unsigned char *p, size_t n)
+{
+    char *hex = malloc(n * 2 + 3);
+    strcpy(hex, "\\x");
+    for (size_t i = 0; i < n; i++)
+        sprintf(hex + 2 + i * 2, "%02x", p[i]);
+    return hex;
+}
+
+/* Stores a copy for citizen-a made the way anyone holding its public key
+ * can make one (ECDH-ES does not authenticate the sender), bypassing the
+ * broker's checks: the notice document n, sealed to the mailbox's current
+ * key, with title as the row's clear title.  Returns the compact JWE
+ * (caller frees). */
+static char *s_plant(fx_t *fx, const char *id, const pf_notice_t *n, const char *title)
+{
+    char *jwk = NULL;
+    assert_int_equal(pf_env_ctl(fx->env, &jwk, "citizen", "public-key", "citizen-a", NULL), 0);
+    pf_key_t *key = NULL;
+    const char *err = NULL;
+    assert_int_equal(pf_key_from_jwk(jwk, strlen(jwk), &key, &err), 0);
+    size_t len = 0;
+    char *doc = pf_notice_encode(n, &len);
+    pf_jwe_t *jwe = NULL;
+    assert_int_equal(pf_jwe_seal(key, PF_NOTICE_CTY, doc, len, &jwe, &err), 0);
+    char *ek = s_bytea(jwe->encrypted_key, jwe->encrypted_key_len);
+    char *iv = s_bytea(jwe->iv, sizeof(jwe->iv));
+    char *ct = s_bytea(jwe->ciphertext, jwe->ciphertext_len);
+    char *tag = s_bytea(jwe->tag, sizeof(jwe->tag));
+    char *sql = NULL;
+    if (asprintf(&sql,
+                 "INSERT INTO message (mailbox_id, id, sender_id, request_id, title, reference, "
+                 "read_receipt, size, attachment_count, key_version, jwe_protected, "
+                 "jwe_encrypted_key, jwe_iv, jwe_ciphertext, jwe_tag) SELECT 'citizen-a', '%s', "
+                 "id, 'planted-%s', '%s', '%s', false, %zu, %zu, 1, '%s', '%s', '%s', '%s', '%s' "
+                 "FROM sender WHERE name = 'tax-office' RETURNING 1",
+                 id, id, title, n->reference, len, n->attachment_count, jwe->protected_b64, ek, iv,
+                 ct, tag) < 0)
+        abort();
+    char *ok = pf_env_sql(fx->env, sql);
+    assert_non_null(ok);
+    free(ok);
+    char *compact = pf_jwe_compact(jwe);
+    free(sql);
+    free(ek);
+    free(iv);
+    free(ct);
+    free(tag);
+    pf_jwe_destroy(&jwe);
+    free(doc);
+    pf_key_destroy(&key);
+    free(jwk);
+    return compact;
+}
+
+static const char *s_str_of(json_t *o, const char *key)
+{
+    const char *v = json_string_value(json_object_get(o, key));
+    assert_non_null(v);
+    return v;
+}
+
+/* How often needle occurs in hay. */
+static int s_count(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    return n;
+}
+
+/* docs/security.md "Texts a citizen sees": a stored notice whose texts the
+ * broker would have refused (a right-to-left override that makes
+ * "rechnung<RLO>fdp.exe" look like a PDF, a bell and terminal escapes in
+ * the body) is shown, not refused, with U+FFFD in their place and
+ * everything else as it was; the operator gets one line per request naming
+ * the fields, never their content.  A notice that passed the broker comes
+ * back byte for byte, line breaks, tabs and the body's bidi controls
+ * (right-to-left text) included, and the /jwe copy is the stored
+ * ciphertext, untouched. */
+static void test_unsafe_texts_replaced(void **state)
+{
+    const char *const citizens[] = {"citizen-a", NULL};
+    fx_t *fx = s_fx(state, "reader_unsafe_text", citizens);
+    char *tok = s_token(fx, "citizen-a", NULL);
+    char path[256];
+
+    /* through the broker: every text as it was sent */
+    pf_client_attachment_t att = {.name = "Bescheid \xc3\xa4 \xe2\x82\xac.pdf",
+                                  .media_type = "application/pdf",
+                                  .data = s_pdf,
+                                  .size = sizeof(s_pdf)};
+    s_notice_t good = {.title = "Grundsteuer \xc3\xa4\xc3\xb6\xc3\xbc \xf0\x9f\x8f\xa0",
+                       .subject = "Ihr Bescheid \xe2\x80\x9eGrundsteuer\xe2\x80\x9c",
+                       .body = "Sehr geehrte Frau A.,\r\n\n\tanbei: \xe2\x81\xa7\xd7\xa9\xd7\x9c"
+                               "\xd7\x95\xd7\x9d\xe2\x81\xa9 " RLO "RTL\xe2\x80\xac.",
+                       .reference = "GS-2025/0815 \xc2\xa7 3",
+                       .atts = &att,
+                       .natts = 1};
+    char *good_id = s_send(fx, &good);
+    snprintf(path, sizeof(path), "/v1/messages/%s", good_id);
+    json_t *o = s_get_json(fx, path, tok, 200);
+    assert_string_equal(s_str_of(o, "title"), good.title);
+    assert_string_equal(s_str_of(o, "subject"), good.subject);
+    assert_string_equal(s_str_of(o, "body"), good.body);
+    assert_string_equal(s_str_of(o, "reference"), good.reference);
+    assert_string_equal(s_str_of(json_array_get(json_object_get(o, "attachments"), 0), "name"),
+                        att.name);
+    json_decref(o);
+
+    /* planted: what the broker would have refused */
+    pf_attachment_t patt = {.name = "rechnung" RLO "fdp.exe",
+                            .media_type = "application/pdf",
+                            .data = (unsigned char *)"hi",
+                            .size = 2};
+    pf_notice_t bad = {.title = "Rechnung" RLO "fdp.exe",
+                       .subject = "Ihre Rechnung " RLO "fdp.exe",
+                       .body = "Guten Tag\x07\r\n\x1b[31mrot\x1b[0m\xc2\x9b",
+                       .reference = "AZ 7/11",
+                       .sender = "tax-office",
+                       .sent_at = "2026-01-05T08:00:00Z",
+                       .attachments = &patt,
+                       .attachment_count = 1};
+    const char *bad_id = "01900000-0000-7000-8000-00000000beef";
+    char *compact = s_plant(fx, bad_id, &bad, "Rechnung" RLO "fdp.exe");
+
+    snprintf(path, sizeof(path), "/v1/messages/%s", bad_id);
+    pf_http_response_t r;
+    assert_int_equal(pf_http_get(fx->port, path, tok, &r), 0);
+    if (r.status != 200)
+        fail_msg("GET %s: %d %s", path, r.status, r.body);
+    /* neither the override nor a control character is in the answer, raw
+     * or escaped */
+    assert_null(strstr(r.body, RLO));
+    assert_null(strstr(r.body, "\\u202"));
+    assert_null(strstr(r.body, "\\u00"));
+    assert_null(strstr(r.body, "\x1b"));
+    json_error_t jerr;
+    o = json_loadb(r.body, r.body_len, 0, &jerr);
+    assert_non_null(o);
+    pf_http_response_clear(&r);
+    assert_string_equal(s_str_of(o, "title"), "Rechnung" FFFD "fdp.exe");
+    assert_string_equal(s_str_of(o, "subject"), "Ihre Rechnung " FFFD "fdp.exe");
+    assert_string_equal(s_str_of(o, "body"),
+                        "Guten Tag" FFFD "\r\n" FFFD "[31mrot" FFFD "[0m" FFFD);
+    assert_string_equal(s_str_of(o, "reference"), "AZ 7/11");
+    assert_string_equal(s_str_of(o, "sender"), "tax-office");
+    assert_string_equal(s_str_of(o, "sent_at"), "2026-01-05T08:00:00Z");
+    assert_non_null(json_object_get(o, "read_at"));
+    json_t *a0 = json_array_get(json_object_get(o, "attachments"), 0);
+    assert_string_equal(s_str_of(a0, "name"), "rechnung" FFFD "fdp.exe");
+    assert_string_equal(s_str_of(a0, "media_type"), "application/pdf");
+    assert_int_equal(json_integer_value(json_object_get(a0, "size")), 2);
+    json_decref(o);
+
+    /* the download: the bytes as they were, the name cleaned in the header */
+    snprintf(path, sizeof(path), "/v1/messages/%s/attachments/0", bad_id);
+    char *raw = s_raw_get(fx, path, tok);
+    assert_non_null(strstr(raw, "HTTP/1.1 200 "));
+    assert_non_null(strstr(raw, "filename*=UTF-8''rechnung%EF%BF%BDfdp.exe\r\n"));
+    assert_null(strstr(raw, "%E2%80%AE"));
+    assert_non_null(strstr(raw, "\r\n\r\nhi"));
+    free(raw);
+
+    /* the listing: the row's clear title likewise; the other row as sent */
+    o = s_get_json(fx, "/v1/messages", tok, 200);
+    json_t *msgs = json_object_get(o, "messages");
+    assert_int_equal(json_array_size(msgs), 2);
+    for (size_t i = 0; i < 2; i++) {
+        json_t *m = json_array_get(msgs, i);
+        bool planted = strcmp(s_str_of(m, "id"), bad_id) == 0;
+        assert_string_equal(s_str_of(m, "title"), planted ? "Rechnung" FFFD "fdp.exe" : good.title);
+        assert_string_equal(s_str_of(m, "reference"), planted ? "AZ 7/11" : good.reference);
+    }
+    json_decref(o);
+
+    /* the ciphertext is handed out as stored */
+    snprintf(path, sizeof(path), "/v1/messages/%s/jwe", bad_id);
+    assert_int_equal(pf_http_get(fx->port, path, tok, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body_len, strlen(compact));
+    assert_memory_equal(r.body, compact, r.body_len);
+    pf_http_response_clear(&r);
+
+    /* one line per request that replaced something: the opening and the
+     * download name the notice's fields, the listing the row's; the good
+     * notice has none (all three name the planted one), and no line quotes
+     * a text */
+    char logp[1024];
+    snprintf(logp, sizeof(logp), "%s/reader.log", pf_env_dir(fx->env));
+    char *log = pf_test_read_file(logp, NULL);
+    assert_non_null(log);
+    char want[256];
+    snprintf(want, sizeof(want),
+             "event=unsafe_text message=%s route=/v1/messages/{id} replaced=4 "
+             "fields=title,subject,body,attachments[0].name",
+             bad_id);
+    assert_int_equal(s_count(log, want), 1);
+    snprintf(want, sizeof(want),
+             "event=unsafe_text message=%s route=/v1/messages/{id}/attachments/{n} replaced=4 ",
+             bad_id);
+    assert_int_equal(s_count(log, want), 1);
+    snprintf(want, sizeof(want), "event=unsafe_text route=/v1/messages replaced=1 fields=%s.title",
+             bad_id);
+    assert_int_equal(s_count(log, want), 1);
+    assert_int_equal(s_count(log, "event=unsafe_text"), 3);
+    assert_null(strstr(log, "fdp.exe"));
+    assert_null(strstr(log, "Guten Tag"));
+    free(log);
+
+    free(compact);
+    free(good_id);
+    free(tok);
+    s_fx_done(fx);
+}
+
 /* The one list of a citizen's notices, as ids newest first, must be
  * exactly want (n of them). */
 static void s_assert_listing(fx_t *fx, const char *tok, const char *const *want, size_t n)
@@ -1100,6 +1321,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_receipts_only_when_asked, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_large_attachment_round_trip, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_jwe_route, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_unsafe_texts_replaced, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_other_citizen_gets_404, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_bad_tokens_401, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_level_403, s_setup, s_teardown),

@@ -8,13 +8,18 @@
  * leak, no undefined behaviour":
  *   - what decodes with data also decodes without, with the same fields;
  *   - a decoded notice encodes to a document that decodes to the same
- *     fields again (encoder and decoder agree). */
+ *     fields again (encoder and decoder agree);
+ *   - every text the reader shows a citizen, cleaned as the reader cleans
+ *     it (pf_wire_text_clean), passes pf_wire_text_ok, and is left alone
+ *     exactly when it passes already. */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "proto/notice.h"
+#include "proto/wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -35,6 +40,27 @@ static void s_same(const pf_notice_t *a, const pf_notice_t *b, int with_data)
     }
 }
 
+static void s_clean_holds(const char *text, bool multiline)
+{
+    char *clean = pf_wire_text_clean(text, multiline);
+    bool ok = pf_wire_text_ok(text, 0, SIZE_MAX, multiline);
+    if (ok != (clean == NULL) || (clean != NULL && !pf_wire_text_ok(clean, 0, SIZE_MAX, multiline)))
+        abort();
+    free(clean);
+}
+
+/* The texts lib/reader shows (message.c): the body may run over lines. */
+static void s_clean_texts(const pf_notice_t *n)
+{
+    s_clean_holds(n->title, false);
+    s_clean_holds(n->subject, false);
+    s_clean_holds(n->body, true);
+    s_clean_holds(n->reference, false);
+    s_clean_holds(n->sent_at, false);
+    for (size_t i = 0; i < n->attachment_count; i++)
+        s_clean_holds(n->attachments[i].name, false);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size > 256 * 1024)
@@ -53,6 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!meta_ok)
             abort();
         s_same(&meta, &full, 0);
+        s_clean_texts(&full);
         size_t len = 0;
         char *enc = pf_notice_encode(&full, &len);
         pf_notice_t again;

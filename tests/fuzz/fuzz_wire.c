@@ -9,7 +9,11 @@
  * Besides "no crash, no leak, no undefined behaviour" the target checks
  * one property: a SEND the decoder accepts is accepted by the encoder, and
  * its encoding decodes to the same fields again (decoder and encoder apply
- * the same rules). */
+ * the same rules).  And one of pf_wire_text_clean, over every frame read
+ * as a text (up to its first NUL, so invalid UTF-8 reaches it too): the
+ * cleaned text passes pf_wire_text_ok, one-line and multi-line, and a text
+ * that passes already is left alone. */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,6 +24,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define S_MAX_FRAMES 300
+#define S_MAX_TEXT 4096
 
 static void s_same_send(const pf_wire_send_t *a, const pf_wire_send_t *b)
 {
@@ -37,6 +42,22 @@ static void s_same_send(const pf_wire_send_t *a, const pf_wire_send_t *b)
         if (strcmp(x->name, y->name) != 0 || strcmp(x->media_type, y->media_type) != 0 ||
             x->size != y->size || (x->size && memcmp(x->data, y->data, x->size) != 0))
             abort();
+    }
+}
+
+static void s_clean_holds(const pf_wire_frame_t *f)
+{
+    char text[S_MAX_TEXT + 1];
+    size_t len = f->size < S_MAX_TEXT ? f->size : S_MAX_TEXT;
+    memcpy(text, f->data, len);
+    text[len] = '\0';
+    for (int multiline = 0; multiline < 2; multiline++) {
+        char *clean = pf_wire_text_clean(text, multiline);
+        bool ok = pf_wire_text_ok(text, 0, SIZE_MAX, multiline);
+        if (ok != (clean == NULL) ||
+            (clean != NULL && !pf_wire_text_ok(clean, 0, SIZE_MAX, multiline)))
+            abort();
+        free(clean);
     }
 }
 
@@ -65,6 +86,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         frames[n++] = (pf_wire_frame_t){data + off, size - off, NULL};
         off = size;
     }
+    for (size_t i = 0; i < n; i++)
+        s_clean_holds(&frames[i]);
     pf_wire_msg_t m;
     pf_wire_error_t err;
     if (pf_wire_decode(frames, n, &lim, accept, &m, &err) != 0) {

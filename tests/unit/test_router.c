@@ -1,7 +1,8 @@
 /* Unit tests for the reader's pure parts: routing, bearer header, limit
  * and cursor codec (lib/reader/route.c), the listing JSON
  * (messages.c), error bodies and the header-safe forms of attachment names
- * and media types (reply.c).  Doubles as their usage example. */
+ * and media types (reply.c), the cleaning of stored texts before a citizen
+ * sees them (text.c).  Doubles as their usage example. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -359,6 +360,129 @@ static void test_disposition(void **state)
     free(d);
 }
 
+/* A name cut at 100 bytes is cut before a code point, not inside it. */
+static void test_disposition_cut(void **state)
+{
+    (void)state;
+    char name[200];
+    memset(name, 'x', 99);
+    strcpy(name + 99, "\xc3\xa4\xc3\xa4.pdf"); /* byte 100 is inside the first "ä" */
+    char *d = pf_reader_disposition(name);
+    char want[300];
+    snprintf(want, sizeof(want), "attachment; filename=\"%.99s\"; filename*=UTF-8''%.99s", name,
+             name);
+    assert_string_equal(d, want);
+    free(d);
+    memset(name, 'x', 98);
+    strcpy(name + 98, "\xf0\x9f\x93\xac.pdf"); /* a 4-byte one across byte 100 */
+    d = pf_reader_disposition(name);
+    assert_non_null(strstr(d, "filename*=UTF-8''xx"));
+    assert_null(strstr(d, "%F0"));
+    free(d);
+}
+
+#define FFFD "\xef\xbf\xbd"
+#define RLO "\xe2\x80\xae"
+
+/* An opened notice and its row with texts the broker would have refused:
+ * what is shown is replaced in place, what is fine stays the very same
+ * string (no copy), and the names of the replaced ones are listed. */
+static void test_clean_notice(void **state)
+{
+    (void)state;
+    pf_mailbox_message_t m;
+    memset(&m, 0, sizeof(m));
+    snprintf(m.meta.id, sizeof(m.meta.id), "0190a5b2-1c3d-7e4f-8a9b-0c1d2e3f4a5b");
+    m.meta.sender = strdup("tax-office");
+    pf_attachment_t att[2] = {{.name = strdup("bescheid.pdf"), .media_type = strdup("a/b")},
+                              {.name = strdup("rechnung" RLO "fdp.exe"), .media_type = strdup("")}};
+    pf_notice_t n = {.title = strdup("Grundsteuer"),
+                     .subject = strdup("Ihr " RLO "Bescheid"),
+                     .body = strdup("Ton\x07 und \x1b[2J\r\n\tRTL " RLO "ok"),
+                     .reference = strdup("AZ 1/2"),
+                     .sender = strdup("x\x01y"), /* not shown: left alone */
+                     .sent_at = strdup("2025-01-31T12:00:00Z"),
+                     .attachments = malloc(sizeof(att)),
+                     .attachment_count = 2};
+    memcpy(n.attachments, att, sizeof(att));
+    const char *title = n.title, *reference = n.reference, *sender = m.meta.sender,
+               *name0 = n.attachments[0].name;
+    pf_cleaned_t c;
+    memset(&c, 0, sizeof(c));
+    pf_reader_clean_notice(&m, &n, &c);
+    assert_int_equal(c.count, 3);
+    assert_string_equal(c.list, "subject,body,attachments[1].name");
+    assert_string_equal(n.subject, "Ihr " FFFD "Bescheid");
+    /* the body keeps line breaks, tabs and bidi controls (right-to-left
+     * text), not the bell and the escape */
+    assert_string_equal(n.body, "Ton" FFFD " und " FFFD "[2J\r\n\tRTL " RLO "ok");
+    assert_string_equal(n.attachments[1].name, "rechnung" FFFD "fdp.exe");
+    assert_ptr_equal(n.title, title);
+    assert_ptr_equal(n.reference, reference);
+    assert_ptr_equal(m.meta.sender, sender);
+    assert_ptr_equal(n.attachments[0].name, name0);
+    assert_string_equal(n.sender, "x\x01y");
+    /* clean stays clean */
+    memset(&c, 0, sizeof(c));
+    pf_reader_clean_notice(&m, &n, &c);
+    assert_int_equal(c.count, 0);
+    assert_string_equal(c.list, "");
+    pf_notice_clear(&n);
+    free(m.meta.sender);
+}
+
+static void test_clean_entry(void **state)
+{
+    (void)state;
+    pf_mailbox_entry_t e;
+    memset(&e, 0, sizeof(e));
+    snprintf(e.id, sizeof(e.id), "0190a5b2-1c3d-7e4f-8a9b-0c1d2e3f4a5c");
+    e.sender = strdup("tax-office");
+    e.title = strdup("Rechnung" RLO "fdp.exe");
+    e.reference = strdup("line\nbreak");
+    pf_cleaned_t c;
+    memset(&c, 0, sizeof(c));
+    pf_reader_clean_entry(&e, &c);
+    assert_int_equal(c.count, 2);
+    assert_string_equal(c.list, "0190a5b2-1c3d-7e4f-8a9b-0c1d2e3f4a5c.title,"
+                                "0190a5b2-1c3d-7e4f-8a9b-0c1d2e3f4a5c.reference");
+    assert_string_equal(e.title, "Rechnung" FFFD "fdp.exe");
+    assert_string_equal(e.reference, "line" FFFD "break");
+    assert_string_equal(e.sender, "tax-office");
+    free(e.sender);
+    free(e.title);
+    free(e.reference);
+}
+
+/* The log line's list stays bounded and says when it names fewer than
+ * were replaced. */
+static void test_cleaned_list_bounded(void **state)
+{
+    (void)state;
+    pf_cleaned_t c;
+    memset(&c, 0, sizeof(c));
+    for (int i = 0; i < 100; i++) {
+        char name[48];
+        snprintf(name, sizeof(name), "attachments[%d].name", i);
+        pf_cleaned_add(&c, name);
+        assert_int_equal(strlen(c.list), c.len);
+        assert_true(c.len < sizeof(c.list));
+    }
+    assert_int_equal(c.count, 100);
+    assert_true(c.cut);
+    assert_non_null(strstr(c.list, "attachments[0].name,attachments[1].name,"));
+    assert_string_equal(c.list + c.len - 4, ",...");
+    /* a name longer than the whole list */
+    char huge[400];
+    memset(huge, 'n', sizeof(huge) - 1);
+    huge[sizeof(huge) - 1] = '\0';
+    memset(&c, 0, sizeof(c));
+    pf_cleaned_add(&c, huge);
+    pf_cleaned_add(&c, "body");
+    assert_string_equal(c.list, "...");
+    assert_int_equal(c.count, 2);
+}
+
 static void test_media_type(void **state)
 {
     (void)state;
@@ -387,6 +511,10 @@ int main(void)
         cmocka_unit_test(test_render_list),
         cmocka_unit_test(test_error_reply),
         cmocka_unit_test(test_disposition),
+        cmocka_unit_test(test_disposition_cut),
+        cmocka_unit_test(test_clean_notice),
+        cmocka_unit_test(test_clean_entry),
+        cmocka_unit_test(test_cleaned_list_bounded),
         cmocka_unit_test(test_media_type),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -397,6 +397,206 @@ static void test_bad_utf8(void **state)
     assert_false(pf_wire_utf8_valid("\xe0\x80\x80", 3));
 }
 
+#define FFFD "\xef\xbf\xbd"
+#define RLO "\xe2\x80\xae"
+
+/* s cleaned as a one-line (multiline false) or multi-line text must read
+ * want; want NULL: s passes as it is. */
+static void s_clean_is(const char *s, bool multiline, const char *want)
+{
+    char *got = pf_wire_text_clean(s, multiline);
+    if (want == NULL) {
+        if (got != NULL)
+            fail_msg("\"%s\" (multiline %d) was changed to \"%s\"", s, multiline, got);
+        assert_true(pf_wire_text_ok(s, 0, SIZE_MAX, multiline));
+        return;
+    }
+    if (got == NULL)
+        fail_msg("\"%s\" (multiline %d) was left as it is", s, multiline);
+    assert_string_equal(got, want);
+    assert_true(pf_wire_text_ok(got, 0, SIZE_MAX, multiline));
+    assert_null(pf_wire_text_clean(got, multiline)); /* clean stays clean */
+    free(got);
+}
+
+static void test_text_clean_rules(void **state)
+{
+    (void)state;
+    /* nothing to do: empty, ASCII, umlauts, euro, a 4-byte emoji, and the
+     * U+FFFD an earlier clean may have left */
+    s_clean_is("", false, NULL);
+    s_clean_is("", true, NULL);
+    s_clean_is("Ma\xc3\x9fstab \xe2\x82\xac \xf0\x9f\x93\xac " FFFD, false, NULL);
+    /* C0 controls: all of them in a one-line text, all but line breaks and
+     * tabs in a multi-line one; U+0020 is the first that stays */
+    for (int c = 1; c < 0x20; c++) {
+        char in[4] = {'a', (char)c, 'b', '\0'};
+        s_clean_is(in, false, "a" FFFD "b");
+        bool keep = c == '\n' || c == '\r' || c == '\t';
+        s_clean_is(in, true, keep ? NULL : "a" FFFD "b");
+    }
+    s_clean_is(" ~", false, NULL);
+    s_clean_is("x\x7fy", false, "x" FFFD "y"); /* DEL */
+    s_clean_is("x\x7fy", true, "x" FFFD "y");
+    s_clean_is("\x1b[2J\x07", true, FFFD "[2J" FFFD); /* ESC, BEL */
+    s_clean_is("Zeile 1\r\n\tZeile 2", true, NULL);
+    s_clean_is("Zeile 1\r\n\tZeile 2", false, "Zeile 1" FFFD FFFD FFFD "Zeile 2");
+    /* C1 controls U+0080-U+009F (two bytes become three); U+00A0 stays */
+    s_clean_is("x\xc2\x80y\xc2\x9fz", false, "x" FFFD "y" FFFD "z");
+    s_clean_is("x\xc2\x85y", true, "x" FFFD "y");
+    s_clean_is("\xc2\x7f", false, FFFD FFFD); /* a lead byte cut short, then DEL */
+    s_clean_is("\xc2\xa0\xc2\xbf\xc3\x80", false, NULL);
+    /* bidirectional embeddings, overrides and isolates: replaced in
+     * one-line texts only; their neighbours U+2029, U+202F, U+2065 and
+     * U+206A stay */
+    const char *bidi[] = {"\xe2\x80\xaa", "\xe2\x80\xab", "\xe2\x80\xac",
+                          "\xe2\x80\xad", "\xe2\x80\xae", "\xe2\x81\xa6",
+                          "\xe2\x81\xa7", "\xe2\x81\xa8", "\xe2\x81\xa9"};
+    for (size_t i = 0; i < sizeof(bidi) / sizeof(bidi[0]); i++) {
+        char in[16], want[16];
+        snprintf(in, sizeof(in), "a%sb", bidi[i]);
+        snprintf(want, sizeof(want), "a%sb", FFFD);
+        s_clean_is(in, false, want);
+        s_clean_is(in, true, NULL);
+    }
+    s_clean_is("\xe2\x80\xa9\xe2\x80\xaf\xe2\x81\xa5\xe2\x81\xaa", false, NULL);
+    s_clean_is("Rechnung" RLO "fdp.exe", false, "Rechnung" FFFD "fdp.exe");
+}
+
+static void test_text_clean_utf8(void **state)
+{
+    (void)state;
+    /* a stray continuation byte or a byte no UTF-8 has: one U+FFFD each */
+    s_clean_is("x\x80y", false, "x" FFFD "y");
+    s_clean_is("\xbf\xff\xfe\xf5", true, FFFD FFFD FFFD FFFD);
+    /* overlong forms: the lead byte cannot start them, so every byte is
+     * replaced on its own ('/' as C0 AF and E0 80 AF) */
+    s_clean_is("\xc0\xaf", false, FFFD FFFD);
+    s_clean_is("\xc1\xbf", false, FFFD FFFD);
+    s_clean_is("\xe0\x80\xaf", false, FFFD FFFD FFFD);
+    s_clean_is("\xf0\x8f\xbf\xbf", false, FFFD FFFD FFFD FFFD);
+    /* the first valid ones after them stay */
+    s_clean_is("\xe0\xa0\x80\xf0\x90\x80\x80", false, NULL);
+    /* surrogates (CESU-8) and above U+10FFFF; U+D7FF, U+E000 and
+     * U+10FFFF stay */
+    s_clean_is("\xed\xa0\x80", false, FFFD FFFD FFFD);
+    s_clean_is("\xed\xbf\xbf", true, FFFD FFFD FFFD);
+    s_clean_is("\xed\x9f\xbf\xee\x80\x80\xf4\x8f\xbf\xbf", false, NULL);
+    s_clean_is("\xf4\x90\x80\x80", false, FFFD FFFD FFFD FFFD);
+    /* a sequence cut short: one U+FFFD for its valid start, and the byte
+     * that cut it is taken on its own */
+    s_clean_is("\xe2\x82", false, FFFD);
+    s_clean_is("\xe2\x82Z", false, FFFD "Z");
+    s_clean_is("\xf0\x9f\x93", true, FFFD);
+    s_clean_is("\xf0\x9f\x93\xe2\x82\xac", true, FFFD "\xe2\x82\xac");
+    s_clean_is("\xe2\x80\x0a", true, FFFD "\n");
+    s_clean_is("\xe2\x80\x0a", false, FFFD FFFD);
+    /* a cut sequence that would have been a bidi override is still cut */
+    s_clean_is("\xe2\x80", false, FFFD);
+}
+
+/* xorshift64*: the same inputs on every run, so a failure repeats */
+static uint64_t s_rand(uint64_t *x)
+{
+    *x ^= *x >> 12;
+    *x ^= *x << 25;
+    *x ^= *x >> 27;
+    return *x * 2685821657736338717ull;
+}
+
+/* Random texts: a third of them made of code points that pass (or pass
+ * in a multi-line text only: line breaks, bidi controls), a third with
+ * code points and sequences the rules refuse mixed in, a third of single
+ * bytes that matter to UTF-8 (lead and continuation bytes of every length,
+ * bytes no UTF-8 has).  Whatever the input, the output passes
+ * pf_wire_text_ok, is at most three times as long and is clean again, and
+ * the input is left alone exactly when it passes already. */
+static void test_text_clean_property(void **state)
+{
+    (void)state;
+    static const char *const good[] = {"a",
+                                       " ",
+                                       "Z",
+                                       "~",
+                                       "\xc2\xa0",
+                                       "\xc3\xa4",
+                                       "\xe2\x82\xac",
+                                       "\xf0\x9f\x93\xac",
+                                       "\xef\xbf\xbd",
+                                       "\xe2\x80\xa9",
+                                       "\xe2\x80\xaf",
+                                       "\xed\x9f\xbf",
+                                       "\xf4\x8f\xbf\xbf",
+                                       "\n",
+                                       "\r",
+                                       "\t",
+                                       "\xe2\x80\xae",
+                                       "\xe2\x81\xa6",
+                                       "\xe2\x81\xa9",
+                                       "\xe2\x80\xaa"};
+    static const char *const bad[] = {"\x01",
+                                      "\x1b",
+                                      "\x1f",
+                                      "\x7f",
+                                      "\xc2\x80",
+                                      "\xc2\x9f",
+                                      "\x80",
+                                      "\xbf",
+                                      "\xff",
+                                      "\xc0\xaf",
+                                      "\xe0\x80\xaf",
+                                      "\xed\xa0\x80",
+                                      "\xf4\x90\x80\x80",
+                                      "\xe2\x82",
+                                      "\xf0\x9f\x93",
+                                      "\xe2\x80"};
+    static const unsigned char bytes[] = {'a',  '\n', 0x01, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0,
+                                          0xa6, 0xaa, 0xae, 0xbf, 0xc0, 0xc1, 0xc2, 0xdf, 0xe0,
+                                          0xe2, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff, 0x81};
+    const size_t ngood = sizeof(good) / sizeof(good[0]), nbad = sizeof(bad) / sizeof(bad[0]);
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    char in[160];
+    size_t passed[2] = {0, 0}, cleaned[2] = {0, 0};
+    for (int round = 0; round < 100000; round++) {
+        int kind = round % 3;
+        size_t len = 0, parts = s_rand(&x) % 24;
+        for (size_t i = 0; i < parts; i++) {
+            uint64_t r = s_rand(&x);
+            if (kind == 2) {
+                in[len++] = (char)bytes[(r >> 8) % sizeof(bytes)];
+                continue;
+            }
+            const char *t = kind == 1 && r % 4 == 0 ? bad[(r >> 8) % nbad] : good[(r >> 8) % ngood];
+            memcpy(in + len, t, strlen(t));
+            len += strlen(t);
+        }
+        in[len] = '\0';
+        for (int ml = 0; ml < 2; ml++) {
+            char *out = pf_wire_text_clean(in, ml);
+            if (pf_wire_text_ok(in, 0, SIZE_MAX, ml)) {
+                if (out != NULL)
+                    fail_msg("round %d: a text that passes was changed", round);
+                passed[ml]++;
+                continue;
+            }
+            if (out == NULL)
+                fail_msg("round %d: a text that fails was left alone", round);
+            if (!pf_wire_text_ok(out, 0, SIZE_MAX, ml))
+                fail_msg("round %d: the cleaned text fails pf_wire_text_ok", round);
+            assert_true(strlen(out) <= 3 * len);
+            char *again = pf_wire_text_clean(out, ml);
+            assert_null(again);
+            free(out);
+            cleaned[ml]++;
+        }
+    }
+    /* the inputs reach both sides often enough to mean something */
+    for (int ml = 0; ml < 2; ml++) {
+        assert_true(passed[ml] > 5000);
+        assert_true(cleaned[ml] > 5000);
+    }
+}
+
 static void test_frames_signature_command(void **state)
 {
     (void)state;
@@ -747,6 +947,9 @@ int main(void)
         cmocka_unit_test(test_send_header_as_json),
         cmocka_unit_test(test_send_request_id_echoed),
         cmocka_unit_test(test_bad_utf8),
+        cmocka_unit_test(test_text_clean_rules),
+        cmocka_unit_test(test_text_clean_utf8),
+        cmocka_unit_test(test_text_clean_property),
         cmocka_unit_test(test_long_arrays_bounded),
         cmocka_unit_test(test_frames_signature_command),
         cmocka_unit_test(test_send_trailing_attachment_frame),

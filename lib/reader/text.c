@@ -1,0 +1,80 @@
+/* Texts from the store on their way to a citizen (see reader_private.h).
+ *
+ * Callers: message.c (an opened notice, for GET /v1/messages/{id} and the
+ * attachment download) and messages.c (the listing's rows).
+ * Untrusted input: every text here.  The broker lets a text reach the
+ * store only when it passes pf_wire_text_ok, but the reader cannot rely on
+ * that: a JWE for a mailbox can be made by anyone holding its public key
+ * (ECDH-ES does not authenticate the sender), rows can be written by
+ * anyone with write access to the database, and a notice may have been
+ * stored before a rule was tightened.  Refusing such a notice would keep a
+ * Bescheid from its addressee, so it is shown with every forbidden code
+ * point replaced by U+FFFD (pf_wire_text_clean), and the operator is told
+ * which fields of which message were replaced (never their content).
+ * A text that passes costs one scan and no allocation. */
+#include "reader/reader_private.h"
+
+#include "proto/wire.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void pf_cleaned_add(pf_cleaned_t *c, const char *name)
+{
+    c->count++;
+    if (c->cut)
+        return;
+    const char *sep = c->len > 0 ? "," : "";
+    /* room is kept for ",..." after the last name that fits: the line
+     * then says that more were replaced than it names */
+    if (c->len + strlen(sep) + strlen(name) + 4 < sizeof(c->list)) {
+        c->len += (size_t)snprintf(c->list + c->len, sizeof(c->list) - c->len, "%s%s", sep, name);
+        return;
+    }
+    c->len += (size_t)snprintf(c->list + c->len, sizeof(c->list) - c->len, "%s...", sep);
+    c->cut = true;
+}
+
+bool pf_reader_clean_text(char **text, bool multiline, const char *name, pf_cleaned_t *c)
+{
+    if (*text == NULL)
+        return false;
+    char *clean = pf_wire_text_clean(*text, multiline);
+    if (clean == NULL)
+        return false;
+    /* the text may be a notice's plaintext */
+    pf_wipe(*text, strlen(*text));
+    free(*text);
+    *text = clean;
+    pf_cleaned_add(c, name);
+    return true;
+}
+
+void pf_reader_clean_notice(pf_mailbox_message_t *m, pf_notice_t *n, pf_cleaned_t *c)
+{
+    /* the row's sender is shown as the notice's sender; the notice's own
+     * "sender" member is not shown, so it is left as it is */
+    pf_reader_clean_text(&m->meta.sender, false, "sender", c);
+    pf_reader_clean_text(&n->title, false, "title", c);
+    pf_reader_clean_text(&n->subject, false, "subject", c);
+    pf_reader_clean_text(&n->body, true, "body", c);
+    pf_reader_clean_text(&n->reference, false, "reference", c);
+    pf_reader_clean_text(&n->sent_at, false, "sent_at", c);
+    for (size_t i = 0; i < n->attachment_count; i++) {
+        char name[48];
+        snprintf(name, sizeof(name), "attachments[%zu].name", i);
+        pf_reader_clean_text(&n->attachments[i].name, false, name, c);
+    }
+}
+
+void pf_reader_clean_entry(pf_mailbox_entry_t *e, pf_cleaned_t *c)
+{
+    char **texts[3] = {&e->sender, &e->title, &e->reference};
+    static const char *const names[3] = {"sender", "title", "reference"};
+    for (int i = 0; i < 3; i++) {
+        char name[64];
+        snprintf(name, sizeof(name), "%s.%s", e->id, names[i]);
+        pf_reader_clean_text(texts[i], false, name, c);
+    }
+}
