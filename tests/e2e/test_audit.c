@@ -505,20 +505,24 @@ static void *s_worker(void *arg)
     return NULL;
 }
 
-/* A change waits while another transaction holds the chain, and then
- * chains after that transaction's row; a burst from two sessions leaves
- * one chain (no two rows with the same prev_hash). */
+/* A change waits while another transaction holds the chain's lock, and
+ * draws its id only after it: the other transaction's row, inserted while
+ * the change waits, comes first, and the change chains after it (an id
+ * drawn before the lock would be refused, 40001, or fork the chain).  A
+ * burst from two sessions leaves one chain (no two rows with the same
+ * prev_hash); it is the waiting above that catches a missing lock, the
+ * burst's transactions rarely overlap. */
 static void test_concurrent_changes_one_chain(void **state)
 {
     fixture_t *f = *state;
     pf_env_session_t *s = pf_env_session_new(f->env);
     assert_non_null(s);
-    assert_int_equal(pf_env_session_exec(s, "BEGIN; INSERT INTO mailbox (id) VALUES ('held-1')"),
-                     0);
+    assert_int_equal(pf_env_session_exec(s, "BEGIN; SELECT 1 FROM admin_audit_head FOR UPDATE"), 0);
     s_worker_t w = {.f = f, .prefix = "held-w", .count = 1};
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, s_worker, &w), 0);
     usleep(1500 * 1000);
+    assert_int_equal(pf_env_session_exec(s, "INSERT INTO mailbox (id) VALUES ('held-1')"), 0);
     bool waited = !__atomic_load_n(&w.done, __ATOMIC_SEQ_CST);
     assert_int_equal(pf_env_session_exec(s, "COMMIT"), 0);
     pthread_join(t, NULL);
