@@ -4,8 +4,10 @@
  * an unknown option, an option without its value, a stray argument). */
 #include "util/jsonwipe.h"
 #include "admin/admin.h"
+#include "admin/audit.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -20,7 +22,7 @@ static void s_usage(FILE *out)
           "  migrate [--sql-dir DIR]           apply database migrations (default dir: sql)\n"
           "  keys init [--no-dev-idp]          create service keys in the key directory\n"
           "                                    (--no-dev-idp: no development identity key)\n"
-          "  role login NAME broker|reader|admin --password-file FILE\n"
+          "  role login NAME broker|reader|admin|auditor --password-file FILE\n"
           "                                    create or update a daemon's database login\n"
           "  sender add NAME                   register a procedure, write its CURVE key file\n"
           "  sender list\n"
@@ -44,6 +46,11 @@ static void s_usage(FILE *out)
           "  token ID [--level normal|substantiell|hoch] [--ttl SECONDS]\n"
           "                                    mint a development identity token\n"
           "  receipt verify [FILE|-] [--jwks FILE]\n"
+          "  audit export [--after ID] [--limit N]\n"
+          "                                    print the administration's audit after id ID as\n"
+          "                                    JSON lines, oldest first (needs a login in the\n"
+          "                                    auditor group, or the owner)\n"
+          "  audit verify                      recompute the audit's hash chain\n"
           "\n"
           "--db defaults to $POSTFACH_DB, else \"dbname=postfach\";\n"
           "--keys defaults to $POSTFACH_KEYS, else \"var/keys\".\n"
@@ -115,6 +122,20 @@ static int s_number(const char *s, int *n_r)
     if (errno != 0 || *end != '\0' || v <= 0 || v > INT_MAX)
         return -1;
     *n_r = (int)v;
+    return 0;
+}
+
+/* An audit id: a decimal number from 0 (no sign, no trailing text). */
+static int s_id(const char *s, int64_t *id_r)
+{
+    if (s == NULL || *s < '0' || *s > '9')
+        return -1;
+    char *end;
+    errno = 0;
+    intmax_t v = strtoimax(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < 0 || v > INT64_MAX)
+        return -1;
+    *id_r = (int64_t)v;
     return 0;
 }
 
@@ -221,6 +242,17 @@ int main(int argc, char **argv)
         n = S_PARSE(i + 2, o);
         if (n == 0 || n == 1)
             rc = pf_admin_receipt_verify(&ctx, n == 1 ? pos[0] : NULL, o[0].value, &err);
+    } else if (strcmp(cmd, "audit") == 0) {
+        s_opt_t o[] = {{"--after", true, NULL}, {"--limit", true, NULL}};
+        bool export = strcmp(sub, "export") == 0;
+        n = export ? S_PARSE(i + 2, o) : S_PARSE_NONE(i + 2);
+        int64_t after = 0;
+        int limit = 0;
+        if (export && n == 0 && (o[0].value == NULL || s_id(o[0].value, &after) == 0) &&
+            (o[1].value == NULL || s_number(o[1].value, &limit) == 0))
+            rc = pf_admin_audit_export(&ctx, after, limit, &err);
+        else if (strcmp(sub, "verify") == 0 && n == 0)
+            rc = pf_admin_audit_verify(&ctx, &err);
     }
 
     if (rc == -2) {

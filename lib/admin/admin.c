@@ -199,14 +199,17 @@ int pf_admin_keys_init(pf_admin_ctx_t *ctx, bool dev_idp, const char **error_r)
 int pf_admin_role_login(pf_admin_ctx_t *ctx, const char *login, const char *group,
                         const char *password_file, const char **error_r)
 {
-    static const char *const groups[][2] = {
-        {"broker", "postfach_broker"}, {"reader", "postfach_reader"}, {"admin", "postfach_admin"}};
+    static const char *const groups[][2] = {{"broker", "postfach_broker"},
+                                            {"reader", "postfach_reader"},
+                                            {"admin", "postfach_admin"},
+                                            {"auditor", "postfach_auditor"}};
     const char *role = NULL;
-    for (size_t i = 0; i < 3; i++)
+    for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
         if (strcmp(group, groups[i][0]) == 0)
             role = groups[i][1];
     if (role == NULL)
-        return s_fail(ctx, error_r, "unknown group \"%.32s\" (use broker, reader or admin)", group),
+        return s_fail(ctx, error_r,
+                      "unknown group \"%.32s\" (use broker, reader, admin or auditor)", group),
                -1;
     char *pw = NULL;
     size_t len = 0;

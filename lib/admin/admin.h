@@ -19,7 +19,8 @@ int pf_admin_migrate(pf_admin_ctx_t *ctx, const char *sql_dir, const char **erro
  * `postfach-ctl token`); without it an idp.jwk there is removed. */
 int pf_admin_keys_init(pf_admin_ctx_t *ctx, bool dev_idp, const char **error_r);
 /* A login of its own for a daemon instance in group "broker", "reader" or
- * "admin" (sql/0008), password from a file; created or updated. */
+ * "admin" (sql/0008), or for the job that ships the audit, "auditor"
+ * (sql/0021); password from a file; created or updated. */
 int pf_admin_role_login(pf_admin_ctx_t *ctx, const char *login, const char *group,
                         const char *password_file, const char **error_r);
 int pf_admin_sender_add(pf_admin_ctx_t *ctx, const char *name, const char **error_r);

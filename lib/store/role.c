@@ -31,7 +31,7 @@ static bool s_valid_login(const char *s)
 static bool s_is_group(const char *s)
 {
     return strcmp(s, "postfach_broker") == 0 || strcmp(s, "postfach_reader") == 0 ||
-           strcmp(s, "postfach_admin") == 0;
+           strcmp(s, "postfach_admin") == 0 || strcmp(s, "postfach_auditor") == 0;
 }
 
 /* Appends "; REVOKE role FROM login" (both quoted by libpq). */
@@ -95,8 +95,8 @@ int pf_store_role_login(pf_store_t *st, const char *login, const char *group, co
                       "is not pg_... and not one of the groups");
     if (!s_is_group(group))
         return s_fail(st, error_r,
-                      "the group is postfach_broker, postfach_reader or "
-                      "postfach_admin");
+                      "the group is postfach_broker, postfach_reader, "
+                      "postfach_admin or postfach_auditor");
     if (password == NULL || *password == '\0')
         return s_fail(st, error_r, "the password is empty");
 

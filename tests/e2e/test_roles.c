@@ -750,6 +750,89 @@ static void test_upgrade_to_0019_narrows_admin(void **state)
     s_drop_database(f, db);
 }
 
+/* the files of an installation made before 0021 */
+static bool s_before_0021(const char *name)
+{
+    return strncmp(name, "0021", 4) < 0;
+}
+
+/* postfach-ctl audit verify as the owner on conn must say "intact" with
+ * the row count, last id and hash the database holds. */
+static void s_audit_intact(fixture_t *f, const char *conn)
+{
+    char *out = NULL, *err = NULL;
+    if (pf_env_run(f->env, &out, &err, "postfach-ctl", "--db", conn, "audit", "verify", NULL) != 0)
+        fail_msg("audit verify: %s", err ? err : "?");
+    pf_store_t *st = NULL;
+    const char *e = NULL;
+    assert_int_equal(pf_store_open(conn, &st, &e), 0);
+    /* what verify printed holds only digits, hex and words: no "$" */
+    char *sql = NULL;
+    if (asprintf(&sql,
+                 "DO $$ BEGIN IF (SELECT format('audit chain intact: %%s rows, last id %%s, "
+                 "last hash %%s', count(*), max(id), (SELECT encode(hash, 'hex') FROM admin_audit "
+                 "ORDER BY id DESC LIMIT 1)) || E'\\n' FROM admin_audit) IS DISTINCT FROM "
+                 "$v$%s$v$ THEN RAISE EXCEPTION 'verify said: %%', $v$%s$v$; END IF; END $$",
+                 out, out) < 0)
+        fail_msg("out of memory");
+    if (strchr(out, '$') != NULL || pf_store_exec(st, sql, &e) != 0)
+        fail_msg("%s", e ? e : out);
+    free(sql);
+    pf_store_destroy(&st);
+    free(out);
+    free(err);
+}
+
+/* A database whose audit has rows from before sql/0021, upgraded: the
+ * migration chains them in id order from the start value, and the
+ * changes made after the upgrade chain on from them. */
+static void test_upgrade_to_0021_chains_audit(void **state)
+{
+    fixture_t *f = *state;
+    char db[48], conn[700];
+    snprintf(db, sizeof(db), "pf_t_upgrade21_%ld", (long)getpid());
+    s_old_database(f, db, s_before_0021, conn, sizeof(conn));
+    assert_int_equal(s_schema_version(conn), 20);
+    static const char *const before[][3] = {{"sender", "add", "up21-agency"},
+                                            {"citizen", "add", "up21-c1"},
+                                            {"sender", "revoke", "up21-agency"}};
+    for (size_t i = 0; i < 3; i++) {
+        char *out = NULL, *err = NULL;
+        if (pf_env_run(f->env, &out, &err, "postfach-ctl", "--db", conn, "--keys",
+                       pf_env_keys(f->env), before[i][0], before[i][1], before[i][2], NULL) != 0)
+            fail_msg("%s %s as the owner: %s", before[i][0], before[i][1], err ? err : "?");
+        free(out);
+        free(err);
+    }
+    s_upgrade(f, conn);
+    pf_store_t *st = NULL;
+    const char *e = NULL;
+    assert_int_equal(pf_store_open(conn, &st, &e), 0);
+    /* five rows, chained in id order from 32 zero bytes */
+    if (pf_store_exec(st,
+                      "DO $$ BEGIN IF (SELECT count(*) FROM admin_audit) <> 5 OR "
+                      "(SELECT prev_hash FROM admin_audit ORDER BY id LIMIT 1) <> "
+                      "decode(repeat('00', 32), 'hex') OR EXISTS (SELECT 1 FROM admin_audit a "
+                      "JOIN admin_audit b ON b.id = (SELECT min(id) FROM admin_audit "
+                      "WHERE id > a.id) WHERE b.prev_hash <> a.hash) OR "
+                      "(SELECT last_id FROM admin_audit_head) <> (SELECT max(id) FROM admin_audit) "
+                      "OR NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'postfach_auditor') "
+                      "THEN RAISE EXCEPTION 'the audit is not chained as it should be'; "
+                      "END IF; END $$",
+                      &e) != 0)
+        fail_msg("%s", e);
+    pf_store_destroy(&st);
+    s_audit_intact(f, conn);
+    char *out = NULL, *err = NULL;
+    if (pf_env_run(f->env, &out, &err, "postfach-ctl", "--db", conn, "--keys", pf_env_keys(f->env),
+                   "sender", "add", "up21-later", NULL) != 0)
+        fail_msg("sender add after the upgrade: %s", err ? err : "?");
+    free(out);
+    free(err);
+    s_audit_intact(f, conn);
+    s_drop_database(f, db);
+}
+
 /* sql/0020: what the administration login changes is in admin_audit, with
  * that login's name, and the login can neither read nor change the audit,
  * nor set a revoked sender active again; the owner can, audited too.  A
@@ -846,6 +929,7 @@ int main(void)
         cmocka_unit_test(test_ctl_commands_under_admin_login),
         cmocka_unit_test(test_upgrade_to_0019_narrows_admin),
         cmocka_unit_test(test_admin_changes_audited),
+        cmocka_unit_test(test_upgrade_to_0021_chains_audit),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
