@@ -133,10 +133,11 @@ install: programs
 	    postfach-send) $(DESTDIR)$(BINDIR)/
 	install -m 0644 sql/*.sql $(DESTDIR)$(DATADIR)/sql/
 	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
-	for u in postfach-broker postfach-reader; do \
+	for u in postfach-broker.service postfach-reader.service postfach-audit-ship.service \
+	    postfach-audit-ship.timer; do \
 	    sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' \
-	        scripts/systemd/$$u.service >$(DESTDIR)$(UNITDIR)/$$u.service && \
-	    chmod 0644 $(DESTDIR)$(UNITDIR)/$$u.service || exit 1; \
+	        scripts/systemd/$$u >$(DESTDIR)$(UNITDIR)/$$u && \
+	    chmod 0644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
 	done
 	install -m 0644 scripts/systemd/postfach.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/postfach.conf
 	install -m 0644 scripts/systemd/postfach.tmpfiles $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/postfach.conf

@@ -50,6 +50,9 @@ static void s_usage(FILE *out)
           "                                    print the administration's audit after id ID as\n"
           "                                    JSON lines, oldest first (needs a login in the\n"
           "                                    auditor group, or the owner)\n"
+          "  audit export --state FILE [--limit N]\n"
+          "                                    the same after the id in FILE, then FILE set to\n"
+          "                                    the last id printed (for a shipping timer)\n"
           "  audit verify                      recompute the audit's hash chain\n"
           "\n"
           "--db defaults to $POSTFACH_DB, else \"dbname=postfach\";\n"
@@ -243,13 +246,17 @@ int main(int argc, char **argv)
         if (n == 0 || n == 1)
             rc = pf_admin_receipt_verify(&ctx, n == 1 ? pos[0] : NULL, o[0].value, &err);
     } else if (strcmp(cmd, "audit") == 0) {
-        s_opt_t o[] = {{"--after", true, NULL}, {"--limit", true, NULL}};
+        s_opt_t o[] = {{"--after", true, NULL}, {"--limit", true, NULL}, {"--state", true, NULL}};
         bool export = strcmp(sub, "export") == 0;
         n = export ? S_PARSE(i + 2, o) : S_PARSE_NONE(i + 2);
         int64_t after = 0;
         int limit = 0;
-        if (export && n == 0 && (o[0].value == NULL || s_id(o[0].value, &after) == 0) &&
-            (o[1].value == NULL || s_number(o[1].value, &limit) == 0))
+        bool args_ok = export && n == 0 && (o[0].value == NULL || s_id(o[0].value, &after) == 0) &&
+                       (o[1].value == NULL || s_number(o[1].value, &limit) == 0) &&
+                       !(o[0].value != NULL && o[2].value != NULL);
+        if (args_ok && o[2].value != NULL)
+            rc = pf_admin_audit_ship(&ctx, o[2].value, limit, &err);
+        else if (args_ok)
             rc = pf_admin_audit_export(&ctx, after, limit, &err);
         else if (strcmp(sub, "verify") == 0 && n == 0)
             rc = pf_admin_audit_verify(&ctx, &err);

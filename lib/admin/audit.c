@@ -10,12 +10,15 @@
 #include "crypto/jose.h"
 #include "store/audit.h"
 #include "util/buf.h"
+#include "util/fileio.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* rows per round trip: bounded memory whatever the audit's size */
 #define S_PAGE 1000
@@ -87,8 +90,12 @@ static int s_export_row(pf_admin_ctx_t *ctx, const pf_audit_row_t *r)
     return rc;
 }
 
-int pf_admin_audit_export(pf_admin_ctx_t *ctx, int64_t after, int limit, const char **error_r)
+/* The export of pf_admin_audit_export; *last_r is the id of the last row
+ * written (after when there was none). */
+static int s_export(pf_admin_ctx_t *ctx, int64_t after, int limit, int64_t *last_r,
+                    const char **error_r)
 {
+    *last_r = after;
     pf_store_t *st;
     if (pf_store_open(ctx->db, &st, error_r) != 0)
         return -1;
@@ -118,6 +125,60 @@ int pf_admin_audit_export(pf_admin_ctx_t *ctx, int64_t after, int limit, const c
     if (rc == 0 && (fflush(ctx->out) != 0 || ferror(ctx->out)))
         rc = s_fail(ctx, error_r, "cannot write the export to standard output");
     pf_store_destroy(&st);
+    if (rc == 0)
+        *last_r = after;
+    return rc;
+}
+
+int pf_admin_audit_export(pf_admin_ctx_t *ctx, int64_t after, int limit, const char **error_r)
+{
+    int64_t last;
+    return s_export(ctx, after, limit, &last, error_r);
+}
+
+int pf_admin_audit_ship(pf_admin_ctx_t *ctx, const char *state, int limit, const char **error_r)
+{
+    /* one shipper at a time: two would send the same rows and race on
+     * the state file */
+    int lock = -1;
+    const char *err;
+    if (pf_file_lock(state, &lock, &err) != 0)
+        return s_fail(ctx, error_r, "cannot lock \"%s\": %s", state, err);
+    int64_t after = 0;
+    char *text = NULL;
+    size_t len = 0;
+    int rc = 0;
+    if (access(state, F_OK) == 0) {
+        char *end = NULL;
+        if (pf_file_read(state, 64, &text, &len, &err) != 0) {
+            rc = s_fail(ctx, error_r, "cannot read \"%s\": %s", state, err);
+        } else {
+            pf_str_rtrim(text);
+            errno = 0;
+            intmax_t v = strtoimax(text, &end, 10);
+            if (text[0] < '0' || text[0] > '9' || *end != '\0' || errno != 0 || v > INT64_MAX)
+                rc = s_fail(ctx, error_r,
+                            "\"%s\" holds no audit id (the last one shipped); remove it to "
+                            "ship from the start",
+                            state);
+            else
+                after = (int64_t)v;
+        }
+        free(text);
+    }
+    int64_t last = after;
+    if (rc == 0)
+        rc = s_export(ctx, after, limit, &last, error_r);
+    if (rc == 0 && last != after) {
+        /* written only after the lines got out: a crash in between ships
+         * them again next time (each line has its id and hash), never
+         * loses one */
+        char v[32];
+        int n = snprintf(v, sizeof(v), "%" PRId64 "\n", last);
+        if (pf_file_write(state, v, (size_t)n, 0600, &err) != 0)
+            rc = s_fail(ctx, error_r, "cannot write \"%s\": %s", state, err);
+    }
+    pf_file_unlock(&lock);
     return rc;
 }
 

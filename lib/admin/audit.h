@@ -14,6 +14,12 @@
  * Rows become visible in id order (the chain's lock is taken before an id
  * is drawn), so "after the last id shipped" misses none. */
 int pf_admin_audit_export(pf_admin_ctx_t *ctx, int64_t after, int limit, const char **error_r);
+/* The export for an unattended shipper (a systemd timer, its output going
+ * to the journal): the rows after the id in the file state (none there:
+ * from the start), then that file set to the last id written, atomically
+ * and only once every line is out.  At least once: a crash between the two
+ * ships some lines again.  One shipper at a time (a lock beside state). */
+int pf_admin_audit_ship(pf_admin_ctx_t *ctx, const char *state, int limit, const char **error_r);
 /* Recomputes the chain from its start value and prints "audit chain
  * intact: N rows, last id X, last hash H"; -1 naming the first row that
  * does not match (changed, or a row before it removed), or an end of the

@@ -57,7 +57,9 @@ UNITS=$DEST/usr/local/lib/systemd/system
 missing=""
 for f in usr/local/bin/postfach-broker usr/local/bin/postfach-reader usr/local/bin/postfach-ctl \
     usr/local/bin/postfach-send usr/local/lib/systemd/system/postfach-broker.service \
-    usr/local/lib/systemd/system/postfach-reader.service usr/local/lib/sysusers.d/postfach.conf \
+    usr/local/lib/systemd/system/postfach-reader.service \
+    usr/local/lib/systemd/system/postfach-audit-ship.service \
+    usr/local/lib/systemd/system/postfach-audit-ship.timer usr/local/lib/sysusers.d/postfach.conf \
     usr/local/lib/tmpfiles.d/postfach.conf etc/postfach/broker.conf etc/postfach/reader.conf \
     usr/local/share/doc/postfach/README.md; do
     [ -e "$DEST/$f" ] || missing="$missing $f"
@@ -89,11 +91,15 @@ fi
 # verify wants the programs at the path the unit names: a copy of each unit
 # that points into DESTDIR
 mkdir -p "$W/verify"
-for u in postfach-broker postfach-reader; do
+sed "s|/usr/local/bin/|$BIN/|" "$UNITS/postfach-audit-ship.timer" \
+    >"$W/verify/postfach-audit-ship.timer"
+for u in postfach-broker postfach-reader postfach-audit-ship; do
     sed "s|/usr/local/bin/|$BIN/|" "$UNITS/$u.service" >"$W/verify/$u.service"
-    if systemd-analyze verify "$W/verify/$u.service" >"$W/verify-$u.log" 2>&1 &&
+    units=("$W/verify/$u.service")
+    [ -e "$W/verify/$u.timer" ] && units+=("$W/verify/$u.timer")
+    if systemd-analyze verify "${units[@]}" >"$W/verify-$u.log" 2>&1 &&
         ! grep -q . "$W/verify-$u.log"; then
-        ok "systemd-analyze verify $u.service: no complaint"
+        ok "systemd-analyze verify ${units[*]##*/}: no complaint"
     else
         bad "systemd-analyze verify $u.service: $(cat "$W/verify-$u.log")"
     fi
@@ -102,7 +108,7 @@ for u in postfach-broker postfach-reader; do
     rc=$?
     level=$(grep -o 'Overall exposure level.*' "$W/security-$u.log")
     if [ "$rc" -eq 0 ] && [ -n "$level" ]; then
-        ok "$u.service: ${level#Overall exposure level for }"
+        ok "$u.service: exposure level ${level##*: }"
     else
         bad "$u.service above exposure $THRESHOLD/10: $level"
         grep '✗' "$W/security-$u.log" | head -20
@@ -260,29 +266,49 @@ if grep -q "^receipt delivered $ID " "$W/receipts.log" && grep -q "^receipt read
 else
     bad "receipts of the full run: $(cat "$W/receipts.log")"
 fi
+# the audit's shipper as its timer runs it (the setup above made rows),
+# twice: the second run finds nothing new
+for run in 1 2; do
+    strace -f -qq -C -o "$W/audit-$run.strace" "$BIN/postfach-ctl" audit export \
+        --state "$W/last-id" >"$W/audit-$run.out" 2>"$W/audit-$run.log"
+done
+rows=$("${PSQL[@]}" -d "$DB" -tAc "SELECT count(*) FROM admin_audit")
+if [ "$(wc -l <"$W/audit-1.out")" -eq "$rows" ] && [ "$rows" -gt 0 ] &&
+    [ ! -s "$W/audit-2.out" ] && [ "$(cat "$W/last-id")" = "$("${PSQL[@]}" -d "$DB" -tAc \
+        "SELECT max(id) FROM admin_audit")" ]; then
+    ok "the audit's shipper ships its $rows rows once and records the last id"
+else
+    bad "audit shipping: $(wc -l <"$W/audit-1.out") of $rows rows, then $(wc -l \
+        <"$W/audit-2.out"); last-id $(cat "$W/last-id" 2>&1); $(cat "$W/audit-1.log")"
+fi
+# the two runs as one trace (traced_calls reads every summary in it)
+cat "$W/audit-1.strace" "$W/audit-2.strace" >"$W/audit.strace"
+
 # SIGTERM to the daemons, as systemd stops them (strace passes on no
 # signal of its own); strace writes its summary when they have exited
 for p in "${pids[@]}"; do pkill -TERM -P "$p" 2>/dev/null; done
 for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
 pids=()
 
-for u in broker reader; do
-    allowed_calls "$UNITS/postfach-$u.service" >"$W/allowed-$u.txt"
+for u in broker reader audit; do
+    unit=$UNITS/postfach-$u.service
+    [ "$u" = audit ] && unit=$UNITS/postfach-audit-ship.service
+    allowed_calls "$unit" >"$W/allowed-$u.txt"
     traced_calls "$W/$u.strace" >"$W/used-$u.txt"
     nused=$(wc -l <"$W/used-$u.txt")
     outside=$(comm -23 "$W/used-$u.txt" "$W/allowed-$u.txt" | tr '\n' ' ')
     if [ "$nused" -lt 20 ] || [ "$(wc -l <"$W/allowed-$u.txt")" -lt 100 ]; then
         bad "postfach-$u: no usable trace or filter ($nused calls used)"
     elif [ -z "$outside" ]; then
-        ok "postfach-$u.service's system call filter admits all $nused calls of the run"
+        ok "${unit##*/}: its system call filter admits all $nused calls of the run"
     else
-        bad "postfach-$u makes calls its unit's filter refuses: $outside"
+        bad "${unit##*/}: the run makes calls its filter refuses: $outside"
     fi
 done
 # what the units hide: ProtectHome= (/home, /root, /run/user), ProcSubset=pid
 # (everything in /proc but the processes), PrivateDevices= (every device
 # but the pseudo ones)
-for u in broker reader; do
+for u in broker reader audit; do
     traced_paths "$W/$u.strace" >"$W/paths-$u.txt"
     hidden=$(grep -E '^/(home|root|run/user)(/|$)|^/proc/(sys|cpuinfo|meminfo|stat$|loadavg|kcore|kmsg|modules|mounts|net|partitions|swaps|vmstat|zoneinfo|interrupts|filesystems|crypto|keys|locks)|^/dev/' \
         "$W/paths-$u.txt" | grep -vE '^/dev/(null|zero|full|random|urandom|tty|pts/.*|shm(/.*)?)$' |

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "util/fileio.h"
 
 static const char *const s_citizens[] = {NULL};
 
@@ -554,10 +555,90 @@ static void test_concurrent_changes_one_chain(void **state)
     s_verify_intact(f);
 }
 
+/* audit export --state: what a shipping timer runs.  Each run ships the rows
+ * after the id in the file and then records the last one; lines link up
+ * across runs; a broken state file is refused and left alone. */
+static void test_ship_with_state(void **state)
+{
+    fixture_t *f = *state;
+    char dir[] = "/tmp/pf-audit-ship-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[64], lockpath[80];
+    snprintf(path, sizeof(path), "%s/last-id", dir);
+    snprintf(lockpath, sizeof(lockpath), "%s.lock", path);
+    s_ctl_ok(f, S_ADMIN, "citizen", "add", "ship-c0", NULL);
+
+    /* no state yet: everything, then the file names the last row */
+    s_lines_t l;
+    s_export(f, &l, "--state", path, NULL, NULL);
+    long long all = pf_env_sql_int(f->env, "SELECT count(*) FROM admin_audit");
+    long long max = pf_env_sql_int(f->env, "SELECT max(id) FROM admin_audit");
+    assert_int_equal(l.n, all);
+    char *text = NULL;
+    size_t len = 0;
+    const char *err = NULL;
+    assert_int_equal(pf_file_read(path, 64, &text, &len, &err), 0);
+    assert_int_equal(strtoll(text, NULL, 10), max);
+    free(text);
+    char last_hash[65];
+    snprintf(last_hash, sizeof(last_hash), "%s", s_str(l.line[l.n - 1], "hash"));
+    s_lines_clear(&l);
+
+    /* nothing new: nothing shipped, the file as it was */
+    s_export(f, &l, "--state", path, NULL, NULL);
+    assert_int_equal(l.n, 0);
+    assert_int_equal(pf_file_read(path, 64, &text, &len, &err), 0);
+    assert_int_equal(strtoll(text, NULL, 10), max);
+    free(text);
+
+    /* two changes (three rows), shipped one row per run with --limit: each
+     * run takes the next, and the first links to what was shipped before */
+    s_ctl_ok(f, S_ADMIN, "sender", "add", "ship-agency", NULL);
+    s_ctl_ok(f, S_ADMIN, "sender", "revoke", "ship-agency", NULL);
+    long long want = pf_env_sql_int(f->env, "SELECT count(*) FROM admin_audit") - all;
+    assert_true(want >= 2);
+    char prev[65];
+    snprintf(prev, sizeof(prev), "%s", last_hash);
+    for (long long i = 0; i < want; i++) {
+        s_export(f, &l, "--state", path, "--limit", "1");
+        assert_int_equal(l.n, 1);
+        assert_true(s_id(l.line[0]) > max);
+        assert_string_equal(s_str(l.line[0], "prev_hash"), prev);
+        snprintf(prev, sizeof(prev), "%s", s_str(l.line[0], "hash"));
+        max = s_id(l.line[0]);
+        s_lines_clear(&l);
+    }
+    s_export(f, &l, "--state", path, NULL, NULL);
+    assert_int_equal(l.n, 0);
+
+    /* a state file that holds no id: refused, left as it is */
+    assert_int_equal(pf_file_write(path, "abc\n", 4, 0600, &err), 0);
+    char *out = NULL, *errtext = NULL;
+    const char *const bad[6] = {"audit", "export", "--state", path, NULL, NULL};
+    assert_int_not_equal(s_ctl6(f, S_AUDITOR, &out, &errtext, bad), 0);
+    assert_non_null(strstr(errtext, "holds no audit id"));
+    assert_string_equal(out, "");
+    free(out);
+    free(errtext);
+    assert_int_equal(pf_file_read(path, 64, &text, &len, &err), 0);
+    assert_string_equal(text, "abc\n");
+    free(text);
+    /* --after and --state together are a usage error */
+    const char *const both[6] = {"audit", "export", "--state", path, "--after", "1"};
+    out = errtext = NULL;
+    assert_int_equal(s_ctl6(f, S_AUDITOR, &out, &errtext, both), 2);
+    free(out);
+    free(errtext);
+    unlink(path);
+    unlink(lockpath);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_export_lines),
+        cmocka_unit_test(test_ship_with_state),
         cmocka_unit_test(test_who_reads),
         cmocka_unit_test(test_tampering_shows),
         cmocka_unit_test(test_concurrent_changes_one_chain),
