@@ -120,8 +120,9 @@ void pf_cleaned_add(pf_cleaned_t *c, const char *name);
 /* Replaces *text (owned; NULL is left alone) by its form that passes the
  * broker's rules for texts a citizen sees (pf_wire_text_clean: forbidden
  * code points become U+FFFD) when it does not pass them, wiping the old
- * one (it may be plaintext), and adds name to c.  Returns true when it
- * replaced the text; a text that passes is not copied. */
+ * one (it may be plaintext), and adds name to c (NULL: the caller does, so
+ * that a name that must be formatted is formatted only then).  Returns true
+ * when it replaced the text; a text that passes is not copied. */
 bool pf_reader_clean_text(char **text, bool multiline, const char *name, pf_cleaned_t *c);
 /* Every text of an opened copy the reader shows: the row's sender, the
  * notice's title, subject, body (the one multi-line text), reference,

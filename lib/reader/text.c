@@ -47,7 +47,8 @@ bool pf_reader_clean_text(char **text, bool multiline, const char *name, pf_clea
     pf_wipe(*text, strlen(*text));
     free(*text);
     *text = clean;
-    pf_cleaned_add(c, name);
+    if (name != NULL)
+        pf_cleaned_add(c, name);
     return true;
 }
 
@@ -62,9 +63,11 @@ void pf_reader_clean_notice(pf_mailbox_message_t *m, pf_notice_t *n, pf_cleaned_
     pf_reader_clean_text(&n->reference, false, "reference", c);
     pf_reader_clean_text(&n->sent_at, false, "sent_at", c);
     for (size_t i = 0; i < n->attachment_count; i++) {
-        char name[48];
-        snprintf(name, sizeof(name), "attachments[%zu].name", i);
-        pf_reader_clean_text(&n->attachments[i].name, false, name, c);
+        if (pf_reader_clean_text(&n->attachments[i].name, false, NULL, c)) {
+            char name[48];
+            snprintf(name, sizeof(name), "attachments[%zu].name", i);
+            pf_cleaned_add(c, name);
+        }
     }
 }
 
@@ -72,9 +75,13 @@ void pf_reader_clean_entry(pf_mailbox_entry_t *e, pf_cleaned_t *c)
 {
     char **texts[3] = {&e->sender, &e->title, &e->reference};
     static const char *const names[3] = {"sender", "title", "reference"};
+    /* the name is made only for a text that was replaced: a page of 100
+     * clean rows costs no formatting */
     for (int i = 0; i < 3; i++) {
-        char name[64];
-        snprintf(name, sizeof(name), "%s.%s", e->id, names[i]);
-        pf_reader_clean_text(texts[i], false, name, c);
+        if (pf_reader_clean_text(texts[i], false, NULL, c)) {
+            char name[64];
+            snprintf(name, sizeof(name), "%s.%s", e->id, names[i]);
+            pf_cleaned_add(c, name);
+        }
     }
 }
