@@ -4,14 +4,15 @@
 #   scripts/deps.sh          what building and running need
 #   scripts/deps.sh test     and what only the tests need: Chromium and its
 #                            WebDriver for the web page's test (tests/browser),
-#                            systemd-analyze and strace for the units' (tests/deploy)
+#                            systemd-analyze, strace and docker-compose for the
+#                            deployments' (tests/deploy)
 set -eu
 
 PKGS="build-essential pkg-config libzmq3-dev libpq-dev libssl-dev uuid-dev libjansson-dev
 libmicrohttpd-dev libcmocka-dev postgresql-15 postgresql-client-15 clang libclang-rt-14-dev
 nodejs node-jose procps util-linux acl"
 if [ "${1:-}" = test ]; then
-    PKGS="$PKGS chromium chromium-driver systemd strace"
+    PKGS="$PKGS chromium chromium-driver systemd strace docker-compose"
 fi
 
 missing=""

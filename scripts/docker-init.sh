@@ -6,9 +6,10 @@
 #   2. makes the service keys in the administration volume ($KEYS), without
 #      a development identity key (one left from an earlier version is
 #      removed: whoever reads it can mint a token for every mailbox);
-#   3. gives the broker, the reader and the administration (the compose
-#      service ctl) database logins of their own in the groups of
-#      sql/0008_roles.sql (the administration's privileges: sql/0019),
+#   3. gives the broker, the reader, the administration (the compose
+#      service ctl) and the audit's shipper (audit-ship) database logins of
+#      their own in the groups of sql/0008_roles.sql (the administration's
+#      privileges: sql/0019; the auditor's: sql/0021),
 #      passwords from the compose secrets: only this init logs in as the
 #      database owner;
 #   4. copies to the broker's and the reader's volumes only the key files
@@ -25,6 +26,7 @@ SECRETS=${POSTFACH_SECRETS:-/run/secrets}
 BROKER_LOGIN=${POSTFACH_BROKER_LOGIN:-postfach_broker_1}
 READER_LOGIN=${POSTFACH_READER_LOGIN:-postfach_reader_1}
 ADMIN_LOGIN=${POSTFACH_ADMIN_LOGIN:-postfach_admin_1}
+AUDIT_LOGIN=${POSTFACH_AUDIT_LOGIN:-postfach_audit_1}
 OWNER=${POSTFACH_USER:-postfach}
 TRIES=${POSTFACH_INIT_TRIES:-30}
 
@@ -48,6 +50,7 @@ postfach-ctl --keys "$KEYS" keys init --no-dev-idp
 postfach-ctl role login "$BROKER_LOGIN" broker --password-file "$SECRETS/broker_db_password"
 postfach-ctl role login "$READER_LOGIN" reader --password-file "$SECRETS/reader_db_password"
 postfach-ctl role login "$ADMIN_LOGIN" admin --password-file "$SECRETS/admin_db_password"
+postfach-ctl role login "$AUDIT_LOGIN" auditor --password-file "$SECRETS/audit_db_password"
 
 # hand_over DIR FILE...: each FILE of $KEYS into DIR, replaced by one rename
 # (a daemon reading it sees the old file or the new one, never a part)
