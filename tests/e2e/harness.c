@@ -737,6 +737,36 @@ int pf_env_sql_rows(pf_env_t *env, const char *sql,
     return n;
 }
 
+int pf_env_make_login(pf_env_t *env, const char *prefix, const char *kind, char login[48],
+                      char conn[512])
+{
+    char pw[600];
+    snprintf(pw, sizeof(pw), "%s/db_password", pf_env_dir(env));
+    FILE *fp = fopen(pw, "w");
+    if (fp == NULL || fputs("pf-test-password\n", fp) < 0 || fclose(fp) != 0) {
+        fprintf(stderr, "harness: cannot write %s\n", pw);
+        return -1;
+    }
+    snprintf(login, 48, "%s_%s_%ld", prefix, kind, (long)getpid());
+    char *out = NULL;
+    int rc = pf_env_ctl(env, &out, "role", "login", login, kind, "--password-file", pw, NULL);
+    free(out);
+    if (rc != 0) {
+        fprintf(stderr, "harness: postfach-ctl role login %s %s failed\n", login, kind);
+        return -1;
+    }
+    /* the conninfo's user=postgres is overridden by the later user= */
+    snprintf(conn, 512, "%s user=%s", pf_env_conninfo(env), login);
+    return 0;
+}
+
+void pf_env_drop_login(pf_env_t *env, const char *login)
+{
+    char sql[128], state[6];
+    snprintf(sql, sizeof(sql), "DROP ROLE IF EXISTS %s", login);
+    (void)pf_env_sql_state(env, sql, state);
+}
+
 int pf_env_sql_state(pf_env_t *env, const char *sql, char state[6])
 {
     PGresult *r = s_db_exec(env, sql);

@@ -130,6 +130,17 @@ int pf_env_sql_rows(pf_env_t *env, const char *sql,
  * on success, -1 otherwise.  For probes of what a role may not do:
  * "BEGIN; SET ROLE r; <probe>; ROLLBACK". */
 int pf_env_sql_state(pf_env_t *env, const char *sql, char state[6]);
+/* A database login of the group kind ("broker", "reader", "admin",
+ * "auditor"), made by `postfach-ctl role login` as the compose init makes
+ * them, named "<prefix>_<kind>_<pid>" (logins are global to the cluster:
+ * one set per test process; the test cluster trusts local connections, so
+ * the password file's content is not checked).  Fills login (48 bytes) and
+ * conn (512 bytes: the env's connection string under that login).  Returns
+ * 0, or -1 with the reason on stderr.  pf_env_drop_login drops one once
+ * its sessions are gone (it owns nothing). */
+int pf_env_make_login(pf_env_t *env, const char *prefix, const char *kind, char login[48],
+                      char conn[512]);
+void pf_env_drop_login(pf_env_t *env, const char *login);
 /* A database session of its own beside the env's connection, e.g. to hold
  * a row lock or a transaction open while a program runs and the env's
  * connection keeps checking.  exec runs sql (one or several statements) and

@@ -47,36 +47,17 @@ static int setup(void **state)
     if (f->env == NULL)
         return -1;
     static const char *const kinds[2] = {"admin", "auditor"};
-    char pw[600];
-    snprintf(pw, sizeof(pw), "%s/db_password", pf_env_dir(f->env));
-    FILE *fp = fopen(pw, "w");
-    if (fp == NULL || fputs("pf-test-password\n", fp) < 0 || fclose(fp) != 0)
-        return -1;
-    for (int i = 0; i < 2; i++) {
-        /* logins are global to the cluster: one set per test process */
-        snprintf(f->login[i], sizeof(f->login[i]), "pf_a_%s_%ld", kinds[i], (long)getpid());
-        char *out = NULL;
-        int rc = pf_env_ctl(f->env, &out, "role", "login", f->login[i], kinds[i], "--password-file",
-                            pw, NULL);
-        free(out);
-        if (rc != 0)
+    for (int i = 0; i < 2; i++)
+        if (pf_env_make_login(f->env, "pf_a", kinds[i], f->login[i], f->conn[i]) != 0)
             return -1;
-        /* through a copy: gcc sees login and conn in one struct */
-        char conn[sizeof(f->conn[i])];
-        snprintf(conn, sizeof(conn), "%s user=%s", pf_env_conninfo(f->env), f->login[i]);
-        memcpy(f->conn[i], conn, sizeof(conn));
-    }
     return 0;
 }
 
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    for (int i = 0; i < 2; i++) {
-        char sql[128], sqlstate[6];
-        snprintf(sql, sizeof(sql), "DROP ROLE IF EXISTS %s", f->login[i]);
-        (void)pf_env_sql_state(f->env, sql, sqlstate);
-    }
+    for (int i = 0; i < 2; i++)
+        pf_env_drop_login(f->env, f->login[i]);
     return pf_fixture_end(f->env, NULL, f);
 }
 

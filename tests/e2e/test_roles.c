@@ -53,28 +53,10 @@ static int setup(void **state)
     f->env = pf_env_new("roles", s_citizens);
     if (f->env == NULL)
         return -1;
-    /* logins are global to the cluster: one set per test process */
     static const char *const kinds[3] = {"broker", "reader", "admin"};
-    char pw[600];
-    snprintf(pw, sizeof(pw), "%s/db_password", pf_env_dir(f->env));
-    FILE *fp = fopen(pw, "w");
-    if (fp == NULL || fputs("pf-test-password\n", fp) < 0 || fclose(fp) != 0)
-        return -1;
-    for (int i = 0; i < 3; i++) {
-        snprintf(f->login[i], sizeof(f->login[i]), "pf_t_%s_%ld", kinds[i], (long)getpid());
-        /* as the compose init makes them (the test cluster trusts local
-         * connections: the password is not checked) */
-        char *out = NULL;
-        int rc = pf_env_ctl(f->env, &out, "role", "login", f->login[i], kinds[i], "--password-file",
-                            pw, NULL);
-        free(out);
-        if (rc != 0)
+    for (int i = 0; i < 3; i++)
+        if (pf_env_make_login(f->env, "pf_t", kinds[i], f->login[i], f->conn[i]) != 0)
             return -1;
-        /* the conninfo's user=postgres is overridden by the later user= */
-        char conn[sizeof(f->conn[i])];
-        snprintf(conn, sizeof(conn), "%s user=%s", pf_env_conninfo(f->env), f->login[i]);
-        memcpy(f->conn[i], conn, sizeof(conn));
-    }
     return 0;
 }
 
@@ -84,11 +66,8 @@ static int teardown(void **state)
     pf_env_stop_broker(f->env, 15);
     pf_env_stop_reader(f->env, 15);
     /* the logins own nothing; drop them once their sessions are gone */
-    for (int i = 0; i < 3; i++) {
-        char sql[128], sqlstate[6];
-        snprintf(sql, sizeof(sql), "DROP ROLE IF EXISTS %s", f->login[i]);
-        (void)pf_env_sql_state(f->env, sql, sqlstate);
-    }
+    for (int i = 0; i < 3; i++)
+        pf_env_drop_login(f->env, f->login[i]);
     return pf_fixture_end(f->env, NULL, f);
 }
 
