@@ -11,50 +11,12 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT" || exit 1
 BIN=$ROOT/$BUILD/bin
 
-fail() {
-    echo "FAIL: $*"
-    echo "0 passed, 1 failed"
-    exit 1
-}
-
-for c in node chromium chromedriver psql; do
-    command -v "$c" >/dev/null || fail "$c is not installed (scripts/deps.sh test installs it)"
-done
+. tests/scriptlib.sh
+pf_need node chromium chromedriver psql
 for p in postfach-ctl postfach-broker postfach-reader postfach-send; do
     [ -x "$BIN/$p" ] || fail "no $BIN/$p (not built?)"
 done
-: "${PF_TEST_PGHOST:?PF_TEST_PGHOST is not set (run through scripts/test.sh)}"
-: "${PF_TEST_PGPORT:?PF_TEST_PGPORT is not set}"
-
-mkdir -p "$ROOT/var"
-W=$(mktemp -d "$ROOT/var/browser-XXXXXX")
-DB=pf_browser_$$
-PSQL=(psql -X -q -h "$PF_TEST_PGHOST" -p "$PF_TEST_PGPORT" -U postgres)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-    "${PSQL[@]}" -d postgres -c "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1
-    rm -rf "$W"
-}
-trap cleanup EXIT
-
-free_port() {
-    node -e 'const s=require("net").createServer();
-s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close();});'
-}
-
-# wait_for FILE PATTERN SECONDS: until a log line matches
-wait_for() {
-    local i
-    for ((i = 0; i < $3 * 10; i++)); do
-        grep -q "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
-
-"${PSQL[@]}" -d postgres -c "CREATE DATABASE $DB" >/dev/null || fail "cannot create $DB"
+pf_scratch browser
 export POSTFACH_DB="host=$PF_TEST_PGHOST port=$PF_TEST_PGPORT dbname=$DB user=postgres"
 export POSTFACH_KEYS=$W/keys
 {
@@ -65,24 +27,24 @@ export POSTFACH_KEYS=$W/keys
         "$BIN/postfach-ctl" citizen add citizen-b
 } >"$W/setup.log" 2>&1 || { cat "$W/setup.log"; fail "setup with postfach-ctl"; }
 
-BROKER_PORT=$(free_port)
-READER_PORT=$(free_port)
-DRIVER_PORT=$(free_port)
+BROKER_PORT=$(pf_free_port)
+READER_PORT=$(pf_free_port)
+DRIVER_PORT=$(pf_free_port)
 "$BIN/postfach-broker" --set "db=$POSTFACH_DB" --set "bind=tcp://127.0.0.1:$BROKER_PORT" \
     --set "curve_secret_file=$W/keys/broker.curve" \
     --set "receipt_key_file=$W/keys/receipt.jwk" >"$W/broker.log" 2>&1 &
-pids+=($!)
+PIDS+=($!)
 "$BIN/postfach-reader" --set "db=$POSTFACH_DB" --set "listen_address=127.0.0.1" \
     --set "listen_port=$READER_PORT" --set "kek_file=$W/keys/kek" \
     --set "receipt_key_file=$W/keys/receipt.jwk" --set "idp_jwks_file=$W/keys/idp.jwks" \
     --set "idp_issuer=https://idp.postfach.local" --set "idp_audience=postfach-reader" \
     --set idp_development=on >"$W/reader.log" 2>&1 &
-pids+=($!)
+PIDS+=($!)
 chromedriver --port="$DRIVER_PORT" >"$W/driver.log" 2>&1 &
-pids+=($!)
-wait_for "$W/broker.log" 'event=ready' 20 || { cat "$W/broker.log"; fail "broker not ready"; }
-wait_for "$W/reader.log" 'event=ready' 20 || { cat "$W/reader.log"; fail "reader not ready"; }
-wait_for "$W/driver.log" 'started successfully' 20 || { cat "$W/driver.log"; fail "chromedriver"; }
+PIDS+=($!)
+pf_wait_for "$W/broker.log" 'event=ready' 20 || { cat "$W/broker.log"; fail "broker not ready"; }
+pf_wait_for "$W/reader.log" 'event=ready' 20 || { cat "$W/reader.log"; fail "reader not ready"; }
+pf_wait_for "$W/driver.log" 'started successfully' 20 || { cat "$W/driver.log"; fail "chromedriver"; }
 
 SEND=("$BIN/postfach-send" --broker "tcp://127.0.0.1:$BROKER_PORT"
     --broker-key "$W/keys/broker.curve.pub" --key "$W/keys/senders/bauamt.curve")
@@ -121,21 +83,14 @@ node -e 'fetch(process.argv[1]).then(r=>r.text()).then(t=>process.stdout.write(t
     "http://127.0.0.1:$READER_PORT/.well-known/jwks.json" >"$W/receipt.jwks" 2>>"$W/receipts.log"
 if "${SEND[@]}" --receipts-only --receipt-jwks "$W/receipt.jwks" --wait-seconds 10 \
     >>"$W/receipts.log" 2>&1 && grep -q "^receipt read $ID1 " "$W/receipts.log"; then
-    echo "ok: the retrieval in the browser sends the agency its read receipt"
-    passed=$((passed + 1))
+    ok "the retrieval in the browser sends the agency its read receipt"
 else
-    echo "FAIL: no read receipt for $ID1 reached the agency:"
-    cat "$W/receipts.log"
-    failed=$((failed + 1))
+    bad "no read receipt for $ID1 reached the agency: $(cat "$W/receipts.log")"
 fi
 # stop the services, so that their exit (and LeakSanitizer's report) is in the logs
-for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
-for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-pids=()
+pf_stop_all
 if grep -aqE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$W"/*.log; then
-    echo "FAIL: sanitizer report in the services' logs"
+    bad "sanitizer report in the services' logs"
     grep -a -A20 -E 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$W"/*.log | head -40
-    failed=$((failed + 1))
 fi
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+pf_end

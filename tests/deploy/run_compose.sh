@@ -13,34 +13,18 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT" || exit 1
 BIN=$ROOT/$BUILD/bin
 
-passed=0
-failed=0
-ok() { echo "ok: $*"; passed=$((passed + 1)); }
-bad() { echo "FAIL: $*"; failed=$((failed + 1)); }
-fail() {
-    echo "FAIL: $*"
-    echo "$passed passed, $((failed + 1)) failed"
-    exit 1
-}
-for c in docker-compose psql; do
-    command -v "$c" >/dev/null || fail "$c is not installed (scripts/deps.sh test installs it)"
-done
-: "${PF_TEST_PGHOST:?PF_TEST_PGHOST is not set (run through scripts/test.sh)}"
-: "${PF_TEST_PGPORT:?PF_TEST_PGPORT is not set}"
-
-mkdir -p "$ROOT/var"
-W=$(mktemp -d "$ROOT/var/compose-XXXXXX")
-DB=pf_compose_$$
-PSQL=(psql -X -q -h "$PF_TEST_PGHOST" -p "$PF_TEST_PGPORT" -U postgres)
+. tests/scriptlib.sh
+pf_need docker-compose psql
+pf_scratch compose
 LOGINS="postfach_broker_1 postfach_reader_1 postfach_admin_1 postfach_audit_1"
-cleanup() {
+# the init's logins are global to the cluster
+pf_extra_cleanup() {
+    local l
     "${PSQL[@]}" -d postgres -c "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1
     for l in $LOGINS; do
         "${PSQL[@]}" -d postgres -c "DROP ROLE IF EXISTS $l" >/dev/null 2>&1
     done
-    rm -rf "$W"
 }
-trap cleanup EXIT
 
 # --- docker-compose.yml ---------------------------------------------------
 
@@ -74,7 +58,6 @@ fi
 
 # --- the init, twice ------------------------------------------------------
 
-"${PSQL[@]}" -d postgres -c "CREATE DATABASE $DB" >/dev/null || fail "cannot create $DB"
 mkdir -p "$W/secrets"
 for s in db_password broker_db_password reader_db_password admin_db_password audit_db_password; do
     head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$W/secrets/$s"
@@ -141,5 +124,4 @@ elif grep -q 'is empty' "$W/entry.log"; then
 else
     bad "docker-entry: $(cat "$W/entry.log")"
 fi
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+pf_end

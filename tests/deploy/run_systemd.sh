@@ -18,35 +18,10 @@ MODE=$(basename "$BUILD")
 # not exceed, in tenths: 1.5, where systemd calls 1.0 to 1.9 "OK"
 THRESHOLD=15
 
-passed=0
-failed=0
-ok() { echo "ok: $*"; passed=$((passed + 1)); }
-bad() { echo "FAIL: $1"; failed=$((failed + 1)); }
-fail() {
-    echo "FAIL: $*"
-    echo "$passed passed, $((failed + 1)) failed"
-    exit 1
-}
-
-for c in systemd-analyze strace node psql; do
-    command -v "$c" >/dev/null || fail "$c is not installed (scripts/deps.sh test installs it)"
-done
-: "${PF_TEST_PGHOST:?PF_TEST_PGHOST is not set (run through scripts/test.sh)}"
-: "${PF_TEST_PGPORT:?PF_TEST_PGPORT is not set}"
-
-mkdir -p "$ROOT/var"
-W=$(mktemp -d "$ROOT/var/deploy-XXXXXX")
+. tests/scriptlib.sh
+pf_need systemd-analyze strace node psql
+pf_scratch deploy
 DEST=$W/root
-DB=pf_deploy_$$
-PSQL=(psql -X -q -h "$PF_TEST_PGHOST" -p "$PF_TEST_PGPORT" -U postgres)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do pkill -TERM -P "$p" 2>/dev/null; kill -TERM "$p" 2>/dev/null; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-    "${PSQL[@]}" -d postgres -c "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1
-    rm -rf "$W"
-}
-trap cleanup EXIT
 
 # --- what `make install` puts where ---------------------------------------
 
@@ -188,7 +163,6 @@ traced_paths() {
         "$1" | sed -E 's/^[a-z0-9]+\((AT_FDCWD, )?"//; s/"$//' | sort -u
 }
 
-"${PSQL[@]}" -d postgres -c "CREATE DATABASE $DB" >/dev/null || fail "cannot create $DB"
 export POSTFACH_DB="host=$PF_TEST_PGHOST port=$PF_TEST_PGPORT dbname=$DB user=postgres"
 export POSTFACH_KEYS=$W/keys
 {
@@ -198,20 +172,8 @@ export POSTFACH_KEYS=$W/keys
         "$BIN/postfach-ctl" citizen add citizen-a
 } >"$W/setup.log" 2>&1 || { cat "$W/setup.log"; fail "setup with the installed postfach-ctl"; }
 
-free_port() {
-    node -e 'const s=require("net").createServer();
-s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close();});'
-}
-wait_for() {
-    local i
-    for ((i = 0; i < $3 * 10; i++)); do
-        grep -q "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
-BROKER_PORT=$(free_port)
-READER_PORT=$(free_port)
+BROKER_PORT=$(pf_free_port)
+READER_PORT=$(pf_free_port)
 # the installed settings files, with what the test's machine differs in,
 # and the unit's environment: libpq's password file is the credential
 : >"$W/pgpass"
@@ -221,16 +183,16 @@ strace -f -qq -C -o "$W/broker.strace" "$BIN/postfach-broker" \
     --config "$DEST/etc/postfach/broker.conf" --set "db=$POSTFACH_DB" \
     --set "bind=tcp://127.0.0.1:$BROKER_PORT" --set "curve_secret_file=$W/keys/broker.curve" \
     --set "receipt_key_file=$W/keys/receipt.jwk" >"$W/broker.log" 2>&1 &
-pids+=($!)
+PIDS+=($!)
 strace -f -qq -C -o "$W/reader.strace" "$BIN/postfach-reader" \
     --config "$DEST/etc/postfach/reader.conf" --set "db=$POSTFACH_DB" \
     --set "listen_port=$READER_PORT" --set "kek_file=$W/keys/kek" \
     --set "receipt_key_file=$W/keys/receipt.jwk" --set "idp_jwks_file=$W/keys/idp.jwks" \
     --set "idp_issuer=https://idp.postfach.local" --set "idp_audience=postfach-reader" \
     --set idp_development=on >"$W/reader.log" 2>&1 &
-pids+=($!)
-wait_for "$W/broker.log" 'event=ready' 30 || { cat "$W/broker.log"; fail "broker not ready"; }
-wait_for "$W/reader.log" 'event=ready' 30 || { cat "$W/reader.log"; fail "reader not ready"; }
+PIDS+=($!)
+pf_wait_for "$W/broker.log" 'event=ready' 30 || { cat "$W/broker.log"; fail "broker not ready"; }
+pf_wait_for "$W/reader.log" 'event=ready' 30 || { cat "$W/reader.log"; fail "reader not ready"; }
 
 SEND=("$BIN/postfach-send" --broker "tcp://127.0.0.1:$BROKER_PORT"
     --broker-key "$W/keys/broker.curve.pub" --key "$W/keys/senders/finanzamt.curve")
@@ -286,9 +248,7 @@ cat "$W/audit-1.strace" "$W/audit-2.strace" >"$W/audit.strace"
 
 # SIGTERM to the daemons, as systemd stops them (strace passes on no
 # signal of its own); strace writes its summary when they have exited
-for p in "${pids[@]}"; do pkill -TERM -P "$p" 2>/dev/null; done
-for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-pids=()
+pf_stop_all
 
 for u in broker reader audit; do
     unit=$UNITS/postfach-$u.service
@@ -326,5 +286,4 @@ if grep -aqE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$W"/*.log
     bad "sanitizer report in the daemons' logs"
     grep -a -A20 -E 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$W"/*.log | head -40
 fi
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+pf_end
