@@ -126,7 +126,9 @@ void pf_cleaned_add(pf_cleaned_t *c, const char *name);
 bool pf_reader_clean_text(char **text, bool multiline, const char *name, pf_cleaned_t *c);
 /* Every text of an opened copy the reader shows: the row's sender, the
  * notice's title, subject, body (the one multi-line text), reference,
- * sent_at and attachment names.  Media types have their own reduction
+ * sent_at and attachment names; an attachment name also loses what would
+ * make it a path ('/' and '\\' become '_'; "", "." and ".." become "_"),
+ * as the broker refuses such names.  Media types have their own reduction
  * (pf_reader_media_type). */
 void pf_reader_clean_notice(pf_mailbox_message_t *m, pf_notice_t *n, pf_cleaned_t *c);
 /* The texts of a listing row: sender, title, reference (named

@@ -15,6 +15,7 @@
 #include "reader/reader_private.h"
 
 #include "proto/wire.h"
+#include "util/xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +53,35 @@ bool pf_reader_clean_text(char **text, bool multiline, const char *name, pf_clea
     return true;
 }
 
+/* The broker's rules for a file name beyond those of text: no path.  A
+ * citizen's own client may save an attachment under its name, so a
+ * planted "../../.bashrc" must not reach it as a path: '/' and '\\' become
+ * '_', and a name that is empty, "." or ".." becomes "_".  Returns true
+ * when it changed *name (in place; it only gets shorter or stays). */
+static bool s_file_name(char **name)
+{
+    if (*name == NULL)
+        return false;
+    char *s = *name;
+    bool changed = false;
+    if (s[0] == '\0') {
+        free(s);
+        *name = xstrdup("_");
+        return true;
+    }
+    if (strcmp(s, ".") == 0 || strcmp(s, "..") == 0) {
+        s[0] = '_';
+        s[1] = '\0';
+        return true;
+    }
+    for (char *p = s; *p != '\0'; p++)
+        if (*p == '/' || *p == '\\') {
+            *p = '_';
+            changed = true;
+        }
+    return changed;
+}
+
 void pf_reader_clean_notice(pf_mailbox_message_t *m, pf_notice_t *n, pf_cleaned_t *c)
 {
     /* the row's sender is shown as the notice's sender; the notice's own
@@ -63,7 +93,8 @@ void pf_reader_clean_notice(pf_mailbox_message_t *m, pf_notice_t *n, pf_cleaned_
     pf_reader_clean_text(&n->reference, false, "reference", c);
     pf_reader_clean_text(&n->sent_at, false, "sent_at", c);
     for (size_t i = 0; i < n->attachment_count; i++) {
-        if (pf_reader_clean_text(&n->attachments[i].name, false, NULL, c)) {
+        bool path = s_file_name(&n->attachments[i].name);
+        if (pf_reader_clean_text(&n->attachments[i].name, false, NULL, c) || path) {
             char name[48];
             snprintf(name, sizeof(name), "attachments[%zu].name", i);
             pf_cleaned_add(c, name);

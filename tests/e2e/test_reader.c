@@ -691,18 +691,24 @@ static void test_unsafe_texts_replaced(void **state)
     json_decref(o);
 
     /* planted: what the broker would have refused */
-    pf_attachment_t patt = {.name = "rechnung" RLO "fdp.exe",
-                            .media_type = "application/pdf",
-                            .data = (unsigned char *)"hi",
-                            .size = 2};
+    /* the second attachment's name is a path a citizen's own client might
+     * write to */
+    pf_attachment_t patt[2] = {{.name = "rechnung" RLO "fdp.exe",
+                                .media_type = "application/pdf",
+                                .data = (unsigned char *)"hi",
+                                .size = 2},
+                               {.name = "..\\..\\Autostart/run.pdf",
+                                .media_type = "application/pdf",
+                                .data = (unsigned char *)"ho",
+                                .size = 2}};
     pf_notice_t bad = {.title = "Rechnung" RLO "fdp.exe",
                        .subject = "Ihre Rechnung " RLO "fdp.exe",
                        .body = "Guten Tag\x07\r\n\x1b[31mrot\x1b[0m\xc2\x9b",
                        .reference = "AZ 7/11",
                        .sender = "tax-office",
                        .sent_at = "2026-01-05T08:00:00Z",
-                       .attachments = &patt,
-                       .attachment_count = 1};
+                       .attachments = patt,
+                       .attachment_count = 2};
     const char *bad_id = "01900000-0000-7000-8000-00000000beef";
     char *compact = s_plant(fx, bad_id, &bad, "Rechnung" RLO "fdp.exe");
 
@@ -731,6 +737,8 @@ static void test_unsafe_texts_replaced(void **state)
     assert_non_null(json_object_get(o, "read_at"));
     json_t *a0 = json_array_get(json_object_get(o, "attachments"), 0);
     assert_string_equal(s_str_of(a0, "name"), "rechnung" FFFD "fdp.exe");
+    assert_string_equal(s_str_of(json_array_get(json_object_get(o, "attachments"), 1), "name"),
+                        ".._.._Autostart_run.pdf");
     assert_string_equal(s_str_of(a0, "media_type"), "application/pdf");
     assert_int_equal(json_integer_value(json_object_get(a0, "size")), 2);
     json_decref(o);
@@ -742,6 +750,15 @@ static void test_unsafe_texts_replaced(void **state)
     assert_non_null(strstr(raw, "filename*=UTF-8''rechnung%EF%BF%BDfdp.exe\r\n"));
     assert_null(strstr(raw, "%E2%80%AE"));
     assert_non_null(strstr(raw, "\r\n\r\nhi"));
+    free(raw);
+    /* and the second's: no path left in either form of the name */
+    snprintf(path, sizeof(path), "/v1/messages/%s/attachments/1", bad_id);
+    raw = s_raw_get(fx, path, tok);
+    assert_non_null(strstr(raw, "HTTP/1.1 200 "));
+    assert_non_null(strstr(raw, "filename*=UTF-8''.._.._Autostart_run.pdf\r\n"));
+    assert_null(strstr(raw, "%2F"));
+    assert_null(strstr(raw, "%5C"));
+    assert_non_null(strstr(raw, "\r\n\r\nho"));
     free(raw);
 
     /* the listing: the row's clear title likewise; the other row as sent */
@@ -765,7 +782,7 @@ static void test_unsafe_texts_replaced(void **state)
     pf_http_response_clear(&r);
 
     /* one line per request that replaced something: the opening and the
-     * download name the notice's fields, the listing the row's; the good
+     * downloads name the notice's fields, the listing the row's; the good
      * notice has none (all three name the planted one), and no line quotes
      * a text */
     char logp[1024];
@@ -774,18 +791,18 @@ static void test_unsafe_texts_replaced(void **state)
     assert_non_null(log);
     char want[256];
     snprintf(want, sizeof(want),
-             "event=unsafe_text message=%s route=/v1/messages/{id} replaced=4 "
-             "fields=title,subject,body,attachments[0].name",
+             "event=unsafe_text message=%s route=/v1/messages/{id} replaced=5 "
+             "fields=title,subject,body,attachments[0].name,attachments[1].name",
              bad_id);
     assert_int_equal(s_count(log, want), 1);
     snprintf(want, sizeof(want),
-             "event=unsafe_text message=%s route=/v1/messages/{id}/attachments/{n} replaced=4 ",
+             "event=unsafe_text message=%s route=/v1/messages/{id}/attachments/{n} replaced=5 ",
              bad_id);
-    assert_int_equal(s_count(log, want), 1);
+    assert_int_equal(s_count(log, want), 2); /* the two downloads */
     snprintf(want, sizeof(want), "event=unsafe_text route=/v1/messages replaced=1 fields=%s.title",
              bad_id);
     assert_int_equal(s_count(log, want), 1);
-    assert_int_equal(s_count(log, "event=unsafe_text"), 3);
+    assert_int_equal(s_count(log, "event=unsafe_text"), 4);
     assert_null(strstr(log, "fdp.exe"));
     assert_null(strstr(log, "Guten Tag"));
     free(log);
