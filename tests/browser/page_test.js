@@ -28,21 +28,7 @@ const ATTACHMENT = fs.readFileSync(env('ATTACHMENT'));
 const ELEMENT = 'element-6066-11e4-a52e-4f735466cecf';
 const ENTER = '\uE007';
 
-let passed = 0;
-let failed = 0;
-async function tcase(name, fn) {
-    try {
-        await fn();
-        console.log('ok: ' + name);
-        passed++;
-    } catch (e) {
-        console.log('FAIL: ' + name + ': ' + (e && e.stack ? e.stack : e));
-        failed++;
-    }
-}
-function assert(cond, msg) {
-    if (!cond) throw new Error(msg || 'assertion failed');
-}
+const { tcase, assert, run } = require('../cases.js');
 
 // --- WebDriver ----------------------------------------------------------
 
@@ -231,12 +217,4 @@ async function main() {
     }
 }
 
-main()
-    .catch((e) => {
-        console.log('FAIL: WebDriver: ' + (e && e.stack ? e.stack : e));
-        failed++;
-    })
-    .finally(() => {
-        console.log(passed + ' passed, ' + failed + ' failed');
-        process.exit(failed ? 1 : 0);
-    });
+run('WebDriver', main);

@@ -19,22 +19,7 @@ if (!TOOL || !DIR) {
     process.exit(2);
 }
 
-let passed = 0;
-let failed = 0;
-async function tcase(name, fn) {
-    try {
-        await fn();
-        console.log('ok: ' + name);
-        passed++;
-    } catch (e) {
-        console.log('FAIL: ' + name + ': ' + (e && e.stack ? e.stack : e));
-        failed++;
-    }
-}
-
-function assert(cond, msg) {
-    if (!cond) throw new Error(msg || 'assertion failed');
-}
+const { tcase, assert, run } = require('../cases.js');
 
 let nfile = 0;
 function file(content) {
@@ -57,7 +42,7 @@ function tool(args, refuse) {
 }
 const text = (b) => b.toString().trim();
 
-(async () => {
+run('interop driver', async () => {
     const enc = new TextEncoder();
     const NOW = Math.floor(Date.now() / 1000);
 
@@ -251,11 +236,4 @@ const text = (b) => b.toString().trim();
             assert(err === 'verify-token: ' + want, err);
         });
     }
-
-    console.log(`${passed} passed, ${failed} failed`);
-    process.exit(failed === 0 ? 0 : 1);
-})().catch((e) => {
-    console.log('FAIL: interop driver: ' + (e && e.stack ? e.stack : e));
-    console.log(`${passed} passed, ${failed + 1} failed`);
-    process.exit(1);
 });
