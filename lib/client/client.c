@@ -64,6 +64,7 @@ struct pf_client {
     void *zctx;
     void *sock;
     void *mon;
+    int mon_fd; /* the monitor's ZMQ_FD, polled as a plain descriptor */
     unsigned mon_seq;
     char *endpoint;
     pf_curve_keys_t keys;
@@ -151,6 +152,8 @@ static void s_send_simple(pf_client_t *c, pf_wire_cmd_t cmd)
     pf_wire_out_clear(&out);
 }
 
+static void s_monitor_events(pf_client_t *c);
+
 static void s_disconnect(pf_client_t *c)
 {
     /* Monitoring stops before the monitor's socket closes: libzmq's I/O
@@ -202,12 +205,19 @@ static int s_connect(pf_client_t *c, const char **error_r)
                            ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
                                ZMQ_EVENT_DISCONNECTED) == 0) {
         c->mon = zmq_socket(c->zctx, ZMQ_PAIR);
-        if (c->mon && zmq_connect(c->mon, mon_ep) != 0) {
+        size_t fdlen = sizeof(c->mon_fd);
+        if (c->mon && (zmq_connect(c->mon, mon_ep) != 0 ||
+                       zmq_getsockopt(c->mon, ZMQ_FD, &c->mon_fd, &fdlen) != 0)) {
             zmq_close(c->mon);
             c->mon = NULL;
         }
         if (c->mon == NULL) /* no reader: the first event would block libzmq */
             zmq_socket_monitor(c->sock, NULL, 0);
+        else
+            /* a new pipe signals its reader's descriptor only after a
+             * read has found it empty: without this first read the
+             * descriptor would stay silent and s_wait miss every event */
+            s_monitor_events(c);
     }
     if (zmq_connect(c->sock, c->endpoint) != 0) {
         s_disconnect(c);
@@ -228,31 +238,41 @@ static void s_reconnect(pf_client_t *c)
         s_log(c, 3, "event=reconnect_failed error=\"%s\"", pf_log_escape(err, esc, sizeof(esc)));
 }
 
-/* Reads one monitor event and reacts to it. */
-static void s_monitor_event(pf_client_t *c)
+/* Reads every waiting monitor event and reacts to each.  Reading until
+ * nothing is left also makes libzmq take the signal off the monitor's
+ * ZMQ_FD, which s_wait polls: the descriptor then signals again only
+ * for an event that comes later, so none can sit unread. */
+static void s_monitor_events(pf_client_t *c)
 {
-    zmq_msg_t m;
-    zmq_msg_init(&m);
-    uint16_t event = 0;
-    if (zmq_msg_recv(&m, c->mon, ZMQ_DONTWAIT) >= 0 && zmq_msg_size(&m) >= 6)
-        memcpy(&event, zmq_msg_data(&m), sizeof(event));
-    bool more = zmq_msg_more(&m);
-    zmq_msg_close(&m);
-    while (more) { /* the endpoint frame */
+    for (;;) {
+        zmq_msg_t m;
         zmq_msg_init(&m);
-        if (zmq_msg_recv(&m, c->mon, ZMQ_DONTWAIT) < 0)
-            more = false;
-        else
-            more = zmq_msg_more(&m);
+        if (zmq_msg_recv(&m, c->mon, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&m);
+            return;
+        }
+        uint16_t event = 0;
+        if (zmq_msg_size(&m) >= 6)
+            memcpy(&event, zmq_msg_data(&m), sizeof(event));
+        bool more = zmq_msg_more(&m);
         zmq_msg_close(&m);
-    }
-    if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
-        s_log(c, 0, "event=connected endpoint=%s", c->endpoint);
-        s_send_simple(c, PF_WIRE_HELLO);
-    } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
-        s_log(c, 3, "event=refused endpoint=%s error=\"the broker refused our key\"", c->endpoint);
-    } else if (event == ZMQ_EVENT_DISCONNECTED) {
-        s_log(c, 1, "event=disconnected endpoint=%s", c->endpoint);
+        while (more) { /* the endpoint frame */
+            zmq_msg_init(&m);
+            if (zmq_msg_recv(&m, c->mon, ZMQ_DONTWAIT) < 0)
+                more = false;
+            else
+                more = zmq_msg_more(&m);
+            zmq_msg_close(&m);
+        }
+        if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+            s_log(c, 0, "event=connected endpoint=%s", c->endpoint);
+            s_send_simple(c, PF_WIRE_HELLO);
+        } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+            s_log(c, 3, "event=refused endpoint=%s error=\"the broker refused our key\"",
+                  c->endpoint);
+        } else if (event == ZMQ_EVENT_DISCONNECTED) {
+            s_log(c, 1, "event=disconnected endpoint=%s", c->endpoint);
+        }
     }
 }
 
@@ -411,13 +431,20 @@ static int s_wait(pf_client_t *c, int64_t deadline)
         int64_t left = deadline < 0 ? -1 : deadline - s_now_ms();
         if (deadline >= 0 && left < 0)
             left = 0;
+        /* The monitor is polled by its descriptor, not as a socket:
+         * zmq_poll asks every socket in the set for its state before and
+         * after it waits, two system calls each time (libzmq's command
+         * poll and its fork check), and a client in an open loop waits
+         * several times per notice.  A readable descriptor means only
+         * that libzmq has something to do; s_monitor_events reads what
+         * there is. */
         zmq_pollitem_t items[2] = {{.socket = c->sock, .events = ZMQ_POLLIN},
-                                   {.socket = c->mon, .events = ZMQ_POLLIN}};
+                                   {.fd = c->mon ? c->mon_fd : -1, .events = ZMQ_POLLIN}};
         int rc = zmq_poll(items, c->mon ? 2 : 1, (long)left);
         if (rc < 0)
             return errno == EINTR ? 0 : -1;
         if (c->mon && (items[1].revents & ZMQ_POLLIN)) {
-            s_monitor_event(c);
+            s_monitor_events(c);
             continue;
         }
         if (items[0].revents & ZMQ_POLLIN)
