@@ -31,6 +31,8 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,7 +66,13 @@ struct pf_client {
     void *zctx;
     void *sock;
     void *mon;
-    int mon_fd; /* the monitor's ZMQ_FD, polled as a plain descriptor */
+    /* Both sockets are waited for by their ZMQ_FD descriptors (see
+     * s_wait).  unsignaled says that a message may be waiting on sock
+     * without its descriptor saying so: after a send (libzmq may have
+     * taken the signal while sending), after a message was read, and on
+     * a new socket; a read that finds nothing clears it. */
+    int sock_fd, mon_fd;
+    bool unsignaled;
     unsigned mon_seq;
     char *endpoint;
     pf_curve_keys_t keys;
@@ -134,6 +142,7 @@ static int64_t s_now_ms(void)
 
 static int s_send_out(pf_client_t *c, pf_wire_out_t *out)
 {
+    c->unsignaled = true;
     for (size_t i = 0; i < out->count; i++) {
         int flags = i + 1 < out->count ? ZMQ_SNDMORE : 0;
         if (zmq_send(c->sock, out->frames[i].data, out->frames[i].size, flags) < 0)
@@ -199,13 +208,20 @@ static int s_connect(pf_client_t *c, const char **error_r)
         s_disconnect(c);
         return s_fail(c, error_r, -1, "cannot configure socket: %s", zmq_strerror(errno));
     }
+    size_t fdlen = sizeof(c->sock_fd);
+    if (zmq_getsockopt(c->sock, ZMQ_FD, &c->sock_fd, &fdlen) != 0) {
+        s_disconnect(c);
+        return s_fail(c, error_r, -1, "cannot get the socket's descriptor: %s",
+                      zmq_strerror(errno));
+    }
+    c->unsignaled = true; /* a new pipe signals only after a read found it empty */
     char mon_ep[64];
     snprintf(mon_ep, sizeof(mon_ep), "inproc://pf-client-monitor-%u", ++c->mon_seq);
     if (zmq_socket_monitor(c->sock, mon_ep,
                            ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
                                ZMQ_EVENT_DISCONNECTED) == 0) {
         c->mon = zmq_socket(c->zctx, ZMQ_PAIR);
-        size_t fdlen = sizeof(c->mon_fd);
+        fdlen = sizeof(c->mon_fd);
         if (c->mon && (zmq_connect(c->mon, mon_ep) != 0 ||
                        zmq_getsockopt(c->mon, ZMQ_FD, &c->mon_fd, &fdlen) != 0)) {
             zmq_close(c->mon);
@@ -343,6 +359,7 @@ static int s_receive(pf_client_t *c, pf_wire_msg_t *m_r, zmq_msg_t *frames, size
             zmq_msg_close(&m);
             break;
         }
+        c->unsignaled = true; /* there may be more behind it */
         more = zmq_msg_more(&m);
         if (n < S_MAX_FRAMES)
             frames[n++] = m;
@@ -350,8 +367,12 @@ static int s_receive(pf_client_t *c, pf_wire_msg_t *m_r, zmq_msg_t *frames, size
             zmq_msg_close(&m);
     }
     *nframes_r = n;
-    if (n == 0)
+    if (n == 0) {
+        /* nothing waiting: libzmq has taken the signal off the
+         * descriptor, which now signals the next message */
+        c->unsignaled = false;
         return -1;
+    }
     pf_wire_frame_t wf[S_MAX_FRAMES];
     for (size_t i = 0; i < n; i++)
         wf[i] = (pf_wire_frame_t){zmq_msg_data(&frames[i]), zmq_msg_size(&frames[i]), NULL};
@@ -409,13 +430,25 @@ static void s_close_frames(zmq_msg_t *frames, size_t n)
 }
 
 /* Waits until deadline for socket or monitor activity.  Returns 1 when a
- * message is waiting on the socket, 0 at the deadline, -1 on error. */
+ * message may be waiting on the socket (the caller reads to find out), 0
+ * at the deadline, -1 on error.
+ *
+ * Both sockets are waited for by their ZMQ_FD descriptors with one
+ * poll(2).  zmq_poll asks every socket in its set for its state before
+ * and after it waits, and polls once more with no timeout first: at
+ * least five system calls per wait, two of them per socket (libzmq's
+ * command poll and its fork check), and a client in an open loop waits
+ * several times per notice.  A descriptor is only a hint: it signals
+ * that libzmq has work, not that a message is there, and it does not
+ * signal for a message that arrived while a send or a read had libzmq
+ * process its commands.  So whenever that may have happened
+ * (unsignaled), the socket is asked once (ZMQ_EVENTS), which also
+ * re-arms the descriptor when nothing is there. */
 static int s_wait(pf_client_t *c, int64_t deadline)
 {
     if (c->sock == NULL) {
         /* a reconnect failed (out of file descriptors, say): try again,
-         * and wait out the time if it fails again (a NULL socket would
-         * make zmq_poll watch file descriptor 0) */
+         * and wait out the time if it fails again */
         s_reconnect(c);
         if (c->sock == NULL) {
             int64_t left = deadline < 0 ? 1000 : deadline - s_now_ms();
@@ -428,26 +461,30 @@ static int s_wait(pf_client_t *c, int64_t deadline)
     }
     s_rack_flush(c);
     for (;;) {
+        if (c->unsignaled) {
+            int events = 0;
+            size_t len = sizeof(events);
+            if (zmq_getsockopt(c->sock, ZMQ_EVENTS, &events, &len) != 0)
+                return errno == EINTR ? 0 : -1;
+            if (events & ZMQ_POLLIN)
+                return 1;
+            c->unsignaled = false;
+        }
         int64_t left = deadline < 0 ? -1 : deadline - s_now_ms();
         if (deadline >= 0 && left < 0)
             left = 0;
-        /* The monitor is polled by its descriptor, not as a socket:
-         * zmq_poll asks every socket in the set for its state before and
-         * after it waits, two system calls each time (libzmq's command
-         * poll and its fork check), and a client in an open loop waits
-         * several times per notice.  A readable descriptor means only
-         * that libzmq has something to do; s_monitor_events reads what
-         * there is. */
-        zmq_pollitem_t items[2] = {{.socket = c->sock, .events = ZMQ_POLLIN},
-                                   {.fd = c->mon ? c->mon_fd : -1, .events = ZMQ_POLLIN}};
-        int rc = zmq_poll(items, c->mon ? 2 : 1, (long)left);
+        if (left > INT_MAX)
+            left = INT_MAX;
+        struct pollfd fds[2] = {{.fd = c->sock_fd, .events = POLLIN},
+                                {.fd = c->mon ? c->mon_fd : -1, .events = POLLIN}};
+        int rc = poll(fds, 2, (int)left);
         if (rc < 0)
             return errno == EINTR ? 0 : -1;
-        if (c->mon && (items[1].revents & ZMQ_POLLIN)) {
-            s_monitor_events(c);
+        if (fds[1].revents != 0) {
+            s_monitor_events(c); /* a HELLO it sends sets unsignaled */
             continue;
         }
-        if (items[0].revents & ZMQ_POLLIN)
+        if (fds[0].revents != 0)
             return 1;
         if (rc == 0)
             return 0;
