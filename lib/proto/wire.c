@@ -127,36 +127,6 @@ static bool s_request_id_valid(const char *s, bool allow_empty)
     return true;
 }
 
-/* Text shown to a citizen: valid UTF-8, length in bytes, no control
- * characters (C0, DEL and C1, U+0080-U+009F) except line breaks and tabs
- * where a multi-line text is expected.  A one-line text (title, subject,
- * reference, file name) also has no bidirectional embedding, override or
- * isolate (U+202A-U+202E, U+2066-U+2069): they make "Rechnung<RLO>fdp.exe"
- * show as "Rechnungexe.pdf".  A multi-line body may need them for
- * right-to-left text. */
-bool pf_wire_text_ok(const char *s, size_t min, size_t max, bool multiline)
-{
-    size_t n = strlen(s);
-    if (n < min || n > max)
-        return false;
-    if (!pf_wire_utf8_valid(s, n))
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        const unsigned char *u = (const unsigned char *)s + i;
-        if (u[0] == 0x7f || (u[0] < 0x20 && !(multiline && (u[0] == '\n' || u[0] == '\r' ||
-                                                             u[0] == '\t'))))
-            return false;
-        /* valid UTF-8, so the continuation bytes are there */
-        if (u[0] == 0xc2 && u[1] >= 0x80 && u[1] <= 0x9f)
-            return false;
-        if (!multiline && u[0] == 0xe2 &&
-            ((u[1] == 0x80 && u[2] >= 0xaa && u[2] <= 0xae) ||
-             (u[1] == 0x81 && u[2] >= 0xa6 && u[2] <= 0xa9)))
-            return false;
-    }
-    return true;
-}
-
 /* The code point or invalid sequence at s (before end): its length in
  * bytes in *len_r, and whether pf_wire_text_ok lets it through.  The
  * second byte's range per lead byte is Unicode's table 3-7 (no overlongs,
@@ -194,6 +164,30 @@ static bool s_unit_ok(const unsigned char *s, const unsigned char *end, bool mul
         ((s[1] == 0x80 && s[2] >= 0xaa && s[2] <= 0xae) ||
          (s[1] == 0x81 && s[2] >= 0xa6 && s[2] <= 0xa9)))
         return false; /* bidirectional embedding, override or isolate */
+    return true;
+}
+
+/* Text shown to a citizen: valid UTF-8, length in bytes, no control
+ * characters (C0, DEL and C1, U+0080-U+009F) except line breaks and tabs
+ * where a multi-line text is expected.  A one-line text (title, subject,
+ * reference, file name) also has no bidirectional embedding, override or
+ * isolate (U+202A-U+202E, U+2066-U+2069): they make "Rechnung<RLO>fdp.exe"
+ * show as "Rechnungexe.pdf".  A multi-line body may need them for
+ * right-to-left text.  The rules are s_unit_ok's, which
+ * pf_wire_text_clean applies too, so what one refuses the other repairs. */
+bool pf_wire_text_ok(const char *s, size_t min, size_t max, bool multiline)
+{
+    size_t n = strlen(s), k;
+    if (n < min || n > max)
+        return false;
+    const unsigned char *end = (const unsigned char *)s + n;
+    for (const unsigned char *p = (const unsigned char *)s; p < end; p += k) {
+        k = 1;
+        if (*p >= 0x20 && *p < 0x7f)
+            continue; /* most of a German text: no call for it */
+        if (!s_unit_ok(p, end, multiline, &k))
+            return false;
+    }
     return true;
 }
 
