@@ -367,6 +367,23 @@ static void test_who_reads(void **state)
 #define S_OFF "ALTER TABLE admin_audit DISABLE TRIGGER USER; "
 #define S_ON "; ALTER TABLE admin_audit ENABLE TRIGGER USER"
 
+/* Deletes row id behind the triggers' back, expects verify to report
+ * want1 and want2, puts the row back and expects the chain intact again. */
+static void s_delete_verify_restore(fixture_t *f, long long id, const char *what, const char *want1,
+                                    const char *want2)
+{
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "CREATE TEMP TABLE keep AS SELECT * FROM admin_audit WHERE id = %lld; " S_OFF
+             "DELETE FROM admin_audit WHERE id = %lld" S_ON,
+             id, id);
+    s_exec(f, sql);
+    s_verify_broken(f, what, want1, want2);
+    s_exec(f, S_OFF "INSERT INTO admin_audit OVERRIDING SYSTEM VALUE SELECT * FROM keep" S_ON
+                    "; DROP TABLE keep");
+    s_verify_intact(f);
+}
+
 /* Each field of a middle row changed, the row moved to another id, a
  * middle row deleted, the last one deleted: verify names the row and
  * fails, and is content once the row is back. */
@@ -433,30 +450,14 @@ static void test_tampering_shows(void **state)
 
     /* a middle row deleted: the row after it no longer chains from the
      * one before it */
-    snprintf(sql, sizeof(sql),
-             "CREATE TEMP TABLE keep AS SELECT * FROM admin_audit WHERE id = %lld; " S_OFF
-             "DELETE FROM admin_audit WHERE id = %lld" S_ON,
-             mid, mid);
-    s_exec(f, sql);
     snprintf(want, sizeof(want), "audit chain broken at id %lld: ", last);
     snprintf(want2, sizeof(want2), "does not chain from id %lld, the row before it", before);
-    s_verify_broken(f, "middle row deleted", want, want2);
-    s_exec(f, S_OFF "INSERT INTO admin_audit OVERRIDING SYSTEM VALUE SELECT * FROM keep" S_ON
-                    "; DROP TABLE keep");
-    s_verify_intact(f);
+    s_delete_verify_restore(f, mid, "middle row deleted", want, want2);
 
     /* the last row deleted: the chain's recorded end is past the table */
-    snprintf(sql, sizeof(sql),
-             "CREATE TEMP TABLE keep AS SELECT * FROM admin_audit WHERE id = %lld; " S_OFF
-             "DELETE FROM admin_audit WHERE id = %lld" S_ON,
-             last, last);
-    s_exec(f, sql);
     snprintf(want, sizeof(want), "audit chain broken after id %lld: ", mid);
     snprintf(want2, sizeof(want2), "recorded end is id %lld", last);
-    s_verify_broken(f, "last row deleted", want, want2);
-    s_exec(f, S_OFF "INSERT INTO admin_audit OVERRIDING SYSTEM VALUE SELECT * FROM keep" S_ON
-                    "; DROP TABLE keep");
-    s_verify_intact(f);
+    s_delete_verify_restore(f, last, "last row deleted", want, want2);
 }
 
 typedef struct {
