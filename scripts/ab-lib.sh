@@ -8,7 +8,10 @@
 #                              broker or reader; it logs in as make bench's
 #                              postfach_bench_KIND when that login exists, or
 #                              as the login named by a pseudo-setting
-#                              login=NAME (login=postgres: the superuser)
+#                              login=NAME (login=postgres: the superuser);
+#                              a pseudo-setting pg.NAME=VALUE sets a server
+#                              parameter for this side (ALTER SYSTEM and a
+#                              reload; reset again before the other side)
 #   ab_rounds FUNC             FUNC LABEL SETTINGS RUN "${AB_REST[@]}" for A
 #                              and B, the order swapping every round
 #   ... | median               the median of numbers, one per line
@@ -45,16 +48,37 @@ ab_cluster() {
     PG_PID=$(head -n 1 "$PGDIR/data/postmaster.pid")
 }
 
+AB_PG_SET=
+# Resets what pg.NAME=VALUE settings set (the scripts call it on exit too).
+ab_pg_reset() {
+    local name
+    for name in $AB_PG_SET; do
+        $PSQL -c "ALTER SYSTEM RESET $name" >/dev/null
+    done
+    [ -z "$AB_PG_SET" ] || $PSQL -c "SELECT pg_reload_conf()" >/dev/null
+    AB_PG_SET=
+}
+
 ab_daemon() {
-    local kind=$1 settings=$2 s user=postfach_bench_$1
+    local kind=$1 settings=$2 s name user=postfach_bench_$1
     DAEMON_ARGS=()
     [ "$($PSQL -c "SELECT count(*) FROM pg_roles WHERE rolname = '$user'")" = 1 ] || user=postgres
+    ab_pg_reset
     for s in $settings; do
         case "$s" in
         login=*) user=${s#login=} ;;
+        pg.*=*)
+            name=${s%%=*}
+            name=${name#pg.}
+            $PSQL -c "ALTER SYSTEM SET $name = '${s#*=}'" >/dev/null
+            AB_PG_SET="$AB_PG_SET $name"
+            ;;
         *) DAEMON_ARGS+=(--set "$s") ;;
         esac
     done
+    # a new session reads the server's settings when the reload is done
+    $PSQL -c "SELECT pg_reload_conf()" >/dev/null
+    sleep 0.3
     DAEMON_DB="${DB% user=*} user=$user"
 }
 

@@ -10,9 +10,11 @@
 # defaults), e.g.  scripts/bench-ab.sh "receipt_direct=on" "receipt_direct=off"
 # login=NAME among the SETTINGS picks the daemon's database login (default:
 # make bench's own login for it; login=postgres runs it as the superuser).
+# pg.NAME=VALUE sets a PostgreSQL parameter for that side only, e.g.
+# "pg.wal_compression=lz4" "" (ALTER SYSTEM and a reload, reset afterwards).
 # or, at half rate:  ... -- --rate 1900.  Each round runs A, then B (the
 # order swaps every round), each time with a fresh broker after a
-# CHECKPOINT, and prints postfach-bench's CPU-per-notice, receipt and
+# CHECKPOINT, and prints postfach-bench's CPU-per-notice, WAL, receipt and
 # summary lines (the ceiling is left out: --ceiling-max 1, so ignore its
 # ratio); the end prints the median of each figure for A and B.
 # BIN_A and BIN_B (directories with postfach-broker) compare two builds,
@@ -35,7 +37,7 @@ mkdir -p "$OUT"
 rm -f "$OUT"/*.txt
 
 broker_pid=
-trap '[ -n "$broker_pid" ] && kill -TERM "$broker_pid" 2>/dev/null; wait 2>/dev/null' EXIT
+trap '[ -n "$broker_pid" ] && kill -TERM "$broker_pid" 2>/dev/null; wait 2>/dev/null; ab_pg_reset' EXIT
 
 one() { # LABEL SETTINGS RUN-NUMBER SEND-ARGS...
     local label=$1 settings=$2 n=$3
@@ -64,7 +66,7 @@ one() { # LABEL SETTINGS RUN-NUMBER SEND-ARGS...
     wait "$broker_pid" 2>/dev/null || true
     broker_pid=
     echo "$label [$settings] run $n:"
-    grep -E 'cpu per notice|delivered receipts:' "$OUT/$label-$n.txt" | head -n 2 | sed 's/^ */  /'
+    grep -E 'cpu per notice|delivered receipts:|wal per notice' "$OUT/$label-$n.txt" | head -n 3 | sed 's/^ */  /'
     grep '^postfach:' "$OUT/$label-$n.txt" | tail -n 1 | sed 's/^/  /'
 }
 
@@ -72,13 +74,15 @@ ab_rounds one
 
 summary() { # LABEL
     local f=("$OUT/$1"-*.txt)
-    local rate cpu pg ack99 rc50
+    local rate cpu pg ack99 rc50 wal fpi
     rate=$(grep -h '^postfach:' "${f[@]}" | awk '{print $4}' | median)
     ack99=$(grep -h '^postfach:' "${f[@]}" | sed 's/.*p99 \([0-9.]*\) ms.*/\1/' | median)
     cpu=$(grep -h 'cpu per notice' "${f[@]}" | sed 's/.*together \([0-9]*\) us.*/\1/' | median)
     pg=$(grep -h 'cpu per notice' "${f[@]}" | sed 's/.*postgres \([0-9]*\) us.*/\1/' | median)
     rc50=$(grep -h 'delivered receipts:' "${f[@]}" | sed 's/.*latency p50 \([0-9.]*\) ms.*/\1/' | median)
-    echo "$1: median $rate notices/s, ACK p99 $ack99 ms, CPU $cpu us/notice (postgres $pg), receipt p50 $rc50 ms"
+    wal=$(grep -h 'wal per notice:' "${f[@]}" | sed -n 's/.*notice: \([0-9]*\) bytes.*/\1/p' | median)
+    fpi=$(grep -h 'wal per notice:' "${f[@]}" | sed -n 's/.* \([0-9.]*\) full-page.*/\1/p' | median)
+    echo "$1: median $rate notices/s, ACK p99 $ack99 ms, CPU $cpu us/notice (postgres $pg), receipt p50 $rc50 ms, WAL ${wal:-?} B and ${fpi:-?} full-page images per notice"
 }
 echo
 summary A

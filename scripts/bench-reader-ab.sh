@@ -9,6 +9,8 @@
 # the defaults), e.g.  scripts/bench-reader-ab.sh "threads=4" "threads=8".
 # login=NAME among the SETTINGS picks the daemon's database login (default:
 # make bench's own login for it; login=postgres runs it as the superuser).
+# pg.NAME=VALUE sets a PostgreSQL parameter for that side only, e.g.
+# "pg.wal_compression=lz4" "" (ALTER SYSTEM and a reload, reset afterwards).
 # BIN_A and BIN_B (directories with postfach-reader) compare two builds.
 # Before every run all copies are made unread again and the read
 # receipts deleted (VACUUM, CHECKPOINT), so each run opens first-time
@@ -34,7 +36,7 @@ mkdir -p "$OUT"
 rm -f "$OUT"/*.txt
 
 reader_pid=
-trap '[ -n "$reader_pid" ] && kill -TERM "$reader_pid" 2>/dev/null; wait 2>/dev/null' EXIT
+trap '[ -n "$reader_pid" ] && kill -TERM "$reader_pid" 2>/dev/null; wait 2>/dev/null; ab_pg_reset' EXIT
 
 ticks() { # PID...: user + system clock ticks of these processes
     local t=0 p f

@@ -210,6 +210,10 @@ struct s_run {
     /* CPU seconds of PostgreSQL and of this process, machine jiffies,
      * at the first and the last sample: where the time goes */
     double pg_cpu[2], self_cpu[2];
+    /* the server's WAL at the same two samples (when --db is given) */
+    pf_store_t *wal_db;
+    pf_bench_wal_t wal[2];
+    bool have_wal[2];
     /* machine jiffies while every sender is sending (the monitor's
      * first tick and its last tick before the end) */
     unsigned long long busy[2], total[2];
@@ -478,6 +482,8 @@ static void s_sample_system(s_run_t *run, int k)
 {
     run->pg_cpu[k] = run->cfg->pg_pid > 0 ? pf_procstat_tree_cpu(run->cfg->pg_pid) : -1;
     run->self_cpu[k] = pf_procstat_self_cpu();
+    const char *err;
+    run->have_wal[k] = run->wal_db != NULL && pf_store_bench_wal(run->wal_db, &run->wal[k], &err) == 0;
 }
 
 /* Machine load while all senders send: the first tick, then every tick
@@ -670,6 +676,9 @@ int pf_bench_send_run(const pf_bench_send_config_t *cfg, FILE *out, const char *
     run.t0_us = pf_bench_now_us() + 20000;
     run.end_us = run.t0_us + (int64_t)(cfg->duration_s * 1e6);
     s_sample(&run, true);
+    const char *wal_err = NULL;
+    if (cfg->db != NULL && pf_store_open(cfg->db, &run.wal_db, &wal_err) != 0)
+        run.wal_db = NULL;
     s_sample_system(&run, 0);
     pthread_t mon;
     pthread_create(&mon, NULL, s_monitor_main, &run);
@@ -798,6 +807,18 @@ int pf_bench_send_run(const pf_bench_send_config_t *cfg, FILE *out, const char *
             fprintf(out, "; machine %.0f%% busy while sending", busy_pct);
         fprintf(out, "\n");
     }
+    if (run.have_wal[0] && run.have_wal[1] && acked > 0) {
+        /* what the disk is asked to take per notice, from the whole server
+         * (also autovacuum and the relay): full-page images are what a
+         * checkpoint makes the next writes of each page cost */
+        double per = 1.0 / (double)acked;
+        fprintf(out, "  wal per notice: %.0f bytes, %.2f records, %.3f full-page images\n",
+                (run.wal[1].bytes - run.wal[0].bytes) * per,
+                (run.wal[1].records - run.wal[0].records) * per,
+                (run.wal[1].fpi - run.wal[0].fpi) * per);
+    } else if (cfg->db != NULL) {
+        fprintf(out, "  wal per notice: not measured: %s\n", wal_err ? wal_err : "pg_stat_wal");
+    }
     double ceiling = 0;
     if (cfg->db && sample_id) {
         long rows = copies;
@@ -851,6 +872,7 @@ out:
     free(th);
     free(run.body);
     free(run.attachment);
+    pf_store_destroy(&run.wal_db);
     pthread_mutex_destroy(&run.lock);
     return rc;
 }
