@@ -594,3 +594,22 @@ void pf_load_free(pf_load_t **lp)
     free(l);
     *lp = NULL;
 }
+
+int pf_fault_setup(void **state)
+{
+    *state = calloc(1, sizeof(pf_fault_fixture_t));
+    return *state ? 0 : -1;
+}
+
+int pf_fault_teardown(void **state)
+{
+    pf_fault_fixture_t *f = *state;
+    pf_load_free(&f->load);
+    return pf_fixture_end(f->env, NULL, f);
+}
+
+int pf_fault_env_int(const char *name, int def)
+{
+    const char *v = getenv(name);
+    return v && atoi(v) > 0 ? atoi(v) : def;
+}

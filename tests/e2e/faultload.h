@@ -55,6 +55,21 @@ typedef struct {
 
 typedef struct pf_load pf_load_t;
 
+/* The fixture of every fault test: the environment and the load live in
+ * it, so a failed assertion (cmocka jumps out of the test) still stops the
+ * daemons and private clusters and frees the load.  pf_fault_setup and
+ * pf_fault_teardown are cmocka's setup and teardown for it. */
+typedef struct {
+    pf_env_t *env;
+    pf_load_t *load;
+} pf_fault_fixture_t;
+
+int pf_fault_setup(void **state);
+int pf_fault_teardown(void **state);
+/* A positive integer from the environment variable name (a test's length
+ * or rounds, longer for a soak run), or def. */
+int pf_fault_env_int(const char *name, int def);
+
 /* Creates the clients (to the broker in opts->slot) and the records. */
 pf_load_t *pf_load_new(pf_env_t *env, const pf_load_opts_t *opts);
 void pf_load_start(pf_load_t *l);

@@ -41,26 +41,6 @@
 
 static const char *const s_citizens[] = {"citizen-a", "citizen-b", "citizen-c", NULL};
 
-/* The environment lives in the fixture, so a failed assertion (cmocka
- * jumps out of the test) still stops the daemons and private clusters. */
-typedef struct {
-    pf_env_t *env;
-    pf_load_t *load;
-} fixture_t;
-
-static int s_setup(void **state)
-{
-    *state = calloc(1, sizeof(fixture_t));
-    return *state ? 0 : -1;
-}
-
-static int s_teardown(void **state)
-{
-    fixture_t *f = *state;
-    pf_load_free(&f->load);
-    return pf_fixture_end(f->env, NULL, f);
-}
-
 typedef struct {
     pf_env_t *env;
     atomic_bool stop;
@@ -203,13 +183,13 @@ static void test_every_crash_point(void **state)
      * timing (the client library batches its RACKs): those points fire at
      * the first, which always comes */
     static const point_t points[] = {
-        {"after_receive", 3, false, false},      {"after_insert", 3, false, false},
-        {"after_commit_sent", 3, false, false},  {"after_commit_result", 3, false, false},
-        {"after_ack", 3, false, false},          {"direct_after_send", 3, true, false},
-        {"relay_after_select", 1, true, true},   {"relay_after_send", 3, true, true},
+        {"after_receive", 3, false, false},     {"after_insert", 3, false, false},
+        {"after_commit_sent", 3, false, false}, {"after_commit_result", 3, false, false},
+        {"after_ack", 3, false, false},         {"direct_after_send", 3, true, false},
+        {"relay_after_select", 1, true, true},  {"relay_after_send", 3, true, true},
         {"relay_after_rack", 1, true, true},
     };
-    fixture_t *fx = *state;
+    pf_fault_fixture_t *fx = *state;
     pf_env_t *env = fx->env = pf_env_new("fault_crashpoints", s_citizens);
     assert_non_null(env);
     assert_int_equal(pf_env_start_broker(env, NULL), 0);
@@ -352,7 +332,7 @@ static void s_run_drop(pf_env_t *env, const char *point, bool committed)
 
 static void test_commit_outcome_unknown(void **state)
 {
-    fixture_t *fx = *state;
+    pf_fault_fixture_t *fx = *state;
     pf_env_t *env = fx->env = pf_env_new("fault_commit_unknown", s_citizens);
     assert_non_null(env);
     assert_int_equal(pf_env_start_broker(env, NULL), 0);
@@ -368,8 +348,9 @@ static void test_commit_outcome_unknown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_every_crash_point, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_commit_outcome_unknown, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_every_crash_point, pf_fault_setup, pf_fault_teardown),
+        cmocka_unit_test_setup_teardown(test_commit_outcome_unknown, pf_fault_setup,
+                                        pf_fault_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,32 +28,6 @@
 
 static const char *const s_citizens[] = {"citizen-a", "citizen-b", "citizen-c", NULL};
 
-/* The environment lives in the fixture, so a failed assertion (cmocka
- * jumps out of the test) still stops the daemons and private clusters. */
-typedef struct {
-    pf_env_t *env;
-    pf_load_t *load;
-} fixture_t;
-
-static int s_setup(void **state)
-{
-    *state = calloc(1, sizeof(fixture_t));
-    return *state ? 0 : -1;
-}
-
-static int s_teardown(void **state)
-{
-    fixture_t *f = *state;
-    pf_load_free(&f->load);
-    return pf_fixture_end(f->env, NULL, f);
-}
-
-static int s_seconds(const char *name, int def)
-{
-    const char *v = getenv(name);
-    return v && atoi(v) > 0 ? atoi(v) : def;
-}
-
 typedef struct {
     pf_env_t *env;
     int rc;
@@ -69,7 +43,7 @@ static void *s_starter(void *arg)
 static void test_pg_immediate_stop_mid_load(void **state)
 {
     (void)state;
-    fixture_t *fx = *state;
+    pf_fault_fixture_t *fx = *state;
     pf_env_t *env = fx->env = pf_env_new_private_pg("fault_db", s_citizens);
     assert_non_null(env);
     assert_int_equal(pf_env_start_broker(env, NULL), 0);
@@ -84,7 +58,7 @@ static void test_pg_immediate_stop_mid_load(void **state)
                         .pause_ms = 5};
     pf_load_t *l = fx->load = pf_load_new(env, &o);
     pf_load_start(l);
-    int rounds = s_seconds("PF_FAULT_DB_ROUNDS", 2);
+    int rounds = pf_fault_env_int("PF_FAULT_DB_ROUNDS", 2);
     long acks_down = 0;
     int64_t worst_resume = 0;
     for (int round = 0; round < rounds; round++) {
@@ -179,7 +153,8 @@ static void test_pg_immediate_stop_mid_load(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_pg_immediate_stop_mid_load, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_pg_immediate_stop_mid_load, pf_fault_setup,
+                                        pf_fault_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

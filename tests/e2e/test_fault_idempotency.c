@@ -24,26 +24,6 @@
 
 static const char *const s_citizens[] = {"citizen-a", "citizen-b", "citizen-c", NULL};
 
-/* The environment lives in the fixture, so a failed assertion (cmocka
- * jumps out of the test) still stops the daemons and private clusters. */
-typedef struct {
-    pf_env_t *env;
-    pf_load_t *load;
-} fixture_t;
-
-static int s_setup(void **state)
-{
-    *state = calloc(1, sizeof(fixture_t));
-    return *state ? 0 : -1;
-}
-
-static int s_teardown(void **state)
-{
-    fixture_t *f = *state;
-    pf_load_free(&f->load);
-    return pf_fixture_end(f->env, NULL, f);
-}
-
 enum { N = 300, SENDERS = 3 };
 
 typedef struct {
@@ -152,7 +132,7 @@ static void s_row(void *arg, int nc, const char *const *v)
 static void test_every_notice_three_times(void **state)
 {
     (void)state;
-    fixture_t *fx = *state;
+    pf_fault_fixture_t *fx = *state;
     pf_env_t *env = fx->env = pf_env_new("fault_idem", s_citizens);
     assert_non_null(env);
     assert_int_equal(pf_env_start_broker(env, NULL), 0);
@@ -227,7 +207,8 @@ static void test_every_notice_three_times(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_every_notice_three_times, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_every_notice_three_times, pf_fault_setup,
+                                        pf_fault_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

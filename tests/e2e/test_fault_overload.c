@@ -31,26 +31,6 @@
 
 static const char *const s_citizens[] = {"citizen-a", "citizen-b", "citizen-c", NULL};
 
-/* The environment lives in the fixture, so a failed assertion (cmocka
- * jumps out of the test) still stops the daemons and private clusters. */
-typedef struct {
-    pf_env_t *env;
-    pf_load_t *load;
-} fixture_t;
-
-static int s_setup(void **state)
-{
-    *state = calloc(1, sizeof(fixture_t));
-    return *state ? 0 : -1;
-}
-
-static int s_teardown(void **state)
-{
-    fixture_t *f = *state;
-    pf_load_free(&f->load);
-    return pf_fixture_end(f->env, NULL, f);
-}
-
 enum { FLOODERS = 3, PER = 300, ROUNDS = 2, ATT = 48 * 1024 };
 
 static unsigned char s_att[ATT];
@@ -254,7 +234,7 @@ static void test_overload_busy_not_dropped(void **state)
     (void)state;
     for (int i = 0; i < ATT; i++)
         s_att[i] = (unsigned char)(i * 31 + 1);
-    fixture_t *fx = *state;
+    pf_fault_fixture_t *fx = *state;
     pf_env_t *env = fx->env = pf_env_new("fault_overload", s_citizens);
     assert_non_null(env);
     /* ASan keeps freed memory in quarantine (256 MiB by default), which
@@ -419,7 +399,8 @@ static void test_overload_busy_not_dropped(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_overload_busy_not_dropped, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_overload_busy_not_dropped, pf_fault_setup,
+                                        pf_fault_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,26 +27,6 @@
 
 static const char *const s_citizens[] = {"citizen-a", "citizen-b", "citizen-c", "citizen-d", NULL};
 
-/* The environment lives in the fixture, so a failed assertion (cmocka
- * jumps out of the test) still stops the daemons and private clusters. */
-typedef struct {
-    pf_env_t *env;
-    pf_load_t *load;
-} fixture_t;
-
-static int s_setup(void **state)
-{
-    *state = calloc(1, sizeof(fixture_t));
-    return *state ? 0 : -1;
-}
-
-static int s_teardown(void **state)
-{
-    fixture_t *f = *state;
-    pf_load_free(&f->load);
-    return pf_fixture_end(f->env, NULL, f);
-}
-
 enum { N = 80, NREAD = 60, OPENERS = 6 };
 /* openers keep opening (first retrievals, then repeats) for this long */
 #define S_RUN_MS 6000
@@ -141,7 +121,7 @@ static void *s_killer(void *arg)
 static void test_reader_kill9_while_opening(void **state)
 {
     (void)state;
-    fixture_t *fx = *state;
+    pf_fault_fixture_t *fx = *state;
     pf_env_t *env = fx->env = pf_env_new("fault_reader", s_citizens);
     assert_non_null(env);
     assert_int_equal(pf_env_start_broker(env, NULL), 0);
@@ -288,7 +268,8 @@ static void test_reader_kill9_while_opening(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_reader_kill9_while_opening, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_reader_kill9_while_opening, pf_fault_setup,
+                                        pf_fault_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

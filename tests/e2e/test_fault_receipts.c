@@ -25,26 +25,6 @@
 
 static const char *const s_citizens[] = {"citizen-a", "citizen-b", NULL};
 
-/* The environment lives in the fixture, so a failed assertion (cmocka
- * jumps out of the test) still stops the daemons and private clusters. */
-typedef struct {
-    pf_env_t *env;
-    pf_load_t *load;
-} fixture_t;
-
-static int s_setup(void **state)
-{
-    *state = calloc(1, sizeof(fixture_t));
-    return *state ? 0 : -1;
-}
-
-static int s_teardown(void **state)
-{
-    fixture_t *f = *state;
-    pf_load_free(&f->load);
-    return pf_fixture_end(f->env, NULL, f);
-}
-
 typedef struct {
     char jti[37];
     char event[16];
@@ -123,7 +103,7 @@ enum { N = 12, READ_IN_TIME = 5, READ_LATE = 1, PERIOD_S = 8 };
 static void test_offline_procedure_gets_every_receipt_once(void **state)
 {
     (void)state;
-    fixture_t *fx = *state;
+    pf_fault_fixture_t *fx = *state;
     pf_env_t *env = fx->env = pf_env_new("fault_offline", s_citizens);
     assert_non_null(env);
     char period[48];
@@ -228,7 +208,7 @@ enum { PER_BROKER = 20 };
 static void test_two_brokers_share_relay_and_expiry(void **state)
 {
     (void)state;
-    fixture_t *fx = *state;
+    pf_fault_fixture_t *fx = *state;
     pf_env_t *env = fx->env = pf_env_new("fault_twobrokers", s_citizens);
     assert_non_null(env);
     const char *settings[] = {"expire_after_seconds=3", "expire_poll_ms=100", "relay_poll_ms=100",
@@ -298,10 +278,10 @@ static void test_two_brokers_share_relay_and_expiry(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_offline_procedure_gets_every_receipt_once, s_setup,
-                                        s_teardown),
-        cmocka_unit_test_setup_teardown(test_two_brokers_share_relay_and_expiry, s_setup,
-                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_offline_procedure_gets_every_receipt_once,
+                                        pf_fault_setup, pf_fault_teardown),
+        cmocka_unit_test_setup_teardown(test_two_brokers_share_relay_and_expiry, pf_fault_setup,
+                                        pf_fault_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
