@@ -68,31 +68,11 @@ static void s_on_signal(int sig)
 
 int main(int argc, char **argv)
 {
-    pf_log_set_program("postfach-broker");
-    pf_config_t *cfg = pf_config_new(s_specs);
-    bool print, help;
+    int code;
+    pf_config_t *cfg = pf_config_daemon(s_specs, "postfach-broker", argc, argv, &code);
+    if (cfg == NULL)
+        return code;
     const char *err;
-    if (pf_config_args(cfg, argc, argv, &print, &help, &err) != 0) {
-        char esc[600];
-        pf_error("event=bad_config error=\"%s\"", pf_log_escape(err, esc, sizeof(esc)));
-        pf_config_destroy(&cfg);
-        return 2;
-    }
-    if (help || print) {
-        if (help)
-            pf_config_help(cfg, "postfach-broker", stdout);
-        else
-            pf_config_print(cfg, stdout);
-        pf_config_destroy(&cfg);
-        return 0;
-    }
-    pf_log_level_t level;
-    if (pf_log_level_parse(pf_config_str(cfg, "log_level"), &level) != 0) {
-        pf_error("event=bad_config error=\"log_level must be debug, info, warn or error\"");
-        pf_config_destroy(&cfg);
-        return 2;
-    }
-    pf_log_set_level(level);
 
     pf_broker_config_t bc;
     pf_broker_config_default(&bc);

@@ -49,30 +49,11 @@ static const pf_cfg_spec_t s_specs[] = {
 int main(int argc, char **argv)
 {
     pf_json_wipe_init();
-    pf_log_set_program("postfach-reader");
-    pf_config_t *cfg = pf_config_new(s_specs);
-    bool print = false, help = false;
+    int code;
+    pf_config_t *cfg = pf_config_daemon(s_specs, "postfach-reader", argc, argv, &code);
+    if (cfg == NULL)
+        return code;
     const char *err;
-    if (pf_config_args(cfg, argc, argv, &print, &help, &err) != 0) {
-        fprintf(stderr, "postfach-reader: %s\n", err);
-        pf_config_destroy(&cfg);
-        return 2;
-    }
-    if (help || print) {
-        if (help)
-            pf_config_help(cfg, "postfach-reader", stdout);
-        else
-            pf_config_print(cfg, stdout);
-        pf_config_destroy(&cfg);
-        return 0;
-    }
-    pf_log_level_t level;
-    if (pf_log_level_parse(pf_config_str(cfg, "log_level"), &level) != 0) {
-        fprintf(stderr, "postfach-reader: unknown log_level (use debug, info, warn or error)\n");
-        pf_config_destroy(&cfg);
-        return 2;
-    }
-    pf_log_set_level(level);
 
     /* blocked before any thread exists, so only sigwait() below sees them */
     sigset_t set;

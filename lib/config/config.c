@@ -3,6 +3,7 @@
  * that is not in the table is a programmer error and aborts. */
 #include "config/config.h"
 #include "util/fileio.h"
+#include "util/log.h"
 #include "util/xalloc.h"
 
 #include <ctype.h>
@@ -162,8 +163,7 @@ int pf_config_args(pf_config_t *cfg, int argc, char **argv, bool *print_r, bool 
     }
     for (size_t i = 0; i < cfg->n; i++) {
         if (cfg->values[i] == NULL && !*print_r) {
-            snprintf(cfg->err, sizeof(cfg->err), "setting \"%s\" is required",
-                     cfg->specs[i].name);
+            snprintf(cfg->err, sizeof(cfg->err), "setting \"%s\" is required", cfg->specs[i].name);
             *error_r = cfg->err;
             return -1;
         }
@@ -207,11 +207,38 @@ void pf_config_print(const pf_config_t *cfg, FILE *out)
 
 void pf_config_help(const pf_config_t *cfg, const char *program, FILE *out)
 {
-    fprintf(out,
-            "usage: %s [--config FILE] [--set key=value]... [--print-config]\n\nsettings:\n",
+    fprintf(out, "usage: %s [--config FILE] [--set key=value]... [--print-config]\n\nsettings:\n",
             program);
     for (size_t i = 0; i < cfg->n; i++) {
         const pf_cfg_spec_t *s = &cfg->specs[i];
         fprintf(out, "  %-28s %s (default: %s)\n", s->name, s->help, s->def ? s->def : "required");
     }
+}
+
+pf_config_t *pf_config_daemon(const pf_cfg_spec_t *specs, const char *program, int argc,
+                              char **argv, int *exit_r)
+{
+    pf_log_set_program(program);
+    pf_config_t *cfg = pf_config_new(specs);
+    bool print = false, help = false;
+    const char *err;
+    pf_log_level_t level;
+    char esc[600];
+    *exit_r = 2;
+    if (pf_config_args(cfg, argc, argv, &print, &help, &err) != 0) {
+        pf_error("event=bad_config error=\"%s\"", pf_log_escape(err, esc, sizeof(esc)));
+    } else if (help || print) {
+        if (help)
+            pf_config_help(cfg, program, stdout);
+        else
+            pf_config_print(cfg, stdout);
+        *exit_r = 0;
+    } else if (pf_log_level_parse(pf_config_str(cfg, "log_level"), &level) != 0) {
+        pf_error("event=bad_config error=\"log_level must be debug, info, warn or error\"");
+    } else {
+        pf_log_set_level(level);
+        return cfg;
+    }
+    pf_config_destroy(&cfg);
+    return NULL;
 }

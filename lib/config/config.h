@@ -37,4 +37,13 @@ bool pf_config_bool(const pf_config_t *cfg, const char *name);
 void pf_config_print(const pf_config_t *cfg, FILE *out);
 void pf_config_help(const pf_config_t *cfg, const char *program, FILE *out);
 
+/* The start of a daemon's main, the same for every daemon: names the
+ * program in the log, reads the command line into a new config, answers
+ * --help and --print-config on stdout, and sets the log level from the
+ * setting "log_level" (which specs must declare).  Returns the config to
+ * go on with, or NULL with *exit_r set: 0 after --help or --print-config,
+ * 2 for a bad command line or setting (logged as event=bad_config). */
+pf_config_t *pf_config_daemon(const pf_cfg_spec_t *specs, const char *program, int argc,
+                              char **argv, int *exit_r);
+
 #endif

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "util/log.h"
 
 static const pf_cfg_spec_t s_specs[] = {
     {"db", PF_CFG_STRING, NULL, 0, 0, "connection string"},
@@ -89,6 +90,85 @@ static void test_file(void **state)
     pf_config_destroy(&cfg);
 }
 
+static const pf_cfg_spec_t s_daemon_specs[] = {
+    {"db", PF_CFG_STRING, NULL, 0, 0, "connection string"},
+    {"log_level", PF_CFG_STRING, "info", 0, 0, "debug, info, warn or error"},
+    {NULL, 0, NULL, 0, 0, NULL},
+};
+
+/* Runs pf_config_daemon with stdout and stderr in files; returns the
+ * config (or NULL), and what each stream got, in out and errtext. */
+static pf_config_t *s_daemon(int argc, char **argv, int *code, char *out, size_t outlen,
+                             char *errtext, size_t errlen)
+{
+    fflush(stdout);
+    fflush(stderr);
+    int save1 = dup(1), save2 = dup(2);
+    FILE *f1 = tmpfile(), *f2 = tmpfile();
+    assert_non_null(f1);
+    assert_non_null(f2);
+    dup2(fileno(f1), 1);
+    dup2(fileno(f2), 2);
+    *code = -1;
+    pf_config_t *cfg = pf_config_daemon(s_daemon_specs, "pf-test", argc, argv, code);
+    /* what the log level lets through now */
+    pf_log(PF_LOG_INFO, "event=probe");
+    fflush(stdout);
+    fflush(stderr);
+    dup2(save1, 1);
+    dup2(save2, 2);
+    close(save1);
+    close(save2);
+    FILE *fs[2] = {f1, f2};
+    char *bufs[2] = {out, errtext};
+    size_t lens[2] = {outlen, errlen};
+    for (int i = 0; i < 2; i++) {
+        rewind(fs[i]);
+        size_t n = fread(bufs[i], 1, lens[i] - 1, fs[i]);
+        bufs[i][n] = '\0';
+        fclose(fs[i]);
+    }
+    return cfg;
+}
+
+static void test_daemon_start(void **state)
+{
+    (void)state;
+    char out[4096], err[4096];
+    int code;
+    /* --help: usage on stdout, exit 0 */
+    char *help[] = {"pf-test", "--help", NULL};
+    assert_null(s_daemon(2, help, &code, out, sizeof(out), err, sizeof(err)));
+    assert_int_equal(code, 0);
+    assert_non_null(strstr(out, "pf-test"));
+    assert_non_null(strstr(out, "log_level"));
+    /* an unknown setting: a structured error on stderr, exit 2 */
+    char *bad[] = {"pf-test", "--set", "db=x", "--set", "colour=red", NULL};
+    assert_null(s_daemon(5, bad, &code, out, sizeof(out), err, sizeof(err)));
+    assert_int_equal(code, 2);
+    assert_non_null(strstr(err, "prog=pf-test event=bad_config"));
+    assert_non_null(strstr(err, "colour"));
+    /* a log level that does not exist */
+    char *level[] = {"pf-test", "--set", "db=x", "--set", "log_level=loud", NULL};
+    assert_null(s_daemon(5, level, &code, out, sizeof(out), err, sizeof(err)));
+    assert_int_equal(code, 2);
+    assert_non_null(strstr(err, "event=bad_config error=\"log_level must be"));
+    /* good settings: the config, and the log level in force (info lines
+     * pass at info, not at warn) */
+    char *info[] = {"pf-test", "--set", "db=x", NULL};
+    pf_config_t *cfg = s_daemon(3, info, &code, out, sizeof(out), err, sizeof(err));
+    assert_non_null(cfg);
+    assert_string_equal(pf_config_str(cfg, "db"), "x");
+    assert_non_null(strstr(err, "prog=pf-test event=probe"));
+    pf_config_destroy(&cfg);
+    char *warn[] = {"pf-test", "--set", "db=x", "--set", "log_level=warn", NULL};
+    cfg = s_daemon(5, warn, &code, out, sizeof(out), err, sizeof(err));
+    assert_non_null(cfg);
+    assert_null(strstr(err, "event=probe"));
+    pf_config_destroy(&cfg);
+    pf_log_set_level(PF_LOG_INFO);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -96,6 +176,7 @@ int main(void)
         cmocka_unit_test(test_rejects_unknown_and_out_of_range),
         cmocka_unit_test(test_args_and_required),
         cmocka_unit_test(test_file),
+        cmocka_unit_test(test_daemon_start),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
