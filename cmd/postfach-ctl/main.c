@@ -2,6 +2,7 @@
  * Parses the command line and calls lib/admin.  Results go to stdout,
  * diagnostics to stderr.  Exit codes: 0 done, 1 failed, 2 usage (also for
  * an unknown option, an option without its value, a stray argument). */
+#include "util/digits.h"
 #include "util/jsonwipe.h"
 #include "admin/admin.h"
 #include "admin/audit.h"
@@ -128,20 +129,6 @@ static int s_number(const char *s, int *n_r)
     return 0;
 }
 
-/* An audit id: a decimal number from 0 (no sign, no trailing text). */
-static int s_id(const char *s, int64_t *id_r)
-{
-    if (s == NULL || *s < '0' || *s > '9')
-        return -1;
-    char *end;
-    errno = 0;
-    intmax_t v = strtoimax(s, &end, 10);
-    if (errno != 0 || *end != '\0' || v < 0 || v > INT64_MAX)
-        return -1;
-    *id_r = (int64_t)v;
-    return 0;
-}
-
 #define S_PARSE(from, opts) s_parse(argc, argv, from, opts, sizeof(opts) / sizeof(opts[0]), pos)
 #define S_PARSE_NONE(from) s_parse(argc, argv, from, NULL, 0, pos)
 
@@ -251,7 +238,8 @@ int main(int argc, char **argv)
         n = export ? S_PARSE(i + 2, o) : S_PARSE_NONE(i + 2);
         int64_t after = 0;
         int limit = 0;
-        bool args_ok = export && n == 0 && (o[0].value == NULL || s_id(o[0].value, &after) == 0) &&
+        bool args_ok = export && n == 0 &&
+                       (o[0].value == NULL || pf_decimal_id(o[0].value, &after) == 0) &&
                        (o[1].value == NULL || s_number(o[1].value, &limit) == 0) &&
                        !(o[0].value != NULL && o[2].value != NULL);
         if (args_ok && o[2].value != NULL)

@@ -10,6 +10,7 @@
 #include "crypto/jose.h"
 #include "store/audit.h"
 #include "util/buf.h"
+#include "util/digits.h"
 #include "util/fileio.h"
 
 #include <errno.h>
@@ -58,16 +59,6 @@ void pf_admin_audit_hash(const unsigned char prev[32], int64_t id, const char *c
         s_netstring(&b, fields[i]);
     pf_sha256(b.data, b.len, out);
     pf_buf_free(&b, 0);
-}
-
-static void s_hex(const unsigned char h[32], char out[65])
-{
-    static const char digits[] = "0123456789abcdef";
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = digits[h[i] >> 4];
-        out[2 * i + 1] = digits[h[i] & 15];
-    }
-    out[64] = '\0';
 }
 
 static int s_export_row(pf_admin_ctx_t *ctx, const pf_audit_row_t *r)
@@ -149,20 +140,15 @@ int pf_admin_audit_ship(pf_admin_ctx_t *ctx, const char *state, int limit, const
     size_t len = 0;
     int rc = 0;
     if (access(state, F_OK) == 0) {
-        char *end = NULL;
         if (pf_file_read(state, 64, &text, &len, &err) != 0) {
             rc = s_fail(ctx, error_r, "cannot read \"%s\": %s", state, err);
         } else {
             pf_str_rtrim(text);
-            errno = 0;
-            intmax_t v = strtoimax(text, &end, 10);
-            if (text[0] < '0' || text[0] > '9' || *end != '\0' || errno != 0 || v > INT64_MAX)
+            if (pf_decimal_id(text, &after) != 0)
                 rc = s_fail(ctx, error_r,
                             "\"%s\" holds no audit id (the last one shipped); remove it to "
                             "ship from the start",
                             state);
-            else
-                after = (int64_t)v;
         }
         free(text);
     }
@@ -185,7 +171,7 @@ int pf_admin_audit_ship(pf_admin_ctx_t *ctx, const char *state, int limit, const
 static int s_hex_is(const char *hex, const unsigned char h[32])
 {
     char want[65];
-    s_hex(h, want);
+    pf_hex_encode(h, 32, want);
     return strcmp(hex, want) == 0;
 }
 
@@ -244,7 +230,7 @@ int pf_admin_audit_verify(pf_admin_ctx_t *ctx, const char **error_r)
     }
     if (rc == 0 && pf_store_audit_last(st, &end_id, end_hash, error_r) != 0)
         rc = s_fail(ctx, error_r, "%s", *error_r);
-    s_hex(h, hex);
+    pf_hex_encode(h, 32, hex);
     if (rc == 0 && (end_id != last || strcmp(end_hash, hex) != 0))
         rc = s_fail(ctx, error_r,
                     "audit chain broken after id %" PRId64 ": the chain's recorded end is id "

@@ -24,6 +24,7 @@
  * Untrusted input: the blob (from the database).  All unwrap failures give
  * one message. */
 #include "crypto/jose_private.h"
+#include "util/digits.h"
 #include "util/fileio.h"
 #include "util/xalloc.h"
 
@@ -63,32 +64,17 @@ static bool s_valid_id(const char *id, size_t len)
     return true;
 }
 
-static int s_hex(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* "<id> <64 hex>\n" for a fresh random key; caller wipes and frees. */
 static char *s_new_line(const char *kek_id, size_t *len_r)
 {
     unsigned char key[32];
     pf_random_bytes(key, sizeof(key));
-    static const char hex[] = "0123456789abcdef";
     size_t idlen = strlen(kek_id);
     size_t len = idlen + 1 + 64 + 1;
     char *line = xmalloc(len + 1);
     memcpy(line, kek_id, idlen);
     line[idlen] = ' ';
-    for (size_t i = 0; i < 32; i++) {
-        line[idlen + 1 + 2 * i] = hex[key[i] >> 4];
-        line[idlen + 2 + 2 * i] = hex[key[i] & 15];
-    }
+    pf_hex_encode(key, sizeof(key), line + idlen + 1);
     line[len - 1] = '\n';
     line[len] = '\0';
     pf_wipe(key, sizeof(key));
@@ -116,16 +102,10 @@ static int s_generate_locked(const char *path, const char *kek_id, const char **
 static int s_parse_line(const char *data, size_t n, pf_kek_t *kek)
 {
     const char *sp = memchr(data, ' ', n);
-    if (sp == NULL || !s_valid_id(data, (size_t)(sp - data)) ||
-        n - (size_t)(sp - data) - 1 != 64)
+    if (sp == NULL || !s_valid_id(data, (size_t)(sp - data)) || n - (size_t)(sp - data) - 1 != 64)
         return -1;
-    const char *h = sp + 1;
-    for (size_t i = 0; i < 32; i++) {
-        int hi = s_hex(h[2 * i]), lo = s_hex(h[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return -1;
-        kek->key[i] = (unsigned char)(hi << 4 | lo);
-    }
+    if (pf_hex_decode(sp + 1, sizeof(kek->key), kek->key) != 0)
+        return -1;
     memcpy(kek->id, data, (size_t)(sp - data));
     kek->id[sp - data] = '\0';
     return 0;
@@ -199,7 +179,8 @@ static int s_rotate_locked(const char *path, const char *new_id, const char **er
     bool dup = pf_kek_find(ring, new_id) != NULL;
     pf_kek_destroy(&ring);
     if (dup || count >= S_RING_MAX) {
-        *error_r = dup ? "a KEK with that id exists already" : "too many KEKs: retire old ones first";
+        *error_r =
+            dup ? "a KEK with that id exists already" : "too many KEKs: retire old ones first";
         return -1;
     }
     char *old = NULL;
@@ -267,8 +248,7 @@ static int s_retire_locked(const char *path, const char *kek_id, const char **er
  * (a new current KEK that wrapped keys PostgreSQL then stored).  So every
  * change holds the lock beside the file; readers need none (rename). */
 static int s_locked(const char *path, const char *kek_id,
-                    int (*change)(const char *, const char *, const char **),
-                    const char **error_r)
+                    int (*change)(const char *, const char *, const char **), const char **error_r)
 {
     int lock;
     if (pf_file_lock(path, &lock, error_r) != 0)

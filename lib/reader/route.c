@@ -11,6 +11,7 @@
 #include "reader/route.h"
 
 #include "util/b64url.h"
+#include "util/digits.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -27,17 +28,6 @@ static const char *const s_patterns[] = {
     [PF_ROUTE_ATTACHMENT] = "/v1/messages/{id}/attachments/{n}",
 };
 
-static int s_hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Canonical 8-4-4-4-12 hex form, either case; writes the lower-case text
  * to out (37 bytes) and, when bin is not NULL, the 16 bytes. */
 static bool s_uuid_parse(const char *s, size_t len, char out[37], unsigned char *bin)
@@ -52,7 +42,7 @@ static bool s_uuid_parse(const char *s, size_t len, char out[37], unsigned char 
             out[i] = '-';
             continue;
         }
-        int v = s_hexval(s[i]);
+        int v = pf_hex_digit(s[i]);
         if (v < 0)
             return false;
         out[i] = "0123456789abcdef"[v];

@@ -18,6 +18,7 @@
 
 #include "util/b64url.h"
 #include "util/buf.h"
+#include "util/digits.h"
 #include "util/fileio.h"
 #include "util/log.h"
 #include "util/uuid7.h"
@@ -58,12 +59,12 @@ static void test_b64url_rejects_noncanonical(void **state)
     (void)state;
     unsigned char *d;
     size_t n;
-    assert_int_equal(pf_b64url_decode("Zg==", 4, &d, &n), -1); /* padding */
-    assert_int_equal(pf_b64url_decode("Zh", 2, &d, &n), -1);   /* non-zero trailing bits */
-    assert_int_equal(pf_b64url_decode("Z", 1, &d, &n), -1);    /* impossible length */
+    assert_int_equal(pf_b64url_decode("Zg==", 4, &d, &n), -1);  /* padding */
+    assert_int_equal(pf_b64url_decode("Zh", 2, &d, &n), -1);    /* non-zero trailing bits */
+    assert_int_equal(pf_b64url_decode("Z", 1, &d, &n), -1);     /* impossible length */
     assert_int_equal(pf_b64url_decode("Zm9v+", 5, &d, &n), -1); /* std alphabet */
-    assert_int_equal(pf_b64url_decode("Zm 9", 4, &d, &n), -1);   /* whitespace */
-    assert_int_equal(pf_b64_decode("Zm9vYg=", 7, &d, &n), -1);   /* bad padding */
+    assert_int_equal(pf_b64url_decode("Zm 9", 4, &d, &n), -1);  /* whitespace */
+    assert_int_equal(pf_b64_decode("Zm9vYg=", 7, &d, &n), -1);  /* bad padding */
     assert_int_equal(pf_b64_decode("Zm9vYg==", 8, &d, &n), 0);
     assert_int_equal(n, 4);
     free(d);
@@ -155,6 +156,49 @@ static void test_uuid7_unique_across_threads(void **state)
     qsort(s_ids, THREADS * PER_THREAD, sizeof(s_ids[0]), s_cmp);
     for (size_t i = 1; i < THREADS * PER_THREAD; i++)
         assert_true(strcmp(s_ids[i - 1], s_ids[i]) < 0);
+}
+
+static void test_hex(void **state)
+{
+    (void)state;
+    const unsigned char bytes[] = {0x00, 0x01, 0x7f, 0x80, 0xab, 0xff};
+    char text[2 * sizeof(bytes) + 1];
+    memset(text, 'x', sizeof(text));
+    pf_hex_encode(bytes, sizeof(bytes), text);
+    assert_string_equal(text, "00017f80abff");
+    unsigned char back[sizeof(bytes)];
+    assert_int_equal(pf_hex_decode("00017F80ABff", sizeof(back), back), 0);
+    assert_memory_equal(back, bytes, sizeof(bytes));
+    /* a non-digit anywhere, also in the last place */
+    assert_int_equal(pf_hex_decode("0g", 1, back), -1);
+    assert_int_equal(pf_hex_decode("00017f80abf ", sizeof(back), back), -1);
+    assert_int_equal(pf_hex_decode("-1", 1, back), -1);
+    assert_int_equal(pf_hex_digit('9'), 9);
+    assert_int_equal(pf_hex_digit('F'), 15);
+    assert_int_equal(pf_hex_digit('f'), 15);
+    assert_int_equal(pf_hex_digit('G'), -1);
+    assert_int_equal(pf_hex_digit('\0'), -1);
+    pf_hex_encode(bytes, 0, text);
+    assert_string_equal(text, "");
+}
+
+static void test_decimal_id(void **state)
+{
+    (void)state;
+    int64_t v = -7;
+    assert_int_equal(pf_decimal_id("0", &v), 0);
+    assert_int_equal(v, 0);
+    assert_int_equal(pf_decimal_id("9223372036854775807", &v), 0);
+    assert_true(v == INT64_MAX);
+    /* the value stays as it was on every refusal */
+    v = 42;
+    const char *bad[] = {"",    "-1", "+1", " 1", "1 ", "1x", "0x10", "9223372036854775808",
+                         "1e3", "١"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(pf_decimal_id(bad[i], &v), -1);
+        assert_int_equal(v, 42);
+    }
+    assert_int_equal(pf_decimal_id(NULL, &v), -1);
 }
 
 static void test_buf(void **state)
@@ -258,6 +302,8 @@ int main(void)
         cmocka_unit_test(test_uuid7_strictly_increasing),
         cmocka_unit_test(test_uuid7_unique_across_threads),
         cmocka_unit_test(test_uuid7_fork_does_not_repeat),
+        cmocka_unit_test(test_hex),
+        cmocka_unit_test(test_decimal_id),
         cmocka_unit_test(test_buf),
         cmocka_unit_test(test_log_escape),
         cmocka_unit_test(test_file_write_fsync_fails),
