@@ -74,15 +74,14 @@ ab_rounds one
 
 summary() { # LABEL
     local f=("$OUT/$1"-*.txt)
-    local rate cpu pg ack99 rc50 wal fpi
+    local rate cpu pg ack99 rc50 wal
     rate=$(grep -h '^postfach:' "${f[@]}" | awk '{print $4}' | median)
     ack99=$(grep -h '^postfach:' "${f[@]}" | sed 's/.*p99 \([0-9.]*\) ms.*/\1/' | median)
     cpu=$(grep -h 'cpu per notice' "${f[@]}" | sed 's/.*together \([0-9]*\) us.*/\1/' | median)
     pg=$(grep -h 'cpu per notice' "${f[@]}" | sed 's/.*postgres \([0-9]*\) us.*/\1/' | median)
     rc50=$(grep -h 'delivered receipts:' "${f[@]}" | sed 's/.*latency p50 \([0-9.]*\) ms.*/\1/' | median)
     wal=$(grep -h 'wal per notice:' "${f[@]}" | sed -n 's/.*notice: \([0-9]*\) bytes.*/\1/p' | median)
-    fpi=$(grep -h 'wal per notice:' "${f[@]}" | sed -n 's/.* \([0-9.]*\) full-page.*/\1/p' | median)
-    echo "$1: median $rate notices/s, ACK p99 $ack99 ms, CPU $cpu us/notice (postgres $pg), receipt p50 $rc50 ms, WAL ${wal:-?} B and ${fpi:-?} full-page images per notice"
+    echo "$1: median $rate notices/s, ACK p99 $ack99 ms, CPU $cpu us/notice (postgres $pg), receipt p50 $rc50 ms, WAL ${wal:-?} B per notice"
 }
 echo
 summary A

@@ -212,7 +212,7 @@ struct s_run {
     double pg_cpu[2], self_cpu[2];
     /* the server's WAL at the same two samples (when --db is given) */
     pf_store_t *wal_db;
-    pf_bench_wal_t wal[2];
+    double wal[2];
     bool have_wal[2];
     /* machine jiffies while every sender is sending (the monitor's
      * first tick and its last tick before the end) */
@@ -483,7 +483,8 @@ static void s_sample_system(s_run_t *run, int k)
     run->pg_cpu[k] = run->cfg->pg_pid > 0 ? pf_procstat_tree_cpu(run->cfg->pg_pid) : -1;
     run->self_cpu[k] = pf_procstat_self_cpu();
     const char *err;
-    run->have_wal[k] = run->wal_db != NULL && pf_store_bench_wal(run->wal_db, &run->wal[k], &err) == 0;
+    run->have_wal[k] =
+        run->wal_db != NULL && pf_store_bench_wal_bytes(run->wal_db, &run->wal[k], &err) == 0;
 }
 
 /* Machine load while all senders send: the first tick, then every tick
@@ -809,15 +810,10 @@ int pf_bench_send_run(const pf_bench_send_config_t *cfg, FILE *out, const char *
     }
     if (run.have_wal[0] && run.have_wal[1] && acked > 0) {
         /* what the disk is asked to take per notice, from the whole server
-         * (also autovacuum and the relay): full-page images are what a
-         * checkpoint makes the next writes of each page cost */
-        double per = 1.0 / (double)acked;
-        fprintf(out, "  wal per notice: %.0f bytes, %.2f records, %.3f full-page images\n",
-                (run.wal[1].bytes - run.wal[0].bytes) * per,
-                (run.wal[1].records - run.wal[0].records) * per,
-                (run.wal[1].fpi - run.wal[0].fpi) * per);
+         * (also autovacuum and the relay) */
+        fprintf(out, "  wal per notice: %.0f bytes\n", (run.wal[1] - run.wal[0]) / (double)acked);
     } else if (cfg->db != NULL) {
-        fprintf(out, "  wal per notice: not measured: %s\n", wal_err ? wal_err : "pg_stat_wal");
+        fprintf(out, "  wal per notice: not measured: %s\n", wal_err ? wal_err : "?");
     }
     double ceiling = 0;
     if (cfg->db && sample_id) {

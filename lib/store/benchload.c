@@ -304,17 +304,13 @@ int pf_store_bench_mailbox_count(pf_store_t *st, const char *prefix, int64_t *n_
     return 0;
 }
 
-int pf_store_bench_wal(pf_store_t *st, pf_bench_wal_t *w, const char **error_r)
+int pf_store_bench_wal_bytes(pf_store_t *st, double *bytes_r, const char **error_r)
 {
-    PGresult *res = pf_store_query(st, "cannot read pg_stat_wal",
-                                   "SELECT wal_records, wal_fpi, pg_current_wal_insert_lsn() - '0/0' "
-                                   "FROM pg_stat_wal", 0,
-                                   NULL, error_r);
+    PGresult *res = pf_store_query(st, "cannot read the WAL position",
+                                   "SELECT pg_current_wal_insert_lsn() - '0/0'", 0, NULL, error_r);
     if (res == NULL)
         return -1;
-    w->records = strtod(PQgetvalue(res, 0, 0), NULL);
-    w->fpi = strtod(PQgetvalue(res, 0, 1), NULL);
-    w->bytes = strtod(PQgetvalue(res, 0, 2), NULL);
+    *bytes_r = strtod(PQgetvalue(res, 0, 0), NULL);
     PQclear(res);
     return 0;
 }

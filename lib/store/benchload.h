@@ -80,15 +80,10 @@ typedef struct {
 int pf_store_bench_mailboxes_add(pf_store_t *st, const pf_bench_mailbox_row_t *rows, size_t n,
                                  const char **error_r);
 
-/* The server's WAL so far, the whole cluster: bytes (the insert position,
- * exact), records and full-page images (pg_stat_wal, to which a busy
- * backend reports about once a second: a difference over a run of seconds
- * is right to about a second's worth). */
-typedef struct {
-    double records, fpi, bytes;
-} pf_bench_wal_t;
-
-int pf_store_bench_wal(pf_store_t *st, pf_bench_wal_t *w, const char **error_r);
+/* The server's WAL so far in bytes, the whole cluster (its insert
+ * position).  Exact at once, unlike pg_stat_wal's record and full-page
+ * image counts, which a session may report only seconds later. */
+int pf_store_bench_wal_bytes(pf_store_t *st, double *bytes_r, const char **error_r);
 
 /* Turns synchronous_commit off for this session only: set-up data (test
  * mailboxes) need not survive a crash, and a commit per mailbox would

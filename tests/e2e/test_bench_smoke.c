@@ -7,8 +7,8 @@
  * ends with one well-formed summary line, that every acknowledged copy got
  * its delivered receipt (delivered == acked), that the ceiling was
  * measured and its scratch table dropped, and that the reader answered
- * every request and its CPU per request was measured; floor times each operation and sums them.  Under ASan/UBSan the programs' own
- * leaks and errors fail the test through their exit status. */
+ * every request and its CPU per request was measured; floor times each operation and sums them.
+ * Under ASan/UBSan the programs' own leaks and errors fail the test through their exit status. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -107,6 +107,14 @@ static void test_send_summary(void **state)
     assert_int_equal(sscanf(p, "  notices: %ld acked (%ld copies)", &acked, &copies), 2);
     assert_int_equal(acked, NOTICES);
     assert_int_equal(copies, NOTICES);
+
+    /* the server's WAL per notice: at least the ciphertext of its body
+     * (other sessions of the cluster can only add to it) */
+    double wal_bytes = -1;
+    p = strstr(out, "  wal per notice: ");
+    assert_non_null(p);
+    assert_int_equal(sscanf(p, "  wal per notice: %lf bytes", &wal_bytes), 1);
+    assert_true(wal_bytes >= 512);
 
     const char *last = s_last_line(out);
     long delivered = -1;
@@ -261,10 +269,13 @@ static void test_floor(void **state)
         0);
     assert_non_null(out);
     fprintf(stderr, "%s", out);
-    static const char *const names[] = {
-        "seal (ECDH-ES P-256, A256GCM)", "receipt signature (ES256)",
-        "receipt verification (client)", "private key unwrap and parse", "open (reader)",
-        "notice document",               "payload hash (SHA-256)"};
+    static const char *const names[] = {"seal (ECDH-ES P-256, A256GCM)",
+                                        "receipt signature (ES256)",
+                                        "receipt verification (client)",
+                                        "private key unwrap and parse",
+                                        "open (reader)",
+                                        "notice document",
+                                        "payload hash (SHA-256)"};
     double us[7];
     for (int i = 0; i < 7; i++) {
         const char *p = strstr(out, names[i]);
