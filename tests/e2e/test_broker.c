@@ -139,6 +139,27 @@ static int s_send(pf_client_t *c, const char *request_id, const char *const *to,
     return rc;
 }
 
+/* Sends and asserts the ACK. */
+static void s_send_acked(pf_client_t *c, const char *request_id, const char *const *to, size_t nto,
+                         const char *body)
+{
+    pf_client_result_t res;
+    assert_int_equal(s_send(c, request_id, to, nto, body, &res), 0);
+    assert_int_equal(res.ok, 1);
+    pf_client_result_clear(&res);
+}
+
+/* Sends and asserts a NACK with this code. */
+static void s_send_refused(pf_client_t *c, const char *request_id, const char *const *to,
+                           size_t nto, const char *body, const char *code)
+{
+    pf_client_result_t res;
+    assert_int_equal(s_send(c, request_id, to, nto, body, &res), 0);
+    assert_int_equal(res.ok, 0);
+    assert_string_equal(res.code, code);
+    pf_client_result_clear(&res);
+}
+
 static char *s_sqlf(pf_env_t *env, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static char *s_sqlf(pf_env_t *env, const char *fmt, ...)
 {
@@ -433,9 +454,7 @@ static void test_unknown_recipient_nothing_stored(void **state)
      * (sql/0011) makes it forget the entry, which it would otherwise
      * trust for a minute */
     const char *to2[] = {"citizen-b"};
-    assert_int_equal(s_send(f->c, "req-open", to2, 1, "Text", &res), 0);
-    assert_int_equal(res.ok, 1);
-    pf_client_result_clear(&res);
+    s_send_acked(f->c, "req-open", to2, 1, "Text");
     char *v = pf_env_sql(f->env, "UPDATE mailbox SET status = 'closed' WHERE id = 'citizen-b' "
                                  "RETURNING id");
     free(v);
@@ -474,10 +493,7 @@ static void test_old_schema_refused_at_start(void **state)
     assert_non_null(strstr(text, "postfach-ctl migrate"));
     f->c = s_client(f->env);
     const char *to[] = {"citizen-a"};
-    pf_client_result_t res;
-    assert_int_equal(s_send(f->c, "req-after-schema", to, 1, "Text", &res), 0);
-    assert_int_equal(res.ok, 1);
-    pf_client_result_clear(&res);
+    s_send_acked(f->c, "req-after-schema", to, 1, "Text");
     pf_client_destroy(&f->c);
 }
 
@@ -578,10 +594,7 @@ static void test_malformed_frames_clear_nack_and_serving(void **state)
     assert_int_equal(s_count(f->env, "SELECT count(*) FROM message"), 0);
     f->c = s_client(f->env);
     const char *to[] = {"citizen-a"};
-    pf_client_result_t res;
-    assert_int_equal(s_send(f->c, "req-after-garbage", to, 1, "Text", &res), 0);
-    assert_int_equal(res.ok, 1);
-    pf_client_result_clear(&res);
+    s_send_acked(f->c, "req-after-garbage", to, 1, "Text");
     pf_client_destroy(&f->c);
 }
 
@@ -643,9 +656,7 @@ static void test_unregistered_key_gets_no_answer(void **state)
     assert_int_equal(s_count(f->env, "SELECT count(*) FROM message"), 0);
     /* registered senders are still served */
     f->c = s_client(f->env);
-    assert_int_equal(s_send(f->c, "req-registered", to, 1, "Text", &res), 0);
-    assert_int_equal(res.ok, 1);
-    pf_client_result_clear(&res);
+    s_send_acked(f->c, "req-registered", to, 1, "Text");
     pf_client_destroy(&f->c);
 }
 
@@ -655,16 +666,11 @@ static void test_revoked_sender_refused(void **state)
     f->c = s_client(f->env);
     const char *to[] = {"citizen-a"};
     pf_client_result_t res;
-    assert_int_equal(s_send(f->c, "req-before-revoke", to, 1, "Text", &res), 0);
-    assert_int_equal(res.ok, 1);
-    pf_client_result_clear(&res);
+    s_send_acked(f->c, "req-before-revoke", to, 1, "Text");
     assert_int_equal(pf_env_ctl(f->env, NULL, "sender", "revoke", "tax-office", NULL), 0);
     usleep(1500 * 1000); /* sender_cache_ms defaults to 1 s */
     /* on the open connection: refused */
-    assert_int_equal(s_send(f->c, "req-after-revoke", to, 1, "Text", &res), 0);
-    assert_int_equal(res.ok, 0);
-    assert_string_equal(res.code, "forbidden");
-    pf_client_result_clear(&res);
+    s_send_refused(f->c, "req-after-revoke", to, 1, "Text", "forbidden");
     pf_client_destroy(&f->c);
     /* a new connection does not get through the handshake */
     f->c = s_client_for(f->env, "tax-office", 700, 1);
@@ -681,22 +687,14 @@ static void test_rotated_sender_key_closes_open_connection(void **state)
     fixture_t *f = *state;
     f->c = s_client(f->env);
     const char *to[] = {"citizen-a"};
-    pf_client_result_t res;
-    assert_int_equal(s_send(f->c, "req-before-rotate", to, 1, "Text", &res), 0);
-    assert_int_equal(res.ok, 1);
-    pf_client_result_clear(&res);
+    s_send_acked(f->c, "req-before-rotate", to, 1, "Text");
     assert_int_equal(pf_env_ctl(f->env, NULL, "sender", "rotate-key", "tax-office", NULL), 0);
     usleep(1500 * 1000); /* sender_cache_ms defaults to 1 s */
-    assert_int_equal(s_send(f->c, "req-old-key", to, 1, "Text", &res), 0);
-    assert_int_equal(res.ok, 0);
-    assert_string_equal(res.code, "forbidden");
-    pf_client_result_clear(&res);
+    s_send_refused(f->c, "req-old-key", to, 1, "Text", "forbidden");
     pf_client_destroy(&f->c);
     /* the key file now holds the new key, which gets in */
     f->c = s_client(f->env);
-    assert_int_equal(s_send(f->c, "req-new-key", to, 1, "Text", &res), 0);
-    assert_int_equal(res.ok, 1);
-    pf_client_result_clear(&res);
+    s_send_acked(f->c, "req-new-key", to, 1, "Text");
     pf_client_destroy(&f->c);
     assert_int_equal(s_count(f->env, "SELECT count(*) FROM message"), 2);
 }
@@ -809,10 +807,7 @@ static void test_manual_ack_unacked_receipt_comes_again(void **state)
     f->c = s_client(f->env);
     pf_client_set_manual_ack(f->c, true);
     const char *to[] = {"citizen-a"};
-    pf_client_result_t res;
-    assert_int_equal(s_send(f->c, "req-manual", to, 1, "Text", &res), 0);
-    assert_int_equal(res.ok, 1);
-    pf_client_result_clear(&res);
+    s_send_acked(f->c, "req-manual", to, 1, "Text");
     pf_client_receipt_t r;
     const char *err;
     assert_int_equal(pf_client_next_receipt(f->c, 5000, &r, &err), 1);
@@ -917,9 +912,7 @@ static void test_unsafe_database_refused(void **state)
     f->other = s_client_for(f->env, "tax-office", 1500, 0);
     const char *to[] = {"citizen-a"};
     pf_client_result_t res;
-    assert_int_equal(s_send(f->c, "req-safe-1", to, 1, "Text", &res), 0);
-    assert_int_equal(res.ok, 1);
-    pf_client_result_clear(&res);
+    s_send_acked(f->c, "req-safe-1", to, 1, "Text");
 
     /* the server turns unsafe behind the broker's back (a failover to a
      * replica set up carelessly), and its sessions are cut */
@@ -1230,9 +1223,7 @@ static void test_db_connection_lost_then_served(void **state)
     f->c = s_client(f->env);
     const char *to[] = {"citizen-a"};
     pf_client_result_t res;
-    assert_int_equal(s_send(f->c, "req-db-1", to, 1, "Text", &res), 0);
-    assert_int_equal(res.ok, 1);
-    pf_client_result_clear(&res);
+    s_send_acked(f->c, "req-db-1", to, 1, "Text");
     /* the broker's sessions by their names: main, ZAP and committers */
     assert_int_equal(pf_env_sql_int(f->env, "SELECT count(DISTINCT application_name) FROM "
                                             "pg_stat_activity WHERE datname = current_database() "
