@@ -38,13 +38,9 @@ static int setup(void **state)
     free(out);
     if (pf_env_start_broker(f->env, NULL) != 0 || pf_env_start_reader(f->env, NULL) != 0)
         return -1;
-    char *pub = pf_env_broker_pubfile(f->env), *key = pf_env_sender_keyfile(f->env, "tax-office");
-    const char *err;
-    int rc = pf_client_new(pf_env_broker_endpoint(f->env), pub, key, &f->client, &err);
-    free(pub);
-    free(key);
+    f->client = pf_env_client(f->env, "tax-office", NULL, 3000, 3);
     *state = f;
-    return rc;
+    return f->client ? 0 : -1;
 }
 
 static int teardown(void **state)

@@ -76,12 +76,8 @@ static void test_rotate_while_serving(void **state)
     pf_env_t *env = f->env = pf_env_new("kek", citizens);
     assert_int_equal(pf_env_start_broker(env, NULL), 0);
     assert_int_equal(pf_env_start_reader(env, NULL), 0);
-    char *pub = pf_env_broker_pubfile(env), *key = pf_env_sender_keyfile(env, "tax-office");
-    const char *err;
-    int crc = pf_client_new(pf_env_broker_endpoint(env), pub, key, &f->c, &err);
-    free(pub);
-    free(key);
-    assert_int_equal(crc, 0);
+    f->c = pf_env_client(env, "tax-office", NULL, 3000, 3);
+    assert_non_null(f->c);
     pf_client_t *c = f->c;
     char *token_a = pf_env_token(env, "citizen-a"), *token_b = pf_env_token(env, "citizen-b");
     char *old_id = pf_env_sql(env, "SELECT kek_id FROM mailbox_secret LIMIT 1");

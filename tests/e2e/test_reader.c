@@ -62,15 +62,8 @@ static fx_t *s_fx_on(void **state, const char *name, const char *const *citizens
     assert_int_equal(pf_env_start_broker(fx->env, NULL), 0);
     assert_int_equal(pf_env_start_reader(fx->env, NULL), 0);
     fx->port = pf_env_reader_port(fx->env);
-    char *pub = pf_env_broker_pubfile(fx->env), *key = pf_env_sender_keyfile(fx->env, "tax-office");
-    const char *err = NULL;
-    int rc = pf_client_new(pf_env_broker_endpoint(fx->env), pub, key, &fx->client, &err);
-    if (rc != 0)
-        fprintf(stderr, "pf_client_new: %s\n", err);
-    free(pub);
-    free(key);
-    assert_int_equal(rc, 0);
-    pf_client_set_timeout(fx->client, 5000, 3);
+    fx->client = pf_env_client(fx->env, "tax-office", NULL, 5000, 3);
+    assert_non_null(fx->client);
     return fx;
 }
 

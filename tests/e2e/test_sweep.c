@@ -109,12 +109,8 @@ static void test_cross_citizen_sweep(void **state)
     pf_env_t *env = fx->env = pf_env_new("sweep", citizens);
     assert_int_equal(pf_env_start_broker(env, NULL), 0);
     assert_int_equal(pf_env_start_reader(env, NULL), 0);
-    char *pub = pf_env_broker_pubfile(env), *key = pf_env_sender_keyfile(env, "tax-office");
-    const char *err;
-    int crc = pf_client_new(pf_env_broker_endpoint(env), pub, key, &fx->c, &err);
-    free(pub);
-    free(key);
-    assert_int_equal(crc, 0);
+    fx->c = pf_env_client(env, "tax-office", NULL, 3000, 3);
+    assert_non_null(fx->c);
     pf_client_t *c = fx->c;
 
     /* B's notices, each with two attachments and a read receipt wanted,
@@ -138,6 +134,7 @@ static void test_cross_citizen_sweep(void **state)
                                 .attachment_count = 2,
                                 .read_receipt = true};
         pf_client_result_t res;
+        const char *err;
         assert_int_equal(pf_client_send(c, &n, &res, &err), 0);
         assert_true(res.ok);
         snprintf(b_ids[i], sizeof(b_ids[i]), "%s", res.copies[0].message_id);

@@ -55,15 +55,9 @@ static int s_teardown(void **state)
 
 static pf_client_t *s_client(pf_env_t *env)
 {
-    char *pub = pf_env_broker_pubfile(env);
-    char *key = pf_env_sender_keyfile(env, "tax-office");
-    pf_client_t *c = NULL;
-    const char *err = NULL;
-    if (pf_client_new(pf_env_broker_endpoint(env), pub, key, &c, &err) != 0)
-        fail_msg("pf_client_new: %s", err);
-    pf_client_set_timeout(c, 10000, 2);
-    free(pub);
-    free(key);
+    pf_client_t *c = pf_env_client(env, "tax-office", NULL, 10000, 2);
+    if (c == NULL)
+        fail_msg("no client for tax-office");
     return c;
 }
 
@@ -258,8 +252,7 @@ static void test_window_resend_owns_attachments(void **state)
         fail_msg("NACK %s: %s", r.code, r.reason);
     pf_client_result_clear(&r);
     pf_client_destroy(&c);
-    assert_int_equal(s_count(f->env, "SELECT count(*) FROM message WHERE request_id = 'own-1'"),
-                     1);
+    assert_int_equal(s_count(f->env, "SELECT count(*) FROM message WHERE request_id = 'own-1'"), 1);
 }
 
 typedef struct {
