@@ -247,6 +247,46 @@ static void test_statistics_only_where_plans_use_them(void **state)
 
 /* the bench's mailboxes: n at a time, the same rows as one at a time
  * (key version 1, the wrapped key where there is one), and all or none */
+/* sql/0022: the mailbox check probes the mailbox primary key once per
+ * inserted copy; it never reads the whole mailbox table, however many
+ * copies a statement inserts.  Each size is planned anew (DISCARD PLANS:
+ * the function keeps its plan otherwise), and the transaction's own table
+ * counts show the scans before anything is reported.  0015's NOT EXISTS
+ * fails here: for one of these sizes its plan is a hash anti-join over a
+ * full scan of the mailbox table. */
+static void test_mailbox_check_probes_by_key(void **state)
+{
+    fixture_t *f = *state;
+    static const char *const citizens[] = {"citizen-a", "citizen-b", NULL};
+    pf_env_t *env = f->env = pf_env_new("store_mailbox_probe", citizens);
+    assert_non_null(env);
+    free(pf_env_sql(env, "INSERT INTO mailbox (id) SELECT 'bulk-' || g "
+                         "FROM generate_series(1, 5000) AS g RETURNING NULL"));
+    free(pf_env_sql(env, "ANALYZE mailbox; SELECT 1"));
+    static const int sizes[] = {1, 8, 20, 50, 100, 200, 1000};
+    long long stored = 0;
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        char sql[1024];
+        snprintf(sql, sizeof(sql),
+                 "DISCARD PLANS; "
+                 "INSERT INTO message (mailbox_id, id, sender_id, request_id, title, "
+                 "read_receipt, size, key_version, jwe_protected, jwe_encrypted_key, jwe_iv, "
+                 "jwe_ciphertext, jwe_tag) SELECT 'bulk-' || (g * 17 %% 5000 + 1), "
+                 "gen_random_uuid(), (SELECT min(id) FROM sender), 'probe-%d-' || g, 'T', false, "
+                 "1, 1, 'h', '\\x00', '\\x00', '\\x00', '\\x00' "
+                 "FROM generate_series(1, %d) AS g; "
+                 "SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = 'mailbox'",
+                 sizes[i], sizes[i]);
+        long long scans = pf_env_sql_int(env, sql);
+        if (scans != 0)
+            fprintf(stderr, "%d copies in one statement: %lld scans of the mailbox table\n",
+                    sizes[i], scans);
+        assert_int_equal(scans, 0);
+        stored += sizes[i];
+    }
+    assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM message"), stored);
+}
+
 static void test_bench_mailboxes_add(void **state)
 {
     fixture_t *f = *state;
@@ -496,6 +536,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_statistics_only_where_plans_use_them, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_mailbox_check_without_lock, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_mailbox_check_probes_by_key, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_bench_mailboxes_add, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_relay_ack, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_session_names, s_setup, s_teardown),
