@@ -33,6 +33,7 @@
 #include "store/store_private.h"
 #include "util/buf.h"
 #include "util/crashpoint.h"
+#include "util/digits.h"
 #include "util/xalloc.h"
 
 #include <errno.h>
@@ -539,6 +540,15 @@ int pf_store_submit_batch(pf_store_t *st, pf_submit_t *subs, size_t n, const cha
     }
 }
 
+/* A stored payload hash (encode(payload_hash, 'hex')): a value that is
+ * not 64 digits reads as zeros, which no SHA-256 of a payload matches, so
+ * a resend is refused as a conflict rather than taken as the same. */
+static void s_hash_from_hex(const char *hex, unsigned char out[32])
+{
+    if (pf_hex_decode(hex, 32, out) != 0 || hex[64] != '\0')
+        memset(out, 0, 32);
+}
+
 int pf_store_submission_get(pf_store_t *st, int64_t sender_id, const char *request_id,
                             unsigned char hash_r[32], char **ack_r, const char **error_r)
 {
@@ -553,12 +563,7 @@ int pf_store_submission_get(pf_store_t *st, int64_t sender_id, const char *reque
         return -1;
     int found = PQntuples(res) == 1;
     if (found) {
-        const char *hex = PQgetvalue(res, 0, 0);
-        for (int i = 0; i < 32; i++) {
-            unsigned v = 0;
-            sscanf(hex + 2 * i, "%2x", &v);
-            hash_r[i] = (unsigned char)v;
-        }
+        s_hash_from_hex(PQgetvalue(res, 0, 0), hash_r);
         *ack_r = xstrdup(PQgetvalue(res, 0, 1));
     }
     PQclear(res);
@@ -626,15 +631,6 @@ int pf_store_recipient_keys(pf_store_t *st, const char *const *ids, size_t n, in
     return 0;
 }
 
-static void s_hex32(const char *hex, unsigned char out[32])
-{
-    for (int i = 0; i < 32; i++) {
-        unsigned v = 0;
-        sscanf(hex + 2 * i, "%2x", &v);
-        out[i] = (unsigned char)v;
-    }
-}
-
 int pf_store_submissions_get(pf_store_t *st, const int64_t *sender_ids,
                              const char *const *request_ids, size_t n,
                              unsigned char (*hashes_r)[32], char **acks_r, const char **error_r)
@@ -670,7 +666,7 @@ int pf_store_submissions_get(pf_store_t *st, const int64_t *sender_ids,
         const char *rid = PQgetvalue(res, r, 1);
         for (size_t i = 0; i < n; i++) {
             if (acks_r[i] == NULL && sender_ids[i] == sid && strcmp(request_ids[i], rid) == 0) {
-                s_hex32(PQgetvalue(res, r, 2), hashes_r[i]);
+                s_hash_from_hex(PQgetvalue(res, r, 2), hashes_r[i]);
                 acks_r[i] = xstrdup(PQgetvalue(res, r, 3));
             }
         }

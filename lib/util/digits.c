@@ -30,8 +30,11 @@ void pf_hex_encode(const void *data, size_t len, char *out)
 int pf_hex_decode(const char *s, size_t n, unsigned char *out)
 {
     for (size_t i = 0; i < n; i++) {
-        int hi = pf_hex_digit(s[2 * i]), lo = pf_hex_digit(s[2 * i + 1]);
-        if (hi < 0 || lo < 0)
+        /* the second digit only after the first: a string that ends early
+         * is never read past its NUL */
+        int hi = pf_hex_digit(s[2 * i]);
+        int lo = hi < 0 ? -1 : pf_hex_digit(s[2 * i + 1]);
+        if (lo < 0)
             return -1;
         out[i] = (unsigned char)(hi << 4 | lo);
     }

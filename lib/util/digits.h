@@ -11,7 +11,7 @@ int pf_hex_digit(char c);
 /* Writes len bytes as 2 * len lower-case digits and a NUL into out. */
 void pf_hex_encode(const void *data, size_t len, char *out);
 /* Reads exactly 2 * n digits of s into n bytes; -1 (out undefined) when
- * one is not a hexadecimal digit. */
+ * one is not a hexadecimal digit, also when s ends (NUL) before them. */
 int pf_hex_decode(const char *s, size_t n, unsigned char *out);
 
 /* A decimal number from 0 to INT64_MAX: digits only (no sign, no space,

@@ -173,6 +173,13 @@ static void test_hex(void **state)
     assert_int_equal(pf_hex_decode("0g", 1, back), -1);
     assert_int_equal(pf_hex_decode("00017f80abf ", sizeof(back), back), -1);
     assert_int_equal(pf_hex_decode("-1", 1, back), -1);
+    /* a string that ends before its digits: refused, and (ASan) never
+     * read past its NUL, also when it ends on an odd digit */
+    char *empty = strdup(""), *odd = strdup("abc");
+    assert_int_equal(pf_hex_decode(empty, 1, back), -1);
+    assert_int_equal(pf_hex_decode(odd, 2, back), -1);
+    free(empty);
+    free(odd);
     assert_int_equal(pf_hex_digit('9'), 9);
     assert_int_equal(pf_hex_digit('F'), 15);
     assert_int_equal(pf_hex_digit('f'), 15);
