@@ -27,6 +27,7 @@
 #include "bench/procstat.h"
 #include "postfach/postfach.h"
 #include "store/benchload.h"
+#include "util/digits.h"
 #include "util/xalloc.h"
 
 #include <pthread.h>
@@ -72,17 +73,6 @@ typedef struct {
     size_t cap, n;
 } s_idmap_t;
 
-static int s_hex(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Canonical UUID text to two words; -1 when it is not one. */
 static int s_uuid_parse(const char *s, uint64_t *hi, uint64_t *lo)
 {
@@ -91,7 +81,7 @@ static int s_uuid_parse(const char *s, uint64_t *hi, uint64_t *lo)
     for (const char *p = s; *p && nib < 32; p++) {
         if (*p == '-')
             continue;
-        int v = s_hex(*p);
+        int v = pf_hex_digit(*p);
         if (v < 0)
             return -1;
         w[nib / 16] = w[nib / 16] << 4 | (uint64_t)v;

@@ -157,17 +157,6 @@ static void s_arr_bool(s_array_t *a, bool v)
     s_arr_add(a, &x, 1);
 }
 
-static int s_hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* A UUID in its 36-character text form (made by lib/util/uuid7) as the
  * 16 bytes of uuid_send. */
 static void s_arr_uuid(s_array_t *a, const char *text)
@@ -175,7 +164,7 @@ static void s_arr_uuid(s_array_t *a, const char *text)
     unsigned char u[16] = {0};
     size_t k = 0;
     for (const char *p = text; *p && k < 32; p++) {
-        int v = s_hexval(*p);
+        int v = pf_hex_digit(*p);
         if (v < 0)
             continue; /* the dashes */
         u[k / 2] = (unsigned char)(u[k / 2] | (k % 2 ? v : v << 4));
