@@ -102,7 +102,9 @@ fi
 "$BIN/postfach-reader" --config "$DEST/etc/postfach/reader.conf" \
     --set receipt_key_file=/nonexistent >"$W/reader-config.log" 2>&1
 rc=$?
-if [ "$rc" -eq 2 ] && grep -q 'setting "idp_' "$W/reader-config.log" &&
+# the refusal is a log line like the broker's: event=bad_config, the
+# setting's name quoted as \x22 (pf_log_escape)
+if [ "$rc" -eq 2 ] && grep -q 'event=bad_config error="setting \\x22idp_' "$W/reader-config.log" &&
     "$BIN/postfach-reader" --config "$DEST/etc/postfach/reader.conf" \
         --set idp_issuer=https://id.example.de --set idp_audience=postfach \
         --set idp_jwks_file=/dev/null --print-config >>"$W/reader-config.log" 2>&1; then
