@@ -77,8 +77,10 @@ ab_daemon() {
         esac
     done
     # a new session reads the server's settings when the reload is done
-    $PSQL -c "SELECT pg_reload_conf()" >/dev/null
-    sleep 0.3
+    if [ -n "$AB_PG_SET" ]; then
+        $PSQL -c "SELECT pg_reload_conf()" >/dev/null
+        sleep 0.3
+    fi
     DAEMON_DB="${DB% user=*} user=$user"
 }
 
