@@ -257,7 +257,7 @@ echo "== figures (ratios to the same-run ceiling)"
 for s in a b c e1 e2 x f; do
     [ -f "$OUT/$s.txt" ] || continue
     printf '%-3s %s\n' "$s" "$(grep '^postfach:' "$OUT/$s.txt" | tail -n 1)"
-    grep -E '^  (throughput|broker|cpu per notice|disk|postgres cpu by session):' "$OUT/$s.txt" | sed 's/^/    /'
+    grep -E '^  (throughput|broker|cpu per notice|wal per notice|disk|postgres cpu by session):' "$OUT/$s.txt" | sed 's/^/    /'
 done
 for s in d1 d1r d2 d3; do
     [ -f "$OUT/$s.txt" ] || continue
