@@ -346,6 +346,18 @@ int pf_fixture_end(pf_env_t *env, struct pf_client **client, void *fixture)
     return 0;
 }
 
+int pf_env_fixture_setup(void **state)
+{
+    *state = calloc(1, sizeof(pf_env_fixture_t));
+    return *state ? 0 : -1;
+}
+
+int pf_env_fixture_teardown(void **state)
+{
+    pf_env_fixture_t *f = *state;
+    return pf_fixture_end(f->env, &f->c, f);
+}
+
 void pf_env_destroy(pf_env_t **envp)
 {
     pf_env_t *env = *envp;

@@ -43,6 +43,16 @@ void pf_env_destroy(pf_env_t **env);
  * there and does not return.  Returns 0. */
 struct pf_client;
 int pf_fixture_end(pf_env_t *env, struct pf_client **client, void *fixture);
+/* The fixture of a test that makes its environment (and perhaps one
+ * client) itself: cmocka's setup and teardown for it.  The teardown ends
+ * both through pf_fixture_end, so a failed assertion still stops the
+ * daemons. */
+typedef struct {
+    pf_env_t *env;
+    struct pf_client *c;
+} pf_env_fixture_t;
+int pf_env_fixture_setup(void **state);
+int pf_env_fixture_teardown(void **state);
 
 const char *pf_env_dir(const pf_env_t *env);             /* scratch directory of this test */
 const char *pf_env_keys(const pf_env_t *env);            /* key directory (postfach-ctl --keys) */

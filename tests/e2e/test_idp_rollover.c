@@ -17,24 +17,6 @@
 
 #include "harness.h"
 
-/* The env lives in the fixture, so a failed assertion (cmocka jumps out
- * of the test) still stops the daemons in the teardown. */
-typedef struct {
-    pf_env_t *env;
-} fixture_t;
-
-static int s_setup(void **state)
-{
-    *state = calloc(1, sizeof(fixture_t));
-    return *state ? 0 : -1;
-}
-
-static int s_teardown(void **state)
-{
-    fixture_t *f = *state;
-    return pf_fixture_end(f->env, NULL, f);
-}
-
 static char *s_token(pf_env_t *env, const char *keys, const char *who)
 {
     char *out = NULL;
@@ -58,7 +40,7 @@ static int s_status(pf_env_t *env, const char *token)
 
 static void test_two_jwks_files_accepted_third_refused(void **state)
 {
-    fixture_t *f = *state;
+    pf_env_fixture_t *f = *state;
     static const char *const citizens[] = {"citizen-a", NULL};
     pf_env_t *env = f->env = pf_env_new("idp", citizens);
     char *next = NULL, *other = NULL, *setting = NULL;
@@ -107,7 +89,7 @@ static void test_two_jwks_files_accepted_third_refused(void **state)
  * reader configured with the development issuer must then not start. */
 static void test_development_issuer_needs_the_switch(void **state)
 {
-    fixture_t *f = *state;
+    pf_env_fixture_t *f = *state;
     static const char *const citizens[] = {"citizen-a", NULL};
     pf_env_t *env = f->env = pf_env_new("idp-dev", citizens);
     char *log_path = NULL;
@@ -156,10 +138,10 @@ static void test_development_issuer_needs_the_switch(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_two_jwks_files_accepted_third_refused, s_setup,
-                                        s_teardown),
-        cmocka_unit_test_setup_teardown(test_development_issuer_needs_the_switch, s_setup,
-                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_two_jwks_files_accepted_third_refused,
+                                        pf_env_fixture_setup, pf_env_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_development_issuer_needs_the_switch,
+                                        pf_env_fixture_setup, pf_env_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

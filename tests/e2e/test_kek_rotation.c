@@ -16,25 +16,6 @@
 #include "harness.h"
 #include "postfach/postfach.h"
 
-/* The env lives in the fixture, so a failed assertion (cmocka jumps out
- * of the test) still stops the daemons in the teardown. */
-typedef struct {
-    pf_env_t *env;
-    pf_client_t *c;
-} fixture_t;
-
-static int s_setup(void **state)
-{
-    *state = calloc(1, sizeof(fixture_t));
-    return *state ? 0 : -1;
-}
-
-static int s_teardown(void **state)
-{
-    fixture_t *f = *state;
-    return pf_fixture_end(f->env, &f->c, f);
-}
-
 static char *s_send(pf_env_t *env, pf_client_t *c, const char *to, const char *rid)
 {
     const char *rcpt[] = {to};
@@ -71,7 +52,7 @@ static int s_open(pf_env_t *env, const char *token, const char *id)
 
 static void test_rotate_while_serving(void **state)
 {
-    fixture_t *f = *state;
+    pf_env_fixture_t *f = *state;
     static const char *const citizens[] = {"citizen-a", "citizen-b", NULL};
     pf_env_t *env = f->env = pf_env_new("kek", citizens);
     assert_int_equal(pf_env_start_broker(env, NULL), 0);
@@ -134,7 +115,8 @@ static void test_rotate_while_serving(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_rotate_while_serving, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_rotate_while_serving, pf_env_fixture_setup,
+                                        pf_env_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

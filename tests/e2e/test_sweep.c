@@ -26,25 +26,6 @@
 #define B_NOTICES 6
 #define A_NOTICES (B_NOTICES + 1)
 
-/* The env lives in the fixture, so a failed assertion (cmocka jumps out
- * of the test) still stops broker and reader in the teardown. */
-typedef struct {
-    pf_env_t *env;
-    pf_client_t *c;
-} fixture_t;
-
-static int s_setup(void **state)
-{
-    *state = calloc(1, sizeof(fixture_t));
-    return *state ? 0 : -1;
-}
-
-static int s_teardown(void **state)
-{
-    fixture_t *f = *state;
-    return pf_fixture_end(f->env, &f->c, f);
-}
-
 static void s_send_a(pf_client_t *c, int i, char id_r[40])
 {
     const char *to_a[] = {"citizen-a"};
@@ -104,7 +85,7 @@ static int s_listing_is(int port, const char *path, const char *token, const cha
 
 static void test_cross_citizen_sweep(void **state)
 {
-    fixture_t *fx = *state;
+    pf_env_fixture_t *fx = *state;
     static const char *const citizens[] = {"citizen-a", "citizen-b", NULL};
     pf_env_t *env = fx->env = pf_env_new("sweep", citizens);
     assert_int_equal(pf_env_start_broker(env, NULL), 0);
@@ -262,7 +243,8 @@ static void test_cross_citizen_sweep(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_cross_citizen_sweep, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_cross_citizen_sweep, pf_env_fixture_setup,
+                                        pf_env_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
