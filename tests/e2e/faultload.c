@@ -151,6 +151,10 @@ static void s_collect(s_thread_t *t, int timeout_ms)
         int rc = pf_client_next_receipt(t->c, timeout_ms, &r, &err);
         if (rc != 1)
             return;
+        if (!t->l->o.collect_receipts) {
+            pf_client_receipt_clear(&r); /* take_receipts: taken, not recorded */
+            continue;
+        }
         if (t->njti == t->jticap) {
             t->jticap = t->jticap ? t->jticap * 2 : 256;
             t->jtis = realloc(t->jtis, t->jticap * sizeof(*t->jtis));
@@ -183,7 +187,7 @@ static int s_send(s_thread_t *t, s_req_t *r)
     long retries_before = t->retries;
     int rc = pf_client_send(t->c, &n, &res, &err);
     r->resends += (int)(t->retries - retries_before);
-    if (l->o.collect_receipts)
+    if (l->o.collect_receipts || l->o.take_receipts)
         s_collect(t, 0);
     if (rc == -1) {
         r->timeouts++;

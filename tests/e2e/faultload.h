@@ -42,6 +42,8 @@ typedef struct {
     int pause_ms;                /* between two sends of one thread */
     int slot;                    /* broker slot to connect to */
     bool collect_receipts;       /* each client hands out receipts as they come */
+    bool take_receipts;          /* each client takes its receipts as they come (so they
+                                  * are acknowledged) without recording them */
 } pf_load_opts_t;
 
 typedef struct {
