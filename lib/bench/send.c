@@ -200,8 +200,10 @@ struct s_run {
     /* CPU seconds of PostgreSQL and of this process, machine jiffies,
      * at the first and the last sample: where the time goes */
     double pg_cpu[2], self_cpu[2];
-    /* the server's WAL at the same two samples (when --db is given) */
-    pf_store_t *wal_db;
+    /* the run's database session (with --db): the server's WAL at the
+     * same two samples, then the ceiling */
+    pf_store_t *db;
+    const char *db_err; /* why there is none */
     double wal[2];
     bool have_wal[2];
     /* machine jiffies while every sender is sending (the monitor's
@@ -474,7 +476,7 @@ static void s_sample_system(s_run_t *run, int k)
     run->self_cpu[k] = pf_procstat_self_cpu();
     const char *err;
     run->have_wal[k] =
-        run->wal_db != NULL && pf_store_bench_wal_bytes(run->wal_db, &run->wal[k], &err) == 0;
+        run->db != NULL && pf_store_bench_wal_bytes(run->db, &run->wal[k], &err) == 0;
 }
 
 /* Machine load while all senders send: the first tick, then every tick
@@ -550,10 +552,12 @@ static int s_ceiling(s_run_t *run, const char *sample_mailbox, const char *sampl
                      double *rows_per_s_r, size_t *row_bytes_r, const char **error_r)
 {
     const pf_bench_send_config_t *cfg = run->cfg;
-    pf_store_t *st = NULL;
+    pf_store_t *st = run->db;
     pf_bench_row_t *row = NULL;
-    if (pf_store_open(cfg->db, &st, error_r) != 0)
+    if (st == NULL) {
+        *error_r = run->db_err;
         return -1;
+    }
     int rc = -1;
     int found = pf_store_bench_row_sample(st, sample_mailbox, sample_id, &row, error_r);
     if (found == 0)
@@ -573,14 +577,7 @@ static int s_ceiling(s_run_t *run, const char *sample_mailbox, const char *sampl
         free(mbs[i]);
     free(mbs);
 out:
-    if (rc != 0 && *error_r != NULL) {
-        /* the store's buffer dies with it */
-        static __thread char buf[512];
-        snprintf(buf, sizeof(buf), "%s", *error_r);
-        *error_r = buf;
-    }
     pf_bench_row_destroy(&row);
-    pf_store_destroy(&st);
     return rc;
 }
 
@@ -667,9 +664,8 @@ int pf_bench_send_run(const pf_bench_send_config_t *cfg, FILE *out, const char *
     run.t0_us = pf_bench_now_us() + 20000;
     run.end_us = run.t0_us + (int64_t)(cfg->duration_s * 1e6);
     s_sample(&run, true);
-    const char *wal_err = NULL;
-    if (cfg->db != NULL && pf_store_open(cfg->db, &run.wal_db, &wal_err) != 0)
-        run.wal_db = NULL;
+    if (cfg->db != NULL && pf_store_open(cfg->db, &run.db, &run.db_err) != 0)
+        run.db = NULL;
     s_sample_system(&run, 0);
     pthread_t mon;
     pthread_create(&mon, NULL, s_monitor_main, &run);
@@ -803,7 +799,7 @@ int pf_bench_send_run(const pf_bench_send_config_t *cfg, FILE *out, const char *
          * (also autovacuum and the relay) */
         fprintf(out, "  wal per notice: %.0f bytes\n", (run.wal[1] - run.wal[0]) / (double)acked);
     } else if (cfg->db != NULL) {
-        fprintf(out, "  wal per notice: not measured: %s\n", wal_err ? wal_err : "?");
+        fprintf(out, "  wal per notice: not measured: %s\n", run.db_err ? run.db_err : "?");
     }
     double ceiling = 0;
     if (cfg->db && sample_id) {
@@ -858,7 +854,7 @@ out:
     free(th);
     free(run.body);
     free(run.attachment);
-    pf_store_destroy(&run.wal_db);
+    pf_store_destroy(&run.db);
     pthread_mutex_destroy(&run.lock);
     return rc;
 }
