@@ -37,6 +37,10 @@ static const pf_cfg_spec_t s_specs[] = {
      "encrypted bytes one submission may produce (size x recipients)"},
     {"receipt_retry_seconds", PF_CFG_INT, "30", 1, 86400,
      "resend an unacknowledged receipt after this many seconds"},
+    {"receipt_retry_max_seconds", PF_CFG_INT, "3600", 1, 7 * 86400,
+     "the wait before a resend doubles with each one, up to this many seconds"},
+    {"receipt_window", PF_CFG_INT, "512", 1, 65536,
+     "unacknowledged receipts a HELLO sends again at once (more as they are acknowledged)"},
     {"receipt_direct", PF_CFG_BOOL, "on", 0, 0,
      "send delivered receipts from memory right after COMMIT (off: all through the relay)"},
     {"relay_poll_ms", PF_CFG_INT, "1000", 50, 60000, "receipt outbox polling interval"},
@@ -91,6 +95,8 @@ int main(int argc, char **argv)
     bc.batch_max = (int)pf_config_int(cfg, "batch_max");
     bc.batch_max_bytes = pf_config_int(cfg, "batch_max_bytes");
     bc.receipt_retry_seconds = (int)pf_config_int(cfg, "receipt_retry_seconds");
+    bc.receipt_retry_max_seconds = (int)pf_config_int(cfg, "receipt_retry_max_seconds");
+    bc.receipt_window = (int)pf_config_int(cfg, "receipt_window");
     bc.receipt_direct = pf_config_bool(cfg, "receipt_direct");
     bc.relay_poll_ms = (int)pf_config_int(cfg, "relay_poll_ms");
     bc.sender_cache_ms = (int)pf_config_int(cfg, "sender_cache_ms");

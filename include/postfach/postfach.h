@@ -212,7 +212,8 @@ int pf_client_poll_result(pf_client_t *c, int timeout_ms, pf_client_result_t *re
                           const char **error_r);
 
 /* Announces the client again (HELLO), e.g. after a long pause: the broker
- * then resends every unacknowledged receipt at once.  Returns 0 or -1. */
+ * then resends unacknowledged receipts at once, up to its receipt_window
+ * of them, and more as these are acknowledged.  Returns 0 or -1. */
 int pf_client_hello(pf_client_t *c, const char **error_r);
 
 void pf_client_result_clear(pf_client_result_t *r);

@@ -120,6 +120,8 @@ void pf_broker_config_default(pf_broker_config_t *cfg)
     cfg->batch_max = 64;
     cfg->batch_max_bytes = 256LL * 1024 * 1024;
     cfg->receipt_retry_seconds = 30;
+    cfg->receipt_retry_max_seconds = 3600;
+    cfg->receipt_window = 512;
     cfg->receipt_direct = true;
     cfg->relay_poll_ms = 1000;
     cfg->sender_cache_ms = 1000;
@@ -321,11 +323,50 @@ pf_receipt_sent_t pf_broker_send_receipt(pf_broker_t *b, int64_t sender_id, cons
 
 /* ---- receipt relay ------------------------------------------------------ */
 
+/* Per sender that said HELLO or RACK: its acknowledgements not yet
+ * marked, and whether its replay is under way. */
 struct pf_rack_pending {
     int64_t sender_id;
     char (*jtis)[PF_UUID_STRLEN + 1];
     size_t n, cap;
+    bool replaying; /* the last replay stopped at its limit: more are waiting */
 };
+
+static struct pf_rack_pending *s_rack_entry(pf_broker_t *b, int64_t sender_id)
+{
+    for (size_t i = 0; i < b->nracks; i++)
+        if (b->racks[i].sender_id == sender_id)
+            return &b->racks[i];
+    b->racks = xrealloc(b->racks, (b->nracks + 1) * sizeof(*b->racks));
+    struct pf_rack_pending *r = &b->racks[b->nracks++];
+    *r = (struct pf_rack_pending){.sender_id = sender_id};
+    return r;
+}
+
+/* Makes up to `most` of the sender's unacknowledged receipts that are not
+ * due yet due now, those that would have been due first.  A HELLO replays
+ * receipt_window; while a replay comes back full, the sender stays
+ * `replaying`, and every acknowledgement of its receipts makes one more
+ * due (credit, as in a window): a procedure that takes and acknowledges
+ * its receipts gets its whole outbox again, at the pace it acknowledges;
+ * one that never does gets at most receipt_window per HELLO.  Before,
+ * every HELLO made the whole outbox due, and a procedure that never
+ * acknowledged and reconnected often was sent it again and again
+ * (docs/reliability.md). */
+static void s_replay(pf_broker_t *b, struct pf_rack_pending *r, int most)
+{
+    const char *err;
+    int k = pf_store_relay_replay(b->st, r->sender_id, most, &err);
+    if (k < 0) {
+        pf_broker_db_failed(b, "cannot replay receipts", err);
+        return;
+    }
+    r->replaying = k >= most;
+    if (k > 0)
+        b->relay_due = true;
+    pf_debug("event=replay sender_id=%lld receipts=%d more=%s", (long long)r->sender_id, k,
+             r->replaying ? "maybe" : "no");
+}
 
 /* Marks the pending acknowledgements, one statement per sender. */
 static void s_rack_flush(pf_broker_t *b)
@@ -346,6 +387,8 @@ static void s_rack_flush(pf_broker_t *b)
             } else {
                 pf_debug("event=rack sender_id=%lld acked=%d", (long long)r->sender_id, k);
                 pf_crashpoint("relay_after_rack");
+                if (r->replaying && k > 0 && b->db_ok)
+                    s_replay(b, r, k < b->cfg.receipt_window ? k : b->cfg.receipt_window);
             }
         }
         /* with the database down they are dropped, as a RACK then always
@@ -358,15 +401,7 @@ static void s_rack_flush(pf_broker_t *b)
 
 static void s_rack_add(pf_broker_t *b, int64_t sender_id, const char *const *jtis, size_t n)
 {
-    struct pf_rack_pending *r = NULL;
-    for (size_t i = 0; i < b->nracks && r == NULL; i++)
-        if (b->racks[i].sender_id == sender_id)
-            r = &b->racks[i];
-    if (r == NULL) {
-        b->racks = xrealloc(b->racks, (b->nracks + 1) * sizeof(*b->racks));
-        r = &b->racks[b->nracks++];
-        *r = (struct pf_rack_pending){.sender_id = sender_id};
-    }
+    struct pf_rack_pending *r = s_rack_entry(b, sender_id);
     if (r->n + n > r->cap) {
         r->cap = (r->n + n) * 2;
         r->jtis = xrealloc(r->jtis, r->cap * sizeof(*r->jtis));
@@ -439,8 +474,8 @@ static void s_relay(pf_broker_t *b)
         const char *err;
         more = false;
         if (pf_store_relay_claim(b->st, ids, nids, S_RELAY_BATCH, S_RELAY_CLAIM_MAX,
-                                 b->cfg.receipt_retry_seconds, &b->relay_after, &rows, &n, &skipped,
-                                 &err) != 0) {
+                                 b->cfg.receipt_retry_seconds, b->cfg.receipt_retry_max_seconds,
+                                 &b->relay_after, &rows, &n, &skipped, &err) != 0) {
             pf_broker_db_failed(b, "cannot claim receipts", err);
             if (b->db_ok)
                 pf_error("event=relay_failed error=\"%s\"", pf_broker_esc(err));
@@ -642,7 +677,6 @@ static bool s_dispatch(pf_broker_t *b, zmq_msg_t *frames, size_t n, size_t dropp
             pf_broker_nack(b, rid, rid_len, werr.request_id, werr.code, werr.reason);
         return false;
     }
-    const char *err;
     switch (msg.cmd) {
     case PF_WIRE_SEND:
         batch[*nbatch] =
@@ -652,11 +686,8 @@ static bool s_dispatch(pf_broker_t *b, zmq_msg_t *frames, size_t n, size_t dropp
     case PF_WIRE_HELLO:
         pf_debug("event=hello sender_id=%lld", (long long)sender_id);
         s_rack_flush(b); /* what was acknowledged is not replayed */
-        if (b->db_ok) {
-            int k = pf_store_relay_replay(b->st, sender_id, &err);
-            if (k < 0)
-                pf_broker_db_failed(b, "cannot replay receipts", err);
-        }
+        if (b->db_ok)
+            s_replay(b, s_rack_entry(b, sender_id), b->cfg.receipt_window);
         b->relay_due = true;
         break;
     case PF_WIRE_RACK:

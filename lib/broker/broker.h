@@ -18,18 +18,21 @@ typedef struct {
     const char *receipt_issuer;    /* "iss" of receipts */
     bool allow_unsafe_db;          /* start even when the database may lose commits */
     pf_wire_limits_t limits;
-    int batch_max;             /* SENDs per group commit */
-    long long batch_max_bytes; /* plaintext bytes x recipients per batch (and per SEND) */
-    int receipt_retry_seconds; /* resend an unacknowledged receipt after this */
-    bool receipt_direct;       /* send delivered receipts right after COMMIT (else: the relay) */
-    int relay_poll_ms;         /* outbox polling interval (NOTIFY only wakes early) */
-    int sender_cache_ms;       /* how long a sender lookup is trusted (revocation delay) */
-    int heartbeat_ms;          /* ZMTP heartbeats to find dead peers; 0 = off */
-    int queue_max;             /* ZMQ_RCVHWM: messages queued per connection before libzmq
-                                  stops reading from it (backpressure, never a drop) */
-    int busy_after_ms;         /* a backlog older than this is refused with NACK busy */
-    int expire_after_seconds;  /* an unretrieved copy gets its "expired" receipt after this */
-    int expire_poll_ms;        /* how often to look for copies due to expire */
+    int batch_max;                 /* SENDs per group commit */
+    long long batch_max_bytes;     /* plaintext bytes x recipients per batch (and per SEND) */
+    int receipt_retry_seconds;     /* resend an unacknowledged receipt after this */
+    int receipt_retry_max_seconds; /* ... and after twice as long each further time, up to this */
+    int receipt_window;            /* unacknowledged receipts a HELLO makes due at once (more follow
+                                      as the procedure acknowledges) */
+    bool receipt_direct;      /* send delivered receipts right after COMMIT (else: the relay) */
+    int relay_poll_ms;        /* outbox polling interval (NOTIFY only wakes early) */
+    int sender_cache_ms;      /* how long a sender lookup is trusted (revocation delay) */
+    int heartbeat_ms;         /* ZMTP heartbeats to find dead peers; 0 = off */
+    int queue_max;            /* ZMQ_RCVHWM: messages queued per connection before libzmq
+                                 stops reading from it (backpressure, never a drop) */
+    int busy_after_ms;        /* a backlog older than this is refused with NACK busy */
+    int expire_after_seconds; /* an unretrieved copy gets its "expired" receipt after this */
+    int expire_poll_ms;       /* how often to look for copies due to expire */
 } pf_broker_config_t;
 
 typedef struct pf_broker pf_broker_t;

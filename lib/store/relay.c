@@ -59,7 +59,7 @@ static PGresult *s_async_end(pf_store_t *st, PGresult *res, const char **error_r
 }
 
 int pf_store_relay_claim(pf_store_t *st, const int64_t *sender_ids, size_t nsenders, int limit,
-                         int max_total, int retry_seconds, int64_t *after,
+                         int max_total, int retry_seconds, int retry_max_seconds, int64_t *after,
                          pf_relay_receipt_t **rows_r, size_t *n_r, size_t *skipped_r,
                          const char **error_r)
 {
@@ -75,12 +75,13 @@ int pf_store_relay_claim(pf_store_t *st, const int64_t *sender_ids, size_t nsend
     for (size_t i = 0; i < nsenders; i++)
         pf_buf_printf(&ids, "%s%lld", i ? "," : "", (long long)sender_ids[i]);
     pf_buf_puts(&ids, "}");
-    char lim[16], retry[16], total[16], turn[32];
+    char lim[16], retry[16], total[16], turn[32], retry_max[16];
     snprintf(lim, sizeof(lim), "%d", limit);
     snprintf(retry, sizeof(retry), "%d", retry_seconds);
     snprintf(total, sizeof(total), "%d", max_total);
     snprintf(turn, sizeof(turn), "%lld", (long long)*after);
-    const char *p[5] = {ids.data, lim, retry, total, turn};
+    snprintf(retry_max, sizeof(retry_max), "%d", retry_max_seconds);
+    const char *p[6] = {ids.data, lim, retry, total, turn, retry_max};
     /* live: the listed senders with anything due (one probe of the index
      * each), d of them.  c: the candidates, per sender in the order of its
      * index (no sort over all senders' pending receipts), ranked by their
@@ -95,7 +96,10 @@ int pf_store_relay_claim(pf_store_t *st, const int64_t *sender_ids, size_t nsend
      * were passed over comes back with the rows (a claim that skipped
      * rows may have left others due).  The delivery rows only (small),
      * the token from the immutable receipt row; in claim order, and one
-     * row of NULLs when nothing was claimed. */
+     * row of NULLs when nothing was claimed.  The next attempt: $3
+     * seconds after a first one, doubling with every attempt made before
+     * (d.attempts is the value before this claim), at most $6 (or $3 when
+     * that is larger); in float8, as $3 times 2^30 is no integer. */
     PGresult *res = NULL;
     if (s_async_begin(st, error_r) == 0) {
         res = pf_store_query(
@@ -112,7 +116,9 @@ int pf_store_relay_claim(pf_store_t *st, const int64_t *sender_ids, size_t nsend
             "   ORDER BY next_attempt_at, jti LIMIT (SELECT k FROM deep)) x "
             "  ORDER BY x.k, s.id <= $5::bigint, s.id LIMIT $4::integer), "
             "u AS (UPDATE receipt_delivery d SET attempts = d.attempts + 1, "
-            "  next_attempt_at = now() + make_interval(secs => $3::integer) "
+            "  next_attempt_at = now() + make_interval(secs => least("
+            "    $3::float8 * power(2::float8, least(d.attempts, 30)), "
+            "    greatest($3::integer, $6::integer)::float8)) "
             "  FROM (SELECT l.jti, c.k FROM receipt_delivery l JOIN c ON l.jti = c.jti "
             "        WHERE l.sender_id = c.id AND l.acked_at IS NULL "
             "        AND l.next_attempt_at <= now() FOR UPDATE OF l SKIP LOCKED) due, "
@@ -122,7 +128,7 @@ int pf_store_relay_claim(pf_store_t *st, const int64_t *sender_ids, size_t nsend
             "SELECT u.jti::text, u.sender_id::text, u.token, (SELECT count(*) FROM c)::text "
             "FROM (VALUES (1)) AS one (x) LEFT JOIN u ON true "
             "ORDER BY u.k, u.sender_id <= $5::bigint, u.sender_id",
-            5, p, error_r);
+            6, p, error_r);
         res = s_async_end(st, res, error_r);
     }
     pf_buf_free(&ids, 0);
@@ -221,19 +227,29 @@ int pf_store_relay_ack(pf_store_t *st, int64_t sender_id, const char *const *jti
     return res ? s_count(res) : -1;
 }
 
-int pf_store_relay_replay(pf_store_t *st, int64_t sender_id, const char **error_r)
+int pf_store_relay_replay(pf_store_t *st, int64_t sender_id, int limit, const char **error_r)
 {
-    char sid[32];
+    if (limit <= 0)
+        return 0;
+    char sid[32], lim[16];
     snprintf(sid, sizeof(sid), "%lld", (long long)sender_id);
-    const char *p[1] = {sid};
+    snprintf(lim, sizeof(lim), "%d", limit);
+    const char *p[2] = {sid, lim};
     PGresult *res = NULL;
+    /* the sender's part of receipt_delivery_due from now() on, in index
+     * order: at most limit rows are read and written, however large the
+     * outbox (it was every row, on every HELLO) */
     if (s_async_begin(st, error_r) == 0)
         res = s_async_end(st,
                           pf_store_query(st, "cannot replay receipts",
-                                         "UPDATE receipt_delivery SET next_attempt_at = now() "
-                                         "WHERE sender_id = $1::bigint AND acked_at IS NULL "
-                                         "AND next_attempt_at > now()",
-                                         1, p, error_r),
+                                         "UPDATE receipt_delivery d SET next_attempt_at = now() "
+                                         "FROM (SELECT jti FROM receipt_delivery "
+                                         "  WHERE sender_id = $1::bigint AND acked_at IS NULL "
+                                         "  AND next_attempt_at > now() "
+                                         "  ORDER BY next_attempt_at, jti LIMIT $2::integer "
+                                         "  FOR UPDATE SKIP LOCKED) w "
+                                         "WHERE d.jti = w.jti",
+                                         2, p, error_r),
                           error_r);
     return res ? s_count(res) : -1;
 }

@@ -19,8 +19,12 @@ typedef struct {
 /* Claims receipts of the given senders that are unacknowledged and due
  * (receipt_delivery.next_attempt_at <= now()), each sender's oldest
  * first, at most limit per sender and max_total in all, skipping rows
- * another broker holds locked, and pushes their next_attempt_at
- * retry_seconds ahead (so a lost RECEIPT is resent then).
+ * another broker holds locked, and pushes their next_attempt_at ahead (so
+ * a lost RECEIPT is resent then): retry_seconds after a receipt's first
+ * attempt, twice as long after each further one, never more than
+ * retry_max_seconds (nor less than retry_seconds), so a procedure that
+ * takes its receipts but never acknowledges them is not sent its whole
+ * outbox again every retry_seconds.
  * Fairness under the cap: every sender's first due receipt comes before
  * any sender's second, and so on (so with at most max_total senders each
  * one with due receipts gets some); senders that tie at the cut get their
@@ -37,7 +41,7 @@ typedef struct {
  * rows picked but passed over because another broker held or had just
  * claimed them (a claim that skipped some may have left others due). */
 int pf_store_relay_claim(pf_store_t *st, const int64_t *sender_ids, size_t nsenders, int limit,
-                         int max_total, int retry_seconds, int64_t *after,
+                         int max_total, int retry_seconds, int retry_max_seconds, int64_t *after,
                          pf_relay_receipt_t **rows_r, size_t *n_r, size_t *skipped_r,
                          const char **error_r);
 void pf_relay_receipts_free(pf_relay_receipt_t **rows, size_t n);
@@ -55,9 +59,11 @@ int pf_store_relay_ack(pf_store_t *st, int64_t sender_id, const char *const *jti
 int pf_store_relay_release(pf_store_t *st, const char *const *jtis, size_t n, int delay_ms,
                            const char **error_r);
 
-/* Makes every unacknowledged receipt of the sender due now (reconnect
- * replay).  Returns the number of rows, or -1. */
-int pf_store_relay_replay(pf_store_t *st, int64_t sender_id, const char **error_r);
+/* Makes unacknowledged receipts of the sender that are not due yet due
+ * now (reconnect replay): at most limit of them, those that would have
+ * been due first, skipping rows another broker holds locked.  Returns the
+ * number of rows, or -1. */
+int pf_store_relay_replay(pf_store_t *st, int64_t sender_id, int limit, const char **error_r);
 
 /* ---- expiry: one "expired" receipt per copy not retrieved in time ---- */
 typedef struct {

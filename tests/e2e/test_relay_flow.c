@@ -61,6 +61,7 @@ typedef struct {
     void *many[S_SENDERS]; /* test_backlog_passes_follow's connections */
     char *sid;             /* tax-office's sender id */
     char *extra;           /* the jti of test_full_queue_keeps_route's last receipt */
+    char (*got)[40];       /* test_hello_replays_a_window's receipts */
 } fixture_t;
 
 static int s_setup(void **state)
@@ -92,6 +93,7 @@ static int s_teardown(void **state)
     zmq_ctx_term(f->zctx);
     free(f->sid);
     free(f->extra);
+    free(f->got);
     /* a clean stop is part of every test */
     int rc = pf_env_stop_broker(f->env, SIGTERM);
     pf_fixture_end(f->env, NULL, f);
@@ -213,6 +215,11 @@ static long s_log_count(pf_env_t *env, const char *needle)
         n++;
     free(log);
     return n;
+}
+
+static bool s_none_pending(void *arg)
+{
+    return pf_env_sql_int(arg, "SELECT count(*) FROM receipt_delivery WHERE acked_at IS NULL") == 0;
 }
 
 static bool s_all_claimed(void *arg)
@@ -395,11 +402,105 @@ static void test_backlog_passes_follow(void **state)
     assert_true(s_all_claimed(env));
 }
 
+/* Receives RECEIPTs until `want` more came or 10 s passed, then for
+ * another `quiet_ms` (anything more would show); their jtis go into
+ * got[*n..], at most cap in all.  A jti that came before fails the test. */
+static void s_take(fixture_t *f, char (*got)[40], long *n, long cap, long want, int quiet_ms)
+{
+    long until = *n + want;
+    int64_t deadline = pf_test_now_ms() + 10000;
+    bool quiet = false;
+    for (;;) {
+        if (!quiet && (*n >= until || pf_test_now_ms() >= deadline)) {
+            quiet = true;
+            deadline = pf_test_now_ms() + quiet_ms;
+        } else if (quiet && pf_test_now_ms() >= deadline) {
+            break;
+        }
+        char cmd[16], jti[40];
+        size_t len;
+        if (s_raw_recv(f->raw, 50, cmd, jti, &len) != 1)
+            continue;
+        assert_string_equal(cmd, "RECEIPT");
+        for (long i = 0; i < *n; i++)
+            if (strcmp(got[i], jti) == 0)
+                fail_msg("receipt %s came twice (the %ld-th one)", jti, *n + 1);
+        if (*n >= cap)
+            fail_msg("more receipts came than there are (%ld)", cap);
+        memcpy(got[(*n)++], jti, 40);
+    }
+    if (*n != until)
+        fail_msg("%ld receipts came, want %ld (replays: %ld)", *n, until,
+                 s_log_count(f->env, "event=replay "));
+}
+
+/* Acknowledges got[from..to) in one RACK. */
+static void s_rack(fixture_t *f, char (*got)[40], long from, long to)
+{
+    assert_true(to > from && to - from <= 256);
+    assert_int_equal(zmq_send(f->raw, "PF1", 3, ZMQ_SNDMORE), 3);
+    assert_int_equal(zmq_send(f->raw, "RACK", 4, ZMQ_SNDMORE), 4);
+    for (long i = from; i < to; i++)
+        assert_int_equal(zmq_send(f->raw, got[i], 36, i + 1 < to ? ZMQ_SNDMORE : 0), 36);
+}
+
+/* The procedure has S_SENT receipts that were sent once and are not due
+ * again for an hour (their connection dropped, say).  A HELLO makes only
+ * receipt_window of them due, those that would have been due first, and
+ * a second HELLO the next ones: a procedure that never acknowledges is
+ * not sent its whole outbox on every reconnect (what fed the storm that
+ * docs/reliability.md describes).  Once it acknowledges, as many more
+ * come as it acknowledged, until every receipt came, each once. */
+static void test_hello_replays_a_window(void **state)
+{
+    fixture_t *f = *state;
+    pf_env_t *env = f->env;
+    enum { WINDOW = 16, S_SENT = 100 };
+    static const char *const settings[] = {"relay_poll_ms=50",  "receipt_retry_seconds=86400",
+                                           "receipt_window=16", "expire_poll_ms=3600000",
+                                           "log_level=debug",   NULL};
+    assert_int_equal(pf_env_start_broker(env, settings), 0);
+    char state_[6];
+    char sql[1024];
+    snprintf(sql, sizeof(sql),
+             "BEGIN; SET LOCAL postfach.receipt_wake = 'caller'; "
+             "INSERT INTO receipt (jti, sender_id, mailbox_id, message_id, event, token) "
+             "SELECT gen_random_uuid(), s.id, 'citizen-a', gen_random_uuid(), 'delivered', 'x' "
+             "FROM sender s CROSS JOIN generate_series(1, %d) WHERE s.name = 'tax-office'; "
+             "UPDATE receipt_delivery SET attempts = 1, "
+             "next_attempt_at = now() + interval '1 hour'; COMMIT",
+             S_SENT);
+    if (pf_env_sql_state(env, sql, state_) != 0)
+        fail_msg("cannot make the receipts: SQLSTATE %s", state_);
+
+    char(*got)[40] = f->got = calloc(S_SENT, sizeof(*got));
+    assert_non_null(got);
+    long n = 0;
+    f->raw = s_raw(f, "tax-office", 0, 0);
+    s_raw_cmd(f->raw, "HELLO");
+    s_take(f, got, &n, S_SENT, WINDOW, 500);
+    s_raw_cmd(f->raw, "HELLO");
+    s_take(f, got, &n, S_SENT, WINDOW, 500);
+    /* acknowledging 2 x WINDOW is credit for at most WINDOW more */
+    s_rack(f, got, 0, n);
+    s_take(f, got, &n, S_SENT, WINDOW, 300);
+    while (n < S_SENT) {
+        long from = n - WINDOW;
+        s_rack(f, got, from, n);
+        s_take(f, got, &n, S_SENT, S_SENT - n < WINDOW ? S_SENT - n : WINDOW, 300);
+    }
+    s_rack(f, got, n - (S_SENT % WINDOW ? S_SENT % WINDOW : WINDOW), n);
+    /* every one acknowledged, nothing more comes */
+    s_take(f, got, &n, S_SENT, 0, 300);
+    assert_true(pf_test_wait(s_none_pending, env, 10000));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_full_queue_keeps_route, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_backlog_passes_follow, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_hello_replays_a_window, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,7 +11,10 @@
  *    some in the first claim; with more, the claims take turns round the
  *    senders; repeated claims hand out every row exactly once; the
  *    per-sender limit still holds; rows locked by another session are
- *    skipped without waiting, and claimed once the lock is gone. */
+ *    skipped without waiting, and claimed once the lock is gone.
+ * 3. A receipt claimed again and again waits twice as long each time, up
+ *    to the maximum; a replay makes at most its limit of a sender's
+ *    receipts due, those due first. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -382,7 +385,7 @@ static size_t s_claim_skipping(fixture_t *f, const s_ids_t *ids, int limit, int 
     pf_relay_receipt_t *rows = NULL;
     size_t n = 0, passed = 99;
     const char *err = NULL;
-    if (pf_store_relay_claim(f->st, ids->ids, S_SENDERS, limit, cap, 3600, after, &rows, &n,
+    if (pf_store_relay_claim(f->st, ids->ids, S_SENDERS, limit, cap, 3600, 3600, after, &rows, &n,
                              &passed, &err) != 0)
         fail_msg("claim: %s", err);
     if (passed != skipped)
@@ -527,6 +530,114 @@ static void test_claim_skips_locked_rows(void **state)
     free(seen.jti);
 }
 
+/* ---- 3. when a receipt is sent again ------------------------------------------------- */
+
+/* One sender, "b-1", with n receipts whose tokens say their order:
+ * "t01", "t02", ...  Returns its id. */
+static int64_t s_one_sender(pf_env_t *env, int n)
+{
+    s_sql_ok(env, "INSERT INTO sender (name, curve_key) VALUES ('b-1', lpad('', 40, 'b'))");
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO receipt (jti, sender_id, mailbox_id, message_id, event, token) "
+             "SELECT gen_random_uuid(), s.id, 'citizen-a', gen_random_uuid(), 'delivered', "
+             "format('t%%s', lpad(k::text, 2, '0')) "
+             "FROM sender s CROSS JOIN generate_series(1, %d) AS g (k) WHERE s.name = 'b-1'",
+             n);
+    s_sql_ok(env, sql);
+    return pf_env_sql_int(env, "SELECT id FROM sender WHERE name = 'b-1'");
+}
+
+/* Makes the receipt due, claims it, and returns how many seconds ahead
+ * the claim put its next attempt (whole seconds: the test's statement
+ * runs a moment after the claim's). */
+static long long s_claim_wait(fixture_t *f, int64_t sid, int retry, int retry_max)
+{
+    s_sql_ok(f->env, "UPDATE receipt_delivery SET next_attempt_at = now() - interval '1 second'");
+    pf_relay_receipt_t *rows = NULL;
+    size_t n = 0;
+    int64_t after = 0;
+    const char *err = NULL;
+    if (pf_store_relay_claim(f->st, &sid, 1, 10, 10, retry, retry_max, &after, &rows, &n, NULL,
+                             &err) != 0)
+        fail_msg("claim: %s", err);
+    pf_relay_receipts_free(&rows, n);
+    assert_int_equal(n, 1);
+    return pf_env_sql_int(f->env, "SELECT round(extract(epoch FROM next_attempt_at - now())) "
+                                  "FROM receipt_delivery");
+}
+
+/* A receipt sent and not acknowledged waits retry_seconds after its first
+ * attempt and twice as long after each further one, up to
+ * retry_max_seconds: a procedure that takes its receipts but never
+ * acknowledges them is not sent its whole outbox every retry_seconds.  A
+ * retry_seconds above the maximum is kept as it is. */
+static void test_claim_backs_off(void **state)
+{
+    fixture_t *f = *state;
+    s_open(f, "guards_claim_backoff");
+    int64_t sid = s_one_sender(f->env, 1);
+    static const long long want[] = {10, 20, 40, 50, 50};
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        long long wait = s_claim_wait(f, sid, 10, 50);
+        if (wait != want[i])
+            fail_msg("attempt %zu: next one in %lld s, want %lld", i + 1, wait, want[i]);
+    }
+    assert_int_equal(pf_env_sql_int(f->env, "SELECT attempts FROM receipt_delivery"), 5);
+    assert_int_equal(s_claim_wait(f, sid, 100, 50), 100);
+}
+
+/* The tokens of the sender's receipts that are due now, in order. */
+static char *s_due(pf_env_t *env)
+{
+    char *due = pf_env_sql(env, "SELECT coalesce(string_agg(r.token, ',' ORDER BY r.token), '') "
+                                "FROM receipt_delivery d JOIN receipt r ON r.jti = d.jti "
+                                "WHERE d.next_attempt_at <= now() AND d.acked_at IS NULL");
+    assert_non_null(due);
+    return due;
+}
+
+static void s_replay_expect(fixture_t *f, int64_t sid, int limit, int count, const char *due)
+{
+    const char *err = NULL;
+    int k = pf_store_relay_replay(f->st, sid, limit, &err);
+    if (k < 0)
+        fail_msg("replay: %s", err);
+    char *got = s_due(f->env);
+    if (k != count || strcmp(got, due) != 0)
+        fail_msg("replay of at most %d: %d rows, due now \"%s\"; want %d, \"%s\"", limit, k, got,
+                 count, due);
+    free(got);
+}
+
+/* A replay makes at most its limit of the sender's receipts due, those
+ * that would have been due first; what is due already, acknowledged or
+ * another sender's is left alone, and further replays go on where the
+ * last one stopped. */
+static void test_replay_takes_the_first_few(void **state)
+{
+    fixture_t *f = *state;
+    s_open(f, "guards_replay_limit");
+    int64_t sid = s_one_sender(f->env, 9);
+    /* sent once, due again in t01's 1 minute, t02's 2 minutes, ...;
+     * t01 acknowledged; another sender's receipt, not yet due */
+    s_sql_ok(f->env, "UPDATE receipt_delivery d SET attempts = 1, next_attempt_at = now() + "
+                     "make_interval(mins => substr(r.token, 2)::integer) "
+                     "FROM receipt r WHERE r.jti = d.jti");
+    s_sql_ok(f->env, "UPDATE receipt_delivery d SET acked_at = now() "
+                     "FROM receipt r WHERE r.jti = d.jti AND r.token = 't01'");
+    s_sql_ok(f->env, "INSERT INTO sender (name, curve_key) VALUES ('b-2', lpad('', 40, 'c'))");
+    s_sql_ok(f->env, "INSERT INTO receipt (jti, sender_id, mailbox_id, message_id, event, token) "
+                     "SELECT j, s.id, 'citizen-a', j, 'delivered', 'other' FROM sender s, "
+                     "gen_random_uuid() j WHERE s.name = 'b-2'");
+    s_sql_ok(f->env, "UPDATE receipt_delivery d SET next_attempt_at = now() + interval '1 hour' "
+                     "FROM receipt r WHERE r.jti = d.jti AND r.token = 'other'");
+    s_replay_expect(f, sid, 3, 3, "t02,t03,t04");
+    s_replay_expect(f, sid, 3, 3, "t02,t03,t04,t05,t06,t07");
+    s_replay_expect(f, sid, 3, 2, "t02,t03,t04,t05,t06,t07,t08,t09");
+    s_replay_expect(f, sid, 3, 0, "t02,t03,t04,t05,t06,t07,t08,t09");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -535,6 +646,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_claim_capped_every_sender_served, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_claim_takes_turns_round_senders, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_claim_skips_locked_rows, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_claim_backs_off, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_replay_takes_the_first_few, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
