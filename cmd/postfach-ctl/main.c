@@ -27,6 +27,8 @@ static void s_usage(FILE *out)
           "                                    create or update a daemon's database login\n"
           "  sender add NAME                   register a procedure, write its CURVE key file\n"
           "  sender list\n"
+          "  sender receipts                   per sender: receipts not yet acknowledged,\n"
+          "                                    of them sent, the most attempts\n"
           "  sender revoke NAME                refuse the sender from now on\n"
           "  sender rotate-key NAME            give the sender a new CURVE key\n"
           "  sender allow NAME PATTERN         limit a sender to mailbox ids (exact or prefix*)\n"
@@ -177,6 +179,8 @@ int main(int argc, char **argv)
         n = disallow ? S_PARSE(i + 2, o) : S_PARSE_NONE(i + 2);
         if (strcmp(sub, "list") == 0 && n == 0)
             rc = pf_admin_sender_list(&ctx, &err);
+        else if (strcmp(sub, "receipts") == 0 && n == 0)
+            rc = pf_admin_sender_receipts(&ctx, &err);
         else if (strcmp(sub, "add") == 0 && n == 1)
             rc = pf_admin_sender_add(&ctx, pos[0], &err);
         else if (strcmp(sub, "revoke") == 0 && n == 1)

@@ -320,6 +320,28 @@ int pf_admin_sender_list(pf_admin_ctx_t *ctx, const char **error_r)
     return rc;
 }
 
+int pf_admin_sender_receipts(pf_admin_ctx_t *ctx, const char **error_r)
+{
+    pf_store_t *st;
+    if (s_open(ctx, &st, error_r) != 0)
+        return -1;
+    pf_sender_backlog_t *rows;
+    size_t n;
+    int rc = pf_store_sender_backlog(st, &rows, &n, error_r);
+    if (rc == 0) {
+        fprintf(ctx->out, "%-24s %14s %14s %13s\n", "name", "unacknowledged", "of them sent",
+                "most attempts");
+        for (size_t i = 0; i < n; i++)
+            fprintf(ctx->out, "%-24s %14lld %14lld %13d\n", rows[i].name, rows[i].unacknowledged,
+                    rows[i].sent, rows[i].most_attempts);
+        pf_sender_backlog_free(&rows, n);
+    } else {
+        s_fail(ctx, error_r, "%s", *error_r);
+    }
+    pf_store_destroy(&st);
+    return rc;
+}
+
 int pf_admin_sender_revoke(pf_admin_ctx_t *ctx, const char *name, const char **error_r)
 {
     pf_store_t *st;

@@ -25,6 +25,9 @@ int pf_admin_role_login(pf_admin_ctx_t *ctx, const char *login, const char *grou
                         const char *password_file, const char **error_r);
 int pf_admin_sender_add(pf_admin_ctx_t *ctx, const char *name, const char **error_r);
 int pf_admin_sender_list(pf_admin_ctx_t *ctx, const char **error_r);
+/* Per sender: receipts not yet acknowledged, those of them sent at least
+ * once, and the most attempts among them (sql/0023). */
+int pf_admin_sender_receipts(pf_admin_ctx_t *ctx, const char **error_r);
 int pf_admin_sender_revoke(pf_admin_ctx_t *ctx, const char *name, const char **error_r);
 int pf_admin_sender_rotate_key(pf_admin_ctx_t *ctx, const char *name, const char **error_r);
 /* Recipient allowlist: limit a sender to mailbox ids (exact, or a prefix
@@ -60,8 +63,7 @@ int pf_admin_receipt_verify(pf_admin_ctx_t *ctx, const char *file, const char *j
  * (new_id NULL = "kek-<unix time>"), then rewraps every stored private key
  * under it.  Readers reload the keyring when they meet the new id.  Safe to
  * run again after an interruption (it resumes the rewrap). */
-int pf_admin_kek_rotate(pf_admin_ctx_t *ctx, const char *new_id, bool rewrap,
-                        const char **error_r);
+int pf_admin_kek_rotate(pf_admin_ctx_t *ctx, const char *new_id, bool rewrap, const char **error_r);
 /* Rewraps keys still under older KEKs (the second half of rotate). */
 int pf_admin_kek_rewrap(pf_admin_ctx_t *ctx, const char **error_r);
 /* Drops an old KEK from the keyring once no stored key uses it. */

@@ -16,9 +16,9 @@ int pf_store_sender_add(pf_store_t *st, const char *name, const char *curve_key,
                         const char **error_r)
 {
     const char *p[2] = {name, curve_key};
-    PGresult *res = pf_store_query(st, "cannot add sender",
-                                   "INSERT INTO sender (name, curve_key) VALUES ($1, $2) RETURNING id",
-                                   2, p, error_r);
+    PGresult *res = pf_store_query(
+        st, "cannot add sender",
+        "INSERT INTO sender (name, curve_key) VALUES ($1, $2) RETURNING id", 2, p, error_r);
     if (res == NULL)
         return -1;
     *id_r = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
@@ -54,15 +54,16 @@ static void s_sender_row(PGresult *res, int i, pf_sender_row_t *row)
     row->created_at = xstrdup(PQgetvalue(res, i, 4));
 }
 
-#define SENDER_COLS "id, name, curve_key, status, to_char(created_at, 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+#define SENDER_COLS                                                                                \
+    "id, name, curve_key, status, to_char(created_at, 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
 int pf_store_sender_by_name(pf_store_t *st, const char *name, pf_sender_row_t *row_r,
                             const char **error_r)
 {
     const char *p[1] = {name};
-    PGresult *res = pf_store_query(st, "cannot look up sender",
-                                   "SELECT " SENDER_COLS " FROM sender WHERE name = $1", 1, p,
-                                   error_r);
+    PGresult *res =
+        pf_store_query(st, "cannot look up sender",
+                       "SELECT " SENDER_COLS " FROM sender WHERE name = $1", 1, p, error_r);
     if (res == NULL)
         return -1;
     int found = PQntuples(res) == 1;
@@ -75,9 +76,9 @@ int pf_store_sender_by_name(pf_store_t *st, const char *name, pf_sender_row_t *r
 int pf_store_sender_list(pf_store_t *st, pf_sender_row_t **rows_r, size_t *n_r,
                          const char **error_r)
 {
-    PGresult *res = pf_store_query(st, "cannot list senders",
-                                   "SELECT " SENDER_COLS " FROM sender ORDER BY name", 0, NULL,
-                                   error_r);
+    PGresult *res =
+        pf_store_query(st, "cannot list senders",
+                       "SELECT " SENDER_COLS " FROM sender ORDER BY name", 0, NULL, error_r);
     if (res == NULL)
         return -1;
     size_t n = (size_t)PQntuples(res);
@@ -88,6 +89,41 @@ int pf_store_sender_list(pf_store_t *st, pf_sender_row_t **rows_r, size_t *n_r,
     *rows_r = rows;
     *n_r = n;
     return 0;
+}
+
+int pf_store_sender_backlog(pf_store_t *st, pf_sender_backlog_t **rows_r, size_t *n_r,
+                            const char **error_r)
+{
+    PGresult *res =
+        pf_store_query(st, "cannot count unacknowledged receipts",
+                       "SELECT s.name, coalesce(b.unacknowledged, 0), coalesce(b.sent, 0), "
+                       "coalesce(b.most_attempts, 0) FROM sender s "
+                       "LEFT JOIN sender_receipt_backlog() b ON b.sender_id = s.id ORDER BY s.name",
+                       0, NULL, error_r);
+    if (res == NULL)
+        return -1;
+    size_t n = (size_t)PQntuples(res);
+    pf_sender_backlog_t *rows = xcalloc(n ? n : 1, sizeof(*rows));
+    for (size_t i = 0; i < n; i++) {
+        rows[i].name = xstrdup(PQgetvalue(res, (int)i, 0));
+        rows[i].unacknowledged = strtoll(PQgetvalue(res, (int)i, 1), NULL, 10);
+        rows[i].sent = strtoll(PQgetvalue(res, (int)i, 2), NULL, 10);
+        rows[i].most_attempts = atoi(PQgetvalue(res, (int)i, 3));
+    }
+    PQclear(res);
+    *rows_r = rows;
+    *n_r = n;
+    return 0;
+}
+
+void pf_sender_backlog_free(pf_sender_backlog_t **rows, size_t n)
+{
+    if (*rows == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free((*rows)[i].name);
+    free(*rows);
+    *rows = NULL;
 }
 
 static int s_update_one(pf_store_t *st, const char *what, const char *sql, int np,
@@ -148,8 +184,8 @@ int pf_store_mailbox_add_key(pf_store_t *st, const char *mailbox_id, int version
     PGresult *res;
     const char *p1[1] = {mailbox_id};
     if (version == 1) {
-        res = pf_store_query(st, "cannot create mailbox", "INSERT INTO mailbox (id) VALUES ($1)",
-                             1, p1, error_r);
+        res = pf_store_query(st, "cannot create mailbox", "INSERT INTO mailbox (id) VALUES ($1)", 1,
+                             p1, error_r);
     } else {
         res = pf_store_query(st, "cannot find mailbox",
                              "SELECT id FROM mailbox WHERE id = $1 FOR UPDATE", 1, p1, error_r);
@@ -272,7 +308,8 @@ int pf_store_secrets_not_under(pf_store_t *st, const char *kek_id, int limit,
         int r = (int)i;
         rows[i].mailbox_id = xstrndup(PQgetvalue(res, r, 0), (size_t)PQgetlength(res, r, 0));
         const unsigned char *v = (const unsigned char *)PQgetvalue(res, r, 1);
-        rows[i].version = (int)((uint32_t)v[0] << 24 | (uint32_t)v[1] << 16 | (uint32_t)v[2] << 8 | v[3]);
+        rows[i].version =
+            (int)((uint32_t)v[0] << 24 | (uint32_t)v[1] << 16 | (uint32_t)v[2] << 8 | v[3]);
         rows[i].kek_id = xstrndup(PQgetvalue(res, r, 2), (size_t)PQgetlength(res, r, 2));
         rows[i].wrapped_len = (size_t)PQgetlength(res, r, 3);
         rows[i].wrapped = xmemdup(PQgetvalue(res, r, 3), rows[i].wrapped_len);
@@ -405,8 +442,7 @@ fail:
     return -1;
 }
 
-int pf_store_sender_allowed(pf_store_t *st, const char *name, char **text_r,
-                            const char **error_r)
+int pf_store_sender_allowed(pf_store_t *st, const char *name, char **text_r, const char **error_r)
 {
     const char *p[1] = {name};
     PGresult *res = pf_store_query(st, "cannot read allowlist",

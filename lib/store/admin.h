@@ -30,6 +30,19 @@ int pf_store_sender_set_key(pf_store_t *st, const char *name, const char *curve_
                             const char **error_r);
 void pf_sender_row_clear(pf_sender_row_t *row);
 
+/* Each sender's receipts not yet acknowledged (sql/0023): all of them,
+ * those sent at least once, and the most attempts among them. */
+typedef struct {
+    char *name;
+    long long unacknowledged, sent;
+    int most_attempts;
+} pf_sender_backlog_t;
+
+/* Every sender, by name; *rows_r freed with pf_sender_backlog_free. */
+int pf_store_sender_backlog(pf_store_t *st, pf_sender_backlog_t **rows_r, size_t *n_r,
+                            const char **error_r);
+void pf_sender_backlog_free(pf_sender_backlog_t **rows, size_t n);
+
 /* Recipient allowlist of a sender (sql/0007): an exact mailbox id or a
  * prefix ending in "*".  A sender without entries may address everyone. */
 int pf_store_sender_allow(pf_store_t *st, const char *name, const char *pattern,
@@ -41,8 +54,7 @@ int pf_store_sender_allow(pf_store_t *st, const char *name, const char *pattern,
 int pf_store_sender_disallow(pf_store_t *st, const char *name, const char *pattern, bool allow_all,
                              const char **error_r);
 /* Newline-separated patterns (caller frees); "" when unrestricted. */
-int pf_store_sender_allowed(pf_store_t *st, const char *name, char **text_r,
-                            const char **error_r);
+int pf_store_sender_allowed(pf_store_t *st, const char *name, char **text_r, const char **error_r);
 
 /* Stores key `version` of mailbox id: version 1 creates the mailbox, a
  * higher one adds a key to an existing mailbox, but only while it is still

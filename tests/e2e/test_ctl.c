@@ -127,6 +127,56 @@ static void test_sender_allowlist(void **state)
     free(out);
 }
 
+/* The line of sender `name` in the output of `sender receipts`: its three
+ * counts, or a failure when there is none. */
+static void s_backlog_line(const char *out, const char *name, long long want_unacked,
+                           long long want_sent, int want_most)
+{
+    char key[64];
+    snprintf(key, sizeof(key), "\n%s ", name);
+    const char *line = strstr(out, key);
+    if (line == NULL)
+        fail_msg("no line for %s in:\n%s", name, out);
+    char got_name[64];
+    long long unacked, sent;
+    int most;
+    assert_int_equal(sscanf(line + 1, "%63s %lld %lld %d", got_name, &unacked, &sent, &most), 4);
+    if (unacked != want_unacked || sent != want_sent || most != want_most)
+        fail_msg("%s: %lld unacknowledged, %lld sent, most attempts %d; want %lld, %lld, %d", name,
+                 unacked, sent, most, want_unacked, want_sent, want_most);
+}
+
+/* sender receipts: per sender, the receipts not yet acknowledged, those
+ * of them sent at least once, and the most attempts among them; an
+ * acknowledged receipt counts nowhere, a sender without any shows zeros. */
+static void test_sender_receipts(void **state)
+{
+    pf_env_t *env = *state;
+    char *out = NULL;
+    assert_int_equal(pf_env_ctl(env, &out, "sender", "add", "quiet-agency", NULL), 0);
+    free(out);
+    /* tax-office: three never sent, two sent twice and five times, one
+     * acknowledged after seven attempts */
+    char state_[6];
+    if (pf_env_sql_state(env,
+                         "INSERT INTO receipt (jti, sender_id, mailbox_id, message_id, event, "
+                         "token) SELECT gen_random_uuid(), s.id, 'citizen-a', gen_random_uuid(), "
+                         "'delivered', 't' || k FROM sender s, generate_series(1, 6) AS g (k) "
+                         "WHERE s.name = 'tax-office'; "
+                         "UPDATE receipt_delivery d SET attempts = CASE r.token WHEN 't4' THEN 2 "
+                         "WHEN 't5' THEN 5 ELSE 7 END, acked_at = CASE r.token WHEN 't6' THEN "
+                         "now() END FROM receipt r WHERE r.jti = d.jti AND r.token IN ('t4', "
+                         "'t5', 't6')",
+                         state_) != 0)
+        fail_msg("cannot make receipts: SQLSTATE %s", state_);
+    assert_int_equal(pf_env_ctl(env, &out, "sender", "receipts", NULL), 0);
+    s_backlog_line(out, "tax-office", 5, 2, 5);
+    s_backlog_line(out, "quiet-agency", 0, 0, 0);
+    free(out);
+    assert_int_equal(pf_env_ctl(env, &out, "sender", "receipts", "extra", NULL), 2);
+    free(out);
+}
+
 static void test_citizen_keys(void **state)
 {
     pf_env_t *env = *state;
@@ -517,9 +567,8 @@ static void test_role_login(void **state)
     s_write(empty, "\n");
     char *out = NULL;
 
-    assert_int_equal(pf_env_ctl(env, &out, "role", "login", login, "reader", "--password-file",
-                                pw1, NULL),
-                     0);
+    assert_int_equal(
+        pf_env_ctl(env, &out, "role", "login", login, "reader", "--password-file", pw1, NULL), 0);
     free(out);
     snprintf(sql, sizeof(sql),
              "SELECT rolcanlogin AND rolinherit AND NOT rolsuper AND NOT rolcreaterole"
@@ -548,9 +597,8 @@ static void test_role_login(void **state)
     assert_int_equal(pf_env_sql_state(env, alter, st), 0);
     snprintf(alter, sizeof(alter), "GRANT postfach_admin, postfach_broker TO %s", login);
     assert_int_equal(pf_env_sql_state(env, alter, st), 0);
-    assert_int_equal(pf_env_ctl(env, &out, "role", "login", login, "reader", "--password-file",
-                                pw2, NULL),
-                     0);
+    assert_int_equal(
+        pf_env_ctl(env, &out, "role", "login", login, "reader", "--password-file", pw2, NULL), 0);
     free(out);
     ok = pf_env_sql(env, sql);
     assert_string_equal(ok, "t");
@@ -562,21 +610,19 @@ static void test_role_login(void **state)
     free(hash2);
 
     /* refusals: a superuser, a group, an unknown group, an empty password, usage */
-    assert_int_equal(pf_env_ctl(env, &out, "role", "login", "postgres", "broker",
-                                "--password-file", pw1, NULL),
-                     1);
+    assert_int_equal(
+        pf_env_ctl(env, &out, "role", "login", "postgres", "broker", "--password-file", pw1, NULL),
+        1);
     free(out);
     assert_int_equal(pf_env_ctl(env, &out, "role", "login", "postfach_broker", "broker",
                                 "--password-file", pw1, NULL),
                      1);
     free(out);
-    assert_int_equal(pf_env_ctl(env, &out, "role", "login", login, "root", "--password-file",
-                                pw1, NULL),
-                     1);
+    assert_int_equal(
+        pf_env_ctl(env, &out, "role", "login", login, "root", "--password-file", pw1, NULL), 1);
     free(out);
-    assert_int_equal(pf_env_ctl(env, &out, "role", "login", login, "reader", "--password-file",
-                                empty, NULL),
-                     1);
+    assert_int_equal(
+        pf_env_ctl(env, &out, "role", "login", login, "reader", "--password-file", empty, NULL), 1);
     free(out);
     assert_int_equal(pf_env_ctl(env, &out, "role", "login", login, "reader", NULL), 2);
     free(out);
@@ -590,6 +636,7 @@ int main(void)
         cmocka_unit_test(test_migrate_is_idempotent),
         cmocka_unit_test(test_sender_names_and_duplicates),
         cmocka_unit_test(test_sender_allowlist),
+        cmocka_unit_test(test_sender_receipts),
         cmocka_unit_test(test_citizen_keys),
         cmocka_unit_test(test_citizen_rotate_race),
         cmocka_unit_test(test_citizen_rotate_kind),

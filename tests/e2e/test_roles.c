@@ -384,6 +384,12 @@ static void test_admin_login_rights(void **state)
     s_refused(f, admin, "SELECT count(*) FROM submission");
     s_refused(f, admin, "SELECT token FROM receipt");
     s_refused(f, admin, "SELECT count(*) FROM receipt_delivery");
+    /* but the counts per sender that `sender receipts` prints (sql/0023),
+     * which no other role may call */
+    s_allowed(f, admin, "SELECT * FROM sender_receipt_backlog()");
+    s_refused(f, "postfach_broker", "SELECT * FROM sender_receipt_backlog()");
+    s_refused(f, "postfach_reader", "SELECT * FROM sender_receipt_backlog()");
+    s_refused(f, "postfach_auditor", "SELECT * FROM sender_receipt_backlog()");
     s_refused(f, admin, "DELETE FROM message");
     s_refused(f, admin, "UPDATE message SET read_at = now()");
     s_refused(f, admin,
@@ -448,6 +454,9 @@ static void test_ctl_commands_under_admin_login(void **state)
     free(s_ctl_ok(f, NULL, "sender", "add", "ops-agency", NULL, NULL));
     out = s_ctl_ok(f, NULL, "sender", "list", NULL, NULL, NULL);
     assert_non_null(strstr(out, "ops-agency"));
+    free(out);
+    out = s_ctl_ok(f, NULL, "sender", "receipts", NULL, NULL, NULL);
+    assert_non_null(strstr(out, "\nops-agency "));
     free(out);
     free(s_ctl_ok(f, NULL, "sender", "allow", "ops-agency", "citizen-a", NULL));
     free(s_ctl_ok(f, NULL, "sender", "allow", "ops-agency", "bw-*", NULL));
