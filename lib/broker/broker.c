@@ -368,33 +368,44 @@ static void s_replay(pf_broker_t *b, struct pf_rack_pending *r, int most)
              r->replaying ? "maybe" : "no");
 }
 
-/* Marks the pending acknowledgements, one statement per sender. */
+/* Marks the pending acknowledgements of every sender, in one statement;
+ * a sender whose replay is under way gets as many more receipts replayed
+ * as it acknowledged. */
 static void s_rack_flush(pf_broker_t *b)
 {
-    for (size_t i = 0; i < b->nracks; i++) {
-        struct pf_rack_pending *r = &b->racks[i];
-        if (r->n == 0)
-            continue;
-        if (b->db_ok) {
-            const char **jtis = xcalloc(r->n, sizeof(*jtis));
-            for (size_t k = 0; k < r->n; k++)
-                jtis[k] = r->jtis[k];
-            const char *err;
-            int k = pf_store_relay_ack(b->st, r->sender_id, jtis, r->n, &err);
-            free(jtis);
-            if (k < 0) {
-                pf_broker_db_failed(b, "cannot acknowledge receipts", err);
-            } else {
-                pf_debug("event=rack sender_id=%lld acked=%d", (long long)r->sender_id, k);
-                pf_crashpoint("relay_after_rack");
-                if (r->replaying && k > 0 && b->db_ok)
-                    s_replay(b, r, k < b->cfg.receipt_window ? k : b->cfg.receipt_window);
+    if (b->rack_jtis > 0 && b->db_ok) {
+        int64_t *sids = xcalloc(b->rack_jtis, sizeof(*sids));
+        const char **jtis = xcalloc(b->rack_jtis, sizeof(*jtis));
+        size_t n = 0;
+        for (size_t i = 0; i < b->nracks; i++)
+            for (size_t k = 0; k < b->racks[i].n && n < b->rack_jtis; k++, n++) {
+                sids[n] = b->racks[i].sender_id;
+                jtis[n] = b->racks[i].jtis[k];
             }
+        pf_relay_acked_t *acked;
+        size_t nacked;
+        const char *err;
+        int k = pf_store_relay_ack(b->st, sids, jtis, n, &acked, &nacked, &err);
+        free(sids);
+        free(jtis);
+        if (k < 0) {
+            pf_broker_db_failed(b, "cannot acknowledge receipts", err);
+        } else {
+            pf_debug("event=rack jtis=%zu acked=%d senders=%zu", n, k, nacked);
+            pf_crashpoint("relay_after_rack");
+            for (size_t i = 0; i < nacked && b->db_ok; i++) {
+                struct pf_rack_pending *r = s_rack_entry(b, acked[i].sender_id);
+                int c = acked[i].count;
+                if (r->replaying && c > 0)
+                    s_replay(b, r, c < b->cfg.receipt_window ? c : b->cfg.receipt_window);
+            }
+            free(acked);
         }
-        /* with the database down they are dropped, as a RACK then always
-         * was: the receipts are sent again and acknowledged again */
-        r->n = 0;
     }
+    /* with the database down they are dropped, as a RACK then always was:
+     * the receipts are sent again and acknowledged again */
+    for (size_t i = 0; i < b->nracks; i++)
+        b->racks[i].n = 0;
     b->rack_jtis = 0;
     b->rack_due_ms = 0;
 }

@@ -196,17 +196,24 @@ int pf_store_relay_release(pf_store_t *st, const char *const *jtis, size_t n, in
     return res ? s_count(res) : -1;
 }
 
-int pf_store_relay_ack(pf_store_t *st, int64_t sender_id, const char *const *jtis, size_t n,
-                       const char **error_r)
+int pf_store_relay_ack(pf_store_t *st, const int64_t *sender_ids, const char *const *jtis, size_t n,
+                       pf_relay_acked_t **acked_r, size_t *nacked_r, const char **error_r)
 {
+    if (acked_r) {
+        *acked_r = NULL;
+        *nacked_r = 0;
+    }
     if (n == 0)
         return 0;
-    pf_buf_t arr;
+    pf_buf_t ids, arr;
+    pf_buf_init(&ids);
     pf_buf_init(&arr);
+    pf_buf_puts(&ids, "{");
+    for (size_t i = 0; i < n; i++)
+        pf_buf_printf(&ids, "%s%lld", i ? "," : "", (long long)sender_ids[i]);
+    pf_buf_puts(&ids, "}");
     pf_store_array_literal(&arr, jtis, n);
-    char sid[32];
-    snprintf(sid, sizeof(sid), "%lld", (long long)sender_id);
-    const char *p[2] = {sid, arr.data};
+    const char *p[2] = {ids.data, arr.data};
     PGresult *res = NULL;
     if (s_async_begin(st, error_r) == 0)
         res = s_async_end(st,
@@ -215,16 +222,43 @@ int pf_store_relay_ack(pf_store_t *st, int64_t sender_id, const char *const *jti
                            * partial index receipt_delivery_due and walk all
                            * of the sender's receipts not yet vacuumed, 2.5 ms
                            * a statement on the broker's main thread.  Without
-                           * it only the primary key on jti serves, and the
-                           * first time stays. */
+                           * it only the primary key on jti serves, one probe
+                           * per pair, and the first time stays.  Every
+                           * sender's RACKs in one statement: one per sender
+                           * (with its own BEGIN and COMMIT) was, at half the
+                           * maximum rate with four procedures, 170
+                           * transactions a second and 8-9% of the main
+                           * thread's time spent waiting for them. */
                           pf_store_query(st, "cannot acknowledge receipts",
-                                         "UPDATE receipt_delivery "
-                                         "SET acked_at = coalesce(acked_at, now()) "
-                                         "WHERE jti = ANY ($2::uuid[]) AND sender_id = $1::bigint",
+                                         "WITH u AS (UPDATE receipt_delivery d "
+                                         "  SET acked_at = coalesce(d.acked_at, now()) "
+                                         "  FROM unnest($1::bigint[], $2::uuid[]) AS a (sid, jti) "
+                                         "  WHERE d.jti = a.jti AND d.sender_id = a.sid "
+                                         "  RETURNING d.sender_id) "
+                                         "SELECT sender_id::text, count(*)::text FROM u "
+                                         "GROUP BY sender_id",
                                          2, p, error_r),
                           error_r);
+    pf_buf_free(&ids, 0);
     pf_buf_free(&arr, 0);
-    return res ? s_count(res) : -1;
+    if (res == NULL)
+        return -1;
+    size_t rows = (size_t)PQntuples(res);
+    pf_relay_acked_t *acked = xcalloc(rows ? rows : 1, sizeof(*acked));
+    int total = 0;
+    for (size_t i = 0; i < rows; i++) {
+        acked[i].sender_id = strtoll(PQgetvalue(res, (int)i, 0), NULL, 10);
+        acked[i].count = atoi(PQgetvalue(res, (int)i, 1));
+        total += acked[i].count;
+    }
+    PQclear(res);
+    if (acked_r) {
+        *acked_r = acked;
+        *nacked_r = rows;
+    } else {
+        free(acked);
+    }
+    return total;
 }
 
 int pf_store_relay_replay(pf_store_t *st, int64_t sender_id, int limit, const char **error_r)

@@ -46,11 +46,22 @@ int pf_store_relay_claim(pf_store_t *st, const int64_t *sender_ids, size_t nsend
                          const char **error_r);
 void pf_relay_receipts_free(pf_relay_receipt_t **rows, size_t n);
 
-/* Sets receipt_delivery.acked_at on the listed receipts (UUID texts, already validated) of
- * this sender, keeping the time of an earlier acknowledgement; others' jtis are ignored.
- * Returns the number of this sender's receipts among them, or -1. */
-int pf_store_relay_ack(pf_store_t *st, int64_t sender_id, const char *const *jtis, size_t n,
-                       const char **error_r);
+/* Receipts of one sender acknowledged by one pf_store_relay_ack. */
+typedef struct {
+    int64_t sender_id;
+    int count;
+} pf_relay_acked_t;
+
+/* Sets receipt_delivery.acked_at on the listed receipts (UUID texts,
+ * already validated), jtis[i] only when it belongs to sender_ids[i] (the
+ * sender whose RACK named it), keeping the time of an earlier
+ * acknowledgement; other jtis are ignored.  Several senders' RACKs in one
+ * statement and one transaction.  *acked_r (free(), may be NULL): per
+ * sender with receipts among them, how many, *nacked_r entries.  Returns
+ * the number of receipts among them that belong to the sender that named
+ * them, or -1. */
+int pf_store_relay_ack(pf_store_t *st, const int64_t *sender_ids, const char *const *jtis, size_t n,
+                       pf_relay_acked_t **acked_r, size_t *nacked_r, const char **error_r);
 
 /* Gives back claimed receipts that were not sent (the connection's queue
  * was full): unacknowledged ones are due again after delay_ms instead of

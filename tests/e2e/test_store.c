@@ -341,7 +341,8 @@ static void test_bench_mailboxes_add(void **state)
 }
 
 /* a RACK marks the sender's own receipts, keeps the time of an earlier
- * acknowledgement, and leaves other senders' receipts alone */
+ * acknowledgement, and leaves other senders' receipts alone; several
+ * senders' RACKs in one call count for each sender apart */
 static void test_relay_ack(void **state)
 {
     fixture_t *f = *state;
@@ -359,7 +360,8 @@ static void test_relay_ack(void **state)
     const char *jtis[] = {
         "018f0000-0000-7000-8000-0000000000a1", "018f0000-0000-7000-8000-0000000000a2",
         "018f0000-0000-7000-8000-0000000000b1", "018f0000-0000-7000-8000-0000000000ff"};
-    assert_int_equal(pf_store_relay_ack(f->st, 1, jtis, 4, &err), 2);
+    const int64_t sids[] = {1, 1, 1, 1};
+    assert_int_equal(pf_store_relay_ack(f->st, sids, jtis, 4, NULL, NULL, &err), 2);
     assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM receipt_delivery WHERE "
                                          "sender_id = 1 AND acked_at IS NOT NULL"),
                      2);
@@ -371,6 +373,24 @@ static void test_relay_ack(void **state)
     assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM receipt_delivery WHERE "
                                          "sender_id = 2 AND acked_at IS NULL"),
                      1);
+    /* two senders' RACKs in one call: each counted for its own sender */
+    const int64_t both_sids[] = {2, 1, 2};
+    const char *both[] = {"018f0000-0000-7000-8000-0000000000b1",
+                          "018f0000-0000-7000-8000-0000000000a1",
+                          "018f0000-0000-7000-8000-0000000000a2"};
+    pf_relay_acked_t *acked = NULL;
+    size_t nacked = 0;
+    assert_int_equal(pf_store_relay_ack(f->st, both_sids, both, 3, &acked, &nacked, &err), 2);
+    assert_int_equal(nacked, 2);
+    for (size_t i = 0; i < nacked; i++) {
+        assert_true(acked[i].sender_id == 1 || acked[i].sender_id == 2);
+        assert_int_equal(acked[i].count, 1);
+    }
+    assert_true(acked[0].sender_id != acked[1].sender_id);
+    free(acked);
+    assert_int_equal(pf_env_sql_int(env, "SELECT count(*) FROM receipt_delivery WHERE "
+                                         "acked_at IS NULL"),
+                     0);
     pf_store_destroy(&f->st);
 }
 
