@@ -1,12 +1,12 @@
 /* End-to-end tests of the receipt relay's flow control: the real
  * postfach-broker against a real PostgreSQL, with raw ZeroMQ DEALER
  * sockets under CURVE as the procedures, so the test decides exactly when
- * they read and what they say (never a RACK).
+ * they read and what they say (a RACK only in the last test).
  *
  * Receipts are made due by inserting receipt rows as the superuser (the
  * statement trigger of sql/0012 adds their receipt_delivery rows); the
  * broker relays tokens without verifying them, so they are filler of the
- * size a test needs.  Both tests set receipt_retry_seconds to a day, so a
+ * size a test needs.  Every test sets receipt_retry_seconds to a day, so a
  * receipt the broker sent is not due again while the test runs and every
  * count below is exact.
  *
@@ -21,7 +21,10 @@
  *   left asks for the next pass soon, not after relay_poll_ms: a backlog
  *   of more than one pass arrives in full with relay_poll_ms at its
  *   maximum and no NOTIFY (before 1ff1f27 only what the first pass took,
- *   the rest a minute later). */
+ *   the rest a minute later);
+ * - a HELLO makes at most receipt_window of the receipts sent before due
+ *   again, and each receipt acknowledged one more (before 5f98592 every
+ *   HELLO made the whole outbox due). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
