@@ -15,6 +15,8 @@
 # PG_SHARED_BUFFERS (e.g. 2GB) starts the server with that buffer pool
 # instead of the 256MB of its configuration (make bench's
 # BENCH_SHARED_BUFFERS); a running server with another size is restarted.
+# Such settings of a start go into DIR/data/pf-start.conf, which the
+# configuration includes last.
 # PG_HUGE_PAGES=on maps the server's shared memory with 2 MB pages
 # (huge_pages = on).  As root, start reserves the pages the server needs
 # (vm.nr_hugepages, from PostgreSQL's own shared_memory_size_in_huge_pages)
@@ -154,22 +156,29 @@ CONF
         as_pg "$PGBIN/pg_ctl" -D "$DIR/data" -m fast -w stop >/dev/null
         huge_release
     fi
+    # this start's settings go into a file the configuration includes, not
+    # onto the command line: a reload (make bench's A/B scripts set server
+    # parameters that way) then reads the values the server runs with, and
+    # does not log that shared_buffers cannot change without a restart
+    grep -qx "include_if_exists = 'pf-start.conf'" "$DIR/data/postgresql.conf" ||
+        echo "include_if_exists = 'pf-start.conf'" >>"$DIR/data/postgresql.conf"
     settings=
-    [ -n "${PG_SHARED_BUFFERS:-}" ] && settings="-c shared_buffers=$PG_SHARED_BUFFERS"
+    [ -n "${PG_SHARED_BUFFERS:-}" ] && settings="shared_buffers = '$PG_SHARED_BUFFERS'"$'\n'
     if [ "$want_huge" = on ]; then
         if [ "$(huge_reserve)" = on ]; then
-            settings="$settings -c huge_pages=on"
+            settings="${settings}huge_pages = on"$'\n'
         else
             echo "pg.sh: no huge pages to be had (vm.nr_hugepages); ordinary pages" >&2
-            settings="$settings -c huge_pages=off"
+            settings="${settings}huge_pages = off"$'\n'
         fi
     fi
+    printf '# written by scripts/pg.sh start: the settings of this start\n%s' "$settings" \
+        >"$DIR/data/pf-start.conf"
+    [ "$(id -u)" -eq 0 ] && chown postgres: "$DIR/data/pf-start.conf"
     # what was asked for, not what the server got: a server left on
     # ordinary pages for want of huge ones is not restarted every time
     echo "$want_huge" >"$DIR/huge_mode"
-    opts=()
-    [ -n "$settings" ] && opts=(-o "$settings")
-    as_pg "$PGBIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 "${opts[@]}" start >/dev/null
+    as_pg "$PGBIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 start >/dev/null
     ;;
 stop)
     [ -f "$DIR/data/PG_VERSION" ] || exit 0
