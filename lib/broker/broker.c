@@ -697,8 +697,16 @@ static bool s_dispatch(pf_broker_t *b, zmq_msg_t *frames, size_t n, size_t dropp
     case PF_WIRE_HELLO:
         pf_debug("event=hello sender_id=%lld", (long long)sender_id);
         s_rack_flush(b); /* what was acknowledged is not replayed */
-        if (b->db_ok)
-            s_replay(b, s_rack_entry(b, sender_id), b->cfg.receipt_window);
+        if (b->db_ok) {
+            struct pf_rack_pending *r = s_rack_entry(b, sender_id);
+            s_replay(b, r, b->cfg.receipt_window);
+            /* for the operator: a procedure with more receipts sent and
+             * not acknowledged than one window (postfach-ctl sender
+             * receipts tells how many); once per HELLO, not per credit */
+            if (r->replaying)
+                pf_info("event=replay_window_full sender_id=%lld receipts=%d", (long long)sender_id,
+                        b->cfg.receipt_window);
+        }
         b->relay_due = true;
         break;
     case PF_WIRE_RACK:

@@ -484,6 +484,8 @@ static void test_hello_replays_a_window(void **state)
     s_take(f, got, &n, S_SENT, WINDOW, 500);
     s_raw_cmd(f->raw, "HELLO");
     s_take(f, got, &n, S_SENT, WINDOW, 500);
+    /* each HELLO cut at the window told the operator so */
+    assert_int_equal(s_log_count(env, "event=replay_window_full "), 2);
     /* acknowledging 2 x WINDOW is credit for at most WINDOW more */
     s_rack(f, got, 0, n);
     s_take(f, got, &n, S_SENT, WINDOW, 300);
