@@ -549,8 +549,9 @@ static int64_t s_one_sender(pf_env_t *env, int n)
 }
 
 /* Makes the receipt due, claims it, and returns how many seconds ahead
- * the claim put its next attempt (whole seconds: the test's statement
- * runs a moment after the claim's). */
+ * the claim put its next attempt: whole seconds, rounded up, since the
+ * test's statement runs a moment after the claim's (exact for any moment
+ * under a second). */
 static long long s_claim_wait(fixture_t *f, int64_t sid, int retry, int retry_max)
 {
     s_sql_ok(f->env, "UPDATE receipt_delivery SET next_attempt_at = now() - interval '1 second'");
@@ -563,7 +564,7 @@ static long long s_claim_wait(fixture_t *f, int64_t sid, int retry, int retry_ma
         fail_msg("claim: %s", err);
     pf_relay_receipts_free(&rows, n);
     assert_int_equal(n, 1);
-    return pf_env_sql_int(f->env, "SELECT round(extract(epoch FROM next_attempt_at - now())) "
+    return pf_env_sql_int(f->env, "SELECT ceil(extract(epoch FROM next_attempt_at - now())) "
                                   "FROM receipt_delivery");
 }
 
