@@ -71,10 +71,7 @@ int pf_store_relay_claim(pf_store_t *st, const int64_t *sender_ids, size_t nsend
         return 0;
     pf_buf_t ids;
     pf_buf_init(&ids);
-    pf_buf_puts(&ids, "{");
-    for (size_t i = 0; i < nsenders; i++)
-        pf_buf_printf(&ids, "%s%lld", i ? "," : "", (long long)sender_ids[i]);
-    pf_buf_puts(&ids, "}");
+    pf_store_int_array_literal(&ids, sender_ids, nsenders);
     char lim[16], retry[16], total[16], turn[32], retry_max[16];
     snprintf(lim, sizeof(lim), "%d", limit);
     snprintf(retry, sizeof(retry), "%d", retry_seconds);
@@ -208,10 +205,7 @@ int pf_store_relay_ack(pf_store_t *st, const int64_t *sender_ids, const char *co
     pf_buf_t ids, arr;
     pf_buf_init(&ids);
     pf_buf_init(&arr);
-    pf_buf_puts(&ids, "{");
-    for (size_t i = 0; i < n; i++)
-        pf_buf_printf(&ids, "%s%lld", i ? "," : "", (long long)sender_ids[i]);
-    pf_buf_puts(&ids, "}");
+    pf_store_int_array_literal(&ids, sender_ids, n);
     pf_store_array_literal(&arr, jtis, n);
     const char *p[2] = {ids.data, arr.data};
     PGresult *res = NULL;

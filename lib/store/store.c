@@ -446,3 +446,11 @@ void pf_store_array_literal(pf_buf_t *b, const char *const *items, size_t n)
         pf_store_array_elem(b, items[i], i == 0);
     pf_buf_puts(b, "}");
 }
+
+void pf_store_int_array_literal(pf_buf_t *b, const int64_t *items, size_t n)
+{
+    pf_buf_puts(b, "{");
+    for (size_t i = 0; i < n; i++)
+        pf_buf_printf(b, "%s%lld", i ? "," : "", (long long)items[i]);
+    pf_buf_puts(b, "}");
+}

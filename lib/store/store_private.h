@@ -49,6 +49,8 @@ void pf_store_array_elem(pf_buf_t *b, const char *s, bool first);
 /* Appends the array literal "{...}" of the n strings, each quoted as
  * pf_store_array_elem does. */
 void pf_store_array_literal(pf_buf_t *b, const char *const *items, size_t n);
+/* Appends the array literal of n integers (a bigint[] parameter). */
+void pf_store_int_array_literal(pf_buf_t *b, const int64_t *items, size_t n);
 /* SQLSTATE of a failed result, or "" */
 const char *pf_store_sqlstate(const PGresult *res);
 

@@ -631,14 +631,8 @@ int pf_store_submissions_get(pf_store_t *st, const int64_t *sender_ids,
     pf_buf_t sids, rids;
     pf_buf_init(&sids);
     pf_buf_init(&rids);
-    pf_buf_puts(&sids, "{");
-    pf_buf_puts(&rids, "{");
-    for (size_t i = 0; i < n; i++) {
-        pf_buf_printf(&sids, "%s%lld", i ? "," : "", (long long)sender_ids[i]);
-        pf_store_array_elem(&rids, request_ids[i], i == 0);
-    }
-    pf_buf_puts(&sids, "}");
-    pf_buf_puts(&rids, "}");
+    pf_store_int_array_literal(&sids, sender_ids, n);
+    pf_store_array_literal(&rids, request_ids, n);
     const char *p[2] = {sids.data, rids.data};
     PGresult *res = pf_store_query(
         st, "cannot look up submissions",
@@ -672,10 +666,7 @@ int pf_store_sender_allowlists(pf_store_t *st, const int64_t *sender_ids, size_t
         return 0;
     pf_buf_t sids;
     pf_buf_init(&sids);
-    pf_buf_puts(&sids, "{");
-    for (size_t i = 0; i < n; i++)
-        pf_buf_printf(&sids, "%s%lld", i ? "," : "", (long long)sender_ids[i]);
-    pf_buf_puts(&sids, "}");
+    pf_store_int_array_literal(&sids, sender_ids, n);
     const char *p[1] = {sids.data};
     PGresult *res = pf_store_query(st, "cannot look up recipient allowlists",
                                    "SELECT sender_id::text, pattern FROM sender_recipient_allow "
